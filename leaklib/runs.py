@@ -1,0 +1,215 @@
+"""The run record: one document per run in the metadata store, and its status transitions.
+
+Document (collection ``runs``, id = run id)::
+
+    run_id, status (running | succeeded | failed), created_at, updated_at, finished_at,
+    origin, params, param_files, git {commit, dirty}, lock_hash, environment {python, platform},
+    seeds {seed}, steps {extract|train|evaluate: {status, started_at, finished_at,
+    duration_s, error, notebook, report}}, snapshot {uri, sha256, rows, columns, size_bytes},
+    validation {...}, metrics {...}, model {...}, mlflow {...}, promotion {...}, error
+
+Every change goes through :meth:`MetadataStore.transact`, so two processes never overwrite
+each other's record and a finished run cannot be reopened.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from datetime import UTC, datetime
+from typing import Any
+
+from leaklib.lineage import environment_info, git_info, lock_hash
+from leaklib.metadata import RUNS, ConflictError, MetadataError, MetadataStore
+
+log = logging.getLogger(__name__)
+
+STEPS = ("extract", "train", "evaluate")
+NOTEBOOKS = {"extract": "01_extract", "train": "02_train", "evaluate": "03_evaluate"}
+
+
+def now() -> str:
+    """Return the current UTC time as an ISO-8601 string."""
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def new_run_id() -> str:
+    """Return a sortable, unique run id such as ``20261128-211530-3fa2``."""
+    return datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
+
+
+def start_run(
+    store: MetadataStore,
+    *,
+    run_id: str,
+    params: dict[str, Any],
+    param_files: list[str],
+    origin: str,
+) -> dict[str, Any]:
+    """Create the run document with its lineage; ConflictError if the id is taken."""
+    stamp = now()
+    record = {
+        "run_id": run_id,
+        "status": "running",
+        "created_at": stamp,
+        "updated_at": stamp,
+        "finished_at": None,
+        "origin": origin,
+        "params": params,
+        "param_files": param_files,
+        "git": git_info(),
+        "lock_hash": lock_hash(),
+        "environment": environment_info(),
+        "seeds": {"seed": params.get("seed")},
+        "steps": {},
+        "snapshot": None,
+        "metrics": {},
+        "model": None,
+        "mlflow": None,
+        "promotion": None,
+        "error": None,
+    }
+    store.create(RUNS, run_id, record)
+    log.info("run %s recorded in %s", run_id, store.uri)
+    return record
+
+
+def get_run(store: MetadataStore, run_id: str) -> dict[str, Any]:
+    """Return a run document; MetadataError naming the run id when it does not exist."""
+    record = store.get(RUNS, run_id)
+    if record is None:
+        raise MetadataError(f"run {run_id!r} not found in {store.uri}")
+    return record
+
+
+def list_runs(store: MetadataStore) -> list[dict[str, Any]]:
+    """Return every run, newest first."""
+    return sorted(store.list(RUNS), key=lambda r: r.get("created_at") or "", reverse=True)
+
+
+def latest_run(store: MetadataStore, *, with_step: str | None = None) -> dict[str, Any]:
+    """Return the newest run, or the newest whose ``with_step`` succeeded."""
+    for record in list_runs(store):
+        if with_step is None or record.get("steps", {}).get(with_step, {}).get("status") == "succeeded":
+            return record
+    wanted = f" with a succeeded {with_step!r} step" if with_step else ""
+    raise MetadataError(f"no run{wanted} in {store.uri}: run the earlier notebook first")
+
+
+def start_step(store: MetadataStore, run_id: str, step: str) -> dict[str, Any]:
+    """Mark a step running; refuse if the run is finished or the previous step did not succeed."""
+    if step not in STEPS:
+        raise MetadataError(f"unknown step {step!r}; steps are {', '.join(STEPS)}")
+    previous = STEPS[STEPS.index(step) - 1] if step != STEPS[0] else None
+
+    def change(current: dict[str, Any] | None) -> dict[str, Any]:
+        if current is None:
+            raise MetadataError(f"run {run_id!r} not found")
+        if current["status"] != "running":
+            raise ConflictError(f"run {run_id!r} is {current['status']}; start a new run")
+        if previous and current["steps"].get(previous, {}).get("status") != "succeeded":
+            raise ConflictError(f"run {run_id!r}: step {previous!r} has not succeeded")
+        stamp = now()
+        steps = dict(current["steps"])
+        steps[step] = {
+            "status": "running",
+            "started_at": stamp,
+            "finished_at": None,
+            "duration_s": None,
+            "error": None,
+            "notebook": NOTEBOOKS[step],
+        }
+        return {**current, "steps": steps, "updated_at": stamp}
+
+    return store.transact(RUNS, run_id, change)
+
+
+def update_run(store: MetadataStore, run_id: str, **fields: Any) -> dict[str, Any]:
+    """Set top-level fields of a running run (snapshot, metrics, model, ...); dicts are merged."""
+
+    def change(current: dict[str, Any] | None) -> dict[str, Any]:
+        if current is None:
+            raise MetadataError(f"run {run_id!r} not found")
+        if current["status"] != "running":
+            raise ConflictError(f"run {run_id!r} is {current['status']} and can no longer change")
+        new = dict(current)
+        for key, value in fields.items():
+            if isinstance(value, dict) and isinstance(new.get(key), dict):
+                new[key] = {**new[key], **value}
+            else:
+                new[key] = value
+        new["updated_at"] = now()
+        return new
+
+    return store.transact(RUNS, run_id, change)
+
+
+def _elapsed(started: str | None, finished: str) -> float | None:
+    if not started:
+        return None
+    delta = datetime.fromisoformat(finished) - datetime.fromisoformat(started)
+    return round(delta.total_seconds(), 1)
+
+
+def finish_step(
+    store: MetadataStore,
+    run_id: str,
+    step: str,
+    *,
+    error: str | None = None,
+    duration_s: float | None = None,
+) -> dict[str, Any]:
+    """Mark a step succeeded (or failed with ``error``); the last success finishes the run."""
+
+    def change(current: dict[str, Any] | None) -> dict[str, Any]:
+        if current is None:
+            raise MetadataError(f"run {run_id!r} not found")
+        if current["status"] != "running":
+            raise ConflictError(f"run {run_id!r} is {current['status']} already")
+        stamp = now()
+        steps = dict(current["steps"])
+        entry = dict(steps.get(step) or {"started_at": None, "notebook": NOTEBOOKS.get(step)})
+        entry.update(
+            status="failed" if error else "succeeded",
+            finished_at=stamp,
+            duration_s=duration_s if duration_s is not None else _elapsed(entry.get("started_at"), stamp),
+            error=error,
+        )
+        steps[step] = entry
+        new = {**current, "steps": steps, "updated_at": stamp}
+        if error:
+            new.update(status="failed", error=f"{step}: {error}", finished_at=stamp)
+        elif step == STEPS[-1]:
+            new.update(status="succeeded", finished_at=stamp)
+        return new
+
+    return store.transact(RUNS, run_id, change)
+
+
+def fail_run(store: MetadataStore, run_id: str, *, error: str) -> dict[str, Any]:
+    """Mark a run failed (for errors outside a step); a finished run is left as it is."""
+
+    def change(current: dict[str, Any] | None) -> dict[str, Any]:
+        if current is None:
+            raise MetadataError(f"run {run_id!r} not found")
+        if current["status"] != "running":
+            return current
+        stamp = now()
+        steps = {
+            name: ({**s, "status": "failed", "finished_at": stamp} if s.get("status") == "running" else s)
+            for name, s in current["steps"].items()
+        }
+        return {**current, "steps": steps, "status": "failed", "error": error, "finished_at": stamp, "updated_at": stamp}
+
+    return store.transact(RUNS, run_id, change)
+
+
+def set_reports(store: MetadataStore, run_id: str, reports: dict[str, str]) -> dict[str, Any]:
+    """Record where the rendered reports of a run are (allowed after the run has finished)."""
+
+    def change(current: dict[str, Any] | None) -> dict[str, Any]:
+        if current is None:
+            raise MetadataError(f"run {run_id!r} not found")
+        return {**current, "reports": {**(current.get("reports") or {}), **reports}}
+
+    return store.transact(RUNS, run_id, change)
