@@ -221,12 +221,21 @@ def parse_override(key: str, text: str) -> tuple[str, Any]:
 
 
 def merge(layers: list[dict[str, Any]], overrides: list[tuple[str, Any]]) -> dict[str, Any]:
-    """Merge parameter layers: later keys replace earlier ones whole; dotted overrides nest."""
+    """Merge parameter layers: later keys replace earlier ones whole; dotted overrides nest.
+
+    Overriding ``model.name`` with another estimator clears ``model.params`` (they belong to
+    the previous estimator); give ``-p model.params.X`` after it to tune the new one.
+    """
     merged: dict[str, Any] = {}
     for layer in layers:
         merged.update(layer)
     for key, value in overrides:
         parts = key.split(".")
+        current_model = merged.get("model") if isinstance(merged.get("model"), dict) else {}
+        if key == "model.name" and value != current_model.get("name"):
+            # hyper-parameters belong to one estimator: a new estimator starts from its own defaults
+            merged["model"] = {"name": value, "params": {}}
+            continue
         if len(parts) == 1:
             merged[key] = value
             continue
@@ -293,7 +302,7 @@ def describe() -> list[dict[str, str]]:
             {
                 "name": name,
                 "type": type_name,
-                "default": yaml.safe_dump(values.get(name), default_flow_style=True, width=10_000)
+                "default": yaml.safe_dump(values.get(name), default_flow_style=True, width=10_000, sort_keys=False)
                 .strip()
                 .removesuffix("\n..."),
                 "description": info.description or "",

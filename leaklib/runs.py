@@ -82,6 +82,11 @@ def get_run(store: MetadataStore, run_id: str) -> dict[str, Any]:
     return record
 
 
+def get_run_or_none(store: MetadataStore, run_id: str) -> dict[str, Any] | None:
+    """Return a run document, or None when it does not exist."""
+    return store.get(RUNS, run_id)
+
+
 def list_runs(store: MetadataStore) -> list[dict[str, Any]]:
     """Return every run, newest first."""
     return sorted(store.list(RUNS), key=lambda r: r.get("created_at") or "", reverse=True)

@@ -1,0 +1,55 @@
+# Two commands a new user needs: `make run` (the pipeline on the embedded default) and
+# `make test`. Both set up .venv from the lock on first use and are quick afterwards.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+LOCK   := requirements/dev.lock
+ARGS   ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help install run test lab lint format lock clean-reports
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+	  { echo "Python 3.11 or newer is needed (found $$($(PYTHON) --version))"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+
+# Reinstall only when the lock or the package metadata changes.
+$(STAMP): $(BIN)/python $(LOCK) requirements/main.lock pyproject.toml
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade "pip>=24"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(BIN)/python -m leaklib.kernel >/dev/null
+	@touch $@
+
+install: $(STAMP) ## create .venv from the lock and register the Jupyter kernel
+
+run: $(STAMP) ## run extract -> train -> evaluate on the embedded default (ARGS="-f x.yaml -p k v")
+	$(BIN)/leak run $(ARGS)
+
+test: $(STAMP) ## run the test suite (unit, notebooks, services)
+	$(BIN)/python -m pytest $(ARGS)
+
+lab: $(STAMP) ## open JupyterLab on the repo with the leaklib kernel
+	$(BIN)/jupyter lab --notebook-dir=. notebooks/
+
+lint: $(STAMP) ## ruff lint and format check, GitLab CI schema check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/check-jsonschema --builtin-schema vendor.gitlab-ci --data-transform gitlab-ci .gitlab-ci.yml
+
+format: $(STAMP) ## apply ruff formatting
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+lock: $(STAMP) ## re-resolve requirements/*.lock from requirements/*.in
+	$(BIN)/python -m pip install --quiet uv
+	$(BIN)/uv pip compile --python-version 3.11 --no-header requirements/main.in -o requirements/main.lock
+	$(BIN)/uv pip compile --python-version 3.11 --no-header requirements/dev.in -o requirements/dev.lock
+
+clean-reports: ## delete rendered reports and local stores (snapshots, run records, MLflow)
+	rm -rf reports/2* reports/index.html stores mlflow.db mlartifacts

@@ -1,0 +1,174 @@
+"""Build, split and cross-validate the scikit-learn pipeline the parameters describe."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import ClassifierMixin
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import average_precision_score, roc_auc_score
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+from leaklib.evaluation import recall_at_fpr
+from leaklib.params import FeatureSpec, ModelSpec
+
+log = logging.getLogger(__name__)
+
+ESTIMATORS: dict[str, type[ClassifierMixin]] = {
+    "hist_gradient_boosting": HistGradientBoostingClassifier,
+    "random_forest": RandomForestClassifier,
+    "logistic_regression": LogisticRegression,
+}
+_DEFAULTS: dict[str, dict[str, Any]] = {
+    "random_forest": {"n_estimators": 200, "min_samples_leaf": 5, "n_jobs": 1},
+    "logistic_regression": {"max_iter": 2000},
+}
+
+
+class ModelError(ValueError):
+    """The model parameters cannot build an estimator."""
+
+
+def make_estimator(model: ModelSpec, *, seed: int) -> ClassifierMixin:
+    """Return the estimator ``model.name`` with ``model.params`` and the run's seed."""
+    cls = ESTIMATORS[model.name]
+    estimator = cls(**_DEFAULTS.get(model.name, {}))
+    known = estimator.get_params()
+    unknown = sorted(set(model.params) - set(known))
+    if unknown:
+        raise ModelError(
+            f"model.params: {unknown[0]!r} is not a parameter of {model.name} "
+            f"({cls.__name__}); valid: {', '.join(sorted(known))}"
+        )
+    try:
+        estimator.set_params(**model.params)
+    except (TypeError, ValueError) as exc:
+        raise ModelError(f"model.params for {model.name}: {exc}") from exc
+    if "random_state" in known:
+        estimator.set_params(random_state=seed)
+    return estimator
+
+
+def build_pipeline(
+    features: dict[str, FeatureSpec], *, model: ModelSpec, seed: int
+) -> Pipeline:
+    """Return preprocessing (by declared type) followed by the chosen estimator."""
+    numeric = [n for n, s in features.items() if s.type in ("numeric", "boolean")]
+    categorical = [n for n, s in features.items() if s.type == "categorical"]
+    if model.name == "hist_gradient_boosting":
+        numeric_steps = "passthrough"  # handles missing values natively
+    elif model.name == "logistic_regression":
+        numeric_steps = make_pipeline(SimpleImputer(strategy="median", keep_empty_features=True), StandardScaler())
+    else:
+        numeric_steps = SimpleImputer(strategy="median", keep_empty_features=True)
+    transformers: list[tuple[str, Any, list[str]]] = []
+    if numeric:
+        transformers.append(("numeric", numeric_steps, numeric))
+    if categorical:
+        transformers.append(
+            (
+                "categorical",
+                make_pipeline(
+                    SimpleImputer(strategy="constant", fill_value="(missing)"),
+                    OneHotEncoder(handle_unknown="ignore", sparse_output=False, min_frequency=5),
+                ),
+                categorical,
+            )
+        )
+    pre = ColumnTransformer(transformers, remainder="drop", verbose_feature_names_out=False)
+    return Pipeline([("preprocess", pre), ("model", make_estimator(model, seed=seed))])
+
+
+def split_holdout(
+    frame: pd.DataFrame, *, target: str, group: str | None, test_size: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Split rows into train and holdout positions, keeping groups whole and classes in both.
+
+    Groups (or rows) are stratified by whether they contain a positive, shuffled with the
+    seed, and ``test_size`` of each stratum goes to the holdout.
+    """
+    rng = np.random.default_rng(seed)
+    units = frame[group] if group else pd.Series(np.arange(len(frame)), index=frame.index)
+    has_positive = frame[target].groupby(units.to_numpy()).max()
+    holdout_units: list[Any] = []
+    for cls in (0, 1):
+        members = np.sort(has_positive.index[has_positive.to_numpy() == cls].to_numpy())
+        if len(members) == 0:
+            continue
+        take = max(1, round(test_size * len(members)))
+        if take >= len(members):
+            raise ModelError(f"test_size {test_size} leaves no training {('groups' if group else 'rows')} with class {cls}")
+        holdout_units.extend(rng.permutation(members)[:take].tolist())
+    in_holdout = units.isin(holdout_units).to_numpy()
+    return np.flatnonzero(~in_holdout), np.flatnonzero(in_holdout)
+
+
+def feature_frame(frame: pd.DataFrame, features: dict[str, FeatureSpec]) -> pd.DataFrame:
+    """Return the declared feature columns, in declared order."""
+    return frame[list(features)]
+
+
+def cross_validate(
+    pipeline: Pipeline,
+    frame: pd.DataFrame,
+    *,
+    features: dict[str, FeatureSpec],
+    target: str,
+    group: str | None,
+    folds: int,
+    seed: int,
+) -> pd.DataFrame:
+    """Score the pipeline by (grouped, stratified) k-fold; one row of metrics per fold."""
+    from sklearn.base import clone
+
+    X = feature_frame(frame, features)
+    y = frame[target].to_numpy()
+    if group:
+        splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+        splits = splitter.split(X, y, groups=frame[group].to_numpy())
+    else:
+        splits = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(X, y)
+    rows = []
+    for fold, (train, test) in enumerate(splits, start=1):
+        fitted = clone(pipeline).fit(X.iloc[train], y[train])
+        proba = fitted.predict_proba(X.iloc[test])[:, 1]
+        rows.append(
+            {
+                "fold": fold,
+                "rows": len(test),
+                "roc_auc": roc_auc_score(y[test], proba),
+                "pr_auc": average_precision_score(y[test], proba),
+                "recall_at_1pct_fpr": recall_at_fpr(y[test], proba, fpr=0.01),
+            }
+        )
+        log.info("fold %d: ROC-AUC %.3f", fold, rows[-1]["roc_auc"])
+    return pd.DataFrame(rows).set_index("fold")
+
+
+def summarise_cv(scores: pd.DataFrame) -> dict[str, float]:
+    """Return mean and standard deviation of each fold metric, keyed ``cv_<metric>[_std]``."""
+    summary: dict[str, float] = {}
+    for metric in ("roc_auc", "pr_auc", "recall_at_1pct_fpr"):
+        summary[f"cv_{metric}"] = round(float(scores[metric].mean()), 6)
+        summary[f"cv_{metric}_std"] = round(float(scores[metric].std(ddof=1)), 6)
+    return summary
+
+
+def split_summary(train: pd.DataFrame, holdout: pd.DataFrame, *, target: str, group: str | None) -> pd.DataFrame:
+    """Return rows, groups and leak share of the training part and the holdout."""
+    rows = {}
+    for name, part in (("train", train), ("holdout", holdout)):
+        rows[name] = {
+            "rows": len(part),
+            "groups": part[group].nunique() if group else None,
+            "leak share": round(float(part[target].mean()), 4),
+        }
+    return pd.DataFrame(rows).T

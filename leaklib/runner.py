@@ -1,0 +1,170 @@
+"""``leak run``: the three notebooks through papermill, rendered reports, and the run index."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from leaklib import runs
+from leaklib.metadata import open_metadata_store
+from leaklib.params import Params, load
+from leaklib.paths import project_root
+
+log = logging.getLogger(__name__)
+
+from leaklib.kernel import KERNEL
+
+
+class RunnerError(RuntimeError):
+    """The pipeline could not be started (not a failed step: those are recorded)."""
+
+
+@dataclass
+class RunResult:
+    """How a run ended and where its reports are."""
+
+    run_id: str
+    status: str
+    reports: dict[str, Path]
+    index: Path | None
+    error: str | None
+
+
+def notebook_path(step: str) -> Path:
+    """Return the source notebook of a step."""
+    return project_root() / "notebooks" / f"{runs.NOTEBOOKS[step]}.ipynb"
+
+
+def declared_parameters(notebook: Path) -> list[str]:
+    """Return the names a notebook's ``parameters`` cell declares."""
+    import papermill
+
+    return list(papermill.inspect_notebook(str(notebook)))
+
+
+def _kernel_ready() -> None:
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    try:
+        KernelSpecManager().get_kernel_spec(KERNEL)
+    except NoSuchKernel:
+        raise RunnerError(
+            f"Jupyter kernel {KERNEL!r} is not registered: run `make install` "
+            f"(python -m leaklib.kernel)"
+        ) from None
+
+
+def _error_text(exc: BaseException) -> str:
+    ename = getattr(exc, "ename", type(exc).__name__)
+    evalue = getattr(exc, "evalue", str(exc))
+    return f"{ename}: {evalue}".strip()
+
+
+def execute_step(step: str, *, params: Params, out_dir: Path) -> tuple[Path, str | None]:
+    """Run one notebook with the parameters it declares; return (executed notebook, error)."""
+    import papermill
+
+    source = notebook_path(step)
+    output = out_dir / source.name
+    plain = params.to_plain()
+    values = {name: plain[name] for name in declared_parameters(source)}
+    try:
+        papermill.execute_notebook(
+            str(source), str(output), parameters=values, kernel_name=KERNEL,
+            cwd=str(project_root()), progress_bar=False, log_output=False,
+            request_save_on_cell_execute=False,
+        )
+    except papermill.PapermillExecutionError as exc:
+        return output, _error_text(exc)
+    except Exception as exc:  # a kernel death or timeout is a failed step, not a crash
+        log.exception("step %s could not run", step)
+        return output, _error_text(exc)
+    return output, None
+
+
+def run_pipeline(
+    *,
+    files: list[str] | None = None,
+    overrides: list[tuple[str, str]] | None = None,
+    show_code: bool = False,
+    progress: Callable[[str], None] = lambda line: None,
+) -> RunResult:
+    """Validate the parameters, then run extract, train and evaluate and render each report.
+
+    Parameter errors raise before anything is written. A failing step stops the run, is
+    recorded as failed with its error, and its executed notebook is rendered all the same.
+    """
+    params = load(files, overrides)
+    _kernel_ready()
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    run_id = params.run_id or runs.new_run_id()
+    params = params.model_copy(update={"run_id": run_id})
+    store = open_metadata_store(params.metadata_store)
+    store.check()
+    runs.start_run(
+        store, run_id=run_id, params=params.to_plain(),
+        param_files=[str(f) for f in files or []], origin="leak run",
+    )
+    reports_root = project_root() / "reports"
+    out_dir = reports_root / run_id
+    out_dir.mkdir(parents=True, exist_ok=True)
+    progress(f"run {run_id}: {params.source}")
+
+    executed: dict[str, Path] = {}
+    error: str | None = None
+    for number, step in enumerate(runs.STEPS, start=1):
+        started = time.monotonic()
+        output, error = execute_step(step, params=params, out_dir=out_dir)
+        elapsed = time.monotonic() - started
+        if output.exists():
+            executed[step] = output
+        if error:
+            record = runs.get_run(store, run_id)
+            if record["status"] == "running":
+                if record["steps"].get(step, {}).get("status") == "running":
+                    runs.finish_step(store, run_id, step, error=error, duration_s=round(elapsed, 1))
+                else:
+                    runs.fail_run(store, run_id, error=f"{step}: {error}")
+            progress(f"[{number}/{len(runs.STEPS)}] {step:<9} FAILED after {elapsed:.1f} s: {error}")
+            break
+        progress(f"[{number}/{len(runs.STEPS)}] {step:<9} ok in {elapsed:.1f} s")
+
+    record = runs.get_run(store, run_id)
+    if record["status"] == "running":  # every notebook ran but one did not close its step
+        record = runs.fail_run(store, run_id, error="a step did not record its end")
+    reports, index = _render(store, record, executed, reports_root=reports_root, show_code=show_code)
+    record = runs.get_run(store, run_id)
+    final = reports.get("evaluate") or next(reversed(reports.values()), None)
+    progress(f"{record['status']}: report {final.relative_to(project_root()) if final else '(none)'}")
+    return RunResult(run_id=run_id, status=record["status"], reports=reports, index=index, error=record.get("error"))
+
+
+def _render(
+    store: Any, record: dict[str, Any], executed: dict[str, Path], *, reports_root: Path, show_code: bool
+) -> tuple[dict[str, Path], Path | None]:
+    from leaklib import reports as reporting
+
+    run_id = record["run_id"]
+    rendered: dict[str, Path] = {}
+    for step, notebook in executed.items():
+        try:
+            rendered[step] = reporting.render_report(notebook, run=record, step=step, show_code=show_code)
+        except Exception:  # a report that cannot render must not hide the run's own outcome
+            log.exception("report of step %s could not be rendered", step)
+    root = project_root()
+    runs.set_reports(store, run_id, {s: str(p.relative_to(root)) for s, p in rendered.items()})
+    index = reporting.write_index(runs.list_runs(store), out_dir=reports_root, reports_root=reports_root)
+    mlflow_info = record.get("mlflow") or {}
+    if mlflow_info.get("run_id") and rendered:
+        from leaklib import tracking
+
+        try:
+            tracking.log_reports(mlflow_info["run_id"], list(rendered.values()), index_url=str(index))
+        except Exception:  # the run is recorded; a tracking server hiccup must not fail it
+            log.exception("reports could not be attached to MLflow run %s", mlflow_info["run_id"])
+    return rendered, index

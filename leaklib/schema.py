@@ -1,0 +1,244 @@
+"""Validate an input table against the declared feature schema, before anything is written.
+
+Replaces a hand-written datamodel: the schema is the ``features`` mapping of the parameters,
+so adapting the pipeline to another table means editing YAML only.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from leaklib.params import FeatureSpec, Params
+from leaklib.sources import wanted_columns
+
+log = logging.getLogger(__name__)
+
+_TRUE = {True, 1, 1.0, "true", "True", "TRUE", "1", "yes"}
+_FALSE = {False, 0, 0.0, "false", "False", "FALSE", "0", "no"}
+
+
+class SchemaError(ValueError):
+    """The table does not fit the declared schema; the message lists every problem by column."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("the input table does not fit the declared schema:\n  - " + "\n  - ".join(problems))
+
+
+@dataclass
+class ValidationReport:
+    """What validation found: sizes, class balance, missing values, ignored columns."""
+
+    rows: int
+    groups: int | None
+    positives: int
+    positive_rate: float
+    missing: dict[str, int] = field(default_factory=dict)
+    ignored_columns: list[str] = field(default_factory=list)
+
+    def summary(self) -> pd.Series:
+        """Return the headline figures as a one-column table for the notebook."""
+        return pd.Series(
+            {
+                "rows": f"{self.rows:,}",
+                "groups": "-" if self.groups is None else f"{self.groups:,}",
+                "leak rows": f"{self.positives:,} ({self.positive_rate:.1%})",
+                "columns with missing values": len(self.missing),
+                "undeclared columns ignored": ", ".join(self.ignored_columns) or "none",
+            },
+            name="value",
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the report as plain values for the run record."""
+        return {
+            "rows": self.rows,
+            "groups": self.groups,
+            "positives": self.positives,
+            "positive_rate": round(self.positive_rate, 6),
+            "missing": self.missing,
+            "ignored_columns": self.ignored_columns,
+        }
+
+
+def _examples(values: pd.Series, limit: int = 3) -> str:
+    shown = ", ".join(repr(v) for v in values.drop_duplicates().head(limit).tolist())
+    return f"{shown}{', ...' if values.nunique() > limit else ''}"
+
+
+def _coerce_target(series: pd.Series, name: str, problems: list[str]) -> pd.Series | None:
+    if series.isna().any():
+        problems.append(f"column {name!r} (target): {int(series.isna().sum())} missing value(s); the target must be 0/1 on every row")
+        return None
+    if pd.api.types.is_float_dtype(series) and np.isinf(series.to_numpy()).any():
+        problems.append(f"column {name!r} (target): infinite values; the target must be 0/1")
+        return None
+    bad = series[~series.isin([0, 1, True, False])]
+    if len(bad):
+        problems.append(
+            f"column {name!r} (target): must be binary 0/1 or true/false, found {_examples(bad)}"
+        )
+        return None
+    target = series.astype("int8")
+    if target.nunique() < 2:
+        problems.append(
+            f"column {name!r} (target): only class {int(target.iloc[0])} present; both 0 and 1 are needed"
+        )
+        return None
+    return target
+
+
+def _coerce_feature(
+    series: pd.Series, name: str, spec: FeatureSpec, problems: list[str]
+) -> pd.Series | None:
+    if spec.type == "numeric":
+        if pd.api.types.is_bool_dtype(series):
+            series = series.astype("float64")
+        numeric = pd.to_numeric(series, errors="coerce")
+        bad = series[numeric.isna() & series.notna()]
+        if len(bad):
+            problems.append(f"column {name!r} (numeric): non-numeric values {_examples(bad)}")
+            return None
+        numeric = numeric.astype("float64")
+        if np.isinf(numeric.to_numpy()).any():
+            problems.append(f"column {name!r} (numeric): {int(np.isinf(numeric).sum())} infinite value(s)")
+            return None
+        if spec.min is not None and (numeric < spec.min).any():
+            low = numeric[numeric < spec.min]
+            problems.append(
+                f"column {name!r} (numeric): {len(low)} value(s) below the declared min {spec.min}, e.g. {low.min()}"
+            )
+        if spec.max is not None and (numeric > spec.max).any():
+            high = numeric[numeric > spec.max]
+            problems.append(
+                f"column {name!r} (numeric): {len(high)} value(s) above the declared max {spec.max}, e.g. {high.max()}"
+            )
+        return numeric
+    if spec.type == "boolean":
+        present = series.dropna()
+        bad = present[~present.isin(_TRUE | _FALSE)]
+        if len(bad):
+            problems.append(f"column {name!r} (boolean): values that are not true/false or 0/1: {_examples(bad)}")
+            return None
+        return series.map(lambda v: np.nan if pd.isna(v) else float(v in _TRUE)).astype("float64")
+    # categorical: any value, kept as text so 1 and "1" are one category
+    return series.map(lambda v: np.nan if pd.isna(v) else str(v)).astype("object")
+
+
+def _check_split(frame: pd.DataFrame, params: Params, problems: list[str]) -> None:
+    need = params.cv_folds + 1
+    unit = f"groups of {params.group!r}" if params.group else "rows"
+    for cls in (0, 1):
+        if params.group:
+            count = frame.loc[frame[params.target] == cls, params.group].nunique()
+        else:
+            count = int((frame[params.target] == cls).sum())
+        if count < need:
+            problems.append(
+                f"column {params.target!r}: class {cls} appears in only {count} {unit}; "
+                f"need at least {need} (cv_folds + 1) to split into training folds and a holdout"
+            )
+
+
+def validate_table(frame: pd.DataFrame, *, params: Params) -> tuple[pd.DataFrame, ValidationReport]:
+    """Check a table against the declared schema and return it typed, with a report.
+
+    The returned frame holds, in order, the group and timestamp columns (if set), the
+    declared features and the target (int8). Undeclared columns are dropped and listed.
+
+    Raises:
+        SchemaError: Naming every column that is missing, mistyped, out of bounds or
+            unusable as a target, or a table too small to split.
+    """
+    problems: list[str] = []
+    if frame.empty:
+        raise SchemaError([f"the table from {params.source!r} has no rows"])
+    missing = [c for c in wanted_columns(params) if c not in frame.columns]
+    for column in missing:
+        role = "target" if column == params.target else "group" if column == params.group else "timestamp" if column == params.timestamp else "feature"
+        problems.append(f"column {column!r} ({role}) is declared but not in the table")
+    if missing:
+        raise SchemaError(problems)
+
+    if params.max_groups:
+        frame = limit_groups(frame, group=params.group, max_groups=params.max_groups)
+    out: dict[str, pd.Series] = {}
+    if params.group:
+        groups = frame[params.group]
+        if groups.isna().any():
+            problems.append(f"column {params.group!r} (group): {int(groups.isna().sum())} missing value(s)")
+        out[params.group] = groups
+    if params.timestamp:
+        stamps = pd.to_datetime(frame[params.timestamp], errors="coerce")
+        bad = frame[params.timestamp][stamps.isna()]
+        if len(bad):
+            problems.append(f"column {params.timestamp!r} (timestamp): values that are not times: {_examples(bad)}")
+        out[params.timestamp] = stamps
+    for name, spec in params.features.items():
+        coerced = _coerce_feature(frame[name], name, spec, problems)
+        if coerced is not None:
+            out[name] = coerced
+    target = _coerce_target(frame[params.target], params.target, problems)
+    if target is not None:
+        out[params.target] = target
+    if problems:
+        raise SchemaError(problems)
+
+    clean = pd.DataFrame(out)
+    _check_split(clean, params, problems)
+    if problems:
+        raise SchemaError(problems)
+
+    missing_counts = {c: int(n) for c, n in clean[list(params.features)].isna().sum().items() if n}
+    ignored = [c for c in frame.columns if c not in clean.columns]
+    positives = int(clean[params.target].sum())
+    report = ValidationReport(
+        rows=len(clean),
+        groups=int(clean[params.group].nunique()) if params.group else None,
+        positives=positives,
+        positive_rate=positives / len(clean),
+        missing=missing_counts,
+        ignored_columns=ignored,
+    )
+    log.info("validated %d rows; %d ignored column(s)", len(clean), len(ignored))
+    return clean, report
+
+
+def limit_groups(frame: pd.DataFrame, *, group: str, max_groups: int) -> pd.DataFrame:
+    """Keep the rows of the first ``max_groups`` groups in sorted order (quick iterations)."""
+    keep = sorted(frame[group].dropna().unique())[:max_groups]
+    return frame[frame[group].isin(keep)].reset_index(drop=True)
+
+
+def profile(frame: pd.DataFrame, *, params: Params) -> pd.DataFrame:
+    """Return a per-column summary: type, missing share, distinct values, min, mean, max."""
+    rows = []
+    for name, spec in params.features.items():
+        column = frame[name]
+        numeric = spec.type != "categorical"
+        rows.append(
+            {
+                "column": name,
+                "type": spec.type,
+                "missing %": round(100 * column.isna().mean(), 2),
+                "distinct": int(column.nunique()),
+                "min": column.min() if numeric else None,
+                "mean": round(float(column.mean()), 3) if numeric else None,
+                "max": column.max() if numeric else None,
+            }
+        )
+    return pd.DataFrame(rows).set_index("column")
+
+
+def most_separating(frame: pd.DataFrame, *, params: Params, n: int = 3) -> list[str]:
+    """Return the ``n`` numeric features whose class means differ most (in standard deviations)."""
+    numeric = [c for c, s in params.features.items() if s.type == "numeric"]
+    by_class = frame.groupby(params.target)[numeric].mean()
+    spread = frame[numeric].std().replace(0, np.nan)
+    gap = ((by_class.loc[1] - by_class.loc[0]).abs() / spread).dropna()
+    return gap.sort_values(ascending=False).head(n).index.tolist()

@@ -1,0 +1,124 @@
+"""What a notebook does first and last: open its step in a run, and record that it is done.
+
+``open_step`` reads the notebook's parameter variables, validates them, finds the run (the
+injected ``run_id``; in JupyterLab with no id, a new run for the first step or the latest
+run whose previous step succeeded) and marks the step running. ``StepContext.done`` marks
+it succeeded. A failed cell is recorded by the runner, which sees the error.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from leaklib import runs
+from leaklib.metadata import MetadataStore, open_metadata_store
+from leaklib.params import Params, defaults, field_names, validate
+from leaklib.snapshots import SnapshotStore, load_snapshot, open_snapshot_store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class StepContext:
+    """The open step of a run, with its validated parameters and stores."""
+
+    step: str
+    params: Params
+    store: MetadataStore
+    snapshots: SnapshotStore
+    run: dict[str, Any]
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def run_id(self) -> str:
+        """The id of the run this step belongs to."""
+        return self.run["run_id"]
+
+    def record(self, **fields: Any) -> dict[str, Any]:
+        """Write fields (snapshot, metrics, model, ...) to the run record; dicts are merged."""
+        self.run = runs.update_run(self.store, self.run_id, **fields)
+        return self.run
+
+    def load_snapshot(self) -> pd.DataFrame:
+        """Return the run's validated table, verified against its recorded SHA-256."""
+        snapshot = self.run.get("snapshot")
+        if not snapshot:
+            raise runs.MetadataError(f"run {self.run_id!r} has no snapshot: run 01_extract first")
+        return load_snapshot(snapshot["sha256"], store=self.snapshots)
+
+    def load_holdout(self) -> pd.DataFrame:
+        """Return the run's frozen holdout, verified against its recorded SHA-256."""
+        holdout = self.run.get("holdout")
+        if not holdout:
+            raise runs.MetadataError(f"run {self.run_id!r} has no holdout: run 02_train first")
+        return load_snapshot(holdout["sha256"], store=self.snapshots)
+
+    def done(self) -> pd.Series:
+        """Mark the step succeeded and return a one-column summary of the run record."""
+        self.run = runs.finish_step(
+            self.store, self.run_id, self.step, duration_s=round(time.monotonic() - self.started, 1)
+        )
+        return summary(self.run)
+
+
+def summary(run: dict[str, Any]) -> pd.Series:
+    """Return the run's headline facts as a small table for the end of a notebook."""
+    snapshot = run.get("snapshot") or {}
+    facts = {
+        "run id": run["run_id"],
+        "status": run["status"],
+        "steps": ", ".join(f"{k} {v['status']}" for k, v in run.get("steps", {}).items()),
+        "git commit": ((run.get("git") or {}).get("commit") or "")[:12],
+        "snapshot sha256": (snapshot.get("sha256") or "")[:16],
+        "rows": snapshot.get("rows"),
+    }
+    facts.update({k: v for k, v in (run.get("metrics") or {}).items() if k.startswith(("cv_roc", "holdout_roc", "holdout_pr", "holdout_recall_at_1pct"))})
+    return pd.Series(facts, name="value", dtype=object)
+
+
+def notebook_values(namespace: dict[str, Any]) -> dict[str, Any]:
+    """Pick the parameter variables a notebook declares out of its global namespace."""
+    return {name: namespace[name] for name in field_names() if name in namespace}
+
+
+def open_step(step: str, namespace: dict[str, Any]) -> StepContext:
+    """Validate a notebook's parameters, find or create its run and mark the step running.
+
+    Args:
+        step: ``extract``, ``train`` or ``evaluate``.
+        namespace: The notebook's ``globals()`` after its ``parameters`` cell.
+    """
+    values = notebook_values(namespace)
+    run_id = values.get("run_id")
+    # the embedded default fills keys this notebook does not declare
+    base = defaults()
+    first = step == runs.STEPS[0]
+    store = open_metadata_store(values.get("metadata_store", base["metadata_store"]))
+    store.check()
+    existing = runs.get_run(store, run_id) if run_id and not first else None
+    if run_id is None and not first:
+        previous = runs.STEPS[runs.STEPS.index(step) - 1]
+        existing = runs.latest_run(store, with_step=previous)
+        log.info("no run_id given: continuing run %s", existing["run_id"])
+    if existing is not None:
+        base = {**base, **existing["params"]}
+    params = validate({**base, **values, "run_id": run_id or (existing or {}).get("run_id")})
+    snapshots = open_snapshot_store(params.snapshot_store)
+    if first:
+        record = runs.get_run_or_none(store, run_id) if run_id else None
+        if record is None:
+            run_id = run_id or runs.new_run_id()
+            params = validate({**params.to_plain(), "run_id": run_id})
+            runs.start_run(store, run_id=run_id, params=params.to_plain(), param_files=[], origin="notebook")
+    else:
+        run_id = params.run_id
+        if existing is not None and existing["params"] != params.to_plain():
+            runs.update_run(store, run_id, params=params.to_plain())  # edited in JupyterLab
+    record = runs.start_step(store, run_id, step)
+    log.info("run %s: step %s started", run_id, step)
+    return StepContext(step=step, params=params, store=store, snapshots=snapshots, run=record)

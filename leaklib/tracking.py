@@ -1,0 +1,210 @@
+"""MLflow tracking: where runs go, what each run logs, and links between runs and reports.
+
+The tracking server comes from ``MLFLOW_TRACKING_URI`` (and ``MLFLOW_TRACKING_TOKEN``, read
+by MLflow itself) or, by default, a local sqlite store ``mlflow.db`` in the project folder.
+Models are logged as run artifacts (``runs:/<id>/model``), which every MLflow server
+implements, GitLab's subset of the API included.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import tempfile
+from collections.abc import Iterator
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import pandas as pd
+
+from leaklib.params import Params
+from leaklib.paths import project_root
+
+log = logging.getLogger(__name__)
+
+MODEL_PATH = "model"
+_REQUIREMENTS = ("scikit-learn", "pandas", "numpy", "scipy", "cloudpickle")
+
+
+def _mlflow():
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("MLFLOW_ENABLE_TELEMETRY", "false")
+    import mlflow
+
+    return mlflow
+
+
+def local_tracking_uri() -> str:
+    """Return the embedded default: a sqlite store in the project folder."""
+    return f"sqlite:///{project_root() / 'mlflow.db'}"
+
+
+def public_uri(uri: str) -> str:
+    """Return a tracking URI with any user name, password or query secrets removed."""
+    parts = urlsplit(uri)
+    if not parts.netloc:
+        return uri
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+def configure() -> str:
+    """Point MLflow at ``$MLFLOW_TRACKING_URI`` or the local store; return the public URI."""
+    mlflow = _mlflow()
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or local_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    return public_uri(uri)
+
+
+def is_local(uri: str) -> bool:
+    """Return True when the tracking store is a local file or sqlite database."""
+    return uri.startswith(("sqlite:", "file:")) or "://" not in uri
+
+
+def experiment_id(name: str) -> str:
+    """Return the id of the named experiment, creating it (locally with artifacts in the project)."""
+    mlflow = _mlflow()
+    found = mlflow.get_experiment_by_name(name)
+    if found is not None:
+        return found.experiment_id
+    location = None
+    if is_local(mlflow.get_tracking_uri()):
+        location = (project_root() / "mlartifacts").as_uri()
+    return mlflow.create_experiment(name, artifact_location=location)
+
+
+def run_url(tracking_uri: str, experiment: str, run_id: str) -> str | None:
+    """Return a browser link to the run, or None for a local store without a UI."""
+    if is_local(tracking_uri):
+        return None
+    marker = "/api/v4/projects/"
+    if marker in tracking_uri:  # GitLab: the UI lives beside the API, not under it
+        base = tracking_uri.split(marker)[0]
+        return f"{base}/-/ml/experiments" if base else None
+    return f"{tracking_uri.rstrip('/')}/#/experiments/{experiment}/runs/{run_id}"
+
+
+def flatten(values: dict[str, Any], prefix: str = "") -> dict[str, str]:
+    """Flatten nested parameters to ``a.b.c`` keys with string values (MLflow params)."""
+    flat: dict[str, str] = {}
+    for key, value in values.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = "" if value is None else str(value)
+    return flat
+
+
+def lineage_tags(run: dict[str, Any]) -> dict[str, str]:
+    """Return the tags that tie an MLflow run to the run record, commit, data and lock."""
+    git = run.get("git") or {}
+    snapshot = run.get("snapshot") or {}
+    return {
+        "leak.run_id": run["run_id"],
+        "leak.git_commit": str(git.get("commit")),
+        "leak.git_dirty": str(git.get("dirty")),
+        "leak.param_files": ",".join(run.get("param_files") or []),
+        "leak.lock_sha256": str(run.get("lock_hash")),
+        "leak.snapshot_sha256": str(snapshot.get("sha256")),
+        "leak.snapshot_uri": str(snapshot.get("uri")),
+        "leak.seed": str((run.get("seeds") or {}).get("seed")),
+        "mlflow.source.git.commit": str(git.get("commit")),
+    }
+
+
+def start_training_run(
+    *, run: dict[str, Any], params: Params, snapshot_frame: pd.DataFrame
+) -> dict[str, Any]:
+    """Open the MLflow run of a pipeline run: params, lineage tags, dataset input.
+
+    Returns:
+        The ``mlflow`` field of the run record: run_id, experiment_id, tracking_uri, run_url.
+    """
+    mlflow = _mlflow()
+    uri = configure()
+    exp = experiment_id(params.mlflow_experiment)
+    snapshot = run["snapshot"]
+    with mlflow.start_run(experiment_id=exp, run_name=run["run_id"], tags=lineage_tags(run)) as active:
+        mlflow.log_params(flatten(params.to_plain()))
+        dataset = mlflow.data.from_pandas(
+            snapshot_frame, source=snapshot["uri"], targets=params.target,
+            name=f"snapshot-{snapshot['sha256'][:12]}", digest=snapshot["sha256"][:36],
+        )
+        try:
+            mlflow.log_input(dataset, context="training")
+        except mlflow.exceptions.MlflowException as exc:  # servers without the inputs API
+            log.warning("dataset input not logged (%s); lineage kept in tags", exc.error_code)
+        mlflow_run_id = active.info.run_id
+    return {
+        "run_id": mlflow_run_id,
+        "experiment_id": exp,
+        "tracking_uri": uri,
+        "run_url": run_url(uri, exp, mlflow_run_id),
+    }
+
+
+@contextlib.contextmanager
+def resume(mlflow_run_id: str) -> Iterator[Any]:
+    """Re-open a pipeline run's MLflow run (a later notebook, or the runner) and close it after."""
+    mlflow = _mlflow()
+    configure()
+    with mlflow.start_run(run_id=mlflow_run_id) as active:
+        yield active
+
+
+def pip_requirements() -> list[str]:
+    """Return the exact requirements a served model needs, read from this environment."""
+    return [f"{name}=={version(name)}" for name in _REQUIREMENTS]
+
+
+def log_model(pipeline: Any, *, example: pd.DataFrame) -> str:
+    """Log a fitted pipeline as an MLflow sklearn model in the active run; return its URI."""
+    mlflow = _mlflow()
+    from mlflow.models import infer_signature
+
+    signature = infer_signature(example, pipeline.predict_proba(example)[:, 1])
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / MODEL_PATH
+        mlflow.sklearn.save_model(
+            pipeline, path, signature=signature, input_example=example,
+            pip_requirements=pip_requirements(), pyfunc_predict_fn="predict_proba",
+        )
+        mlflow.log_artifacts(str(path), MODEL_PATH)
+    return f"runs:/{mlflow.active_run().info.run_id}/{MODEL_PATH}"
+
+
+def load_model(model_uri: str) -> Any:
+    """Load a logged sklearn pipeline (``runs:/`` or ``models:/`` URI)."""
+    mlflow = _mlflow()
+    configure()
+    return mlflow.sklearn.load_model(model_uri)
+
+
+def log_metrics(metrics: dict[str, float]) -> None:
+    """Log numeric metrics to the active run (counts and NaNs are skipped)."""
+    mlflow = _mlflow()
+    clean = {k: float(v) for k, v in metrics.items() if isinstance(v, int | float) and v == v}
+    mlflow.log_metrics(clean)
+
+
+def log_figures(figures: dict[str, Any], *, folder: str = "plots") -> None:
+    """Log matplotlib figures as PNG artifacts of the active run."""
+    mlflow = _mlflow()
+    for name, figure in figures.items():
+        mlflow.log_figure(figure, f"{folder}/{name}.png")
+
+
+def log_reports(mlflow_run_id: str, paths: list[Path], *, index_url: str | None = None) -> None:
+    """Attach the rendered reports to the MLflow run and tag where the report index is."""
+    mlflow = _mlflow()
+    with resume(mlflow_run_id):
+        for path in paths:
+            mlflow.log_artifact(str(path), "reports")
+        if index_url:
+            mlflow.set_tag("leak.report_index", index_url)
