@@ -1,0 +1,552 @@
+"""Rendered reports: executed notebooks as self-contained HTML, the run index and the report site.
+
+Every report opens with a lineage header built from the run document (run id, date, status,
+git commit, parameter set, data snapshot, MLflow run, champion decision). Code is hidden by
+default, stderr (warnings, logging, progress bars) is dropped, and a failed step keeps its
+traceback, marked clearly, with nothing after the failing cell. The pages load nothing from
+the network: the nbconvert template (``leaklib/templates/leak_report``) empties the lab
+template's CDN script blocks, CSS is inlined and plots stay embedded images.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import copy
+import html
+import io
+import logging
+import os
+import re
+import shutil
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import nbformat
+import yaml
+
+from leaklib.runs import NOTEBOOKS, STEPS
+
+log = logging.getLogger(__name__)
+
+TEMPLATES = Path(__file__).parent / "templates"
+REPORT_TEMPLATE = "leak_report"
+STEP_TITLES = {"extract": "Extract", "train": "Train", "evaluate": "Evaluate"}
+# Metrics shown in the header and the index: (key in run["metrics"], column label).
+KEY_METRICS = (
+    ("holdout_roc_auc", "Holdout ROC AUC"),
+    ("holdout_pr_auc", "Holdout PR AUC"),
+    ("holdout_recall_at_1pct_fpr", "Holdout recall at 1% FPR"),
+    ("cv_roc_auc", "CV ROC AUC"),
+)
+METRIC_LABELS = {
+    "roc_auc": "holdout ROC AUC",
+    "pr_auc": "holdout PR AUC",
+    "recall_at_1pct_fpr": "holdout recall at 1% FPR",
+}
+# Outputs a static page cannot show: live widgets (tqdm bars) and scripts.
+_DROPPED_MIMETYPES = (
+    "application/vnd.jupyter.widget-view+json",
+    "application/vnd.jupyter.widget-state+json",
+    "application/javascript",
+)
+_SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+
+
+class ReportError(RuntimeError):
+    """A report or the run index cannot be rendered or written."""
+
+
+# --- the run document, as the pages show it ---------------------------------------------
+
+
+def _date(stamp: str | None) -> str:
+    if not stamp:
+        return ""
+    try:
+        moment = datetime.fromisoformat(stamp)
+    except ValueError:
+        return stamp
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _fmt_metric(value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return "—" if value is None else str(value)
+    return f"{value:.3f}"
+
+
+def _param_set(run: dict[str, Any]) -> str:
+    files = run.get("param_files") or []
+    names = [str(f) for f in files]
+    return ", ".join(names) if names else "embedded default"
+
+
+def _primary_metric(runs: Sequence[dict[str, Any]]) -> str:
+    """Return the promotion metric of the newest run that names one (default ROC AUC)."""
+    for run in runs:
+        name = ((run.get("params") or {}).get("promotion") or {}).get("primary_metric")
+        if name:
+            return str(name)
+    return "roc_auc"
+
+
+def _run_facts(run: dict[str, Any], *, step: str | None = None) -> dict[str, Any]:
+    """Flatten the run document into what the header and the index print."""
+    git = run.get("git") or {}
+    snapshot = run.get("snapshot") or {}
+    mlflow = run.get("mlflow") or {}
+    promotion = run.get("promotion") or {}
+    step_doc = ((run.get("steps") or {}).get(step) or {}) if step else {}
+    rows, columns = snapshot.get("rows"), snapshot.get("columns")
+    shape = f"{rows} rows × {columns} columns" if rows is not None and columns is not None else ""
+    params = run.get("params")
+    duration = step_doc.get("duration_s")
+    return {
+        "run_id": str(run.get("run_id") or ""),
+        "status": str(run.get("status") or "unknown"),
+        "date": _date(run.get("created_at")),
+        "finished": _date(run.get("finished_at")),
+        "step_status": str(step_doc.get("status") or "not run"),
+        "step_duration": f"{duration:.1f} s" if isinstance(duration, int | float) else "",
+        "commit": git.get("commit"),
+        "dirty": bool(git.get("dirty")),
+        "param_set": _param_set(run),
+        "params_yaml": yaml.safe_dump(params, sort_keys=False).strip() if params else "",
+        "snapshot_sha": snapshot.get("sha256"),
+        "snapshot_uri": snapshot.get("uri") or "",
+        "snapshot_shape": shape,
+        "mlflow_id": mlflow.get("run_id"),
+        "mlflow_url": mlflow.get("run_url"),
+        "mlflow_experiment": mlflow.get("experiment_id"),
+        "decision": promotion.get("decision"),
+        "reason": promotion.get("reason") or "",
+        "lock_hash": run.get("lock_hash"),
+        "error": run.get("error") or "",
+    }
+
+
+def _check_run(run: dict[str, Any]) -> str:
+    run_id = run.get("run_id") if isinstance(run, dict) else None
+    if not isinstance(run_id, str) or not _SAFE_ID.match(run_id):
+        raise ReportError(f"run document has no usable run_id (got {run_id!r})")
+    return run_id
+
+
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def _css() -> str:
+    return (TEMPLATES / "leak.css").read_text()
+
+
+# --- one step report ---------------------------------------------------------------------
+
+
+def _failing_cell(cells: list[Any]) -> int | None:
+    for index, cell in enumerate(cells):
+        if cell.cell_type != "code":
+            continue
+        if any(out.get("output_type") == "error" for out in cell.get("outputs", [])):
+            return index
+        if (cell.metadata.get("papermill") or {}).get("exception"):
+            return index
+    return None
+
+
+_IMAGE_MIMETYPES = ("image/png", "image/jpeg", "image/svg+xml")
+
+
+def _clean_outputs(outputs: list[Any]) -> list[Any]:
+    """Drop stderr streams and outputs a static page cannot show; keep error tracebacks."""
+    kept = []
+    for output in outputs:
+        kind = output.get("output_type")
+        if kind == "stream" and output.get("name") == "stderr":
+            continue
+        if kind in ("display_data", "execute_result"):
+            data = output.get("data", {})
+            if "application/vnd.jupyter.widget-view+json" in data:
+                continue
+            for mimetype in _DROPPED_MIMETYPES:
+                data.pop(mimetype, None)
+            if not data:
+                continue
+        kept.append(output)
+    return kept
+
+
+def prepare_notebook(
+    nb: nbformat.NotebookNode, *, show_code: bool = False
+) -> tuple[nbformat.NotebookNode, bool]:
+    """Return a copy ready to render, and whether it holds the cell that failed.
+
+    Drops papermill's error markers, everything after a failing cell, stderr output and
+    widgets; hides code (and then drops code cells left with nothing to show) unless
+    ``show_code``. The failing cell gets a banner with the anchor ``#failed-cell``.
+    """
+    nb = copy.deepcopy(nb)
+    nb.metadata.pop("widgets", None)
+    cells = [c for c in nb.cells if "papermill-error-cell-tag" not in c.metadata.get("tags", [])]
+    failed = _failing_cell(cells)
+    skipped = 0
+    if failed is not None:
+        skipped = len(cells) - failed - 1
+        cells = cells[: failed + 1]
+    kept = []
+    for index, cell in enumerate(cells):
+        if cell.cell_type == "code":
+            cell.outputs = _clean_outputs(cell.get("outputs", []))
+            if not show_code:
+                if not cell.outputs:
+                    continue
+                cell.metadata["transient"] = {"remove_source": True}
+        if index == failed:
+            error = next((o for o in cell.outputs if o.get("output_type") == "error"), None)
+            what = (
+                f"{error.get('ename', 'Error')}: {error.get('evalue', '')}" if error else "an error"
+            )
+            later = (
+                f" {skipped} later cell{'s' if skipped != 1 else ''} did not run."
+                if skipped
+                else ""
+            )
+            kept.append(
+                nbformat.v4.new_markdown_cell(
+                    f'<div id="failed-cell" class="leak-failed-banner">This step failed in the '
+                    f"cell below with {html.escape(what)}.{later}</div>"
+                )
+            )
+            cell.metadata.setdefault("tags", []).append("leak-failed-cell")
+        kept.append(cell)
+    figures = 0
+    for cell in kept:
+        for output in cell.get("outputs", []):
+            if any(m in output.get("data", {}) for m in _IMAGE_MIMETYPES):
+                figures += 1
+                output.setdefault("metadata", {})["leak_alt"] = f"Figure {figures} of this report"
+    nb.cells = kept
+    return nb, failed is not None
+
+
+def _step_links(run: dict[str, Any], *, current: str) -> list[dict[str, Any]]:
+    started = run.get("steps") or {}
+    return [
+        {
+            "title": STEP_TITLES[step],
+            "href": f"{NOTEBOOKS[step]}.html" if step in started else None,
+            "current": step == current,
+        }
+        for step in STEPS
+    ]
+
+
+def _header(run: dict[str, Any], *, step: str, failed_here: bool) -> str:
+    facts = _run_facts(run, step=step)
+    metrics = run.get("metrics") or {}
+    shown = [
+        {"label": label, "value": _fmt_metric(metrics[key])}
+        for key, label in KEY_METRICS
+        if metrics.get(key) is not None
+    ]
+    return (
+        _environment()
+        .get_template("lineage.html.j2")
+        .render(
+            title=f"{STEP_TITLES[step]} — run {facts['run_id']}",
+            run=facts,
+            metrics=shown,
+            steps=_step_links(run, current=step),
+            index_href="../index.html",
+            failed_here=failed_here,
+        )
+    )
+
+
+def render_report(
+    notebook: Path, *, run: dict[str, Any], step: str, show_code: bool = False
+) -> Path:
+    """Render an executed notebook to self-contained HTML beside it, under a lineage header.
+
+    Args:
+        notebook: The executed notebook (``reports/<run_id>/01_extract.ipynb``); it may end
+            in a failed cell, as papermill leaves it.
+        run: The run document (see :mod:`leaklib.runs`) the header is built from.
+        step: ``extract``, ``train`` or ``evaluate``.
+        show_code: Show code cells too (hidden by default).
+
+    Returns:
+        The path of the HTML file (same folder and stem as the notebook).
+    """
+    from nbconvert import HTMLExporter
+
+    notebook = Path(notebook)
+    if step not in STEPS:
+        raise ReportError(f"unknown step {step!r}; steps are {', '.join(STEPS)}")
+    _check_run(run)
+    if not notebook.is_file():
+        raise ReportError(f"executed notebook {str(notebook)!r} does not exist")
+    try:
+        nb = nbformat.read(notebook, as_version=4)
+    except Exception as exc:  # nbformat raises several unrelated types on bad input
+        raise ReportError(f"executed notebook {str(notebook)!r} cannot be read: {exc}") from exc
+    nb, failed_here = prepare_notebook(nb, show_code=show_code)
+    nb.metadata["title"] = f"{STEP_TITLES[step]} — run {run['run_id']}"
+    exporter = HTMLExporter(
+        template_name=REPORT_TEMPLATE,
+        extra_template_basedirs=[str(TEMPLATES)],
+        embed_images=True,
+        exclude_input_prompt=not show_code,
+        exclude_output_prompt=not show_code,
+        theme="light",
+    )
+    resources = {
+        "leak": {"css": _css(), "header": _header(run, step=step, failed_here=failed_here)},
+    }
+    body, _ = exporter.from_notebook_node(nb, resources=resources)
+    target = notebook.with_suffix(".html")
+    target.write_text(body, encoding="utf-8")
+    log.info("report %s written (%s step of run %s)", target, step, run["run_id"])
+    return target
+
+
+# --- the index and the report site ---------------------------------------------------------
+
+
+def _champion_id(runs: Sequence[dict[str, Any]]) -> str | None:
+    """Return the newest promoted run (runs newest first)."""
+    for run in runs:
+        if (run.get("promotion") or {}).get("decision") == "promoted":
+            return run.get("run_id")
+    return None
+
+
+def trend_chart(runs: Sequence[dict[str, Any]], *, metric: str) -> tuple[str, int, int] | None:
+    """Plot the holdout ``metric`` of each run, oldest first, with the champion history.
+
+    Returns the PNG as base64 with its pixel width and height, or None when no run has the
+    metric yet.
+    """
+    from matplotlib.figure import Figure
+
+    key = f"holdout_{metric}"
+    ordered = list(reversed(runs))
+    points = [
+        (i, float((r.get("metrics") or {})[key]))
+        for i, r in enumerate(ordered)
+        if isinstance((r.get("metrics") or {}).get(key), int | float)
+    ]
+    if not points:
+        return None
+    label = METRIC_LABELS.get(metric, key)
+    fig = Figure(figsize=(9, 3.6), dpi=100, layout="constrained")
+    ax = fig.add_subplot()
+    xs, ys = zip(*points, strict=True)
+    ax.plot(xs, ys, "o", color="#57606a", label="run")
+    champion_x, champion_y, level = [], [], None
+    promoted = []
+    for i, r in enumerate(ordered):
+        value = (r.get("metrics") or {}).get(key)
+        if (r.get("promotion") or {}).get("decision") == "promoted" and isinstance(
+            value, int | float
+        ):
+            level = float(value)
+            promoted.append((i, level))
+        if level is not None:
+            champion_x.append(i)
+            champion_y.append(level)
+    if champion_x:
+        ax.step(champion_x, champion_y, where="post", color="#1a7f37", label="champion")
+        px, py = zip(*promoted, strict=True)
+        ax.plot(px, py, "*", color="#bf8700", markersize=14, label="promoted")
+    failed = [i for i, r in enumerate(ordered) if r.get("status") == "failed"]
+    if failed:
+        bottom = min(ys) - 0.05 * max(max(ys) - min(ys), 0.05)
+        ax.plot(
+            failed, [bottom] * len(failed), "x", color="#cf222e", markersize=9, label="failed run"
+        )
+    ax.set_title(f"{label.capitalize()} across runs, with the champion history")
+    ax.set_xlabel("Run, oldest to newest (start date)")
+    ax.set_ylabel(label.capitalize())
+    ticks = list(range(len(ordered)))
+    step = max(1, len(ticks) // 10)
+    ax.set_xticks(ticks[::step])
+    ax.set_xticklabels(
+        [_date(r.get("created_at")).removesuffix(" UTC") or r.get("run_id", "") for r in ordered][
+            ::step
+        ],
+        rotation=20,
+        ha="right",
+        fontsize=8,
+    )
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best", fontsize=8)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    width, height = (int(v) for v in fig.get_size_inches() * fig.dpi)
+    return base64.b64encode(buffer.getvalue()).decode("ascii"), width, height
+
+
+def _report_links(
+    run: dict[str, Any], *, out_dir: Path, reports_root: Path
+) -> list[dict[str, Any]]:
+    links = []
+    for step in STEPS:
+        target = reports_root / run["run_id"] / f"{NOTEBOOKS[step]}.html"
+        href = Path(os.path.relpath(target, out_dir)).as_posix() if target.is_file() else None
+        links.append({"title": STEP_TITLES[step], "href": href})
+    return links
+
+
+def write_index(runs: list[dict[str, Any]], *, out_dir: Path, reports_root: Path) -> Path:
+    """Write ``out_dir/index.html``: every run, newest first, with links relative to ``out_dir``.
+
+    Args:
+        runs: Run documents (see :mod:`leaklib.runs`), e.g. from ``list_runs``.
+        out_dir: Where the index goes.
+        reports_root: The folder holding ``<run_id>/NN_step.html``; only reports that exist
+            there are linked.
+    """
+    out_dir, reports_root = Path(out_dir), Path(reports_root)
+    for run in runs:
+        _check_run(run)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ReportError(f"index folder {str(out_dir)!r} exists and is not a folder")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ordered = sorted(runs, key=lambda r: r.get("created_at") or "", reverse=True)
+    metric = _primary_metric(ordered)
+    champion = _champion_id(ordered)
+    rows = []
+    for run in ordered:
+        facts = _run_facts(run)
+        metrics = run.get("metrics") or {}
+        facts.update(
+            metrics=[_fmt_metric(metrics.get(key)) for key, _ in KEY_METRICS],
+            reports=_report_links(run, out_dir=out_dir, reports_root=reports_root),
+            is_champion=run["run_id"] == champion,
+            primary=_fmt_metric(metrics.get(f"holdout_{metric}")),
+        )
+        rows.append(facts)
+    chart = trend_chart(ordered, metric=metric)
+    page = (
+        _environment()
+        .get_template("index.html.j2")
+        .render(
+            title="Leak detection runs",
+            css=_css(),
+            runs=rows,
+            champion=next((r for r in rows if r["is_champion"]), None),
+            primary_label=METRIC_LABELS.get(metric, metric),
+            metric_labels=[label for _, label in KEY_METRICS],
+            chart=chart[0] if chart else None,
+            chart_width=chart[1] if chart else 0,
+            chart_height=chart[2] if chart else 0,
+            generated=_date(datetime.now(UTC).isoformat()),
+        )
+    )
+    target = out_dir / "index.html"
+    target.write_text(page, encoding="utf-8")
+    log.info("index of %d runs written to %s", len(rows), target)
+    return target
+
+
+def build_site(store: Any, *, out: Path, reports_root: Path) -> Path:
+    """Build the static report site: each run's HTML reports and an index with the trend chart.
+
+    Args:
+        store: The metadata store (:class:`leaklib.metadata.MetadataStore`) listing the runs.
+        out: The site folder (``public`` for GitLab Pages); each run's folder in it is replaced.
+        reports_root: Where ``leak run`` rendered the reports (``reports/``).
+
+    Returns:
+        The path of ``out/index.html``.
+    """
+    from leaklib.runs import list_runs
+
+    out, reports_root = Path(out), Path(reports_root)
+    if out.exists() and not out.is_dir():
+        raise ReportError(f"site folder {str(out)!r} exists and is not a folder")
+    runs = list_runs(store)
+    out.mkdir(parents=True, exist_ok=True)
+    same = out.resolve() == reports_root.resolve()
+    for run in runs:
+        run_id = _check_run(run)
+        source = reports_root / run_id
+        pages = sorted(source.glob("*.html")) if source.is_dir() else []
+        if not pages:
+            log.warning("run %s has no rendered reports in %s", run_id, reports_root)
+            continue
+        if same:
+            continue
+        target = out / run_id
+        if target.exists():
+            shutil.rmtree(target)
+        target.mkdir()
+        for page in pages:
+            shutil.copy2(page, target / page.name)
+    index = write_index(runs, out_dir=out, reports_root=out)
+    log.info("report site of %d runs built in %s", len(runs), out)
+    return index
+
+
+# --- leak pages ------------------------------------------------------------------------------
+
+
+def _pages(args: argparse.Namespace) -> int:
+    """Run ``leak pages``; errors propagate to ``leak``'s entry point, which prints them."""
+    from leaklib.metadata import open_metadata_store
+    from leaklib.params import load
+    from leaklib.paths import resolve
+
+    params = load(args.files, [tuple(o) for o in args.overrides])
+    store = open_metadata_store(params.metadata_store)
+    index = build_site(store, out=resolve(args.out), reports_root=resolve(args.reports))
+    log.info("report site written: open %s", index)
+    return 0
+
+
+def add_pages_parser(subparsers: Any) -> None:
+    """Register ``leak pages``: build the static report site from the metadata store."""
+    parser = subparsers.add_parser(
+        "pages",
+        help="build the static report site (index, trend chart, every run's reports)",
+        description="Build a static site from the metadata store: an index of all runs with a "
+        "trend chart of the primary metric, and each run's rendered reports. Links are "
+        "relative, so it works from a local folder or under any GitLab Pages path.",
+    )
+    parser.add_argument(
+        "-f",
+        "--file",
+        dest="files",
+        action="append",
+        default=[],
+        metavar="PARAMS.yaml",
+        help="parameter file naming the metadata_store (repeatable; applied after the default)",
+    )
+    parser.add_argument(
+        "-p",
+        "--param",
+        dest="overrides",
+        action="append",
+        nargs=2,
+        default=[],
+        metavar=("KEY", "VALUE"),
+        help="override one parameter, e.g. -p metadata_store stores/metadata",
+    )
+    parser.add_argument("--out", default="public", help="site folder (default: public)")
+    parser.add_argument(
+        "--reports", default="reports", help="where `leak run` rendered reports (default: reports)"
+    )
+    parser.set_defaults(func=_pages)
