@@ -1,0 +1,91 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from leaklib import evaluation as E
+
+
+def test_recall_at_fpr_on_a_known_ranking():
+    y = np.array([0] * 100 + [1] * 4)
+    proba = np.r_[np.linspace(0, 0.5, 100), [0.2, 0.499, 0.8, 0.9]]
+    # one negative (0.5) outranks the positive at 0.499: allowing one false alarm finds it
+    assert E.recall_at_fpr(y, proba, fpr=0.01) == 0.75
+    assert E.recall_at_fpr(y, proba, fpr=0.001) == 0.5
+
+
+def test_recall_at_fpr_refuses_a_rate_outside_0_1():
+    with pytest.raises(E.EvaluationError, match="fpr must be between 0 and 1, got 5"):
+        E.recall_at_fpr(np.array([0, 1]), np.array([0.1, 0.9]), fpr=5)
+
+
+def test_holdout_metrics_counts_and_keys():
+    y = np.array([0, 0, 1, 1])
+    m = E.holdout_metrics(y, np.array([0.1, 0.6, 0.4, 0.9]), threshold=0.5)
+    assert (m["tp"], m["fp"], m["tn"], m["fn"]) == (1, 1, 1, 1)
+    assert {"recall_at_0_5pct_fpr", "recall_at_1pct_fpr", "recall_at_5pct_fpr"} <= set(m)
+
+
+def test_single_class_labels_are_refused():
+    with pytest.raises(E.EvaluationError, match="single class"):
+        E.holdout_metrics(np.zeros(4), np.linspace(0, 1, 4), threshold=0.5)
+
+
+def test_length_mismatch_is_refused():
+    with pytest.raises(E.EvaluationError, match="differ in length"):
+        E.holdout_metrics(np.array([0, 1]), np.array([0.5]), threshold=0.5)
+
+
+def frame():
+    stamps = pd.date_range("2024-01-01", periods=8, freq="6h")
+    return pd.DataFrame(
+        {"g": [1] * 8 + [2] * 8 + [3] * 8, "t": list(stamps) * 3,
+         "y": [0, 0, 1, 1, 1, 1, 1, 1] + [0, 0, 0, 1, 1, 1, 1, 1] + [0] * 8}
+    )
+
+
+def test_detection_delay_per_leak():
+    data = frame()
+    proba = np.zeros(24)
+    proba[4] = 0.9  # group 1: leak starts at row 2 (12:00), first alarm at row 4 (+12 h)
+    proba[16 + 1] = 0.9  # group 3 has no leak: a false alarm, not a detection
+    delays = E.detection_delays(data, proba, threshold=0.5, timestamp="t", target="y", group="g")
+    assert list(delays["g"]) == [1, 2]
+    assert delays.loc[0, "delay_hours"] == 12.0 and not delays.loc[1, "detected"]
+    assert E.detection_summary(delays)["leaks_detected_share"] == 0.5
+
+
+def test_alarms_per_day():
+    data = frame()
+    proba = np.r_[np.ones(4), np.zeros(20)]
+    rates = E.alarms_per_day(data, proba, threshold=0.5, timestamp="t", target="y", group="g")
+    assert rates["observed_days"] == 6.0 and rates["alarms_per_day"] == pytest.approx(4 / 6, abs=1e-3)
+    assert rates["false_alarms_per_day"] == pytest.approx(2 / (11 * 0.25), abs=1e-3)
+
+
+def test_alarms_per_day_needs_two_times():
+    data = frame().groupby("g").head(1)
+    with pytest.raises(E.EvaluationError, match="column 't': need at least two times"):
+        E.alarms_per_day(data, np.zeros(3), threshold=0.5, timestamp="t", target="y", group="g")
+
+
+def test_every_plot_has_title_axis_labels_and_caption():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 200)
+    proba = np.clip(y * 0.3 + rng.random(200) * 0.7, 0, 1)
+    figures = [
+        E.plot_roc(y, proba), E.plot_pr(y, proba), E.plot_calibration(y, proba),
+        E.plot_confusion(y, proba, threshold=0.5), E.plot_threshold_sweep(y, proba, threshold=0.5),
+        E.plot_importance(pd.DataFrame({"mean": [0.1, 0.02], "std": [0.01, 0.01]}, index=["a", "b"])),
+        E.plot_delays(pd.DataFrame({"delay_hours": [1.0, 5.0, np.nan], "detected": [True, True, False]})),
+    ]
+    for fig in figures:
+        ax = fig.axes[0]
+        assert ax.get_title() and ax.get_xlabel() and ax.get_ylabel()
+        assert fig.texts and fig.texts[0].get_text().endswith(".")
+
+
+def test_headline_puts_cv_beside_holdout():
+    hold = E.holdout_metrics(np.array([0, 0, 1, 1]), np.array([0.1, 0.6, 0.4, 0.9]), threshold=0.5)
+    table = E.headline({"cv_roc_auc": 0.8, "cv_roc_auc_std": 0.05}, hold)
+    assert table.loc["ROC-AUC", "cross-validated"] == "0.800 ± 0.050"
+    assert table.loc["ROC-AUC", "holdout"] == "0.750"

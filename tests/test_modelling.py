@@ -1,0 +1,80 @@
+import numpy as np
+import pytest
+
+from leaklib import params as P
+from leaklib.modelling import (
+    ModelError,
+    build_pipeline,
+    cross_validate,
+    feature_frame,
+    split_holdout,
+    split_summary,
+    summarise_cv,
+)
+from leaklib.schema import validate_table
+
+
+@pytest.fixture
+def clean(table, params):
+    return validate_table(table, params=params)[0]
+
+
+def test_holdout_keeps_groups_whole_and_both_classes(clean):
+    train, hold = split_holdout(clean, target="leaks", group="scenario_id", test_size=0.25, seed=1)
+    assert not set(clean.iloc[train]["scenario_id"]) & set(clean.iloc[hold]["scenario_id"])
+    assert clean.iloc[hold]["leaks"].nunique() == 2 and clean.iloc[train]["leaks"].nunique() == 2
+    assert len(train) + len(hold) == len(clean)
+
+
+def test_holdout_is_the_same_for_the_same_seed(clean):
+    a = split_holdout(clean, target="leaks", group="scenario_id", test_size=0.25, seed=5)
+    b = split_holdout(clean, target="leaks", group="scenario_id", test_size=0.25, seed=5)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+
+
+def test_rows_are_split_without_a_group(clean):
+    train, hold = split_holdout(clean, target="leaks", group=None, test_size=0.2, seed=1)
+    assert abs(len(hold) / len(clean) - 0.2) < 0.01
+
+
+def test_holdout_too_large_is_refused(clean):
+    small = clean[clean["scenario_id"].isin([0, 3])]
+    with pytest.raises(ModelError, match="leaves no training groups with class"):
+        split_holdout(small, target="leaks", group="scenario_id", test_size=0.5, seed=1)
+
+
+@pytest.mark.parametrize("name", ["hist_gradient_boosting", "random_forest", "logistic_regression"])
+def test_each_estimator_fits_mixed_types_with_missing_values(clean, params, name):
+    clean.loc[:20, ["p_a", "zone", "valve_open"]] = np.nan
+    pipe = build_pipeline(params.features, model=P.ModelSpec(name=name), seed=0)
+    pipe.fit(feature_frame(clean, params.features), clean["leaks"])
+    proba = pipe.predict_proba(feature_frame(clean, params.features))[:, 1]
+    assert proba.shape == (len(clean),) and np.isfinite(proba).all()
+
+
+def test_unknown_hyper_parameter_is_named(params):
+    spec = P.ModelSpec(name="random_forest", params={"max_iter": 3})
+    with pytest.raises(ModelError, match="'max_iter' is not a parameter of random_forest"):
+        build_pipeline(params.features, model=spec, seed=0)
+
+
+def test_bad_hyper_parameter_value_is_named(clean, params):
+    spec = P.ModelSpec(name="hist_gradient_boosting", params={"max_iter": -1})
+    pipe = build_pipeline(params.features, model=spec, seed=0)
+    with pytest.raises(ValueError, match="max_iter"):
+        pipe.fit(feature_frame(clean, params.features), clean["leaks"])
+
+
+def test_grouped_cross_validation_scores_each_fold(clean, params):
+    pipe = build_pipeline(params.features, model=params.model, seed=0)
+    scores = cross_validate(pipe, clean, features=params.features, target="leaks", group="scenario_id", folds=3, seed=0)
+    assert len(scores) == 3 and scores["roc_auc"].between(0, 1).all()
+    summary = summarise_cv(scores)
+    assert summary["cv_roc_auc"] > 0.7  # p_a carries a clear leak signal
+    assert set(summary) >= {"cv_roc_auc", "cv_roc_auc_std", "cv_pr_auc", "cv_recall_at_1pct_fpr"}
+
+
+def test_split_summary_reports_both_parts(clean):
+    train, hold = split_holdout(clean, target="leaks", group="scenario_id", test_size=0.25, seed=1)
+    summary = split_summary(clean.iloc[train], clean.iloc[hold], target="leaks", group="scenario_id")
+    assert summary.loc["holdout", "groups"] == 6

@@ -1,0 +1,87 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from leaklib import params as P
+from leaklib.schema import SchemaError, limit_groups, most_separating, profile, validate_table
+
+
+def test_valid_table_is_typed_and_undeclared_columns_listed(table, params):
+    clean, report = validate_table(table, params=params)
+    assert list(clean.columns) == ["scenario_id", "timestamp", "p_a", "p_b", "zone", "valve_open", "leaks"]
+    assert clean["leaks"].dtype == "int8"
+    assert set(clean["valve_open"].unique()) <= {0.0, 1.0}
+    assert report.ignored_columns == ["note"]
+    assert report.groups == 24
+
+
+def test_missing_feature_values_are_allowed_and_counted(table, params):
+    table.loc[:9, "p_a"] = np.nan
+    _, report = validate_table(table, params=params)
+    assert report.missing == {"p_a": 10}
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda t: t.drop(columns="p_b"), "column 'p_b' .feature. is declared but not in the table"),
+        (lambda t: t.drop(columns="leaks"), "column 'leaks' .target. is declared but not in the table"),
+        (lambda t: t.assign(leaks=t["leaks"].replace(1, 2)), "column 'leaks' .target.: must be binary"),
+        (lambda t: t.assign(leaks=t["leaks"].astype(float).where(t.index > 0)), "'leaks' .target.: 1 missing"),
+        (lambda t: t.assign(leaks=0), "only class 0 present"),
+        (lambda t: t.iloc[0:0], "has no rows"),
+        (lambda t: t.assign(p_a=t["p_a"].astype(object).where(t.index != 5, "high")), r"column 'p_a' \(numeric\): non-numeric values 'high'"),
+        (lambda t: t.assign(p_a=t["p_a"].where(t.index != 5, np.inf)), r"'p_a' \(numeric\): 1 infinite"),
+        (lambda t: t.assign(p_b=-t["p_b"]), r"'p_b' \(numeric\): \d+ value\(s\) below the declared min 0"),
+        (lambda t: t.assign(valve_open="maybe"), r"'valve_open' \(boolean\): values that are not true/false"),
+        (lambda t: t[t["scenario_id"] < 4], "class 1 appears in only 3 groups of 'scenario_id'; need at least 4"),
+        (lambda t: t.assign(timestamp="soon"), r"'timestamp' \(timestamp\): values that are not times"),
+    ],
+    ids=["missing-feature", "missing-target", "non-binary", "nan-target", "one-class", "empty",
+         "wrong-type", "inf", "below-min", "bad-boolean", "too-few-groups", "bad-time"],
+)
+def test_broken_tables_are_refused_naming_the_column(table, params, change, message):
+    with pytest.raises(SchemaError, match=message):
+        validate_table(change(table), params=params)
+
+
+def test_every_problem_is_listed_at_once(table, params):
+    broken = table.assign(p_a="x", valve_open="maybe")
+    with pytest.raises(SchemaError) as caught:
+        validate_table(broken, params=params)
+    assert len(caught.value.problems) == 2
+
+
+def test_boolean_target_is_accepted(table, params):
+    clean, _ = validate_table(table.assign(leaks=table["leaks"].astype(bool)), params=params)
+    assert clean["leaks"].sum() == table["leaks"].sum()
+
+
+def test_max_groups_keeps_the_first_groups(table, params):
+    limited = P.validate({**params.to_plain(), "max_groups": 8, "cv_folds": 2})
+    clean, report = validate_table(table, params=limited)
+    assert sorted(clean["scenario_id"].unique()) == list(range(8)) and report.groups == 8
+
+
+def test_limit_groups_needs_the_group_column(table):
+    with pytest.raises(KeyError):
+        limit_groups(table, group="missing", max_groups=2)
+
+
+def test_profile_has_one_row_per_feature(table, params):
+    clean, _ = validate_table(table, params=params)
+    summary = profile(clean, params=params)
+    assert list(summary.index) == list(params.features)
+    assert pd.isna(summary.loc["zone", "min"])
+
+
+def test_most_separating_finds_the_leak_signal(table, params):
+    clean, _ = validate_table(table, params=params)
+    assert most_separating(clean, params=params, n=1) == ["p_a"]
+
+
+def test_csv_values_are_coerced(tmp_path, table, params):
+    path = tmp_path / "t.csv"
+    table.to_csv(path, index=False)
+    clean, _ = validate_table(pd.read_csv(path), params=params)
+    assert clean["valve_open"].isin([0.0, 1.0]).all()
