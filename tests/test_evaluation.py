@@ -59,7 +59,7 @@ def test_alarms_per_day():
     proba = np.r_[np.ones(4), np.zeros(20)]
     rates = E.alarms_per_day(data, proba, threshold=0.5, timestamp="t", target="y", group="g")
     assert rates["observed_days"] == 6.0 and rates["alarms_per_day"] == pytest.approx(4 / 6, abs=1e-3)
-    assert rates["false_alarms_per_day"] == pytest.approx(2 / (11 * 0.25), abs=1e-3)
+    assert rates["false_alarms_per_day"] == pytest.approx(2 / (13 * 0.25), abs=1e-3)
 
 
 def test_alarms_per_day_needs_two_times():
