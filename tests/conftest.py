@@ -2,11 +2,75 @@
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from leaklib import params as P
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class Finished:
+    """A finished `leak` command in a throw-away project."""
+
+    project: Path
+    returncode: int
+    stdout: str
+    stderr: str
+
+    def run_ids(self) -> list[str]:
+        return sorted(p.stem for p in (self.project / "stores/metadata/runs").glob("*.json"))
+
+    def record(self, run_id: str | None = None) -> dict:
+        run_id = run_id or self.run_ids()[-1]
+        return json.loads((self.project / f"stores/metadata/runs/{run_id}.json").read_text())
+
+
+def make_project(root: Path) -> Path:
+    """Copy the project's notebooks, parameters and lock into ``root`` as a fresh git checkout.
+
+    The dataset is linked, not copied. Stores, MLflow and reports then land under ``root``.
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    for folder in ("notebooks", "parameters", "requirements"):
+        shutil.copytree(REPO / folder, root / folder, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+    (root / "data").symlink_to(REPO / "data", target_is_directory=True)
+    (root / ".gitignore").write_text("stores/\nreports/\nmlflow.db\nmlartifacts/\ndata\n")
+    git = ["git", "-C", str(root), "-c", "user.name=test", "-c", "user.email=test@example.invalid"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "fixture"], check=True)
+    return root
+
+
+def leak(project: Path, *args: str, env: dict[str, str] | None = None, timeout: int = 900) -> Finished:
+    """Run the `leak` command in a project folder, as a user would."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING")}
+    full_env.update(LEAK_PROJECT_DIR=str(project), MLFLOW_DISABLE_TELEMETRY="true", **(env or {}))
+    done = subprocess.run(
+        [sys.executable, "-m", "leaklib.cli", *args], cwd=project, env=full_env,
+        capture_output=True, text=True, timeout=timeout,
+    )
+    return Finished(project, done.returncode, done.stdout, done.stderr)
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory) -> Finished:
+    """One `leak run -f parameters/smoke.yaml` in a fresh project, shared by the tests that read it."""
+    project = make_project(tmp_path_factory.mktemp("smoke") / "project")
+    finished = leak(project, "run", "-f", "parameters/smoke.yaml")
+    assert finished.returncode == 0, finished.stdout + finished.stderr
+    return finished
 
 
 @pytest.fixture(autouse=True)
