@@ -81,6 +81,15 @@ def _fmt_metric(value: Any) -> str:
     return f"{value:.3f}"
 
 
+def short_error(text: str | None, *, limit: int = 300) -> str:
+    """Return the first line of an error message, cut to ``limit`` characters."""
+    lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
+    first = lines[0] if lines else ""
+    if len(first) > limit or len(lines) > 1:
+        first = first[:limit].rstrip() + " …"
+    return first
+
+
 def _param_set(run: dict[str, Any]) -> str:
     files = run.get("param_files") or []
     names = [str(f) for f in files]
@@ -127,7 +136,8 @@ def _run_facts(run: dict[str, Any], *, step: str | None = None) -> dict[str, Any
         "decision": promotion.get("decision"),
         "reason": promotion.get("reason") or "",
         "lock_hash": run.get("lock_hash"),
-        "error": run.get("error") or "",
+        "error": short_error(run.get("error")),
+        "full_error": run.get("error") or "",
     }
 
 
@@ -216,7 +226,9 @@ def prepare_notebook(
         if index == failed:
             error = next((o for o in cell.outputs if o.get("output_type") == "error"), None)
             what = (
-                f"{error.get('ename', 'Error')}: {error.get('evalue', '')}" if error else "an error"
+                short_error(f"{error.get('ename', 'Error')}: {error.get('evalue', '')}")
+                if error
+                else "an error"
             )
             later = (
                 f" {skipped} later cell{'s' if skipped != 1 else ''} did not run."
@@ -226,7 +238,8 @@ def prepare_notebook(
             kept.append(
                 nbformat.v4.new_markdown_cell(
                     f'<div id="failed-cell" class="leak-failed-banner">This step failed in the '
-                    f"cell below with {html.escape(what)}.{later}</div>"
+                    f"cell below with {html.escape(what)}{'' if what.endswith(('.', '…')) else '.'}"
+                    f"{later}</div>"
                 )
             )
             cell.metadata.setdefault("tags", []).append("leak-failed-cell")
@@ -437,6 +450,7 @@ def write_index(runs: list[dict[str, Any]], *, out_dir: Path, reports_root: Path
             reports=_report_links(run, out_dir=out_dir, reports_root=reports_root),
             is_champion=run["run_id"] == champion,
             primary=_fmt_metric(metrics.get(f"holdout_{metric}")),
+            error=short_error(run.get("error"), limit=120),
         )
         rows.append(facts)
     chart = trend_chart(ordered, metric=metric)
