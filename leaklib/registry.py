@@ -1,0 +1,227 @@
+"""The MLflow model registry, on a full MLflow server and on GitLab's subset of its API.
+
+Each successful run registers its model as a new version of ``params.model_name``, tagged
+with the lineage that ties it to the run record (run id, snapshot SHA-256, git commit).
+
+GitLab's MLflow layer (``<gitlab>/api/v4/projects/<id>/ml/mlflow``) implements experiments,
+runs, registered models and the creation, reading and description of model versions, but
+no aliases, stages, model-version tags or dataset inputs (its ``lib/api/ml/mlflow/*.rb``);
+an unknown endpoint answers 404. So every registry call beyond "create a version" is tried
+and, when the server does not implement it, skipped with a log line, never failed:
+
+- the lineage tags travel with the version's creation request, which GitLab stores;
+- the champion marker is a ``champion=true`` version tag where tags can be set after
+  creation, otherwise the version's description; plus a ``champion`` alias where aliases
+  exist. The pointer that counts lives in the metadata store (:mod:`leaklib.promotion`).
+
+GitLab may number versions semantically (``1.0.0``), which ``models:/<name>/<version>``
+cannot address (the MLflow client reads a non-integer as a stage); such versions are then
+loaded through the run's model URI (``runs:/<id>/model``) instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+CHAMPION_ALIAS = "champion"
+CHAMPION_TAG = "champion"
+_UNSUPPORTED_STATUS = re.compile(r"\b(404|405|501)\b")
+_ANSWERED = {
+    "RESOURCE_DOES_NOT_EXIST",
+    "RESOURCE_ALREADY_EXISTS",
+    "INVALID_PARAMETER_VALUE",
+    "PERMISSION_DENIED",
+    "UNAUTHENTICATED",
+}
+
+
+def _mlflow() -> Any:
+    from leaklib import tracking
+
+    return tracking._mlflow()
+
+
+def client() -> Any:
+    """Return an MLflow client for the configured tracking server (see :mod:`leaklib.tracking`)."""
+    from leaklib import tracking
+
+    mlflow = _mlflow()
+    tracking.configure()
+    return mlflow.MlflowClient()
+
+
+def is_unsupported(exc: BaseException) -> bool:
+    """Return True when an MLflow error means "this server has no such endpoint".
+
+    GitLab answers an unknown route with ``404 {"error": "404 Not Found"}``, which the MLflow
+    client reports as an error without an MLflow error code; a full server answering about a
+    missing model or alias (also HTTP 404) carries ``RESOURCE_DOES_NOT_EXIST`` and is not one.
+    """
+    code = getattr(exc, "error_code", None)
+    if code == "ENDPOINT_NOT_FOUND":
+        return True
+    if code in _ANSWERED:
+        return False
+    return bool(_UNSUPPORTED_STATUS.search(str(exc)))
+
+
+def version_tags(run: dict[str, Any]) -> dict[str, str]:
+    """Return the lineage tags of a model version: leak run id, snapshot SHA-256, git commit."""
+    git = run.get("git") or {}
+    snapshot = run.get("snapshot") or {}
+    return {
+        "leak.run_id": run["run_id"],
+        "leak.snapshot_sha256": str(snapshot.get("sha256")),
+        "leak.git_commit": str(git.get("commit")),
+        "leak.git_dirty": str(git.get("dirty")),
+    }
+
+
+def model_version_uri(name: str, version: str, *, fallback: str) -> str:
+    """Return ``models:/<name>/<version>``, or ``fallback`` when the version is not an integer."""
+    return f"models:/{name}/{version}" if str(version).isdigit() else fallback
+
+
+def register_model(*, model_uri: str, name: str, run: dict[str, Any]) -> dict[str, str]:
+    """Register a logged model as a new version of ``name``, tagged with the run's lineage.
+
+    Args:
+        model_uri: Where the model was logged, e.g. ``runs:/<mlflow run id>/model``.
+        name: The registered model name (``params.model_name``).
+        run: The run record (for the lineage tags).
+
+    Returns:
+        ``{"name", "version", "model_uri"}``; ``model_uri`` loads exactly this version.
+    """
+    mlflow = _mlflow()
+    from leaklib import tracking
+
+    tracking.configure()
+    created = mlflow.register_model(model_uri, name, tags=version_tags(run))
+    version = str(created.version)
+    log.info("registered %s version %s from %s", name, version, model_uri)
+    return {
+        "name": created.name,
+        "version": version,
+        "model_uri": model_version_uri(created.name, version, fallback=model_uri),
+    }
+
+
+def supports_aliases(mlflow_client: Any = None, *, name: str = "leak-alias-probe") -> bool:
+    """Return True when the registry implements model aliases (GitLab's does not).
+
+    Probes by deleting an alias that does not exist: a full server answers (or does nothing),
+    a server without aliases answers 404 for the endpoint itself. Nothing is changed.
+    """
+    from mlflow.exceptions import MlflowException
+
+    mlflow_client = mlflow_client or client()
+    try:
+        mlflow_client.delete_registered_model_alias(name, "leak-alias-probe")
+    except MlflowException as exc:
+        return not is_unsupported(exc)
+    return True
+
+
+def _try(what: str, call: Any, *args: Any, **kwargs: Any) -> bool:
+    """Run one optional registry call; False (and a log line) when the server lacks it."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        call(*args, **kwargs)
+    except MlflowException as exc:
+        if is_unsupported(exc):
+            log.info("%s: not supported by this MLflow server, skipped", what)
+        else:
+            log.warning("%s failed: %s", what, exc)
+        return False
+    return True
+
+
+def tag_version(
+    name: str, version: str, tags: dict[str, str], *, mlflow_client: Any = None
+) -> bool:
+    """Set tags on a model version; False when the server cannot tag existing versions."""
+    mlflow_client = mlflow_client or client()
+    for key, value in tags.items():
+        if not _try(
+            f"tag {key} on {name} v{version}",
+            mlflow_client.set_model_version_tag,
+            name,
+            version,
+            key,
+            value,
+        ):
+            return False
+    return True
+
+
+def tag_run(mlflow_run_id: str, tags: dict[str, str], *, mlflow_client: Any = None) -> bool:
+    """Set tags on an MLflow run (finished or not); False if the server refused."""
+    mlflow_client = mlflow_client or client()
+    return all(
+        _try(f"tag {key} on run {mlflow_run_id}", mlflow_client.set_tag, mlflow_run_id, key, value)
+        for key, value in tags.items()
+    )
+
+
+def set_champion_markers(
+    name: str,
+    version: str,
+    *,
+    previous_version: str | None = None,
+    note: str = "",
+    mlflow_client: Any = None,
+) -> dict[str, bool]:
+    """Mark ``version`` as the champion in the registry, and unmark the previous one.
+
+    ``champion=true`` as a version tag (or, where tags cannot be set after creation, in the
+    version's description), the tag removed from ``previous_version``, and the ``champion``
+    alias moved when the server has aliases. Every marker is best effort: the champion
+    pointer in the metadata store is the reference.
+
+    Returns:
+        Which markers were set: ``tag``, ``description``, ``alias``, ``previous_unmarked``.
+    """
+    mlflow_client = mlflow_client or client()
+    done = {"tag": False, "description": False, "alias": False, "previous_unmarked": False}
+    done["tag"] = tag_version(name, version, {CHAMPION_TAG: "true"}, mlflow_client=mlflow_client)
+    if not done["tag"]:
+        done["description"] = _try(
+            f"describe {name} v{version}",
+            mlflow_client.update_model_version,
+            name,
+            version,
+            description=f"champion: {note}".strip().rstrip(":"),
+        )
+    if previous_version and str(previous_version) != str(version):
+        if done["tag"]:
+            done["previous_unmarked"] = _try(
+                f"untag {name} v{previous_version}",
+                mlflow_client.delete_model_version_tag,
+                name,
+                previous_version,
+                CHAMPION_TAG,
+            )
+        else:
+            done["previous_unmarked"] = _try(
+                f"describe {name} v{previous_version}",
+                mlflow_client.update_model_version,
+                name,
+                previous_version,
+                description=f"former champion, replaced by version {version}",
+            )
+    if supports_aliases(mlflow_client, name=name):
+        done["alias"] = _try(
+            f"alias {CHAMPION_ALIAS} on {name} v{version}",
+            mlflow_client.set_registered_model_alias,
+            name,
+            CHAMPION_ALIAS,
+            version,
+        )
+    log.info("champion markers on %s v%s: %s", name, version, done)
+    return done
