@@ -26,7 +26,7 @@ from leaklib.paths import project_root
 log = logging.getLogger(__name__)
 
 MODEL_PATH = "model"
-_REQUIREMENTS = ("scikit-learn", "pandas", "numpy", "scipy", "cloudpickle")
+_REQUIREMENTS = ("scikit-learn", "pandas", "numpy", "scipy", "skops")
 
 
 def _mlflow():
@@ -163,17 +163,34 @@ def pip_requirements() -> list[str]:
     return [f"{name}=={version(name)}" for name in _REQUIREMENTS]
 
 
+def trusted_types(pipeline: Any) -> list[str]:
+    """Return the scikit-learn types skops must be told to trust to load this pipeline.
+
+    skops refuses types that can crash a process when a file is forged (e.g. the tree
+    arrays of gradient boosting). We created this file ourselves, in this process, so we
+    trust scikit-learn's own types in it; any other type is refused.
+    """
+    import skops.io
+
+    found = skops.io.get_untrusted_types(data=skops.io.dumps(pipeline))
+    foreign = [t for t in found if not t.startswith(("sklearn.", "numpy.", "builtins."))]
+    if foreign:
+        raise ValueError(f"the model holds types that cannot be trusted for serving: {foreign}")
+    return found
+
+
 def log_model(pipeline: Any, *, example: pd.DataFrame) -> str:
     """Log a fitted pipeline as an MLflow sklearn model in the active run; return its URI."""
     mlflow = _mlflow()
     from mlflow.models import infer_signature
 
-    signature = infer_signature(example, pipeline.predict_proba(example)[:, 1])
+    signature = infer_signature(example, pipeline.predict_proba(example))
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / MODEL_PATH
         mlflow.sklearn.save_model(
             pipeline, path, signature=signature, input_example=example,
             pip_requirements=pip_requirements(), pyfunc_predict_fn="predict_proba",
+            serialization_format="skops", skops_trusted_types=trusted_types(pipeline),
         )
         mlflow.log_artifacts(str(path), MODEL_PATH)
     return f"runs:/{mlflow.active_run().info.run_id}/{MODEL_PATH}"
