@@ -1,0 +1,356 @@
+"""Read the input table from BigQuery: ``source: bigquery://PROJECT.DATASET.TABLE``.
+
+Only the columns a run uses are selected (:func:`leaklib.sources.wanted_columns`), so a wide
+table costs what those columns cost. Every identifier is checked against BigQuery's naming
+rules and quoted; the optional ``bigquery.where`` filter is SQL whose values come from
+``bigquery.where_params`` as query parameters, never pasted into the text; ``bigquery.limit``
+and ``max_groups`` are query parameters too.
+
+Credentials are Application Default Credentials (``GOOGLE_APPLICATION_CREDENTIALS``, a workload
+identity, or ``gcloud auth application-default login``); the query is billed to
+``bigquery.billing_project``, else to the table's project. Results are downloaded with the
+BigQuery Storage Read API when ``bigquery.use_storage_api`` is true and the result is large
+enough to need it; a Storage API permission error falls back to the REST API.
+
+Emulators: ``BIGQUERY_EMULATOR_HOST`` (``http://host:port``) sends the REST calls there with
+anonymous credentials; ``BIGQUERY_STORAGE_EMULATOR_HOST`` (``host:port``) sends the Storage
+Read API there over plain gRPC. With only the first set, the Storage Read API is not used.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import re
+import warnings
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from leaklib.params import Params
+from leaklib.sources import SourceError, wanted_columns
+
+if TYPE_CHECKING:
+    from google.cloud import bigquery
+
+log = logging.getLogger(__name__)
+
+SCHEME = "bigquery://"
+ENV_EMULATOR = "BIGQUERY_EMULATOR_HOST"
+ENV_STORAGE_EMULATOR = "BIGQUERY_STORAGE_EMULATOR_HOST"
+
+# BigQuery's naming rules, kept to their plain ASCII core where the rules allow more (table
+# names may hold spaces and other Unicode; we refuse those rather than quote them).
+_PROJECT = re.compile(r"^(?:[a-z][a-z0-9.-]{0,61}[a-z0-9]:)?[a-z][a-z0-9-]{4,28}[a-z0-9]$")
+_DATASET = re.compile(r"^[A-Za-z0-9_]{1,1024}$")
+_TABLE = re.compile(r"^[A-Za-z0-9_-]{1,1024}$")
+_COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,299}$")
+_PARAM = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+_PARAM_USE = re.compile(r"@([A-Za-z_][A-Za-z0-9_]*)")
+_WHERE_FORBIDDEN = (";", "--", "/*", "*/", "#")
+_RESERVED_PARAMS = ("leak_limit", "leak_max_groups")
+
+
+@dataclass(frozen=True)
+class TableRef:
+    """A checked ``PROJECT.DATASET.TABLE``."""
+
+    project: str
+    dataset: str
+    table: str
+
+    def __str__(self) -> str:
+        return f"{self.project}.{self.dataset}.{self.table}"
+
+    @property
+    def sql(self) -> str:
+        """The table as a quoted SQL identifier."""
+        return f"`{self.project}.{self.dataset}.{self.table}`"
+
+
+def check_project(project: str) -> str:
+    """Refuse a project id that breaks BigQuery's rules; return it unchanged."""
+    if not _PROJECT.match(project):
+        raise SourceError(
+            f"BigQuery project id {project!r} is not valid: 6-30 lowercase letters, digits "
+            "or hyphens, starting with a letter"
+        )
+    return project
+
+
+def check_column(name: str, *, role: str = "column") -> str:
+    """Refuse a column name that breaks BigQuery's rules; return it unchanged."""
+    if not isinstance(name, str) or not _COLUMN.match(name):
+        raise SourceError(
+            f"BigQuery {role} name {name!r} is not valid: letters, digits and underscores, "
+            "starting with a letter or underscore, at most 300 characters"
+        )
+    return name
+
+
+def quote_column(name: str) -> str:
+    """Return a checked column name quoted for SQL."""
+    return f"`{check_column(name)}`"
+
+
+def parse_table(source: str) -> TableRef:
+    """Split ``bigquery://PROJECT.DATASET.TABLE`` into checked parts."""
+    if not source.startswith(SCHEME):
+        raise SourceError(f"source {source!r} is not a bigquery://PROJECT.DATASET.TABLE URI")
+    body = source.removeprefix(SCHEME)
+    parts = body.rsplit(".", 2)
+    if len(parts) != 3 or not all(parts):
+        raise SourceError(
+            f"source {source!r} must name a table as bigquery://PROJECT.DATASET.TABLE"
+        )
+    project, dataset, table = parts
+    check_project(project)
+    if not _DATASET.match(dataset):
+        raise SourceError(
+            f"BigQuery dataset name {dataset!r} is not valid: letters, digits and underscores"
+        )
+    if not _TABLE.match(table):
+        raise SourceError(
+            f"BigQuery table name {table!r} is not valid: letters, digits, underscores and "
+            "hyphens (no spaces, quotes or other characters)"
+        )
+    return TableRef(project, dataset, table)
+
+
+def _scalar_type(value: Any, name: str) -> str:
+    if isinstance(value, bool):
+        return "BOOL"
+    if isinstance(value, int):
+        return "INT64"
+    if isinstance(value, float):
+        return "FLOAT64"
+    if isinstance(value, str):
+        return "STRING"
+    if isinstance(value, dt.datetime):
+        return "TIMESTAMP" if value.tzinfo is not None else "DATETIME"
+    if isinstance(value, dt.date):
+        return "DATE"
+    raise SourceError(
+        f"bigquery.where_params.{name}: {value!r} is a {type(value).__name__}; use a string, "
+        "number, boolean, date, date-time or a list of one of these (for NULL write IS NULL)"
+    )
+
+
+def query_parameters(values: dict[str, Any]) -> list[Any]:
+    """Turn ``bigquery.where_params`` into typed BigQuery query parameters."""
+    from google.cloud import bigquery
+
+    parameters: list[Any] = []
+    for name, value in values.items():
+        if not isinstance(name, str) or not _PARAM.match(name):
+            raise SourceError(
+                f"bigquery.where_params: parameter name {name!r} is not valid (letters, digits "
+                "and underscores, starting with a letter or underscore)"
+            )
+        if name in _RESERVED_PARAMS:
+            raise SourceError(f"bigquery.where_params: {name!r} is reserved; choose another name")
+        if isinstance(value, list | tuple):
+            kinds = {_scalar_type(item, name) for item in value}
+            if len(kinds) > 1:
+                raise SourceError(
+                    f"bigquery.where_params.{name}: the list mixes {', '.join(sorted(kinds))}"
+                )
+            if not kinds:
+                raise SourceError(f"bigquery.where_params.{name}: an empty list has no type")
+            parameters.append(bigquery.ArrayQueryParameter(name, kinds.pop(), list(value)))
+        else:
+            parameters.append(bigquery.ScalarQueryParameter(name, _scalar_type(value, name), value))
+    return parameters
+
+
+def check_where(where: str, names: set[str]) -> str:
+    """Refuse a filter that could end the statement or hide text, or uses unknown parameters."""
+    for token in _WHERE_FORBIDDEN:
+        if token in where:
+            raise SourceError(
+                f"bigquery.where may not contain {token!r} (one filter expression, no "
+                "statements or comments); pass values through bigquery.where_params"
+            )
+    used = set(_PARAM_USE.findall(where))
+    missing = sorted(used - names)
+    if missing:
+        raise SourceError(
+            f"bigquery.where uses @{missing[0]}, which bigquery.where_params does not define"
+        )
+    unused = sorted(names - used)
+    if unused:
+        raise SourceError(f"bigquery.where_params.{unused[0]} is not used in bigquery.where")
+    return where
+
+
+def build_query(params: Params, table: TableRef) -> tuple[str, list[Any]]:
+    """Return the SELECT for a run and its query parameters."""
+    from google.cloud import bigquery
+
+    spec = params.bigquery
+    columns = wanted_columns(params)
+    for name in columns:
+        check_column(name)
+    where = spec.where.strip() if spec.where else ""
+    if spec.where_params and not where:
+        raise SourceError("bigquery.where_params is set but bigquery.where is empty")
+    parameters = query_parameters(spec.where_params)
+    conditions = [f"({check_where(where, set(spec.where_params))})"] if where else []
+    if params.max_groups is not None and params.group:
+        # the first N groups in sorted order, as leaklib.schema.limit_groups keeps them; the
+        # subquery reads only the group column (and those of the filter)
+        group = quote_column(params.group)
+        inner = " AND ".join([*conditions, f"{group} IS NOT NULL"])
+        conditions.append(
+            f"{group} IN (SELECT DISTINCT {group} FROM {table.sql} WHERE {inner} "
+            f"ORDER BY {group} LIMIT @leak_max_groups)"
+        )
+        parameters.append(
+            bigquery.ScalarQueryParameter("leak_max_groups", "INT64", params.max_groups)
+        )
+    sql = f"SELECT {', '.join(quote_column(c) for c in columns)} FROM {table.sql}"
+    if conditions:
+        sql += " WHERE " + " AND ".join(conditions)
+    if spec.limit is not None:
+        sql += " LIMIT @leak_limit"
+        parameters.append(bigquery.ScalarQueryParameter("leak_limit", "INT64", spec.limit))
+    return sql, parameters
+
+
+def _storage_client_factory(host: str):
+    """Return a BigQueryReadClient factory that talks plain gRPC to an emulator at ``host``."""
+
+    def make():
+        import grpc
+        from google.cloud.bigquery_storage_v1 import BigQueryReadClient
+        from google.cloud.bigquery_storage_v1.services.big_query_read.transports import (
+            BigQueryReadGrpcTransport,
+        )
+
+        channel = grpc.insecure_channel(host)
+        return BigQueryReadClient(transport=BigQueryReadGrpcTransport(channel=channel))
+
+    return make
+
+
+def make_client(project: str) -> bigquery.Client:
+    """Build a BigQuery client billed to ``project`` (the emulator's when one is configured)."""
+    from google.auth.exceptions import DefaultCredentialsError
+    from google.cloud import bigquery
+
+    credentials = None
+    client_class = bigquery.Client
+    if os.environ.get(ENV_EMULATOR):
+        from google.auth.credentials import AnonymousCredentials
+
+        credentials = AnonymousCredentials()
+        storage_host = os.environ.get(ENV_STORAGE_EMULATOR)
+        if storage_host:
+            make_read_client = _storage_client_factory(storage_host)
+
+            class EmulatorClient(bigquery.Client):
+                """Points the Storage Read API at the emulator's gRPC port."""
+
+                def _ensure_bqstorage_client(self, bqstorage_client=None, *args, **kwargs):
+                    return bqstorage_client or make_read_client()
+
+            client_class = EmulatorClient
+    try:
+        return client_class(project=project, credentials=credentials)
+    except DefaultCredentialsError as exc:
+        raise SourceError(
+            "no Google credentials found for the BigQuery source: set "
+            "GOOGLE_APPLICATION_CREDENTIALS to a service-account key file or run "
+            f"`gcloud auth application-default login` ({exc})"
+        ) from exc
+
+
+def _explain(exc: Exception, table: TableRef, billing: str) -> SourceError:
+    from google.api_core import exceptions as gex
+
+    if isinstance(exc, gex.NotFound):
+        return SourceError(
+            f"BigQuery table {table} does not exist (or these credentials cannot see it)"
+        )
+    if isinstance(exc, gex.Forbidden | gex.Unauthorized):
+        return SourceError(
+            f"no permission to read BigQuery table {table} billed to project {billing!r}: the "
+            "account needs roles/bigquery.dataViewer on the table and roles/bigquery.jobUser "
+            f"on the billing project ({exc})"
+        )
+    return SourceError(f"reading BigQuery table {table} failed: {exc}")
+
+
+def read_bigquery(params: Params, *, client: bigquery.Client | None = None) -> pd.DataFrame:
+    """Read the columns a run uses from the table ``params.source`` names.
+
+    Args:
+        params: The run's parameters (``source``, the columns, ``bigquery``, ``max_groups``).
+        client: A BigQuery client; built from the environment, billed to
+            ``bigquery.billing_project`` or the table's project, when omitted.
+    """
+    import pandas_gbq
+    from google.api_core import exceptions as gex
+    from pandas_gbq.exceptions import GenericGBQException
+
+    table = parse_table(params.source)
+    billing = params.bigquery.billing_project or table.project
+    check_project(billing)
+    sql, parameters = build_query(params, table)
+    client = client or make_client(billing)
+
+    try:
+        schema = client.get_table(str(table)).schema
+    except gex.GoogleAPIError as exc:
+        raise _explain(exc, table, billing) from exc
+    except Exception as exc:  # transport errors: endpoint unreachable
+        raise SourceError(f"BigQuery is unreachable while reading {table}: {exc}") from exc
+    present = {field.name for field in schema}
+    missing = [c for c in wanted_columns(params) if c not in present]
+    if missing:
+        raise SourceError(
+            f"BigQuery table {table} has no column(s) {', '.join(missing)} "
+            f"(it has: {', '.join(sorted(present))})"
+        )
+
+    use_storage = params.bigquery.use_storage_api
+    if use_storage and os.environ.get(ENV_EMULATOR) and not os.environ.get(ENV_STORAGE_EMULATOR):
+        log.info("BigQuery emulator without %s: Storage Read API not used", ENV_STORAGE_EMULATOR)
+        use_storage = False
+    configuration = {
+        "query": {
+            "parameterMode": "NAMED",
+            "queryParameters": [p.to_api_repr() for p in parameters],
+        }
+    }
+    log.info("reading %s billed to %s: %s", table, billing, sql)
+
+    def run(storage: bool) -> pd.DataFrame:
+        with warnings.catch_warnings():
+            # pandas-gbq warns about its own internals (user-agent format, to_dataframe)
+            warnings.filterwarnings("ignore", category=PendingDeprecationWarning)
+            return pandas_gbq.read_gbq(
+                sql,
+                bigquery_client=client,
+                configuration=configuration,
+                use_bqstorage_api=storage,
+                progress_bar_type=None,
+            )
+
+    try:
+        try:
+            frame = run(use_storage)
+        except (GenericGBQException, gex.Forbidden, gex.PermissionDenied) as exc:
+            forbidden = isinstance(exc, gex.Forbidden) or isinstance(exc.__cause__, gex.Forbidden)
+            if not (use_storage and forbidden):
+                raise
+            log.warning("Storage Read API refused (%s); reading through the REST API", exc)
+            frame = run(False)
+    except GenericGBQException as exc:
+        raise _explain(exc.__cause__ or exc, table, billing) from exc
+    except gex.GoogleAPIError as exc:
+        raise _explain(exc, table, billing) from exc
+    log.info("read %d rows x %d columns from %s", len(frame), frame.shape[1], table)
+    return frame
