@@ -6,6 +6,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 LOCK   := requirements/dev.lock
 ARGS   ?=
+# see leaklib/kernel.py: OpenMP spin-waiting is ruinous on a busy 2-core machine
+export OMP_WAIT_POLICY ?= PASSIVE
 
 .DEFAULT_GOAL := help
 .PHONY: help install run test lab lint format lock clean-reports

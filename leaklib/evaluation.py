@@ -7,15 +7,12 @@ from __future__ import annotations
 
 import logging
 
-import matplotlib
-
-matplotlib.use("Agg")  # headless: reports are rendered without a display
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from sklearn.calibration import calibration_curve  # noqa: E402
-from sklearn.metrics import (  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from sklearn.calibration import calibration_curve
+from sklearn.metrics import (
     average_precision_score,
     confusion_matrix,
     f1_score,

@@ -72,7 +72,9 @@ def summary(run: dict[str, Any]) -> pd.Series:
     facts = {
         "run id": run["run_id"],
         "status": run["status"],
-        "steps": ", ".join(f"{k} {v['status']}" for k, v in run.get("steps", {}).items()),
+        "steps": ", ".join(
+            f"{name} {run['steps'][name]['status']}" for name in runs.STEPS if name in run.get("steps", {})
+        ),
         "git commit": ((run.get("git") or {}).get("commit") or "")[:12],
         "snapshot sha256": (snapshot.get("sha256") or "")[:16],
         "rows": snapshot.get("rows"),

@@ -14,7 +14,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from leaklib import params as P
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before scikit-learn loads OpenMP
+
+from leaklib import params as P  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
