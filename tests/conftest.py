@@ -20,6 +20,9 @@ from leaklib import params as P  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
+# real local services: the Google Cloud emulators and MLflow servers (plain and GitLab-like)
+pytest_plugins = ["tests.emulators.plugin", "tests.mlflow_servers"]
+
 
 @dataclass
 class Finished:
