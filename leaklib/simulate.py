@@ -1,0 +1,861 @@
+"""Simulate leak scenarios on the L-TOWN network: the embedded default dataset.
+
+No package reachable from this project ships measured leak data, so the default input table is a
+documented, seeded physics simulation on a real benchmark network: L-TOWN from BattLeDIM 2020
+(KIOS Research and Innovation Center of Excellence, University of Cyprus), as shipped by the
+``epyt`` package, solved with EPANET 2.2 through ``wntr``'s toolkit bindings.
+
+One scenario is a perturbed copy of the town (demand scale, per-node base demand, per-pipe
+roughness, noisy demand patterns), optionally one leak, one warm-up day that is discarded and
+``observed_days`` observed days sampled every 5 minutes at the official sensor locations, then
+averaged into ``window_minutes`` rows. A leak is an EPANET emitter on a node made by splitting
+the leaking pipe at its midpoint, with coefficient ``C = Cd * A * sqrt(2 g)``; the solver is
+stepped every 5 minutes so that the leak area can follow a ramp or stop at a repair.
+
+Every scenario draws its randomness from ``numpy.random.SeedSequence([seed, scenario_id])``, so a
+dataset is byte-identical whatever the number of worker processes or the order they finish in.
+
+``wntr`` and ``epyt`` are the optional ``simulate`` extra: they are imported inside functions only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import importlib.util
+import json
+import logging
+import math
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any, get_args, get_origin, get_type_hints
+
+import numpy as np
+import pandas as pd
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SEED = 2020
+DEFAULT_SCENARIOS = 150
+DEFAULT_OUT = Path("data/l-town-leaks.parquet")
+NETWORK_FILE = "L-TOWN.inp"  # in epyt's networks/ folder
+
+# Day 0 of L-TOWN's one-week demand patterns is a Tuesday (its two low, late-rising days are
+# days 4 and 5, i.e. Saturday and Sunday; BattLeDIM's historical year also began on Tuesday
+# 2019-01-01). The synthetic calendar therefore starts on Tuesday 2019-01-01, so that
+# `day_of_week` (Monday = 0) agrees with the weekends in the demand.
+CALENDAR_ORIGIN = pd.Timestamp("2019-01-01")
+STEP_S = 300  # solver and sampling step, seconds (L-TOWN's hydraulic and pattern step)
+GRAVITY = 9.81  # m/s2
+ROW_GROUP_SIZE = 65_536
+ZSTD_LEVEL = 9
+
+# The official BattLeDIM 2020 sensors, as marked in the comments of L-TOWN.inp.
+LTOWN_PRESSURE_SENSORS: tuple[str, ...] = (
+    "n1",
+    "n4",
+    "n31",
+    "n54",
+    "n105",
+    "n114",
+    "n163",
+    "n188",
+    "n215",
+    "n229",
+    "n288",
+    "n296",
+    "n332",
+    "n342",
+    "n410",
+    "n415",
+    "n429",
+    "n458",
+    "n469",
+    "n495",
+    "n506",
+    "n516",
+    "n519",
+    "n549",
+    "n613",
+    "n636",
+    "n644",
+    "n679",
+    "n722",
+    "n726",
+    "n740",
+    "n752",
+    "n769",
+)
+LTOWN_FLOW_SENSORS: tuple[str, ...] = ("p227", "p235", "PUMP_1")
+LTOWN_LEVEL_SENSORS: tuple[str, ...] = ("T1",)
+
+# EPANET 2.2 toolkit codes (epanet2_enums.h).
+_EN_ELEVATION, _EN_EMITTER, _EN_DEMAND, _EN_HEAD, _EN_PRESSURE = 0, 3, 9, 10, 11
+_EN_FLOW = 8
+_LEAK_NODE = "leak_node"
+
+
+@dataclass(frozen=True)
+class SimulationRecipe:
+    """Every knob of the simulation; the defaults are the embedded default dataset's recipe.
+
+    Spreads are relative half-widths of a uniform draw (``0.1`` means a factor in
+    ``[0.9, 1.1]``). Ranges are ``(min, max)`` with ``min <= max``. Sensor names are L-TOWN
+    element IDs: junctions for pressure, links (pipes or pumps) for flow, tanks for level.
+    """
+
+    demand_scale_spread: float = 0.10  # whole-town demand multiplier, 1 +- spread per scenario
+    base_demand_spread: float = 0.10  # each junction's base demands, 1 +- spread
+    roughness_spread: float = 0.10  # each pipe's Hazen-Williams C, 1 +- spread
+    pattern_noise: float = 0.05  # relative Gaussian noise on every 5-minute pattern value
+    leak_probability: float = 0.75  # chance that a scenario has one leak
+    leak_diameter_cm: tuple[float, float] = (0.8, 2.5)  # equivalent hole diameter (BattLeDIM)
+    discharge_coefficient: float = 0.75  # Cd in C = Cd * A * sqrt(2 g)
+    incipient_probability: float = 0.5  # chance a leak grows linearly instead of appearing whole
+    incipient_ramp_hours: tuple[float, float] = (12.0, 96.0)  # time an incipient leak takes to grow
+    repair_probability: float = 0.3  # chance a leak is repaired before the window ends
+    warmup_days: int = 1  # simulated, then discarded (tanks and flows settle)
+    observed_days: int = 7  # simulated and kept
+    random_start_weekday: bool = True  # start the observed window on a random weekday
+    window_minutes: int = 15  # one row per window: the mean of its 5-minute samples
+    pressure_sensors: tuple[str, ...] = LTOWN_PRESSURE_SENSORS  # junctions, pressure in m
+    flow_sensors: tuple[str, ...] = LTOWN_FLOW_SENSORS  # links, flow in L/s
+    level_sensors: tuple[str, ...] = LTOWN_LEVEL_SENSORS  # tanks, water level in m
+    pressure_noise_m: float = 0.1  # Gaussian sensor noise on each 5-minute pressure sample
+    flow_noise_relative: float = 0.01  # relative Gaussian noise on each flow sample
+    level_noise_m: float = 0.01  # Gaussian sensor noise on each level sample
+    decimals: int = 3  # sensor values are rounded to this many decimals (mm, mL/s)
+
+    def __post_init__(self) -> None:
+        for name in ("demand_scale_spread", "base_demand_spread", "roughness_spread"):
+            _check_number(
+                name,
+                getattr(self, name),
+                low=0.0,
+                high=1.0,
+                high_open=True,
+                expected="a relative spread in [0, 1)",
+            )
+        _check_number(
+            "pattern_noise",
+            self.pattern_noise,
+            low=0.0,
+            high=1.0,
+            expected="a relative standard deviation in [0, 1]",
+        )
+        for name in ("leak_probability", "incipient_probability", "repair_probability"):
+            _check_number(
+                name, getattr(self, name), low=0.0, high=1.0, expected="a probability in [0, 1]"
+            )
+        _check_range("leak_diameter_cm", self.leak_diameter_cm, unit="cm")
+        _check_range("incipient_ramp_hours", self.incipient_ramp_hours, unit="h")
+        _check_number(
+            "discharge_coefficient",
+            self.discharge_coefficient,
+            low=0.0,
+            high=1.0,
+            low_open=True,
+            expected="a discharge coefficient in (0, 1]",
+        )
+        for name in ("pressure_noise_m", "flow_noise_relative", "level_noise_m"):
+            _check_number(name, getattr(self, name), low=0.0, expected="a number >= 0")
+        _check_int("warmup_days", self.warmup_days, low=0, expected="a whole number of days >= 0")
+        _check_int(
+            "observed_days", self.observed_days, low=1, expected="a whole number of days >= 1"
+        )
+        _check_int("decimals", self.decimals, low=0, high=12, expected="an integer in [0, 12]")
+        if not isinstance(self.random_start_weekday, bool):
+            raise ValueError(
+                f"random_start_weekday must be true or false, got {self.random_start_weekday!r}"
+            )
+        _check_int(
+            "window_minutes",
+            self.window_minutes,
+            low=STEP_S // 60,
+            expected="a multiple of 5 minutes that divides a day (5, 15, 30, 60, ...)",
+        )
+        if (self.window_minutes * 60) % STEP_S or (24 * 60) % self.window_minutes:
+            raise ValueError(
+                "window_minutes must be a multiple of 5 minutes that divides a day "
+                f"(5, 15, 30, 60, ...), got {self.window_minutes!r}"
+            )
+        self._check_sensors()
+
+    def _check_sensors(self) -> None:
+        kinds = (
+            ("pressure_sensors", self.pressure_sensors, "junction"),
+            ("flow_sensors", self.flow_sensors, "link"),
+            ("level_sensors", self.level_sensors, "tank"),
+        )
+        for name, sensors, _ in kinds:
+            if isinstance(sensors, str) or not all(isinstance(s, str) for s in sensors):
+                raise ValueError(f"{name} must be a tuple of element IDs, got {sensors!r}")
+            if len(set(sensors)) != len(sensors):
+                raise ValueError(f"{name} lists a sensor twice: {sensors!r}")
+        if not (self.pressure_sensors or self.flow_sensors or self.level_sensors):
+            raise ValueError(
+                "pressure_sensors, flow_sensors and level_sensors are all empty; "
+                "expected at least one sensor"
+            )
+        ids = _network_ids()
+        if ids is None:  # the simulate extra is not installed; checked again when simulating
+            return
+        for name, sensors, kind in kinds:
+            unknown = [s for s in sensors if s not in ids[kind]]
+            if unknown:
+                example = sorted(ids[kind])[0]
+                raise ValueError(
+                    f"{name} has unknown {kind} name(s) {unknown!r}; expected {kind} IDs of "
+                    f"L-TOWN such as {example!r}"
+                )
+
+    @property
+    def sensor_columns(self) -> list[str]:
+        """Return the sensor column names, in table order."""
+        return [
+            *(f"p_{s.lower()}" for s in self.pressure_sensors),
+            *(f"q_{s.lower()}" for s in self.flow_sensors),
+            *(f"h_{s.lower()}" for s in self.level_sensors),
+        ]
+
+    def columns(self) -> list[str]:
+        """Return every column of a simulated table, in order."""
+        return [
+            "scenario_id",
+            "timestamp",
+            *self.sensor_columns,
+            "hour_sin",
+            "hour_cos",
+            "day_of_week",
+            "leaks",
+        ]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the knobs as plain JSON values."""
+        return {
+            k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()
+        }
+
+
+def _check_number(
+    name: str,
+    value: Any,
+    *,
+    expected: str,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> None:
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if ok and low is not None:
+        ok = value > low if low_open else value >= low
+    if ok and high is not None:
+        ok = value < high if high_open else value <= high
+    if not ok:
+        raise ValueError(f"{name} must be {expected}, got {value!r}")
+
+
+def _check_int(name: str, value: Any, *, expected: str, low: int, high: int | None = None) -> None:
+    ok = isinstance(value, int | np.integer) and not isinstance(value, bool) and value >= low
+    if not ok or (high is not None and value > high):
+        raise ValueError(f"{name} must be {expected}, got {value!r}")
+
+
+def _check_range(name: str, value: Any, *, unit: str) -> None:
+    expected = f"(min, max) in {unit} with 0 < min <= max"
+    if not isinstance(value, tuple | list) or len(value) != 2:
+        raise ValueError(f"{name} must be {expected}, got {value!r}")
+    low, high = value
+    for v in value:
+        _check_number(name, v, low=0.0, low_open=True, expected=expected)
+    if low > high:
+        raise ValueError(f"{name} must be {expected}; the range is reversed: {value!r}")
+
+
+def network_path() -> Path:
+    """Return the path of ``L-TOWN.inp`` inside the installed ``epyt`` package.
+
+    Raises:
+        ModuleNotFoundError: ``epyt`` (the ``simulate`` extra) is not installed.
+    """
+    spec = importlib.util.find_spec("epyt")  # finds the package without importing it
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError(
+            "the L-TOWN network comes from the 'epyt' package: install the simulate extra "
+            "(pip install 'leaklib[simulate]')"
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / "networks" / NETWORK_FILE
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{NETWORK_FILE} is missing from the epyt package (looked at {path})"
+        )
+    return path
+
+
+@cache
+def _network_ids() -> dict[str, frozenset[str]] | None:
+    """Return L-TOWN's junction, link and tank IDs read from the .inp file, or None if absent."""
+    try:
+        path = network_path()
+    except (ModuleNotFoundError, FileNotFoundError):
+        return None
+    sections: dict[str, set[str]] = {}
+    current = ""
+    for line in path.read_text(encoding="latin-1").splitlines():
+        text = line.split(";", 1)[0].strip()
+        if not text:
+            continue
+        if text.startswith("["):
+            current = text.upper()
+            continue
+        sections.setdefault(current, set()).add(text.split()[0])
+    links = (
+        sections.get("[PIPES]", set())
+        | sections.get("[PUMPS]", set())
+        | sections.get("[VALVES]", set())
+    )
+    return {
+        "junction": frozenset(sections.get("[JUNCTIONS]", set())),
+        "link": frozenset(links),
+        "tank": frozenset(sections.get("[TANKS]", set())),
+    }
+
+
+def simulation_available() -> tuple[bool, str]:
+    """Return whether ``wntr`` and ``epyt`` can be used, and why not if they cannot."""
+    for module in ("wntr", "epyt"):
+        if importlib.util.find_spec(module) is None:
+            return False, f"{module} is not installed (the simulate extra)"
+    try:
+        import wntr  # noqa: F401
+    except Exception as exc:  # wntr fails to import without `six`, for one
+        return False, f"wntr cannot be imported: {exc}"
+    return True, ""
+
+
+@dataclass(frozen=True)
+class _Draws:
+    """What one scenario's seed decides before the solver runs."""
+
+    demand_scale: float
+    start_weekday_offset: int  # days after CALENDAR_ORIGIN that the observed window starts
+    node_factors: np.ndarray
+    pipe_factors: np.ndarray
+    leak_pipe: str | None
+    leak_kind: str  # "abrupt", "incipient" or "none"
+    leak_diameter_cm: float
+    ramp_s: float
+    leak_start_step: int  # 5-minute step of the observed window at which the leak starts
+    repair_step: int | None  # 5-minute step at which it is repaired, if it is
+
+
+def _draw(
+    recipe: SimulationRecipe, rng: np.random.Generator, *, n_junctions: int, pipes: Sequence[str]
+) -> _Draws:
+    """Draw every random choice of a scenario, always in the same order and number."""
+    s = recipe.demand_scale_spread
+    demand_scale = float(rng.uniform(1 - s, 1 + s))
+    weekday = int(rng.integers(7))
+    node_factors = rng.uniform(
+        1 - recipe.base_demand_spread, 1 + recipe.base_demand_spread, n_junctions
+    )
+    pipe_factors = rng.uniform(1 - recipe.roughness_spread, 1 + recipe.roughness_spread, len(pipes))
+    u_leak, u_kind, u_repair, u_repair_time = rng.random(4)
+    pipe_index = int(rng.integers(len(pipes)))
+    diameter = float(rng.uniform(*recipe.leak_diameter_cm))
+    ramp_h = float(rng.uniform(*recipe.incipient_ramp_hours))
+    n_obs = recipe.observed_days * 86_400 // STEP_S
+    start = int(rng.integers(n_obs))
+    has_leak = u_leak < recipe.leak_probability
+    repair: int | None = None
+    if has_leak and u_repair < recipe.repair_probability and start + 1 < n_obs:
+        repair = start + 1 + int(u_repair_time * (n_obs - start - 1))
+    kind = (
+        "none"
+        if not has_leak
+        else ("incipient" if u_kind < recipe.incipient_probability else "abrupt")
+    )
+    return _Draws(
+        demand_scale=demand_scale,
+        start_weekday_offset=weekday if recipe.random_start_weekday else 0,
+        node_factors=node_factors,
+        pipe_factors=pipe_factors,
+        leak_pipe=pipes[pipe_index] if has_leak else None,
+        leak_kind=kind,
+        leak_diameter_cm=diameter,
+        ramp_s=ramp_h * 3600.0,
+        leak_start_step=start,
+        repair_step=repair,
+    )
+
+
+def _leak_fraction(draws: _Draws, t_obs: float) -> float:
+    """Return the share of the full leak area open at ``t_obs`` seconds into the observed window.
+
+    An incipient leak opens ``STEP_S / ramp`` of its area in its first 5-minute step and grows
+    linearly after that, so every sample labelled as leaking has some leak flow.
+    """
+    if draws.leak_pipe is None:
+        return 0.0
+    start_s = draws.leak_start_step * STEP_S
+    if t_obs < start_s or (draws.repair_step is not None and t_obs >= draws.repair_step * STEP_S):
+        return 0.0
+    if draws.leak_kind == "abrupt":
+        return 1.0
+    return min(1.0, (t_obs - start_s + STEP_S) / draws.ramp_s)
+
+
+def _check_seed_and_id(*, seed: Any, scenario_id: Any) -> None:
+    _check_int("seed", seed, low=0, expected="an integer >= 0")
+    _check_int("scenario_id", scenario_id, low=0, expected="an integer >= 0")
+
+
+def simulate_scenario(
+    recipe: SimulationRecipe, scenario_id: int, *, seed: int = DEFAULT_SEED
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Simulate one scenario and return its rows and a one-row description of what was drawn.
+
+    Args:
+        recipe: The knobs.
+        scenario_id: Which scenario; with ``seed`` it fixes every random draw.
+        seed: The dataset's seed.
+
+    Returns:
+        The rows (columns ``recipe.columns()``) and a dict with the scenario's metadata
+        (leak pipe, kind, diameter, start, end, demand scale, start weekday, ...).
+    """
+    _check_seed_and_id(seed=seed, scenario_id=scenario_id)
+    import wntr
+    from wntr.epanet.toolkit import ENepanet
+
+    rng_params, rng_patterns, rng_sensors = (
+        np.random.default_rng(child)
+        for child in np.random.SeedSequence([seed, scenario_id]).spawn(3)
+    )
+    wn = wntr.network.WaterNetworkModel(str(network_path()))
+    if wn.options.time.hydraulic_timestep != STEP_S or wn.options.time.pattern_timestep != STEP_S:
+        raise ValueError(f"{NETWORK_FILE} must have 5-minute hydraulic and pattern steps")
+    junctions, pipes = list(wn.junction_name_list), list(wn.pipe_name_list)
+    draws = _draw(recipe, rng_params, n_junctions=len(junctions), pipes=pipes)
+
+    steps_per_day = 86_400 // STEP_S
+    n_warm = recipe.warmup_days * steps_per_day
+    n_obs = recipe.observed_days * steps_per_day
+    n_sim = n_warm + n_obs
+    pattern_offset = (draws.start_weekday_offset - recipe.warmup_days) * steps_per_day
+
+    wn.options.hydraulic.demand_multiplier = draws.demand_scale
+    for name, factor in zip(junctions, draws.node_factors, strict=True):
+        for demand in wn.get_node(name).demand_timeseries_list:
+            demand.base_value = demand.base_value * float(factor)
+    for name, factor in zip(pipes, draws.pipe_factors, strict=True):
+        pipe = wn.get_link(name)
+        pipe.roughness = pipe.roughness * float(factor)
+    for name in list(wn.pattern_name_list):
+        pattern = wn.get_pattern(name)
+        nominal = np.asarray(pattern.multipliers, dtype=float)
+        values = nominal[(pattern_offset + np.arange(n_sim)) % len(nominal)]
+        values = np.clip(
+            values * (1 + recipe.pattern_noise * rng_patterns.standard_normal(n_sim)), 0, None
+        )
+        pattern.multipliers = values
+    wn.options.time.duration = n_sim * STEP_S
+    wn.options.time.pattern_start = 0
+    wn.options.time.report_start = 0
+    if draws.leak_pipe is not None:
+        wntr.morph.split_pipe(
+            wn,
+            draws.leak_pipe,
+            f"{draws.leak_pipe}_leak_half",
+            _LEAK_NODE,
+            add_pipe_at_end=True,
+            split_at_point=0.5,
+            return_copy=False,
+        )
+    area_m2 = math.pi * (draws.leak_diameter_cm / 100 / 2) ** 2
+    full_emitter = (
+        recipe.discharge_coefficient * area_m2 * math.sqrt(2 * GRAVITY) * 1000
+    )  # L/s/m^0.5
+
+    n_p, n_q = len(recipe.pressure_sensors), len(recipe.flow_sensors)
+    samples = np.full((n_sim, n_p + n_q + len(recipe.level_sensors)), np.nan)
+    leak_flow = np.zeros(n_sim)
+    with tempfile.TemporaryDirectory(prefix="leak-sim-") as tmp:
+        inp = os.path.join(tmp, "scenario.inp")
+        wntr.network.write_inpfile(wn, inp, units="LPS")  # flows in L/s, pressures in m
+        en = ENepanet()
+        en.ENopen(inp, os.path.join(tmp, "scenario.rpt"), "")
+        try:
+            p_idx = [en.ENgetnodeindex(s) for s in recipe.pressure_sensors]
+            q_idx = [en.ENgetlinkindex(s) for s in recipe.flow_sensors]
+            h_idx = [en.ENgetnodeindex(s) for s in recipe.level_sensors]
+            h_elev = [en.ENgetnodevalue(i, _EN_ELEVATION) for i in h_idx]
+            leak_idx = en.ENgetnodeindex(_LEAK_NODE) if draws.leak_pipe is not None else None
+            en.ENopenH()
+            en.ENinitH(0)
+            t_next, emitter = 0, 0.0
+            while True:
+                if leak_idx is not None:
+                    wanted = full_emitter * _leak_fraction(draws, t_next - n_warm * STEP_S)
+                    if wanted != emitter:
+                        en.ENsetnodevalue(leak_idx, _EN_EMITTER, wanted)
+                        emitter = wanted
+                t = en.ENrunH()
+                if t % STEP_S == 0 and t // STEP_S < n_sim:
+                    k = t // STEP_S
+                    row = samples[k]
+                    for j, i in enumerate(p_idx):
+                        row[j] = en.ENgetnodevalue(i, _EN_PRESSURE)
+                    for j, i in enumerate(q_idx):
+                        row[n_p + j] = en.ENgetlinkvalue(i, _EN_FLOW)
+                    for j, (i, z) in enumerate(zip(h_idx, h_elev, strict=True)):
+                        row[n_p + n_q + j] = en.ENgetnodevalue(i, _EN_HEAD) - z
+                    if leak_idx is not None:
+                        leak_flow[k] = en.ENgetnodevalue(leak_idx, _EN_DEMAND)
+                step = en.ENnextH()
+                if step <= 0:
+                    break
+                t_next = t + step
+            en.ENcloseH()
+        finally:
+            en.ENclose()
+    if np.isnan(samples).any():
+        raise RuntimeError(f"scenario {scenario_id}: the solver skipped 5-minute samples")
+
+    observed = samples[n_warm:]
+    noise = rng_sensors.standard_normal(observed.shape)
+    observed[:, :n_p] += recipe.pressure_noise_m * noise[:, :n_p]
+    observed[:, n_p : n_p + n_q] *= 1 + recipe.flow_noise_relative * noise[:, n_p : n_p + n_q]
+    observed[:, n_p + n_q :] += recipe.level_noise_m * noise[:, n_p + n_q :]
+    per_window = recipe.window_minutes * 60 // STEP_S
+    n_rows = n_obs // per_window
+    values = np.round(observed.reshape(n_rows, per_window, -1).mean(axis=1), recipe.decimals)
+    active = np.array([_leak_fraction(draws, k * STEP_S) > 0 for k in range(n_obs)])
+    leaks = active.reshape(n_rows, per_window).any(axis=1)
+
+    first = CALENDAR_ORIGIN + pd.Timedelta(days=draws.start_weekday_offset)
+    stamps = pd.DatetimeIndex(
+        first + pd.to_timedelta(np.arange(n_rows) * recipe.window_minutes, unit="min")
+    )
+    stamps = stamps.as_unit("ns")
+    hour = stamps.hour.to_numpy() + stamps.minute.to_numpy() / 60
+    frame = pd.DataFrame(
+        {"scenario_id": np.full(n_rows, scenario_id, dtype=np.int64), "timestamp": stamps}
+    )
+    sensor_frame = pd.DataFrame(values, columns=recipe.sensor_columns, dtype=np.float64)
+    frame = pd.concat([frame, sensor_frame], axis=1)
+    frame["hour_sin"] = np.sin(2 * np.pi * hour / 24)
+    frame["hour_cos"] = np.cos(2 * np.pi * hour / 24)
+    frame["day_of_week"] = stamps.day_of_week.to_numpy().astype(np.int64)
+    frame["leaks"] = leaks.astype(np.int8)
+
+    obs_flow = leak_flow[n_warm:]
+    meta: dict[str, Any] = {
+        "scenario_id": scenario_id,
+        "leak_pipe": draws.leak_pipe or "",
+        "leak_kind": draws.leak_kind,
+        "leak_diameter_cm": round(draws.leak_diameter_cm, 4) if draws.leak_pipe else math.nan,
+        "leak_ramp_hours": round(draws.ramp_s / 3600, 2)
+        if draws.leak_kind == "incipient"
+        else math.nan,
+        "leak_start": first + pd.Timedelta(seconds=draws.leak_start_step * STEP_S)
+        if draws.leak_pipe
+        else pd.NaT,
+        "leak_end": first + pd.Timedelta(seconds=draws.repair_step * STEP_S)
+        if draws.leak_pipe and draws.repair_step is not None
+        else pd.NaT,
+        "leak_peak_flow_lps": round(float(obs_flow.max()), 3) if draws.leak_pipe else math.nan,
+        "leak_rows": int(leaks.sum()),
+        "demand_scale": round(draws.demand_scale, 4),
+        "start_weekday": int(first.day_of_week),
+        "first_timestamp": first,
+    }
+    return frame, meta
+
+
+def _simulate_one(
+    job: tuple[SimulationRecipe, int, int],
+) -> tuple[int, pd.DataFrame, dict[str, Any]]:
+    recipe, scenario_id, seed = job
+    frame, meta = simulate_scenario(recipe, scenario_id, seed=seed)
+    return scenario_id, frame, meta
+
+
+def _check_ready(recipe: SimulationRecipe) -> None:
+    """Fail early, with a clear message, if the simulation cannot run."""
+    ok, why = simulation_available()
+    if not ok:
+        raise ModuleNotFoundError(
+            f"cannot simulate: {why}; install the simulate extra (pip install 'leaklib[simulate]')"
+        )
+    recipe._check_sensors()
+
+
+def simulate_frames(
+    *,
+    recipe: SimulationRecipe | None = None,
+    scenarios: int = DEFAULT_SCENARIOS,
+    seed: int = DEFAULT_SEED,
+    workers: int = 1,
+    first_scenario: int = 0,
+    progress: bool = True,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Simulate scenarios ``first_scenario .. first_scenario + scenarios - 1`` in worker processes.
+
+    Returns:
+        The rows sorted by ``scenario_id, timestamp``, and one metadata row per scenario.
+    """
+    recipe = SimulationRecipe() if recipe is None else recipe
+    _check_int("scenarios", scenarios, low=1, expected="an integer >= 1")
+    _check_int("workers", workers, low=1, expected="an integer >= 1")
+    _check_int("first_scenario", first_scenario, low=0, expected="an integer >= 0")
+    _check_int("seed", seed, low=0, expected="an integer >= 0")
+    _check_ready(recipe)
+    from tqdm.auto import tqdm
+
+    jobs = [(recipe, sid, seed) for sid in range(first_scenario, first_scenario + scenarios)]
+    results: dict[int, tuple[pd.DataFrame, dict[str, Any]]] = {}
+    with tqdm(total=len(jobs), desc="simulate", unit="scenario", disable=not progress) as bar:
+        if workers == 1:
+            for job in jobs:
+                sid, frame, meta = _simulate_one(job)
+                results[sid] = (frame, meta)
+                bar.update()
+        else:
+            with ProcessPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
+                futures = [pool.submit(_simulate_one, job) for job in jobs]
+                for future in as_completed(futures):
+                    sid, frame, meta = future.result()
+                    results[sid] = (frame, meta)
+                    bar.update()
+    order = sorted(results)
+    frame = pd.concat([results[sid][0] for sid in order], ignore_index=True)
+    frame = frame.sort_values(["scenario_id", "timestamp"], kind="stable", ignore_index=True)
+    meta = pd.DataFrame([results[sid][1] for sid in order])
+    return frame, meta
+
+
+def write_parquet(
+    frame: pd.DataFrame, path: Path, *, metadata: dict[str, str] | None = None
+) -> None:
+    """Write a table to Parquet byte-reproducibly (zstd, fixed row groups, no pandas metadata)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    table = table.replace_schema_metadata(
+        {k.encode(): v.encode() for k, v in sorted((metadata or {}).items())}
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    pq.write_table(
+        table,
+        partial,
+        compression="zstd",
+        compression_level=ZSTD_LEVEL,
+        row_group_size=ROW_GROUP_SIZE,
+        version="2.6",
+        use_dictionary=True,
+        write_statistics=True,
+    )
+    partial.replace(path)
+
+
+def file_sha256(path: Path) -> str:
+    """Return the hex SHA-256 of a file."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def companion_paths(out: Path) -> tuple[Path, Path]:
+    """Return the scenario table and SHA-256 file written next to a dataset."""
+    return out.with_name(out.stem + ".scenarios.csv"), out.with_name(out.name + ".sha256")
+
+
+def simulate_dataset(
+    *,
+    recipe: SimulationRecipe | None = None,
+    scenarios: int = DEFAULT_SCENARIOS,
+    seed: int = DEFAULT_SEED,
+    workers: int = 1,
+    out: str | Path = DEFAULT_OUT,
+    progress: bool = True,
+) -> Path:
+    """Simulate a dataset and write it, its scenario table and its SHA-256.
+
+    Writes ``out`` (Parquet), ``<stem>.scenarios.csv`` and ``<name>.sha256`` (sha256sum format)
+    next to it. The bytes depend only on the recipe, ``scenarios`` and ``seed`` (and the versions
+    of the solver and pyarrow), not on ``workers``.
+
+    Args:
+        recipe: The knobs; the default dataset's recipe if None.
+        scenarios: How many scenarios (ids 0 .. scenarios - 1).
+        seed: Seed of the whole dataset.
+        workers: Worker processes.
+        out: Where the Parquet file goes (must end in .parquet).
+        progress: Show a tqdm progress bar.
+
+    Returns:
+        The path of the Parquet file.
+    """
+    out = Path(out)
+    if out.suffix != ".parquet":
+        raise ValueError(f"out must be a path ending in .parquet, got {str(out)!r}")
+    recipe = SimulationRecipe() if recipe is None else recipe
+    started = time.perf_counter()
+    frame, meta = simulate_frames(
+        recipe=recipe, scenarios=scenarios, seed=seed, workers=workers, progress=progress
+    )
+    provenance = {
+        "leaklib.simulate.recipe": json.dumps(recipe.to_dict(), sort_keys=True),
+        "leaklib.simulate.seed": str(seed),
+        "leaklib.simulate.scenarios": str(scenarios),
+        "leaklib.simulate.network": f"{NETWORK_FILE} (BattLeDIM 2020, via epyt)",
+    }
+    write_parquet(frame, out, metadata=provenance)
+    scenarios_csv, sha_file = companion_paths(out)
+    meta.to_csv(scenarios_csv, index=False, lineterminator="\n", date_format="%Y-%m-%d %H:%M:%S")
+    sha = file_sha256(out)
+    sha_file.write_text(f"{sha}  {out.name}\n", encoding="utf-8")
+    log.info(
+        "simulated %d scenarios (%d rows, %.1f%% leak rows) in %.1f s with %d worker(s); "
+        "wrote %s (%d bytes, sha256 %s)",
+        scenarios,
+        len(frame),
+        100 * frame["leaks"].mean(),
+        time.perf_counter() - started,
+        workers,
+        out,
+        out.stat().st_size,
+        sha,
+    )
+    return out
+
+
+# --- command line -------------------------------------------------------------------------
+
+
+def _field_option(field: dataclasses.Field[Any], hint: Any) -> tuple[dict[str, Any], str]:
+    """Return argparse keyword arguments for a recipe field and a printable default."""
+    default = field.default
+    if get_origin(hint) is tuple:
+        args = get_args(hint)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return {"nargs": "*", "metavar": "ID"}, " ".join(default)
+        return {"nargs": len(args), "type": args[0], "metavar": ("MIN", "MAX")}, " ".join(
+            map(str, default)
+        )
+    if hint is bool:
+        return {"action": argparse.BooleanOptionalAction}, str(default).lower()
+    return {"type": hint, "metavar": hint.__name__.upper()}, str(default)
+
+
+def _configure_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--scenarios",
+        type=int,
+        default=DEFAULT_SCENARIOS,
+        help=f"number of scenarios (default {DEFAULT_SCENARIOS})",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=DEFAULT_SEED,
+        help=f"seed of the dataset (default {DEFAULT_SEED})",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="worker processes; the output does not depend on it (default: CPUs)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=DEFAULT_OUT,
+        help=f"Parquet file to write (default {DEFAULT_OUT})",
+    )
+    parser.add_argument(
+        "--no-progress", dest="progress", action="store_false", help="hide the progress bar"
+    )
+    knobs = parser.add_argument_group("recipe knobs (defaults: the embedded default dataset)")
+    hints = get_type_hints(SimulationRecipe)
+    for field in dataclasses.fields(SimulationRecipe):
+        kwargs, shown = _field_option(field, hints[field.name])
+        knobs.add_argument(
+            f"--{field.name.replace('_', '-')}",
+            dest=f"knob_{field.name}",
+            default=None,
+            help=f"default: {shown}",
+            **kwargs,
+        )
+    parser.set_defaults(func=run_simulate)
+
+
+def add_simulate_parser(subparsers: Any) -> None:
+    """Register the ``simulate`` subcommand on an argparse subparsers object."""
+    parser = subparsers.add_parser(
+        "simulate",
+        help="simulate leak scenarios on L-TOWN (regenerates the embedded default dataset)",
+        description=(__doc__ or "").split("\n\n")[0]
+        + f" Regenerate the committed file with: leak simulate --scenarios {DEFAULT_SCENARIOS} "
+        f"--seed {DEFAULT_SEED} --out {DEFAULT_OUT}",
+    )
+    _configure_parser(parser)
+
+
+def recipe_from_args(args: argparse.Namespace) -> SimulationRecipe:
+    """Build a recipe from parsed arguments: the defaults, with the knobs given on the command line."""
+    changes: dict[str, Any] = {}
+    for field in dataclasses.fields(SimulationRecipe):
+        value = getattr(args, f"knob_{field.name}", None)
+        if value is not None:
+            changes[field.name] = tuple(value) if isinstance(value, list) else value
+    return SimulationRecipe(**changes)
+
+
+def run_simulate(args: argparse.Namespace) -> int:
+    """Run ``leak simulate`` from parsed arguments and return the exit code."""
+    try:
+        recipe = recipe_from_args(args)
+        simulate_dataset(
+            recipe=recipe,
+            scenarios=args.scenarios,
+            seed=args.seed,
+            workers=args.workers,
+            out=args.out,
+            progress=args.progress,
+        )
+    except (ValueError, ModuleNotFoundError) as exc:
+        log.error("leak simulate: %s", exc)
+        return 2
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``python -m leaklib.simulate [options]``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m leaklib.simulate",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _configure_parser(parser)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
