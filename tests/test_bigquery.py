@@ -103,6 +103,16 @@ def test_where_filter_takes_its_values_as_query_parameters(source):
     assert frame[["scenario_id", "leaks"]].values.tolist() == [[3, 1]]
 
 
+def test_the_filter_from_docs_gcp_md_works(source):
+    params = make_params(
+        source,
+        where="timestamp >= TIMESTAMP(@since) AND zone IN UNNEST(@zones)",
+        where_params={"since": "2024-01-01 00:10:00+00", "zones": ["north", "south"]},
+    )
+
+    assert sorted(read_bigquery(params)["scenario_id"].tolist()) == [1, 3]
+
+
 def test_a_value_that_looks_like_sql_is_only_a_value(source):
     params = make_params(
         source, where="zone = @zone", where_params={"zone": "x'; DROP TABLE t; --"}
