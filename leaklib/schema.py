@@ -227,9 +227,9 @@ def profile(frame: pd.DataFrame, *, params: Params) -> pd.DataFrame:
                 "type": spec.type,
                 "missing %": round(100 * column.isna().mean(), 2),
                 "distinct": int(column.nunique()),
-                "min": column.min() if numeric else None,
+                "min": round(float(column.min()), 3) if numeric else None,
                 "mean": round(float(column.mean()), 3) if numeric else None,
-                "max": column.max() if numeric else None,
+                "max": round(float(column.max()), 3) if numeric else None,
             }
         )
     return pd.DataFrame(rows).set_index("column")
