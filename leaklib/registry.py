@@ -111,15 +111,21 @@ def register_model(*, model_uri: str, name: str, run: dict[str, Any]) -> dict[st
     }
 
 
-def supports_aliases(mlflow_client: Any = None, *, name: str = "leak-alias-probe") -> bool:
+def supports_aliases(mlflow_client: Any = None, *, name: str | None = None) -> bool:
     """Return True when the registry implements model aliases (GitLab's does not).
 
-    Probes by deleting an alias that does not exist: a full server answers (or does nothing),
-    a server without aliases answers 404 for the endpoint itself. Nothing is changed.
+    Probes by deleting an alias that does not exist on a registered model (``name``, else
+    any): a full server answers (or does nothing), a server without aliases answers 404
+    for the endpoint itself. Nothing is changed. False when there is no model to probe.
     """
     from mlflow.exceptions import MlflowException
 
     mlflow_client = mlflow_client or client()
+    if name is None:
+        found = mlflow_client.search_registered_models(max_results=1)
+        if not found:
+            return False
+        name = found[0].name
     try:
         mlflow_client.delete_registered_model_alias(name, "leak-alias-probe")
     except MlflowException as exc:

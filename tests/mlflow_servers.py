@@ -5,6 +5,8 @@ List it in ``tests/conftest.py`` (``pytest_plugins = ["mlflow_servers"]``) to ge
 - ``mlflow_server`` (session): ``mlflow server`` on 127.0.0.1 with a sqlite backend and
   proxied artifacts in a temporary folder; started once (it takes tens of seconds), stopped
   after the session.
+- ``local_mlflow`` (function): ``MLFLOW_TRACKING_URI`` pointing at a sqlite store made once
+  per session in a temporary folder, with an experiment whose artifacts stay there too.
 - ``gitlab_mlflow`` (function): a small threaded reverse proxy in front of that server that
   behaves like GitLab's MLflow layer where it matters to us: the tracking URI has GitLab's
   shape (``/api/v4/projects/<id>/ml/mlflow``), every request needs ``Authorization: Bearer
@@ -309,6 +311,45 @@ def start_gitlab_proxy(upstream: str, *, token: str) -> GitLabProxy:
     proxy._server = server
     threading.Thread(target=server.serve_forever, name="gitlab-mlflow-proxy", daemon=True).start()
     return proxy
+
+
+@dataclass
+class LocalMlflow:
+    """A sqlite tracking store in a temporary folder and an experiment in it."""
+
+    uri: str
+    experiment_id: str
+    root: Path
+
+
+@pytest.fixture(scope="session")
+def local_mlflow_store(tmp_path_factory: pytest.TempPathFactory) -> LocalMlflow:
+    """Create the session's sqlite tracking store once (its schema takes seconds to build)."""
+    root = tmp_path_factory.mktemp("mlflow-local")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", uri)
+        patch.delenv("MLFLOW_TRACKING_TOKEN", raising=False)
+        from leaklib import tracking
+
+        tracking.configure()
+        import mlflow
+
+        experiment = mlflow.create_experiment(
+            "leak-tests", artifact_location=(root / "artifacts").as_uri()
+        )
+    return LocalMlflow(uri=uri, experiment_id=experiment, root=root)
+
+
+@pytest.fixture
+def local_mlflow(local_mlflow_store: LocalMlflow, monkeypatch: pytest.MonkeyPatch) -> LocalMlflow:
+    """Point MLflow (through ``MLFLOW_TRACKING_URI``) at the session's sqlite store."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", local_mlflow_store.uri)
+    monkeypatch.delenv("MLFLOW_TRACKING_TOKEN", raising=False)
+    from leaklib import tracking
+
+    tracking.configure()
+    return local_mlflow_store
 
 
 @pytest.fixture(scope="session")
