@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install the tools the browser test and the local pipeline run need. Idempotent.
 #
-#   Debian (apt):  chromium, chromium-driver (headless browser test), rsync (gitlab-ci-local)
+#   Debian (apt):  chromium, chromium-driver (headless browser test), rsync (gitlab-ci-local),
+#                  npm when missing
 #   npm:           node@22 (gitlab-ci-local needs Node >= 22) and gitlab-ci-local,
 #                  each into its own prefix under .cache/ (ignored by git)
 #
@@ -25,8 +26,9 @@ apt_packages=()
 [ -x /usr/bin/chromium ] || apt_packages+=(chromium)
 [ -x /usr/bin/chromedriver ] || apt_packages+=(chromium-driver)
 command -v rsync >/dev/null 2>&1 || apt_packages+=(rsync)
+command -v npm >/dev/null 2>&1 || apt_packages+=(npm)  # only to fetch node@22 (e.g. python:3.11 image)
 if [ "${#apt_packages[@]}" -eq 0 ]; then
-    log "chromium, chromium-driver and rsync already installed"
+    log "chromium, chromium-driver, rsync and npm already installed"
 elif [ "${SKIP_APT:-0}" = "1" ]; then
     log "SKIP_APT=1: not installing ${apt_packages[*]}"
 else
@@ -41,7 +43,7 @@ else
 fi
 
 # --- Node 22 from npm ---------------------------------------------------------
-command -v npm >/dev/null 2>&1 || { log "npm not found: install Node.js and npm first (apt-get install npm)"; exit 1; }
+command -v npm >/dev/null 2>&1 || { log "npm not found (SKIP_APT=1?): apt-get install npm"; exit 1; }
 node22="$node_prefix/node_modules/node/bin/node"
 if [ -x "$node22" ] && [ "$("$node22" --version)" = "v$NODE_VERSION" ]; then
     log "node $NODE_VERSION already in $node_prefix"
