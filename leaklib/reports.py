@@ -338,68 +338,90 @@ def render_report(
 # --- the index and the report site ---------------------------------------------------------
 
 
+def _moment(stamp: Any) -> datetime:
+    """Parse an ISO time for ordering; unknown times sort first."""
+    try:
+        moment = datetime.fromisoformat(str(stamp))
+    except ValueError:
+        return datetime.min.replace(tzinfo=UTC)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _promotions(runs: Sequence[dict[str, Any]]) -> list[tuple[datetime, dict[str, Any]]]:
+    """Return the promoted runs ordered by when they were promoted (the gate or by hand)."""
+    events = [
+        (_moment(promotion.get("decided_at") or r.get("finished_at") or r.get("created_at")), r)
+        for r in runs
+        if (promotion := r.get("promotion") or {}).get("decision") == "promoted"
+    ]
+    return sorted(events, key=lambda event: event[0])
+
+
 def _champion_id(runs: Sequence[dict[str, Any]]) -> str | None:
-    """Return the newest promoted run (runs newest first)."""
-    for run in runs:
-        if (run.get("promotion") or {}).get("decision") == "promoted":
-            return run.get("run_id")
-    return None
+    """Return the run promoted last: the current champion."""
+    events = _promotions(runs)
+    return events[-1][1].get("run_id") if events else None
+
+
+def _metric(run: dict[str, Any], key: str) -> float | None:
+    value = (run.get("metrics") or {}).get(key)
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 def trend_chart(runs: Sequence[dict[str, Any]], *, metric: str) -> tuple[str, int, int] | None:
     """Plot the holdout ``metric`` of each run, oldest first, with the champion history.
 
-    Returns the PNG as base64 with its pixel width and height, or None when no run has the
-    metric yet.
+    The champion line holds, at each run, the metric of the run promoted last by the time
+    that run finished. Returns the PNG as base64 with its pixel width and height, or None
+    when no run has the metric yet.
     """
     from matplotlib.figure import Figure
 
     key = f"holdout_{metric}"
-    ordered = list(reversed(runs))
-    points = [
-        (i, float((r.get("metrics") or {})[key]))
-        for i, r in enumerate(ordered)
-        if isinstance((r.get("metrics") or {}).get(key), int | float)
-    ]
+    ordered = sorted(runs, key=lambda r: _moment(r.get("created_at")))
+    points = [(i, v) for i, r in enumerate(ordered) if (v := _metric(r, key)) is not None]
     if not points:
         return None
+    xs, ys = zip(*points, strict=True)
+    low, high = min(ys), max(ys)
+    pad = max(0.02, 0.1 * (high - low))
+    events = [(when, _metric(r, key)) for when, r in _promotions(ordered)]
+    champion_x, champion_y = [], []
+    for i, run in enumerate(ordered):
+        done = _moment(run.get("finished_at") or run.get("created_at"))
+        held = [value for when, value in events if when <= done and value is not None]
+        if held:
+            champion_x.append(i)
+            champion_y.append(held[-1])
+    promoted = [
+        (i, v)
+        for i, v in points
+        if (ordered[i].get("promotion") or {}).get("decision") == "promoted"
+    ]
+    failed = [i for i, r in enumerate(ordered) if r.get("status") == "failed"]
+
     label = METRIC_LABELS.get(metric, key)
+    title = label[0].upper() + label[1:]
     fig = Figure(figsize=(9, 3.6), dpi=100, layout="constrained")
     ax = fig.add_subplot()
-    xs, ys = zip(*points, strict=True)
     ax.plot(xs, ys, "o", color="#57606a", label="run")
-    champion_x, champion_y, level = [], [], None
-    promoted = []
-    for i, r in enumerate(ordered):
-        value = (r.get("metrics") or {}).get(key)
-        if (r.get("promotion") or {}).get("decision") == "promoted" and isinstance(
-            value, int | float
-        ):
-            level = float(value)
-            promoted.append((i, level))
-        if level is not None:
-            champion_x.append(i)
-            champion_y.append(level)
     if champion_x:
         ax.step(champion_x, champion_y, where="post", color="#1a7f37", label="champion")
+    if promoted:
         px, py = zip(*promoted, strict=True)
         ax.plot(px, py, "*", color="#bf8700", markersize=14, label="promoted")
-    failed = [i for i, r in enumerate(ordered) if r.get("status") == "failed"]
     if failed:
-        bottom = min(ys) - 0.05 * max(max(ys) - min(ys), 0.05)
-        ax.plot(
-            failed, [bottom] * len(failed), "x", color="#cf222e", markersize=9, label="failed run"
-        )
-    ax.set_title(f"{label.capitalize()} across runs, with the champion history")
+        bottom = [low - 1.5 * pad] * len(failed)
+        ax.plot(failed, bottom, "x", color="#cf222e", markersize=9, label="failed run (no metric)")
+    ax.set_title(f"{title} across runs, with the champion history")
     ax.set_xlabel("Run, oldest to newest (start date)")
-    ax.set_ylabel(label.capitalize())
-    ticks = list(range(len(ordered)))
-    step = max(1, len(ticks) // 10)
-    ax.set_xticks(ticks[::step])
+    ax.set_ylabel(title)
+    ax.set_ylim(low - 2 * pad, high + pad)
+    every = max(1, len(ordered) // 10)
+    ticks = list(range(0, len(ordered), every))
+    ax.set_xticks(ticks)
     ax.set_xticklabels(
-        [_date(r.get("created_at")).removesuffix(" UTC") or r.get("run_id", "") for r in ordered][
-            ::step
-        ],
+        [_date(ordered[i].get("created_at")).removesuffix(" UTC") for i in ticks],
         rotation=20,
         ha="right",
         fontsize=8,

@@ -341,6 +341,24 @@ def test_write_index_marks_the_champion(tmp_path: Path) -> None:
     assert "&#9733; champion" in row
 
 
+def test_write_index_follows_a_promotion_back_to_an_older_run(tmp_path: Path) -> None:
+    runs = [
+        run_doc(
+            "run-new",
+            created_at="2026-11-28T22:00:00+00:00",
+            promotion={"decision": "promoted", "decided_at": "2026-11-28T22:05:00+00:00"},
+        ),
+        run_doc(
+            "run-old",
+            created_at="2026-11-28T21:00:00+00:00",
+            promotion={"decision": "promoted", "decided_at": "2026-11-29T08:00:00+00:00"},
+        ),
+    ]
+    page = write_index(runs, out_dir=tmp_path, reports_root=tmp_path).read_text()
+    row = page[page.index('<tr id="run-run-old"') :].split("</tr>", 1)[0]
+    assert "&#9733; champion" in row
+
+
 def test_write_index_shows_the_domain_metrics(tmp_path: Path) -> None:
     page = write_index(three_runs(), out_dir=tmp_path, reports_root=tmp_path).read_text()
     row = page[page.index('<tr id="run-run-a"') :].split("</tr>", 1)[0]
