@@ -9,9 +9,11 @@ import sys
 
 import nbformat
 import pytest
+import yaml
 
+from leaklib import params as P
 from leaklib.notebooks import notebook_paths
-from tests.conftest import make_project
+from tests.conftest import leak, make_project
 
 NOTEBOOKS = notebook_paths()
 
@@ -43,10 +45,18 @@ def test_notebook_is_thin_and_portable(path):
 
 @pytest.mark.slow
 def test_notebooks_run_top_to_bottom_with_their_defaults(tmp_path):
-    """As in JupyterLab: no injected parameters, each step continues the latest run (nbval)."""
+    """As in JupyterLab: no injected parameters, each step continues the latest run (nbval).
+
+    To keep the suite fast, the throw-away project's defaults are first made the smoke set,
+    the way a user changes defaults: edit parameters/default.yaml, then sync the cells.
+    """
     project = make_project(tmp_path / "project")
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING")}
     env.update(LEAK_PROJECT_DIR=str(project), MLFLOW_DISABLE_TELEMETRY="true")
+    smoke = P.merge([P.read_yaml(project / "parameters/default.yaml"), P.read_yaml(project / "parameters/smoke.yaml")], [])
+    (project / "parameters/default.yaml").write_text(yaml.safe_dump(smoke, sort_keys=False))
+    synced = leak(project, "params", "--sync-notebooks")
+    assert synced.returncode == 0 and synced.stdout.count("updated") == 3, synced.stderr
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "--nbval-lax", "-p", "no:cacheprovider", "-q",
          "--rootdir", str(project), *(str(project / "notebooks" / p.name) for p in NOTEBOOKS)],
