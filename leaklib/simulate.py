@@ -24,10 +24,12 @@ import argparse
 import dataclasses
 import hashlib
 import importlib.util
+import inspect
 import json
 import logging
 import math
 import os
+import re
 import sys
 import tempfile
 import time
@@ -762,6 +764,16 @@ def _field_option(field: dataclasses.Field[Any], hint: Any) -> tuple[dict[str, A
     return {"type": hint, "metavar": hint.__name__.upper()}, str(default)
 
 
+def _knob_comments() -> dict[str, str]:
+    """Return each recipe field's trailing comment (its help), papermill-style."""
+    try:
+        source = inspect.getsource(SimulationRecipe)
+    except (OSError, TypeError):  # no source shipped: the options still work, without help
+        return {}
+    found = re.findall(r"^    (\w+): [^=]+= .+?  # (.+)$", source, flags=re.MULTILINE)
+    return dict(found)
+
+
 def _configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--scenarios",
@@ -792,13 +804,15 @@ def _configure_parser(parser: argparse.ArgumentParser) -> None:
     )
     knobs = parser.add_argument_group("recipe knobs (defaults: the embedded default dataset)")
     hints = get_type_hints(SimulationRecipe)
+    comments = _knob_comments()
     for field in dataclasses.fields(SimulationRecipe):
         kwargs, shown = _field_option(field, hints[field.name])
+        about = comments.get(field.name)
         knobs.add_argument(
             f"--{field.name.replace('_', '-')}",
             dest=f"knob_{field.name}",
             default=None,
-            help=f"default: {shown}",
+            help=f"{about} (default: {shown})" if about else f"default: {shown}",
             **kwargs,
         )
     parser.set_defaults(func=run_simulate)

@@ -143,7 +143,8 @@ def test_importing_the_module_does_not_import_the_solver() -> None:
 
 def test_add_simulate_parser_registers_knobs() -> None:
     parser = argparse.ArgumentParser(prog="leak")
-    add_simulate_parser(parser.add_subparsers(dest="command"))
+    subparsers = parser.add_subparsers(dest="command")
+    add_simulate_parser(subparsers)
     args = parser.parse_args(
         [
             "simulate",
@@ -156,6 +157,9 @@ def test_add_simulate_parser_registers_knobs() -> None:
         ]
     )
     assert args.func is run_simulate
+    assert "chance that a scenario has one leak (default: 0.75)" in " ".join(
+        subparsers.choices["simulate"].format_help().split()
+    )
     assert args.scenarios == 4 and args.seed == DEFAULT_SEED
     recipe = recipe_from_args(args)
     assert recipe.leak_diameter_cm == (2.0, 5.0)
