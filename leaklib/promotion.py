@@ -637,10 +637,7 @@ def criteria_frame(decision: dict[str, Any]) -> pd.DataFrame:
 
 def plot_bootstrap(decision: dict[str, Any]) -> Figure:
     """Histogram of the bootstrapped differences with the interval and the minimum improvement."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # the caller's backend: inline in notebooks, files in tests
 
     metric = decision.get("primary_metric")
     fig, ax = plt.subplots(figsize=(6.4, 4.2), layout="constrained")
