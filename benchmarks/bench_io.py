@@ -25,7 +25,13 @@ import pandas as pd
 from leaklib import params as P
 from leaklib.paths import project_root
 from leaklib.schema import validate_table
-from leaklib.snapshots import LocalSnapshotStore, canonical_bytes, load_snapshot, sha256_hex, snapshot_table
+from leaklib.snapshots import (
+    LocalSnapshotStore,
+    canonical_bytes,
+    load_snapshot,
+    sha256_hex,
+    snapshot_table,
+)
 
 
 def measure(fn: Callable[[], object], repeats: int) -> tuple[float, float]:

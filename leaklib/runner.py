@@ -11,13 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from leaklib import runs
+from leaklib.kernel import KERNEL
 from leaklib.metadata import open_metadata_store
 from leaklib.params import Params, load
 from leaklib.paths import project_root
 
 log = logging.getLogger(__name__)
-
-from leaklib.kernel import KERNEL
 
 
 class RunnerError(RuntimeError):

@@ -18,8 +18,9 @@ from leaklib.sources import wanted_columns
 
 log = logging.getLogger(__name__)
 
-_TRUE = {True, 1, 1.0, "true", "True", "TRUE", "1", "yes"}
-_FALSE = {False, 0, 0.0, "false", "False", "FALSE", "0", "no"}
+# True == 1 == 1.0 in a set: one entry covers bools, ints and floats
+_TRUE = {True, "true", "True", "TRUE", "1", "yes"}
+_FALSE = {False, "false", "False", "FALSE", "0", "no"}
 
 
 class SchemaError(ValueError):
