@@ -355,6 +355,7 @@ def promote(
     entry = {
         "run_id": run["run_id"],
         "model_uri": model.get("model_uri") or model["uri"],
+        "source_uri": model.get("uri"),
         "version": model.get("version"),
         "mlflow_run_id": model.get("mlflow_run_id") or (run.get("mlflow") or {}).get("run_id"),
         "promoted_at": runs.now(),
@@ -399,15 +400,26 @@ def promote(
 # ---------------------------------------------------------------- the gate
 
 
-def _champion_scores(pointer: dict[str, Any], holdout: pd.DataFrame) -> np.ndarray:
+def load_champion(pointer: dict[str, Any]) -> Any:
+    """Load the champion's fitted pipeline: its registry URI, else the run it was logged in.
+
+    The fallback matters on registries that keep a version's files apart from its run
+    (GitLab): the files of the run (``runs:/<id>/model``) are always there.
+    """
     from leaklib import tracking
 
-    try:
-        model = tracking.load_model(pointer["model_uri"])
-    except Exception as exc:
-        raise PromotionError(
-            f"the champion model {pointer['model_uri']} cannot be loaded: {exc}"
-        ) from exc
+    tried = []
+    for uri in dict.fromkeys(u for u in (pointer.get("model_uri"), pointer.get("source_uri")) if u):
+        try:
+            return tracking.load_model(uri)
+        except Exception as exc:  # MLflow raises many kinds; say which URIs failed and why
+            log.warning("champion model %s cannot be loaded: %s", uri, exc)
+            tried.append(f"{uri} ({exc})")
+    raise PromotionError(f"the champion model cannot be loaded from {'; '.join(tried) or 'no URI'}")
+
+
+def _champion_scores(pointer: dict[str, Any], holdout: pd.DataFrame) -> np.ndarray:
+    model = load_champion(pointer)
     columns = [str(c) for c in getattr(model, "feature_names_in_", [])]
     missing = [c for c in columns if c not in holdout.columns]
     if missing:

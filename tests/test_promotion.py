@@ -332,6 +332,16 @@ def test_gate_refuses_scores_that_do_not_match_the_holdout(history):
         )
 
 
+def test_load_champion_falls_back_to_the_run_it_was_logged_in(history, local_mlflow):
+    pointer = {**history.pointer, "model_uri": "models:/no-such-model/1"}
+    assert hasattr(promotion.load_champion(pointer), "predict_proba")
+
+
+def test_load_champion_names_the_uris_it_tried(local_mlflow):
+    with pytest.raises(promotion.PromotionError, match="cannot be loaded from models:/none/1"):
+        promotion.load_champion({"model_uri": "models:/none/1"})
+
+
 def test_current_champion_is_none_before_any_promotion(tmp_path):
     assert promotion.current_champion(LocalMetadataStore(tmp_path), model_name="m") is None
 
