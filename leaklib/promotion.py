@@ -237,6 +237,10 @@ def _floor_criteria(floors: dict[str, float], metrics: dict[str, float]) -> list
     ]
 
 
+def _percent(level: float) -> str:
+    return f"{level * 100:.4g}%"  # 0.95 -> 95%, 0.975 -> 97.5%
+
+
 def decide(
     spec: Any,
     *,
@@ -259,7 +263,7 @@ def decide(
             raise PromotionError("a champion comparison needs the bootstrap interval")
         criteria.append(
             {
-                "name": f"lower {spec.confidence:.0%} CI bound of the {metric} difference > min_improvement",
+                "name": f"lower {_percent(spec.confidence)} CI bound of the {metric} difference > min_improvement",
                 "threshold": float(spec.min_improvement),
                 "value": bootstrap["ci_low"],
                 "passed": bool(bootstrap["ci_low"] > spec.min_improvement),
@@ -282,7 +286,7 @@ def decide(
     figures = (
         f"{metric} {challenger[metric]:.4f} vs champion {champion[metric]:.4f}, "
         f"difference {challenger[metric] - champion[metric]:+.4f}, "
-        f"{spec.confidence:.0%} CI [{bootstrap['ci_low']:+.4f}, {bootstrap['ci_high']:+.4f}]"
+        f"{_percent(spec.confidence)} CI [{bootstrap['ci_low']:+.4f}, {bootstrap['ci_high']:+.4f}]"
     )
     if promoted:
         reason = (
@@ -670,7 +674,7 @@ def plot_bootstrap(decision: dict[str, Any]) -> Figure:
         return fig
     edges, counts = np.asarray(boot["histogram"]["edges"]), np.asarray(boot["histogram"]["counts"])
     ax.bar(edges[:-1], counts, width=np.diff(edges), align="edge", color="tab:blue", alpha=0.6)
-    level = f"{decision['confidence']:.0%}"
+    level = _percent(decision["confidence"])
     ax.axvspan(
         decision["ci_low"],
         decision["ci_high"],
