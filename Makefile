@@ -34,6 +34,7 @@ run: $(STAMP) ## run extract -> train -> evaluate on the embedded default (ARGS=
 	$(BIN)/leak run $(ARGS)
 
 test: $(STAMP) ## run the test suite (unit, notebooks, services)
+	@bash tests/emulators/install.sh || echo "make test: an emulator is unavailable; its tests will say why"
 	$(BIN)/python -m pytest $(ARGS)
 
 lab: $(STAMP) ## open JupyterLab on the repo with the leaklib kernel
