@@ -36,6 +36,7 @@ INSTALL = HERE / "install.sh"
 BQ_VENV = CACHE / "bq-venv"
 BQ_HOME = CACHE / "bq-home"
 START_TIMEOUT_S = 90.0
+FIRESTORE_MAIN = "com.google.cloud.datastore.emulator.firestore.CloudFirestore"
 
 _install_lock = threading.Lock()
 _install_results: dict[str, tuple[int, str]] = {}
@@ -114,6 +115,15 @@ def stop(process: subprocess.Popen, *, timeout: float = 10.0) -> None:
         os.killpg(pgid, signal.SIGKILL)
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: get SIGTERM when the test process dies, even by SIGKILL."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 def _http_ok(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 (loopback only)
@@ -144,6 +154,7 @@ def _serve(
                     env={**os.environ, **(env or {})},
                     cwd=cwd or tmp,
                     start_new_session=True,  # own process group, stopped as a whole
+                    preexec_fn=_die_with_parent,
                 )
             except OSError as exc:
                 raise EmulatorUnavailable(f"{name} emulator cannot start: {exc}") from exc
@@ -237,8 +248,16 @@ def start_firestore() -> Iterator[Emulator]:
     binary = firestore_binary()
     port, ws_port = free_port(), free_port()
     host = f"127.0.0.1:{port}"
+    jar = binary.parent / "cloud-firestore-emulator.jar"
+    # the launcher script does not exec java: start the JVM directly where we can, so that it
+    # is the process that dies with the test session
+    launcher = (
+        ["java", "-Duser.language=en", "-cp", str(jar), FIRESTORE_MAIN]
+        if jar.is_file()
+        else [str(binary)]
+    )
     command = [
-        str(binary), "start", "--host=127.0.0.1", f"--port={port}",
+        *launcher, "start", "--host=127.0.0.1", f"--port={port}",
         f"--websocket_port={ws_port}", "--database-mode=firestore-native",
     ]  # fmt: skip
     with _serve(
