@@ -75,7 +75,8 @@ if [ ! -f "$stamp" ]; then
     log "bigquery: installing bqemulator into $venv"
     rm -rf "$venv"
     "$python" -m venv "$venv"
-    if ! "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+    # the file pins the whole closure: no resolver run, no bytecode compiled up front
+    if ! "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps --no-compile \
         -r "$requirements" >"$cache/bq-pip.log" 2>&1; then
         grep -v '^WARNING: Location' "$cache/bq-pip.log" | tail -n 20 >&2
         log "bigquery: pip install failed (full log: $cache/bq-pip.log)"
