@@ -6,6 +6,8 @@
 #   Firestore:     Google's Cloud Firestore emulator from the Google Cloud CLI (Debian package
 #                  google-cloud-cli-firestore-emulator, present on the project's machines);
 #                  checked, not installed: Google's apt repository is not reachable from here.
+#                  Without it, the npm package @firestore-emulator/server into
+#                  .cache/emulators/firestore-npm (started by tests/emulators/firestore-server.js).
 #   BigQuery:      bqemulator in its own virtual environment .cache/emulators/bq-venv, pinned
 #                  by tests/emulators/requirements-bigquery.txt, with DuckDB's spatial and avro
 #                  extensions copied from their PyPI wheels to where DuckDB looks for them
@@ -50,6 +52,8 @@ fi
 fi
 
 # --- Firestore -----------------------------------------------------------------------------
+# Google's emulator where the Google Cloud CLI has it; else (or with LEAK_FIRESTORE_EMULATOR=npm)
+# the npm package @firestore-emulator/server, which lacks list_documents and query cursors.
 if want firestore; then
 firestore_bin=""
 if command -v gcloud >/dev/null 2>&1; then
@@ -57,11 +61,23 @@ if command -v gcloud >/dev/null 2>&1; then
     candidate="$sdk/platform/cloud-firestore-emulator/cloud_firestore_emulator"
     [ -x "$candidate" ] && firestore_bin="$candidate"
 fi
-if [ -n "$firestore_bin" ] && command -v java >/dev/null 2>&1; then
+npm_version="0.3.15"
+npm_prefix="$cache/firestore-npm"
+if [ -n "$firestore_bin" ] && command -v java >/dev/null 2>&1 \
+    && [ "${LEAK_FIRESTORE_EMULATOR:-}" != "npm" ]; then
     log "firestore: $firestore_bin"
+elif command -v npm >/dev/null 2>&1 && command -v node >/dev/null 2>&1; then
+    package="$npm_prefix/node_modules/@firestore-emulator/server/package.json"
+    if ! grep -q "\"version\": \"$npm_version\"" "$package" 2>/dev/null; then
+        log "firestore: npm install @firestore-emulator/server@$npm_version (fallback)"
+        mkdir -p "$npm_prefix"
+        npm install --prefix "$npm_prefix" --no-audit --no-fund --no-save --loglevel=error \
+            "@firestore-emulator/server@$npm_version" >&2
+    fi
+    log "firestore: @firestore-emulator/server $npm_version in $npm_prefix (fallback)"
 else
-    log "firestore: Google's Cloud Firestore emulator not found (needs gcloud with the" \
-        "cloud-firestore-emulator component, and java)"
+    log "firestore: neither Google's Cloud Firestore emulator (gcloud component" \
+        "cloud-firestore-emulator, with java) nor npm and node are available"
     status=1
 fi
 fi

@@ -242,10 +242,41 @@ def shutil_which(name: str) -> str | None:
     return shutil.which(name)
 
 
+def _tcp_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
 @contextlib.contextmanager
 def start_firestore() -> Iterator[Emulator]:
-    """Google's Cloud Firestore emulator (Java) in native mode; named databases appear on use."""
-    binary = firestore_binary()
+    """A Firestore emulator: Google's (Java) where installed, else the npm fallback.
+
+    ``LEAK_FIRESTORE_EMULATOR=gcloud|npm`` forces one. ``extra["kind"]`` tells which runs:
+    the npm one lacks ``list_documents`` and ignores query cursors and offsets.
+    """
+    choice = os.environ.get("LEAK_FIRESTORE_EMULATOR", "")
+    if choice not in {"", "gcloud", "npm"}:
+        raise EmulatorUnavailable(f"LEAK_FIRESTORE_EMULATOR={choice!r}: use gcloud or npm")
+    binary = None
+    if choice != "npm":
+        try:
+            binary = firestore_binary()
+        except EmulatorUnavailable:
+            if choice == "gcloud":
+                raise
+    if binary is not None:
+        with _start_gcloud_firestore(binary) as emulator:
+            yield emulator
+    else:
+        with _start_npm_firestore() as emulator:
+            yield emulator
+
+
+@contextlib.contextmanager
+def _start_gcloud_firestore(binary: Path) -> Iterator[Emulator]:
     port, ws_port = free_port(), free_port()
     host = f"127.0.0.1:{port}"
     jar = binary.parent / "cloud-firestore-emulator.jar"
@@ -264,8 +295,35 @@ def start_firestore() -> Iterator[Emulator]:
         "firestore",
         command,
         ready=lambda: _http_ok(f"http://{host}/"),
-        make=lambda p, log: Emulator("firestore", host, {"FIRESTORE_EMULATOR_HOST": host}, p, log),
+        make=lambda p, log: Emulator(
+            "firestore", host, {"FIRESTORE_EMULATOR_HOST": host}, p, log, extra={"kind": "gcloud"}
+        ),
         env={"JAVA_TOOL_OPTIONS": "-Xmx512m"},
+    ) as emulator:
+        yield emulator
+
+
+@contextlib.contextmanager
+def _start_npm_firestore() -> Iterator[Emulator]:
+    install("firestore")  # npm install of @firestore-emulator/server when missing
+    modules = CACHE / "firestore-npm" / "node_modules"
+    if not (modules / "@firestore-emulator" / "server").is_dir():
+        raise EmulatorUnavailable(
+            "no Firestore emulator: neither Google's (gcloud) nor @firestore-emulator/server"
+        )
+    node = shutil_which("node")
+    if node is None:
+        raise EmulatorUnavailable("the npm Firestore emulator needs node on PATH")
+    port = free_port()
+    host = f"127.0.0.1:{port}"
+    with _serve(
+        "firestore",
+        [node, str(HERE / "firestore-server.js"), str(port)],
+        ready=lambda: _tcp_open("127.0.0.1", port),
+        make=lambda p, log: Emulator(
+            "firestore", host, {"FIRESTORE_EMULATOR_HOST": host}, p, log, extra={"kind": "npm"}
+        ),
+        env={"NODE_PATH": str(modules)},
     ) as emulator:
         yield emulator
 
