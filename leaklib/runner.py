@@ -15,6 +15,7 @@ from leaklib.kernel import KERNEL
 from leaklib.metadata import open_metadata_store
 from leaklib.params import Params, load
 from leaklib.paths import project_root
+from leaklib.snapshots import open_snapshot_store
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +106,7 @@ def run_pipeline(
     params = params.model_copy(update={"run_id": run_id})
     store = open_metadata_store(params.metadata_store)
     store.check()
+    open_snapshot_store(params.snapshot_store).check()  # a missing bucket stops us here, not after reading
     runs.start_run(
         store, run_id=run_id, params=params.to_plain(),
         param_files=[str(f) for f in files or []], origin="leak run",

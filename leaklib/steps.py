@@ -112,6 +112,7 @@ def open_step(step: str, namespace: dict[str, Any]) -> StepContext:
     params = validate({**base, **values, "run_id": run_id or (existing or {}).get("run_id")})
     snapshots = open_snapshot_store(params.snapshot_store)
     if first:
+        snapshots.check()
         record = runs.get_run_or_none(store, run_id) if run_id else None
         if record is None:
             run_id = run_id or runs.new_run_id()
