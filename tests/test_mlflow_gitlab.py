@@ -117,7 +117,8 @@ def test_gitlab_first_model_is_promoted_and_weaker_one_is_not(gitlab):
     assert first["promotion"]["decision"] == "promoted"
     assert weak["promotion"]["decision"] == "not promoted"
     assert weak["promotion"]["champion"]["run_id"] == first["run_id"]
-    assert weak["promotion"]["ci_high"] < 0
+    assert weak["promotion"]["difference"] < 0
+    assert "lower bound is not above the minimum improvement" in weak["promotion"]["reason"]
 
 
 def test_gitlab_search_runs_finds_params_metrics_and_lineage(gitlab, monkeypatch):
