@@ -50,7 +50,9 @@ def measure(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--source", default=None, help="table to use (default: the embedded dataset)")
+    parser.add_argument(
+        "--source", default=None, help="table to use (default: the embedded dataset)"
+    )
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     overrides = [("source", args.source)] if args.source else []
@@ -65,12 +67,23 @@ def main() -> None:
         store = LocalSnapshotStore(tmp)
         snap = snapshot_table(clean, store=store)
         rows = {
-            "validate_table (vs read_parquet)": (measure(lambda: validate_table(raw, params=params), args.repeats), read_base),
-            "canonical_bytes + sha256 (vs to_parquet)": (measure(lambda: sha256_hex(canonical_bytes(clean)), args.repeats), write_base),
-            "load_snapshot, verified (vs read_parquet)": (measure(lambda: load_snapshot(snap.sha256, store=store), args.repeats), read_base),
+            "validate_table (vs read_parquet)": (
+                measure(lambda: validate_table(raw, params=params), args.repeats),
+                read_base,
+            ),
+            "canonical_bytes + sha256 (vs to_parquet)": (
+                measure(lambda: sha256_hex(canonical_bytes(clean)), args.repeats),
+                write_base,
+            ),
+            "load_snapshot, verified (vs read_parquet)": (
+                measure(lambda: load_snapshot(snap.sha256, store=store), args.repeats),
+                read_base,
+            ),
         }
     table_bytes = raw.memory_usage(deep=True).sum()
-    print(f"table: {len(clean):,} rows x {clean.shape[1]} columns, {table_bytes / 1e6:.1f} MB in memory; median of {args.repeats}")
+    print(
+        f"table: {len(clean):,} rows x {clean.shape[1]} columns, {table_bytes / 1e6:.1f} MB in memory; median of {args.repeats}"
+    )
     print(f"{'operation':<44} {'time ratio':>10} {'peak heap / table':>18}")
     for name, ((secs, peak), (base_secs, _)) in rows.items():
         print(f"{name:<44} {secs / base_secs:>10.2f} {peak / table_bytes:>18.2f}")

@@ -15,11 +15,21 @@ log = logging.getLogger("leaklib")
 def add_param_options(parser: argparse.ArgumentParser) -> None:
     """Add ``-f FILE`` and ``-p KEY VALUE`` (both repeatable, applied in order)."""
     parser.add_argument(
-        "-f", "--file", dest="files", action="append", default=[], metavar="PARAMS.yaml",
+        "-f",
+        "--file",
+        dest="files",
+        action="append",
+        default=[],
+        metavar="PARAMS.yaml",
         help="parameter file applied after parameters/default.yaml (repeatable; later wins)",
     )
     parser.add_argument(
-        "-p", "--param", dest="overrides", action="append", nargs=2, default=[],
+        "-p",
+        "--param",
+        dest="overrides",
+        action="append",
+        nargs=2,
+        default=[],
         metavar=("KEY", "VALUE"),
         help="override one parameter; VALUE is YAML, KEY may be dotted (model.name)",
     )
@@ -29,8 +39,10 @@ def _run(args: argparse.Namespace) -> int:
     from leaklib.runner import run_pipeline
 
     result = run_pipeline(
-        files=args.files, overrides=[tuple(o) for o in args.overrides],
-        show_code=args.show_code, progress=lambda line: print(line, flush=True),
+        files=args.files,
+        overrides=[tuple(o) for o in args.overrides],
+        show_code=args.show_code,
+        progress=lambda line: print(line, flush=True),
     )
     return 0 if result.status == "succeeded" else 1
 
@@ -68,10 +80,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--show-code", action="store_true", help="show code cells in the reports")
     run.set_defaults(func=_run)
 
-    listing = sub.add_parser("params", help="list every parameter, or print a merged set with -f/-p")
+    listing = sub.add_parser(
+        "params", help="list every parameter, or print a merged set with -f/-p"
+    )
     add_param_options(listing)
     listing.add_argument(
-        "--sync-notebooks", action="store_true",
+        "--sync-notebooks",
+        action="store_true",
         help="rewrite the notebooks' parameters cells from parameters/default.yaml",
     )
     listing.set_defaults(func=_params)

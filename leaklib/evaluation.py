@@ -84,11 +84,20 @@ def holdout_metrics(y: np.ndarray, proba: np.ndarray, *, threshold: float) -> di
     }
     for rate in FALSE_ALARM_RATES:
         metrics[rate_key(rate)] = recall_at_fpr(y, proba, fpr=rate)
-    return {k: (int(v) if k in ("tp", "fp", "tn", "fn") else round(float(v), 6)) for k, v in metrics.items()}
+    return {
+        k: (int(v) if k in ("tp", "fp", "tn", "fn") else round(float(v), 6))
+        for k, v in metrics.items()
+    }
 
 
 def alarms_per_day(
-    frame: pd.DataFrame, proba: np.ndarray, *, threshold: float, timestamp: str, target: str, group: str | None
+    frame: pd.DataFrame,
+    proba: np.ndarray,
+    *,
+    threshold: float,
+    timestamp: str,
+    target: str,
+    group: str | None,
 ) -> dict[str, float]:
     """Return alarms a threshold raises per network-day, in all and during no-leak time only."""
     stamps = pd.to_datetime(frame[timestamp])
@@ -97,24 +106,38 @@ def alarms_per_day(
     step = stamps.groupby(units.to_numpy()).apply(lambda s: s.sort_values().diff().median())
     step = step.dropna()
     if step.empty or pd.isna(step.median()):
-        raise EvaluationError(f"column {timestamp!r}: need at least two times per group to measure days")
+        raise EvaluationError(
+            f"column {timestamp!r}: need at least two times per group to measure days"
+        )
     days = len(frame) * step.median() / pd.Timedelta(days=1)
     no_leak = frame[target].to_numpy() == 0
     no_leak_days = no_leak.sum() * step.median() / pd.Timedelta(days=1)
     return {
         "alarms_per_day": round(float(alarms.sum() / days), 4),
-        "false_alarms_per_day": round(float((alarms & no_leak).sum() / no_leak_days), 4) if no_leak_days else 0.0,
+        "false_alarms_per_day": round(float((alarms & no_leak).sum() / no_leak_days), 4)
+        if no_leak_days
+        else 0.0,
         "observed_days": round(float(days), 2),
     }
 
 
 def detection_delays(
-    frame: pd.DataFrame, proba: np.ndarray, *, threshold: float, timestamp: str, target: str, group: str
+    frame: pd.DataFrame,
+    proba: np.ndarray,
+    *,
+    threshold: float,
+    timestamp: str,
+    target: str,
+    group: str,
 ) -> pd.DataFrame:
     """Return, per group with a leak: leak start, first alarm during the leak, delay in hours."""
     data = pd.DataFrame(
-        {"group": frame[group].to_numpy(), "time": pd.to_datetime(frame[timestamp]).to_numpy(),
-         "leak": frame[target].to_numpy(), "alarm": np.asarray(proba) >= threshold}
+        {
+            "group": frame[group].to_numpy(),
+            "time": pd.to_datetime(frame[timestamp]).to_numpy(),
+            "leak": frame[target].to_numpy(),
+            "alarm": np.asarray(proba) >= threshold,
+        }
     ).sort_values(["group", "time"])
     rows = []
     for key, part in data.groupby("group", sort=True):
@@ -133,13 +156,20 @@ def detection_delays(
                 "detected": bool(len(hits)),
             }
         )
-    return pd.DataFrame(rows, columns=[group, "leak_start", "first_alarm", "delay_hours", "detected"])
+    return pd.DataFrame(
+        rows, columns=[group, "leak_start", "first_alarm", "delay_hours", "detected"]
+    )
 
 
 def detection_summary(delays: pd.DataFrame) -> dict[str, float]:
     """Return the share of leaks detected and the median and 90th-percentile delay in hours."""
     if delays.empty:
-        return {"leaks": 0, "leaks_detected_share": 0.0, "median_delay_hours": float("nan"), "p90_delay_hours": float("nan")}
+        return {
+            "leaks": 0,
+            "leaks_detected_share": 0.0,
+            "median_delay_hours": float("nan"),
+            "p90_delay_hours": float("nan"),
+        }
     found = delays["delay_hours"].dropna()
     return {
         "leaks": len(delays),
@@ -152,7 +182,9 @@ def detection_summary(delays: pd.DataFrame) -> dict[str, float]:
 # ---------------------------------------------------------------- plots
 
 
-def _figure(title: str, xlabel: str, ylabel: str, caption: str, size=(6.4, 4.4)) -> tuple[Figure, plt.Axes]:
+def _figure(
+    title: str, xlabel: str, ylabel: str, caption: str, size=(6.4, 4.4)
+) -> tuple[Figure, plt.Axes]:
     fig, ax = plt.subplots(figsize=size, layout="constrained")
     ax.set_title(title)
     ax.set_xlabel(xlabel)
@@ -165,7 +197,8 @@ def _figure(title: str, xlabel: str, ylabel: str, caption: str, size=(6.4, 4.4))
 def plot_roc(y: np.ndarray, proba: np.ndarray, *, label: str = "model") -> Figure:
     """ROC curve with the fixed false-alarm rates marked."""
     fig, ax = _figure(
-        "ROC curve on the holdout", "False-positive rate (share of no-leak windows alarmed)",
+        "ROC curve on the holdout",
+        "False-positive rate (share of no-leak windows alarmed)",
         "True-positive rate (share of leak windows alarmed)",
         "Look at the far left: operators live at false-alarm rates of 1 % or less.",
     )
@@ -181,7 +214,8 @@ def plot_roc(y: np.ndarray, proba: np.ndarray, *, label: str = "model") -> Figur
 def plot_pr(y: np.ndarray, proba: np.ndarray) -> Figure:
     """Precision-recall curve against the base rate."""
     fig, ax = _figure(
-        "Precision-recall curve on the holdout", "Recall (share of leak windows found)",
+        "Precision-recall curve on the holdout",
+        "Recall (share of leak windows found)",
         "Precision (share of alarms that are leaks)",
         "The dashed line is the leak base rate: the curve's height above it is what the model adds.",
     )
@@ -195,7 +229,9 @@ def plot_pr(y: np.ndarray, proba: np.ndarray) -> Figure:
 def plot_calibration(y: np.ndarray, proba: np.ndarray, *, bins: int = 10) -> Figure:
     """Reliability diagram: predicted probability against observed leak share."""
     fig, ax = _figure(
-        "Calibration on the holdout", "Mean predicted leak probability", "Observed share of leak windows",
+        "Calibration on the holdout",
+        "Mean predicted leak probability",
+        "Observed share of leak windows",
         "Points on the diagonal mean a predicted 70 % is a leak 70 % of the time.",
     )
     observed, predicted = calibration_curve(y, proba, n_bins=bins, strategy="quantile")
@@ -208,14 +244,25 @@ def plot_calibration(y: np.ndarray, proba: np.ndarray, *, bins: int = 10) -> Fig
 def plot_confusion(y: np.ndarray, proba: np.ndarray, *, threshold: float) -> Figure:
     """Confusion matrix at the alarm threshold, with counts."""
     fig, ax = _figure(
-        f"Confusion matrix at threshold {threshold:g}", "Predicted", "Actual",
-        "Top right are false alarms, bottom left are missed leak windows.", size=(5.2, 4.4),
+        f"Confusion matrix at threshold {threshold:g}",
+        "Predicted",
+        "Actual",
+        "Top right are false alarms, bottom left are missed leak windows.",
+        size=(5.2, 4.4),
     )
     matrix = confusion_matrix(y, (np.asarray(proba) >= threshold).astype(int), labels=[0, 1])
     ax.imshow(matrix, cmap="Blues")
     for (i, j), count in np.ndenumerate(matrix):
-        ax.text(j, i, f"{count:,}", ha="center", va="center", color="black", fontsize=12,
-                bbox={"facecolor": "white", "alpha": 0.7, "lw": 0})
+        ax.text(
+            j,
+            i,
+            f"{count:,}",
+            ha="center",
+            va="center",
+            color="black",
+            fontsize=12,
+            bbox={"facecolor": "white", "alpha": 0.7, "lw": 0},
+        )
     ax.set_xticks([0, 1], ["no leak", "leak"])
     ax.set_yticks([0, 1], ["no leak", "leak"])
     return fig
@@ -224,7 +271,9 @@ def plot_confusion(y: np.ndarray, proba: np.ndarray, *, threshold: float) -> Fig
 def plot_threshold_sweep(y: np.ndarray, proba: np.ndarray, *, threshold: float) -> Figure:
     """Precision, recall and F1 against the alarm threshold."""
     fig, ax = _figure(
-        "Metrics against the alarm threshold", "Alarm threshold on the leak probability", "Score",
+        "Metrics against the alarm threshold",
+        "Alarm threshold on the leak probability",
+        "Score",
         "The vertical line is the configured threshold; moving it trades recall for precision.",
     )
     grid = np.linspace(0.01, 0.99, 99)
@@ -232,7 +281,13 @@ def plot_threshold_sweep(y: np.ndarray, proba: np.ndarray, *, threshold: float) 
     rows = []
     for t in grid:
         predicted = (np.asarray(proba) >= t).astype(int)
-        rows.append((precision_score(y, predicted, zero_division=0), recall_score(y, predicted, zero_division=0), f1_score(y, predicted, zero_division=0)))
+        rows.append(
+            (
+                precision_score(y, predicted, zero_division=0),
+                recall_score(y, predicted, zero_division=0),
+                f1_score(y, predicted, zero_division=0),
+            )
+        )
     values = np.array(rows)
     for i, name in enumerate(("precision", "recall", "F1")):
         ax.plot(grid, values[:, i], label=name)
@@ -245,8 +300,11 @@ def plot_importance(importance: pd.DataFrame, *, top: int = 15) -> Figure:
     """Horizontal bars of permutation importance (mean drop in ROC-AUC, with spread)."""
     shown = importance.sort_values("mean", ascending=True).tail(top)
     fig, ax = _figure(
-        "Permutation importance on the holdout", "Drop in ROC-AUC when the column is shuffled", "Feature",
-        "Long bars are the sensors the model leans on; near-zero bars add little.", size=(6.4, 0.3 * len(shown) + 1.6),
+        "Permutation importance on the holdout",
+        "Drop in ROC-AUC when the column is shuffled",
+        "Feature",
+        "Long bars are the sensors the model leans on; near-zero bars add little.",
+        size=(6.4, 0.3 * len(shown) + 1.6),
     )
     ax.barh(shown.index, shown["mean"], xerr=shown["std"], color="tab:blue")
     return fig
@@ -255,7 +313,9 @@ def plot_importance(importance: pd.DataFrame, *, top: int = 15) -> Figure:
 def plot_delays(delays: pd.DataFrame) -> Figure:
     """Histogram of detection delays per leak scenario."""
     fig, ax = _figure(
-        "Detection delay per leak", "Hours from leak start to first alarm", "Leaks",
+        "Detection delay per leak",
+        "Hours from leak start to first alarm",
+        "Leaks",
         "Left-heavy is good; leaks never alarmed are counted in the title.",
     )
     found = delays["delay_hours"].dropna()
@@ -271,12 +331,27 @@ def plot_distributions(frame: pd.DataFrame, *, columns: list[str], target: str) 
     n = len(columns)
     fig, axes = plt.subplots(1, n, figsize=(3.2 * n, 3.4), layout="constrained", squeeze=False)
     for ax, column in zip(axes[0], columns, strict=True):
-        sns.histplot(data=frame, x=column, hue=target, stat="density", common_norm=False, bins=40, ax=ax, element="step")
+        sns.histplot(
+            data=frame,
+            x=column,
+            hue=target,
+            stat="density",
+            common_norm=False,
+            bins=40,
+            ax=ax,
+            element="step",
+        )
         ax.set_title(column)
         ax.set_xlabel(column)
         ax.set_ylabel("Density")
     fig.suptitle("Distributions by class")
-    fig.text(0.01, 0.005, "Columns whose leak and no-leak shapes differ carry the signal.", fontsize=8, style="italic")
+    fig.text(
+        0.01,
+        0.005,
+        "Columns whose leak and no-leak shapes differ carry the signal.",
+        fontsize=8,
+        style="italic",
+    )
     fig.get_layout_engine().set(h_pad=0.15)
     return fig
 
@@ -293,7 +368,14 @@ def permutation_table(
 
     share = min(1.0, max_rows / len(X))
     result = permutation_importance(
-        model, X, y, scoring="roc_auc", n_repeats=repeats, random_state=seed, n_jobs=1, max_samples=share
+        model,
+        X,
+        y,
+        scoring="roc_auc",
+        n_repeats=repeats,
+        random_state=seed,
+        n_jobs=1,
+        max_samples=share,
     )
     return pd.DataFrame(
         {"mean": result.importances_mean, "std": result.importances_std}, index=X.columns
@@ -303,7 +385,11 @@ def permutation_table(
 def headline(cv_metrics: dict[str, float], holdout: dict[str, float]) -> pd.DataFrame:
     """Return cross-validated (mean ± std) and holdout figures side by side."""
     rows = {}
-    for metric, label in (("roc_auc", "ROC-AUC"), ("pr_auc", "PR-AUC"), ("recall_at_1pct_fpr", "recall at 1 % FPR")):
+    for metric, label in (
+        ("roc_auc", "ROC-AUC"),
+        ("pr_auc", "PR-AUC"),
+        ("recall_at_1pct_fpr", "recall at 1 % FPR"),
+    ):
         mean, std = cv_metrics.get(f"cv_{metric}"), cv_metrics.get(f"cv_{metric}_std")
         rows[label] = {
             "cross-validated": "-" if mean is None else f"{mean:.3f} ± {std:.3f}",
@@ -311,8 +397,14 @@ def headline(cv_metrics: dict[str, float], holdout: dict[str, float]) -> pd.Data
         }
     for rate in FALSE_ALARM_RATES:
         if rate != 0.01:
-            rows[f"recall at {rate:.1%} FPR"] = {"cross-validated": "-", "holdout": f"{holdout[rate_key(rate)]:.3f}"}
-    rows[f"F1 at threshold {holdout['threshold']:g}"] = {"cross-validated": "-", "holdout": f"{holdout['f1']:.3f}"}
+            rows[f"recall at {rate:.1%} FPR"] = {
+                "cross-validated": "-",
+                "holdout": f"{holdout[rate_key(rate)]:.3f}",
+            }
+    rows[f"F1 at threshold {holdout['threshold']:g}"] = {
+        "cross-validated": "-",
+        "holdout": f"{holdout['f1']:.3f}",
+    }
     return pd.DataFrame(rows).T
 
 
@@ -321,8 +413,14 @@ def operations(frame: pd.DataFrame, proba: np.ndarray, *, params) -> pd.Series:
     facts: dict[str, float] = {"threshold": params.threshold}
     if params.timestamp:
         facts.update(
-            alarms_per_day(frame, proba, threshold=params.threshold, timestamp=params.timestamp,
-                           target=params.target, group=params.group)
+            alarms_per_day(
+                frame,
+                proba,
+                threshold=params.threshold,
+                timestamp=params.timestamp,
+                target=params.target,
+                group=params.group,
+            )
         )
     return pd.Series(facts, name="value")
 
@@ -331,8 +429,14 @@ def delays_if_possible(frame: pd.DataFrame, proba: np.ndarray, *, params) -> pd.
     """Return detection delays when the table has a group and a timestamp, else an empty table."""
     if not (params.group and params.timestamp):
         return pd.DataFrame(columns=["leak_start", "first_alarm", "delay_hours", "detected"])
-    return detection_delays(frame, proba, threshold=params.threshold, timestamp=params.timestamp,
-                            target=params.target, group=params.group)
+    return detection_delays(
+        frame,
+        proba,
+        threshold=params.threshold,
+        timestamp=params.timestamp,
+        target=params.target,
+        group=params.group,
+    )
 
 
 def prefixed(*parts: dict[str, float], prefix: str = "holdout_") -> dict[str, float]:

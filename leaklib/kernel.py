@@ -19,8 +19,14 @@ def install_kernel() -> str:
     from jupyter_client.kernelspec import KernelSpecManager
 
     spec = {
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}",
-                 "--IPKernelApp.log_level=CRITICAL"],
+        "argv": [
+            sys.executable,
+            "-m",
+            "ipykernel_launcher",
+            "-f",
+            "{connection_file}",
+            "--IPKernelApp.log_level=CRITICAL",
+        ],
         "display_name": "Python (leaklib)",
         "language": "python",
         "metadata": {"debugger": True},

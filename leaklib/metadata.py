@@ -88,7 +88,9 @@ class LocalMetadataStore:
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise MetadataError(f"metadata_store {str(self.folder)!r} cannot be created: {exc}") from exc
+            raise MetadataError(
+                f"metadata_store {str(self.folder)!r} cannot be created: {exc}"
+            ) from exc
         if not os.access(self.folder, os.W_OK):
             raise MetadataError(f"metadata_store {str(self.folder)!r} is not writable")
 

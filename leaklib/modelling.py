@@ -57,16 +57,16 @@ def make_estimator(model: ModelSpec, *, seed: int) -> ClassifierMixin:
     return estimator
 
 
-def build_pipeline(
-    features: dict[str, FeatureSpec], *, model: ModelSpec, seed: int
-) -> Pipeline:
+def build_pipeline(features: dict[str, FeatureSpec], *, model: ModelSpec, seed: int) -> Pipeline:
     """Return preprocessing (by declared type) followed by the chosen estimator."""
     numeric = [n for n, s in features.items() if s.type in ("numeric", "boolean")]
     categorical = [n for n, s in features.items() if s.type == "categorical"]
     if model.name == "hist_gradient_boosting":
         numeric_steps = "passthrough"  # handles missing values natively
     elif model.name == "logistic_regression":
-        numeric_steps = make_pipeline(SimpleImputer(strategy="median", keep_empty_features=True), StandardScaler())
+        numeric_steps = make_pipeline(
+            SimpleImputer(strategy="median", keep_empty_features=True), StandardScaler()
+        )
     else:
         numeric_steps = SimpleImputer(strategy="median", keep_empty_features=True)
     transformers: list[tuple[str, Any, list[str]]] = []
@@ -105,7 +105,9 @@ def split_holdout(
             continue
         take = max(1, round(test_size * len(members)))
         if take >= len(members):
-            raise ModelError(f"test_size {test_size} leaves no training {('groups' if group else 'rows')} with class {cls}")
+            raise ModelError(
+                f"test_size {test_size} leaves no training {('groups' if group else 'rows')} with class {cls}"
+            )
         holdout_units.extend(rng.permutation(members)[:take].tolist())
     in_holdout = units.isin(holdout_units).to_numpy()
     return np.flatnonzero(~in_holdout), np.flatnonzero(in_holdout)
@@ -162,7 +164,9 @@ def summarise_cv(scores: pd.DataFrame) -> dict[str, float]:
     return summary
 
 
-def split_summary(train: pd.DataFrame, holdout: pd.DataFrame, *, target: str, group: str | None) -> pd.DataFrame:
+def split_summary(
+    train: pd.DataFrame, holdout: pd.DataFrame, *, target: str, group: str | None
+) -> pd.DataFrame:
     """Return rows, groups and leak share of the training part and the holdout."""
     rows = {}
     for name, part in (("train", train), ("holdout", holdout)):

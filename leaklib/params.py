@@ -302,7 +302,9 @@ def describe() -> list[dict[str, str]]:
             {
                 "name": name,
                 "type": type_name,
-                "default": yaml.safe_dump(values.get(name), default_flow_style=True, width=10_000, sort_keys=False)
+                "default": yaml.safe_dump(
+                    values.get(name), default_flow_style=True, width=10_000, sort_keys=False
+                )
                 .strip()
                 .removesuffix("\n..."),
                 "description": info.description or "",

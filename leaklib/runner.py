@@ -75,8 +75,13 @@ def execute_step(step: str, *, params: Params, out_dir: Path) -> tuple[Path, str
     values = {name: plain[name] for name in declared_parameters(source)}
     try:
         papermill.execute_notebook(
-            str(source), str(output), parameters=values, kernel_name=KERNEL,
-            cwd=str(project_root()), progress_bar=False, log_output=False,
+            str(source),
+            str(output),
+            parameters=values,
+            kernel_name=KERNEL,
+            cwd=str(project_root()),
+            progress_bar=False,
+            log_output=False,
             request_save_on_cell_execute=False,
         )
     except papermill.PapermillExecutionError as exc:
@@ -106,10 +111,15 @@ def run_pipeline(
     params = params.model_copy(update={"run_id": run_id})
     store = open_metadata_store(params.metadata_store)
     store.check()
-    open_snapshot_store(params.snapshot_store).check()  # a missing bucket stops us here, not after reading
+    open_snapshot_store(
+        params.snapshot_store
+    ).check()  # a missing bucket stops us here, not after reading
     runs.start_run(
-        store, run_id=run_id, params=params.to_plain(),
-        param_files=[str(f) for f in files or []], origin="leak run",
+        store,
+        run_id=run_id,
+        params=params.to_plain(),
+        param_files=[str(f) for f in files or []],
+        origin="leak run",
     )
     reports_root = project_root() / "reports"
     out_dir = reports_root / run_id
@@ -131,22 +141,39 @@ def run_pipeline(
                     runs.finish_step(store, run_id, step, error=error, duration_s=round(elapsed, 1))
                 else:
                     runs.fail_run(store, run_id, error=f"{step}: {error}")
-            progress(f"[{number}/{len(runs.STEPS)}] {step:<9} FAILED after {elapsed:.1f} s: {error}")
+            progress(
+                f"[{number}/{len(runs.STEPS)}] {step:<9} FAILED after {elapsed:.1f} s: {error}"
+            )
             break
         progress(f"[{number}/{len(runs.STEPS)}] {step:<9} ok in {elapsed:.1f} s")
 
     record = runs.get_run(store, run_id)
     if record["status"] == "running":  # every notebook ran but one did not close its step
         record = runs.fail_run(store, run_id, error="a step did not record its end")
-    reports, index = _render(store, record, executed, reports_root=reports_root, show_code=show_code)
+    reports, index = _render(
+        store, record, executed, reports_root=reports_root, show_code=show_code
+    )
     record = runs.get_run(store, run_id)
     final = reports.get("evaluate") or next(reversed(reports.values()), None)
-    progress(f"{record['status']}: report {final.relative_to(project_root()) if final else '(none)'}")
-    return RunResult(run_id=run_id, status=record["status"], reports=reports, index=index, error=record.get("error"))
+    progress(
+        f"{record['status']}: report {final.relative_to(project_root()) if final else '(none)'}"
+    )
+    return RunResult(
+        run_id=run_id,
+        status=record["status"],
+        reports=reports,
+        index=index,
+        error=record.get("error"),
+    )
 
 
 def _render(
-    store: Any, record: dict[str, Any], executed: dict[str, Path], *, reports_root: Path, show_code: bool
+    store: Any,
+    record: dict[str, Any],
+    executed: dict[str, Path],
+    *,
+    reports_root: Path,
+    show_code: bool,
 ) -> tuple[dict[str, Path], Path | None]:
     from leaklib import reports as reporting
 
@@ -154,18 +181,24 @@ def _render(
     rendered: dict[str, Path] = {}
     for step, notebook in executed.items():
         try:
-            rendered[step] = reporting.render_report(notebook, run=record, step=step, show_code=show_code)
+            rendered[step] = reporting.render_report(
+                notebook, run=record, step=step, show_code=show_code
+            )
         except Exception:  # a report that cannot render must not hide the run's own outcome
             log.exception("report of step %s could not be rendered", step)
     root = project_root()
     runs.set_reports(store, run_id, {s: str(p.relative_to(root)) for s, p in rendered.items()})
-    index = reporting.write_index(runs.list_runs(store), out_dir=reports_root, reports_root=reports_root)
+    index = reporting.write_index(
+        runs.list_runs(store), out_dir=reports_root, reports_root=reports_root
+    )
     mlflow_info = record.get("mlflow") or {}
     if mlflow_info.get("run_id") and rendered:
         from leaklib import tracking
 
         try:
-            tracking.log_reports(mlflow_info["run_id"], list(rendered.values()), index_url=str(index))
+            tracking.log_reports(
+                mlflow_info["run_id"], list(rendered.values()), index_url=str(index)
+            )
         except Exception:  # the run is recorded; a tracking server hiccup must not fail it
             log.exception("reports could not be attached to MLflow run %s", mlflow_info["run_id"])
     return rendered, index

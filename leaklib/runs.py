@@ -95,7 +95,10 @@ def list_runs(store: MetadataStore) -> list[dict[str, Any]]:
 def latest_run(store: MetadataStore, *, with_step: str | None = None) -> dict[str, Any]:
     """Return the newest run, or the newest whose ``with_step`` succeeded."""
     for record in list_runs(store):
-        if with_step is None or record.get("steps", {}).get(with_step, {}).get("status") == "succeeded":
+        if (
+            with_step is None
+            or record.get("steps", {}).get(with_step, {}).get("status") == "succeeded"
+        ):
             return record
     wanted = f" with a succeeded {with_step!r} step" if with_step else ""
     raise MetadataError(f"no run{wanted} in {store.uri}: run the earlier notebook first")
@@ -177,7 +180,9 @@ def finish_step(
         entry.update(
             status="failed" if error else "succeeded",
             finished_at=stamp,
-            duration_s=duration_s if duration_s is not None else _elapsed(entry.get("started_at"), stamp),
+            duration_s=duration_s
+            if duration_s is not None
+            else _elapsed(entry.get("started_at"), stamp),
             error=error,
         )
         steps[step] = entry
@@ -201,10 +206,21 @@ def fail_run(store: MetadataStore, run_id: str, *, error: str) -> dict[str, Any]
             return current
         stamp = now()
         steps = {
-            name: ({**s, "status": "failed", "finished_at": stamp} if s.get("status") == "running" else s)
+            name: (
+                {**s, "status": "failed", "finished_at": stamp}
+                if s.get("status") == "running"
+                else s
+            )
             for name, s in current["steps"].items()
         }
-        return {**current, "steps": steps, "status": "failed", "error": error, "finished_at": stamp, "updated_at": stamp}
+        return {
+            **current,
+            "steps": steps,
+            "status": "failed",
+            "error": error,
+            "finished_at": stamp,
+            "updated_at": stamp,
+        }
 
     return store.transact(RUNS, run_id, change)
 

@@ -28,7 +28,9 @@ class SchemaError(ValueError):
 
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
-        super().__init__("the input table does not fit the declared schema:\n  - " + "\n  - ".join(problems))
+        super().__init__(
+            "the input table does not fit the declared schema:\n  - " + "\n  - ".join(problems)
+        )
 
 
 @dataclass
@@ -74,7 +76,9 @@ def _examples(values: pd.Series, limit: int = 3) -> str:
 
 def _coerce_target(series: pd.Series, name: str, problems: list[str]) -> pd.Series | None:
     if series.isna().any():
-        problems.append(f"column {name!r} (target): {int(series.isna().sum())} missing value(s); the target must be 0/1 on every row")
+        problems.append(
+            f"column {name!r} (target): {int(series.isna().sum())} missing value(s); the target must be 0/1 on every row"
+        )
         return None
     if pd.api.types.is_float_dtype(series) and np.isinf(series.to_numpy()).any():
         problems.append(f"column {name!r} (target): infinite values; the target must be 0/1")
@@ -107,7 +111,9 @@ def _coerce_feature(
             return None
         numeric = numeric.astype("float64")
         if np.isinf(numeric.to_numpy()).any():
-            problems.append(f"column {name!r} (numeric): {int(np.isinf(numeric).sum())} infinite value(s)")
+            problems.append(
+                f"column {name!r} (numeric): {int(np.isinf(numeric).sum())} infinite value(s)"
+            )
             return None
         if spec.min is not None and (numeric < spec.min).any():
             low = numeric[numeric < spec.min]
@@ -124,7 +130,9 @@ def _coerce_feature(
         present = series.dropna()
         bad = present[~present.isin(_TRUE | _FALSE)]
         if len(bad):
-            problems.append(f"column {name!r} (boolean): values that are not true/false or 0/1: {_examples(bad)}")
+            problems.append(
+                f"column {name!r} (boolean): values that are not true/false or 0/1: {_examples(bad)}"
+            )
             return None
         return series.map(lambda v: np.nan if pd.isna(v) else float(v in _TRUE)).astype("float64")
     # categorical: any value, kept as text so 1 and "1" are one category
@@ -161,7 +169,15 @@ def validate_table(frame: pd.DataFrame, *, params: Params) -> tuple[pd.DataFrame
         raise SchemaError([f"the table from {params.source!r} has no rows"])
     missing = [c for c in wanted_columns(params) if c not in frame.columns]
     for column in missing:
-        role = "target" if column == params.target else "group" if column == params.group else "timestamp" if column == params.timestamp else "feature"
+        role = (
+            "target"
+            if column == params.target
+            else "group"
+            if column == params.group
+            else "timestamp"
+            if column == params.timestamp
+            else "feature"
+        )
         problems.append(f"column {column!r} ({role}) is declared but not in the table")
     if missing:
         raise SchemaError(problems)
@@ -172,13 +188,17 @@ def validate_table(frame: pd.DataFrame, *, params: Params) -> tuple[pd.DataFrame
     if params.group:
         groups = frame[params.group]
         if groups.isna().any():
-            problems.append(f"column {params.group!r} (group): {int(groups.isna().sum())} missing value(s)")
+            problems.append(
+                f"column {params.group!r} (group): {int(groups.isna().sum())} missing value(s)"
+            )
         out[params.group] = groups
     if params.timestamp:
         stamps = pd.to_datetime(frame[params.timestamp], errors="coerce")
         bad = frame[params.timestamp][stamps.isna()]
         if len(bad):
-            problems.append(f"column {params.timestamp!r} (timestamp): values that are not times: {_examples(bad)}")
+            problems.append(
+                f"column {params.timestamp!r} (timestamp): values that are not times: {_examples(bad)}"
+            )
         out[params.timestamp] = stamps
     for name, spec in params.features.items():
         coerced = _coerce_feature(frame[name], name, spec, problems)

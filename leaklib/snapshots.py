@@ -103,7 +103,9 @@ class LocalSnapshotStore:
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise SnapshotError(f"snapshot_store {str(self.folder)!r} cannot be created: {exc}") from exc
+            raise SnapshotError(
+                f"snapshot_store {str(self.folder)!r} cannot be created: {exc}"
+            ) from exc
         if not os.access(self.folder, os.W_OK):
             raise SnapshotError(f"snapshot_store {str(self.folder)!r} is not writable")
 
@@ -173,7 +175,9 @@ def snapshot_table(frame: pd.DataFrame, *, store: SnapshotStore) -> Snapshot:
     data = canonical_bytes(frame)
     digest = sha256_hex(data)
     uri, created = store.put(data, sha256=digest)
-    log.info("snapshot %s %s (%d bytes)", digest[:12], "written" if created else "reused", len(data))
+    log.info(
+        "snapshot %s %s (%d bytes)", digest[:12], "written" if created else "reused", len(data)
+    )
     return Snapshot(
         uri=uri, sha256=digest, rows=len(frame), columns=frame.shape[1], size_bytes=len(data)
     )

@@ -73,13 +73,21 @@ def summary(run: dict[str, Any]) -> pd.Series:
         "run id": run["run_id"],
         "status": run["status"],
         "steps": ", ".join(
-            f"{name} {run['steps'][name]['status']}" for name in runs.STEPS if name in run.get("steps", {})
+            f"{name} {run['steps'][name]['status']}"
+            for name in runs.STEPS
+            if name in run.get("steps", {})
         ),
         "git commit": ((run.get("git") or {}).get("commit") or "")[:12],
         "snapshot sha256": (snapshot.get("sha256") or "")[:16],
         "rows": snapshot.get("rows"),
     }
-    facts.update({k: v for k, v in (run.get("metrics") or {}).items() if k.startswith(("cv_roc", "holdout_roc", "holdout_pr", "holdout_recall_at_1pct"))})
+    facts.update(
+        {
+            k: v
+            for k, v in (run.get("metrics") or {}).items()
+            if k.startswith(("cv_roc", "holdout_roc", "holdout_pr", "holdout_recall_at_1pct"))
+        }
+    )
     return pd.Series(facts, name="value", dtype=object)
 
 
@@ -117,7 +125,9 @@ def open_step(step: str, namespace: dict[str, Any]) -> StepContext:
         if record is None:
             run_id = run_id or runs.new_run_id()
             params = validate({**params.to_plain(), "run_id": run_id})
-            runs.start_run(store, run_id=run_id, params=params.to_plain(), param_files=[], origin="notebook")
+            runs.start_run(
+                store, run_id=run_id, params=params.to_plain(), param_files=[], origin="notebook"
+            )
     else:
         run_id = params.run_id
         if existing is not None and existing["params"] != params.to_plain():

@@ -130,11 +130,16 @@ def start_training_run(
     uri = configure()
     exp = experiment_id(params.mlflow_experiment)
     snapshot = run["snapshot"]
-    with mlflow.start_run(experiment_id=exp, run_name=run["run_id"], tags=lineage_tags(run)) as active:
+    with mlflow.start_run(
+        experiment_id=exp, run_name=run["run_id"], tags=lineage_tags(run)
+    ) as active:
         mlflow.log_params(flatten(params.to_plain()))
         dataset = mlflow.data.from_pandas(
-            snapshot_frame, source=snapshot["uri"], targets=params.target,
-            name=f"snapshot-{snapshot['sha256'][:12]}", digest=snapshot["sha256"][:36],
+            snapshot_frame,
+            source=snapshot["uri"],
+            targets=params.target,
+            name=f"snapshot-{snapshot['sha256'][:12]}",
+            digest=snapshot["sha256"][:36],
         )
         try:
             mlflow.log_input(dataset, context="training")
@@ -188,9 +193,14 @@ def log_model(pipeline: Any, *, example: pd.DataFrame) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / MODEL_PATH
         mlflow.sklearn.save_model(
-            pipeline, path, signature=signature, input_example=example,
-            pip_requirements=pip_requirements(), pyfunc_predict_fn="predict_proba",
-            serialization_format="skops", skops_trusted_types=trusted_types(pipeline),
+            pipeline,
+            path,
+            signature=signature,
+            input_example=example,
+            pip_requirements=pip_requirements(),
+            pyfunc_predict_fn="predict_proba",
+            serialization_format="skops",
+            skops_trusted_types=trusted_types(pipeline),
         )
         mlflow.log_artifacts(str(path), MODEL_PATH)
     return f"runs:/{mlflow.active_run().info.run_id}/{MODEL_PATH}"

@@ -48,7 +48,9 @@ def make_project(root: Path) -> Path:
     """
     root.mkdir(parents=True, exist_ok=True)
     for folder in ("notebooks", "parameters", "requirements"):
-        shutil.copytree(REPO / folder, root / folder, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+        shutil.copytree(
+            REPO / folder, root / folder, ignore=shutil.ignore_patterns(".ipynb_checkpoints")
+        )
     (root / "data").symlink_to(REPO / "data", target_is_directory=True)
     (root / ".gitignore").write_text("stores/\nreports/\nmlflow.db\nmlartifacts/\ndata\n")
     git = ["git", "-C", str(root), "-c", "user.name=test", "-c", "user.email=test@example.invalid"]
@@ -58,13 +60,19 @@ def make_project(root: Path) -> Path:
     return root
 
 
-def leak(project: Path, *args: str, env: dict[str, str] | None = None, timeout: int = 900) -> Finished:
+def leak(
+    project: Path, *args: str, env: dict[str, str] | None = None, timeout: int = 900
+) -> Finished:
     """Run the `leak` command in a project folder, as a user would."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING")}
     full_env.update(LEAK_PROJECT_DIR=str(project), MLFLOW_DISABLE_TELEMETRY="true", **(env or {}))
     done = subprocess.run(
-        [sys.executable, "-m", "leaklib.cli", *args], cwd=project, env=full_env,
-        capture_output=True, text=True, timeout=timeout,
+        [sys.executable, "-m", "leaklib.cli", *args],
+        cwd=project,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
     return Finished(project, done.returncode, done.stdout, done.stderr)
 
@@ -91,7 +99,7 @@ def make_table(*, scenarios: int = 24, rows_per: int = 48, seed: int = 0) -> pd.
         stamps = pd.date_range("2024-01-01", periods=rows_per, freq="15min")
         leak = np.zeros(rows_per, dtype=int)
         if sid % 4 != 3:
-            leak[rng.integers(4, rows_per - 4):] = 1
+            leak[rng.integers(4, rows_per - 4) :] = 1
         frames.append(
             pd.DataFrame(
                 {
@@ -120,8 +128,12 @@ def params(tmp_path) -> P.Params:
     values = P.defaults()
     values.update(
         source=str(tmp_path / "table.parquet"),
-        features={"p_a": "numeric", "p_b": {"type": "numeric", "min": 0}, "zone": "categorical",
-                  "valve_open": "boolean"},
+        features={
+            "p_a": "numeric",
+            "p_b": {"type": "numeric", "min": 0},
+            "zone": "categorical",
+            "valve_open": "boolean",
+        },
         snapshot_store=str(tmp_path / "snapshots"),
         metadata_store=str(tmp_path / "metadata"),
         cv_folds=3,

@@ -38,8 +38,11 @@ def test_length_mismatch_is_refused():
 def frame():
     stamps = pd.date_range("2024-01-01", periods=8, freq="6h")
     return pd.DataFrame(
-        {"g": [1] * 8 + [2] * 8 + [3] * 8, "t": list(stamps) * 3,
-         "y": [0, 0, 1, 1, 1, 1, 1, 1] + [0, 0, 0, 1, 1, 1, 1, 1] + [0] * 8}
+        {
+            "g": [1] * 8 + [2] * 8 + [3] * 8,
+            "t": list(stamps) * 3,
+            "y": [0, 0, 1, 1, 1, 1, 1, 1] + [0, 0, 0, 1, 1, 1, 1, 1] + [0] * 8,
+        }
     )
 
 
@@ -58,7 +61,9 @@ def test_alarms_per_day():
     data = frame()
     proba = np.r_[np.ones(4), np.zeros(20)]
     rates = E.alarms_per_day(data, proba, threshold=0.5, timestamp="t", target="y", group="g")
-    assert rates["observed_days"] == 6.0 and rates["alarms_per_day"] == pytest.approx(4 / 6, abs=1e-3)
+    assert rates["observed_days"] == 6.0 and rates["alarms_per_day"] == pytest.approx(
+        4 / 6, abs=1e-3
+    )
     assert rates["false_alarms_per_day"] == pytest.approx(2 / (13 * 0.25), abs=1e-3)
 
 
@@ -73,10 +78,17 @@ def test_every_plot_has_title_axis_labels_and_caption():
     y = rng.integers(0, 2, 200)
     proba = np.clip(y * 0.3 + rng.random(200) * 0.7, 0, 1)
     figures = [
-        E.plot_roc(y, proba), E.plot_pr(y, proba), E.plot_calibration(y, proba),
-        E.plot_confusion(y, proba, threshold=0.5), E.plot_threshold_sweep(y, proba, threshold=0.5),
-        E.plot_importance(pd.DataFrame({"mean": [0.1, 0.02], "std": [0.01, 0.01]}, index=["a", "b"])),
-        E.plot_delays(pd.DataFrame({"delay_hours": [1.0, 5.0, np.nan], "detected": [True, True, False]})),
+        E.plot_roc(y, proba),
+        E.plot_pr(y, proba),
+        E.plot_calibration(y, proba),
+        E.plot_confusion(y, proba, threshold=0.5),
+        E.plot_threshold_sweep(y, proba, threshold=0.5),
+        E.plot_importance(
+            pd.DataFrame({"mean": [0.1, 0.02], "std": [0.01, 0.01]}, index=["a", "b"])
+        ),
+        E.plot_delays(
+            pd.DataFrame({"delay_hours": [1.0, 5.0, np.nan], "detected": [True, True, False]})
+        ),
     ]
     for fig in figures:
         ax = fig.axes[0]

@@ -67,7 +67,9 @@ def test_bad_hyper_parameter_value_is_named(clean, params):
 
 def test_grouped_cross_validation_scores_each_fold(clean, params):
     pipe = build_pipeline(params.features, model=params.model, seed=0)
-    scores = cross_validate(pipe, clean, features=params.features, target="leaks", group="scenario_id", folds=3, seed=0)
+    scores = cross_validate(
+        pipe, clean, features=params.features, target="leaks", group="scenario_id", folds=3, seed=0
+    )
     assert len(scores) == 3 and scores["roc_auc"].between(0, 1).all()
     summary = summarise_cv(scores)
     assert summary["cv_roc_auc"] > 0.7  # p_a carries a clear leak signal
@@ -76,5 +78,7 @@ def test_grouped_cross_validation_scores_each_fold(clean, params):
 
 def test_split_summary_reports_both_parts(clean):
     train, hold = split_holdout(clean, target="leaks", group="scenario_id", test_size=0.25, seed=1)
-    summary = split_summary(clean.iloc[train], clean.iloc[hold], target="leaks", group="scenario_id")
+    summary = split_summary(
+        clean.iloc[train], clean.iloc[hold], target="leaks", group="scenario_id"
+    )
     assert summary.loc["holdout", "groups"] == 6

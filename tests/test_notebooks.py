@@ -39,7 +39,11 @@ def test_notebook_is_thin_and_portable(path):
         if cell.cell_type != "code":
             continue
         assert not re.search(r"^\s*(def|class) ", cell.source, re.M), "logic belongs in leaklib"
-        assert "!pip" not in cell.source and "/work/" not in cell.source and "/home/" not in cell.source
+        assert (
+            "!pip" not in cell.source
+            and "/work/" not in cell.source
+            and "/home/" not in cell.source
+        )
         assert len(cell.source.splitlines()) <= 12 or "parameters" in cell.metadata.get("tags", [])
 
 
@@ -53,14 +57,34 @@ def test_notebooks_run_top_to_bottom_with_their_defaults(tmp_path):
     project = make_project(tmp_path / "project")
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING")}
     env.update(LEAK_PROJECT_DIR=str(project), MLFLOW_DISABLE_TELEMETRY="true")
-    smoke = P.merge([P.read_yaml(project / "parameters/default.yaml"), P.read_yaml(project / "parameters/smoke.yaml")], [])
+    smoke = P.merge(
+        [
+            P.read_yaml(project / "parameters/default.yaml"),
+            P.read_yaml(project / "parameters/smoke.yaml"),
+        ],
+        [],
+    )
     (project / "parameters/default.yaml").write_text(yaml.safe_dump(smoke, sort_keys=False))
     synced = leak(project, "params", "--sync-notebooks")
     assert synced.returncode == 0 and synced.stdout.count("updated") == 3, synced.stderr
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "--nbval-lax", "-p", "no:cacheprovider", "-q",
-         "--rootdir", str(project), *(str(project / "notebooks" / p.name) for p in NOTEBOOKS)],
-        cwd=project / "notebooks", env=env, capture_output=True, text=True, timeout=1800,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--nbval-lax",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            "--rootdir",
+            str(project),
+            *(str(project / "notebooks" / p.name) for p in NOTEBOOKS),
+        ],
+        cwd=project / "notebooks",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
     )
     assert done.returncode == 0, done.stdout[-4000:]
     runs = sorted((project / "stores/metadata/runs").glob("*.json"))

@@ -25,7 +25,11 @@ def test_later_file_and_override_win(tmp_path):
 
 
 def test_later_mapping_replaces_features_whole(tmp_path):
-    mine = write(tmp_path, "mine.yaml", {"features": {"pressure": "numeric"}, "group": None, "max_groups": None})
+    mine = write(
+        tmp_path,
+        "mine.yaml",
+        {"features": {"pressure": "numeric"}, "group": None, "max_groups": None},
+    )
     loaded = P.load([mine])
     assert list(loaded.features) == ["pressure"]
 

@@ -20,20 +20,32 @@ def test_smoke_run_succeeds_with_reports_and_index(smoke_run):
     assert record["run_id"] in index
     lines = smoke_run.stdout.strip().splitlines()
     assert [line.split()[1] for line in lines[1:4]] == ["extract", "train", "evaluate"]
-    assert lines[-1].startswith("succeeded: report reports/") and lines[-1].endswith("03_evaluate.html")
+    assert lines[-1].startswith("succeeded: report reports/") and lines[-1].endswith(
+        "03_evaluate.html"
+    )
 
 
 def test_smoke_run_record_has_every_lineage_field(smoke_run):
     record = smoke_run.record()
     assert record["status"] == "succeeded"
     assert len(record["git"]["commit"]) == 40 and record["git"]["dirty"] is False
-    assert len(record["snapshot"]["sha256"]) == 64 and record["snapshot"]["uri"].startswith("file://")
+    assert len(record["snapshot"]["sha256"]) == 64 and record["snapshot"]["uri"].startswith(
+        "file://"
+    )
     assert len(record["lock_hash"]) == 64 and record["seeds"]["seed"] == 42
     assert record["param_files"] == ["parameters/smoke.yaml"]
     assert record["params"]["max_groups"] == 24
     assert record["model"]["uri"].startswith("runs:/") and record["mlflow"]["run_id"]
-    assert {"cv_roc_auc", "holdout_roc_auc", "holdout_recall_at_1pct_fpr", "holdout_alarms_per_day"} <= set(record["metrics"])
-    assert all(step["status"] == "succeeded" and step["duration_s"] is not None for step in record["steps"].values())
+    assert {
+        "cv_roc_auc",
+        "holdout_roc_auc",
+        "holdout_recall_at_1pct_fpr",
+        "holdout_alarms_per_day",
+    } <= set(record["metrics"])
+    assert all(
+        step["status"] == "succeeded" and step["duration_s"] is not None
+        for step in record["steps"].values()
+    )
     assert set(record["reports"]) == {"extract", "train", "evaluate"}
 
 
@@ -44,7 +56,9 @@ def test_smoke_run_is_in_mlflow_with_params_metrics_and_model(smoke_run, monkeyp
     mlflow.set_tracking_uri(f"sqlite:///{smoke_run.project / 'mlflow.db'}")
     run = mlflow.get_run(record["mlflow"]["run_id"])
     assert run.data.params["model.name"] == "hist_gradient_boosting"
-    assert run.data.metrics["holdout_roc_auc"] == pytest.approx(record["metrics"]["holdout_roc_auc"])
+    assert run.data.metrics["holdout_roc_auc"] == pytest.approx(
+        record["metrics"]["holdout_roc_auc"]
+    )
     assert run.data.tags["leak.snapshot_sha256"] == record["snapshot"]["sha256"]
     assert run.inputs.dataset_inputs[0].dataset.digest == record["snapshot"]["sha256"][:36]
 
@@ -60,28 +74,47 @@ def test_same_inputs_give_the_same_metrics(smoke_run):
 
 def test_other_table_runs_from_a_yaml_mapping_only(tmp_path):
     project = make_project(tmp_path / "project")
-    table = make_table(scenarios=16, rows_per=40).rename(columns={"leaks": "burst", "scenario_id": "district"})
+    table = make_table(scenarios=16, rows_per=40).rename(
+        columns={"leaks": "burst", "scenario_id": "district"}
+    )
     table.loc[::17, "p_b"] = np.nan
     table.loc[::23, "zone"] = None
     table.to_parquet(project / "other.parquet")
-    (project / "other.yaml").write_text(yaml.safe_dump({
-        "target": "burst",
-        "features": {"p_a": "numeric", "p_b": {"type": "numeric", "min": 0}, "zone": "categorical", "valve_open": "boolean"},
-        "group": "district", "timestamp": "timestamp", "max_groups": None, "cv_folds": 3,
-        "model": {"name": "random_forest", "params": {"n_estimators": 30}},
-        "permutation_repeats": 1,
-    }))
+    (project / "other.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "target": "burst",
+                "features": {
+                    "p_a": "numeric",
+                    "p_b": {"type": "numeric", "min": 0},
+                    "zone": "categorical",
+                    "valve_open": "boolean",
+                },
+                "group": "district",
+                "timestamp": "timestamp",
+                "max_groups": None,
+                "cv_folds": 3,
+                "model": {"name": "random_forest", "params": {"n_estimators": 30}},
+                "permutation_repeats": 1,
+            }
+        )
+    )
     finished = leak(project, "run", "-p", "source", "other.parquet", "-f", "other.yaml")
     assert finished.returncode == 0, finished.stdout + finished.stderr
     record = finished.record()
     assert record["status"] == "succeeded"
-    assert record["validation"]["missing"]["p_b"] > 0 and record["validation"]["ignored_columns"] == ["note"]
+    assert record["validation"]["missing"]["p_b"] > 0 and record["validation"][
+        "ignored_columns"
+    ] == ["note"]
 
 
 BROKEN = {
     "missing-column": (lambda t: t.drop(columns="p_b"), "'p_b'"),
     "not-binary": (lambda t: t.assign(leaks=t["leaks"] * 3), "'leaks'"),
-    "nan-target": (lambda t: t.assign(leaks=t["leaks"].astype(float).where(t.index > 3)), "'leaks'"),
+    "nan-target": (
+        lambda t: t.assign(leaks=t["leaks"].astype(float).where(t.index > 3)),
+        "'leaks'",
+    ),
     "one-class": (lambda t: t.assign(leaks=0), "'leaks'"),
     "empty": (lambda t: t.iloc[0:0], "no rows"),
     "wrong-type": (lambda t: t.assign(p_a="high"), "'p_a'"),
@@ -93,10 +126,20 @@ BROKEN = {
 @pytest.fixture(scope="module")
 def broken_project(tmp_path_factory):
     project = make_project(tmp_path_factory.mktemp("broken") / "project")
-    (project / "mine.yaml").write_text(yaml.safe_dump({
-        "features": {"p_a": "numeric", "p_b": {"type": "numeric", "min": 0}, "zone": "categorical", "valve_open": "boolean"},
-        "max_groups": None, "cv_folds": 3,
-    }))
+    (project / "mine.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "features": {
+                    "p_a": "numeric",
+                    "p_b": {"type": "numeric", "min": 0},
+                    "zone": "categorical",
+                    "valve_open": "boolean",
+                },
+                "max_groups": None,
+                "cv_folds": 3,
+            }
+        )
+    )
     return project
 
 
@@ -109,7 +152,9 @@ def test_broken_table_is_refused_and_nothing_is_written(broken_project, case):
     finished = leak(broken_project, "run", "-f", "mine.yaml", "-p", "source", path.name)
     assert finished.returncode != 0
     assert column in finished.stdout
-    record = next(r for r in map(finished.record, finished.run_ids()) if r["params"]["source"] == path.name)
+    record = next(
+        r for r in map(finished.record, finished.run_ids()) if r["params"]["source"] == path.name
+    )
     assert record["status"] == "failed" and column in record["error"]
     assert set((broken_project / "stores/snapshots").glob("*.parquet")) == before
     html = (broken_project / record["reports"]["extract"]).read_text()

@@ -10,7 +10,9 @@ def store(tmp_path):
 
 
 def started(store, run_id="r1"):
-    return runs.start_run(store, run_id=run_id, params={"seed": 3}, param_files=["p.yaml"], origin="test")
+    return runs.start_run(
+        store, run_id=run_id, params={"seed": 3}, param_files=["p.yaml"], origin="test"
+    )
 
 
 def test_new_run_has_lineage(store):

@@ -8,7 +8,15 @@ from leaklib.schema import SchemaError, limit_groups, most_separating, profile, 
 
 def test_valid_table_is_typed_and_undeclared_columns_listed(table, params):
     clean, report = validate_table(table, params=params)
-    assert list(clean.columns) == ["scenario_id", "timestamp", "p_a", "p_b", "zone", "valve_open", "leaks"]
+    assert list(clean.columns) == [
+        "scenario_id",
+        "timestamp",
+        "p_a",
+        "p_b",
+        "zone",
+        "valve_open",
+        "leaks",
+    ]
     assert clean["leaks"].dtype == "int8"
     assert set(clean["valve_open"].unique()) <= {0.0, 1.0}
     assert report.ignored_columns == ["note"]
@@ -24,21 +32,63 @@ def test_missing_feature_values_are_allowed_and_counted(table, params):
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (lambda t: t.drop(columns="p_b"), "column 'p_b' .feature. is declared but not in the table"),
-        (lambda t: t.drop(columns="leaks"), "column 'leaks' .target. is declared but not in the table"),
-        (lambda t: t.assign(leaks=t["leaks"].replace(1, 2)), "column 'leaks' .target.: must be binary"),
-        (lambda t: t.assign(leaks=t["leaks"].astype(float).where(t.index > 0)), "'leaks' .target.: 1 missing"),
+        (
+            lambda t: t.drop(columns="p_b"),
+            "column 'p_b' .feature. is declared but not in the table",
+        ),
+        (
+            lambda t: t.drop(columns="leaks"),
+            "column 'leaks' .target. is declared but not in the table",
+        ),
+        (
+            lambda t: t.assign(leaks=t["leaks"].replace(1, 2)),
+            "column 'leaks' .target.: must be binary",
+        ),
+        (
+            lambda t: t.assign(leaks=t["leaks"].astype(float).where(t.index > 0)),
+            "'leaks' .target.: 1 missing",
+        ),
         (lambda t: t.assign(leaks=0), "only class 0 present"),
         (lambda t: t.iloc[0:0], "has no rows"),
-        (lambda t: t.assign(p_a=t["p_a"].astype(object).where(t.index != 5, "high")), r"column 'p_a' \(numeric\): non-numeric values 'high'"),
-        (lambda t: t.assign(p_a=t["p_a"].where(t.index != 5, np.inf)), r"'p_a' \(numeric\): 1 infinite"),
-        (lambda t: t.assign(p_b=-t["p_b"]), r"'p_b' \(numeric\): \d+ value\(s\) below the declared min 0"),
-        (lambda t: t.assign(valve_open="maybe"), r"'valve_open' \(boolean\): values that are not true/false"),
-        (lambda t: t[t["scenario_id"] < 4], "class 1 appears in only 3 groups of 'scenario_id'; need at least 4"),
-        (lambda t: t.assign(timestamp="soon"), r"'timestamp' \(timestamp\): values that are not times"),
+        (
+            lambda t: t.assign(p_a=t["p_a"].astype(object).where(t.index != 5, "high")),
+            r"column 'p_a' \(numeric\): non-numeric values 'high'",
+        ),
+        (
+            lambda t: t.assign(p_a=t["p_a"].where(t.index != 5, np.inf)),
+            r"'p_a' \(numeric\): 1 infinite",
+        ),
+        (
+            lambda t: t.assign(p_b=-t["p_b"]),
+            r"'p_b' \(numeric\): \d+ value\(s\) below the declared min 0",
+        ),
+        (
+            lambda t: t.assign(valve_open="maybe"),
+            r"'valve_open' \(boolean\): values that are not true/false",
+        ),
+        (
+            lambda t: t[t["scenario_id"] < 4],
+            "class 1 appears in only 3 groups of 'scenario_id'; need at least 4",
+        ),
+        (
+            lambda t: t.assign(timestamp="soon"),
+            r"'timestamp' \(timestamp\): values that are not times",
+        ),
     ],
-    ids=["missing-feature", "missing-target", "non-binary", "nan-target", "one-class", "empty",
-         "wrong-type", "inf", "below-min", "bad-boolean", "too-few-groups", "bad-time"],
+    ids=[
+        "missing-feature",
+        "missing-target",
+        "non-binary",
+        "nan-target",
+        "one-class",
+        "empty",
+        "wrong-type",
+        "inf",
+        "below-min",
+        "bad-boolean",
+        "too-few-groups",
+        "bad-time",
+    ],
 )
 def test_broken_tables_are_refused_naming_the_column(table, params, change, message):
     with pytest.raises(SchemaError, match=message):

@@ -35,7 +35,9 @@ def test_same_content_reuses_the_snapshot(table, store):
 
 
 def test_hash_depends_on_content_only(table):
-    assert sha256_hex(canonical_bytes(table)) == sha256_hex(canonical_bytes(table.set_index("p_a").reset_index()[table.columns]))
+    assert sha256_hex(canonical_bytes(table)) == sha256_hex(
+        canonical_bytes(table.set_index("p_a").reset_index()[table.columns])
+    )
     assert sha256_hex(canonical_bytes(table)) != sha256_hex(canonical_bytes(table.head(10)))
 
 
