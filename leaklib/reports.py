@@ -562,25 +562,9 @@ def add_pages_parser(subparsers: Any) -> None:
         "trend chart of the primary metric, and each run's rendered reports. Links are "
         "relative, so it works from a local folder or under any GitLab Pages path.",
     )
-    parser.add_argument(
-        "-f",
-        "--file",
-        dest="files",
-        action="append",
-        default=[],
-        metavar="PARAMS.yaml",
-        help="parameter file naming the metadata_store (repeatable; applied after the default)",
-    )
-    parser.add_argument(
-        "-p",
-        "--param",
-        dest="overrides",
-        action="append",
-        nargs=2,
-        default=[],
-        metavar=("KEY", "VALUE"),
-        help="override one parameter, e.g. -p metadata_store stores/metadata",
-    )
+    from leaklib.cli import add_param_options
+
+    add_param_options(parser)  # -f/-p pick the metadata_store, as for `leak run`
     parser.add_argument("--out", default="public", help="site folder (default: public)")
     parser.add_argument(
         "--reports", default="reports", help="where `leak run` rendered reports (default: reports)"
