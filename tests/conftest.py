@@ -77,6 +77,15 @@ def leak(
     return Finished(project, done.returncode, done.stdout, done.stderr)
 
 
+def leak_smoke_named(
+    project: Path, name: str, *extra: str, env: dict[str, str], verbose: bool = False
+) -> Finished:
+    """`leak run -f parameters/smoke.yaml` with its own registered model and experiment name."""
+    flags = ["-v"] if verbose else []
+    named = ["-p", "model_name", name, "-p", "mlflow_experiment", name]
+    return leak(project, *flags, "run", "-f", "parameters/smoke.yaml", *named, *extra, env=env)
+
+
 @pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory) -> Finished:
     """One `leak run -f parameters/smoke.yaml` in a fresh project, shared by the tests that read it."""

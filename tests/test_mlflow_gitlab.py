@@ -18,7 +18,7 @@ from sklearn.metrics import roc_auc_score
 from leaklib import modelling
 from leaklib.params import Params
 from leaklib.snapshots import load_snapshot, open_snapshot_store
-from tests.conftest import leak, make_project
+from tests.conftest import leak_smoke_named, make_project
 from tests.mlflow_servers import start_gitlab_proxy
 
 pytestmark = pytest.mark.slow
@@ -41,33 +41,8 @@ def gitlab(mlflow_server, tmp_path_factory):
         env = {"MLFLOW_TRACKING_URI": proxy.uri, "MLFLOW_TRACKING_TOKEN": proxy.token}
         project = make_project(tmp_path_factory.mktemp("gitlab") / "project")
         name = f"gitlab-{uuid.uuid4().hex[:8]}"
-        first = leak(
-            project,
-            "run",
-            "-f",
-            "parameters/smoke.yaml",
-            "-p",
-            "model_name",
-            name,
-            "-p",
-            "mlflow_experiment",
-            name,
-            env=env,
-        )
-        weak = leak(
-            project,
-            "run",
-            "-f",
-            "parameters/smoke.yaml",
-            "-p",
-            "model_name",
-            name,
-            "-p",
-            "mlflow_experiment",
-            name,
-            *WEAK,
-            env=env,
-        )
+        first = leak_smoke_named(project, name, env=env)
+        weak = leak_smoke_named(project, name, *WEAK, env=env)
         yield SimpleNamespace(
             proxy=proxy, env=env, project=project, name=name, first=first, weak=weak
         )
@@ -81,19 +56,7 @@ def plain(mlflow_server, tmp_path_factory):
     env = {"MLFLOW_TRACKING_URI": mlflow_server.uri}
     project = make_project(tmp_path_factory.mktemp("plain") / "project")
     name = f"plain-{uuid.uuid4().hex[:8]}"
-    first = leak(
-        project,
-        "run",
-        "-f",
-        "parameters/smoke.yaml",
-        "-p",
-        "model_name",
-        name,
-        "-p",
-        "mlflow_experiment",
-        name,
-        env=env,
-    )
+    first = leak_smoke_named(project, name, env=env)
     return SimpleNamespace(env=env, project=project, name=name, first=first)
 
 

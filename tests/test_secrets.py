@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import leak, make_project
+from tests.conftest import leak_smoke_named, make_project
 from tests.mlflow_servers import start_gitlab_proxy
 
 pytestmark = pytest.mark.slow
@@ -36,20 +36,7 @@ def canary_run(mlflow_server, tmp_path_factory):
         project = make_project(tmp_path_factory.mktemp("secrets") / "project")
         name = f"secrets-{uuid.uuid4().hex[:8]}"
         env = {"MLFLOW_TRACKING_URI": proxy.uri, "MLFLOW_TRACKING_TOKEN": token}
-        finished = leak(
-            project,
-            "-v",
-            "run",
-            "-f",
-            "parameters/smoke.yaml",
-            "-p",
-            "model_name",
-            name,
-            "-p",
-            "mlflow_experiment",
-            name,
-            env=env,
-        )
+        finished = leak_smoke_named(project, name, env=env, verbose=True)
         yield finished, token.encode(), proxy
     finally:
         proxy.close()
