@@ -501,6 +501,39 @@ def _challenger_info(run: dict[str, Any], metrics: dict[str, float]) -> dict[str
     }
 
 
+def _new_decision(
+    run: dict[str, Any],
+    metrics: dict[str, float],
+    pointer: dict[str, Any] | None,
+    *,
+    primary_metric: str,
+    decision: str = NOT_PROMOTED,
+    reason: str = "",
+    min_improvement: float | None = None,
+    confidence: float | None = None,
+    champion: dict[str, Any] | None = None,
+    manual: bool = False,
+) -> dict[str, Any]:
+    """Return a decision document with every field the gate and a manual promotion share."""
+    return {
+        "decision": decision,
+        "reason": reason,
+        "primary_metric": primary_metric,
+        "min_improvement": min_improvement,
+        "confidence": confidence,
+        "challenger": _challenger_info(run, metrics),
+        "champion": champion,
+        "difference": None,
+        "ci_low": None,
+        "ci_high": None,
+        "criteria": [],
+        "bootstrap": None,
+        "decided_at": runs.now(),
+        "previous_champion": _brief(pointer),
+        "manual": manual,
+    }
+
+
 def gate(
     *,
     store: MetadataStore,
@@ -535,23 +568,14 @@ def gate(
     groups = holdout[params.group].to_numpy() if params.group else None
     challenger_metrics = holdout_metrics(y, challenger_proba, threshold=params.threshold)
     pointer = current_champion(store, model_name=params.model_name)
-    decision: dict[str, Any] = {
-        "decision": NOT_PROMOTED,
-        "reason": "",
-        "primary_metric": spec.primary_metric,
-        "min_improvement": spec.min_improvement,
-        "confidence": spec.confidence,
-        "challenger": _challenger_info(run, challenger_metrics),
-        "champion": None,
-        "difference": None,
-        "ci_low": None,
-        "ci_high": None,
-        "criteria": [],
-        "bootstrap": None,
-        "decided_at": runs.now(),
-        "previous_champion": _brief(pointer),
-        "manual": False,
-    }
+    decision = _new_decision(
+        run,
+        challenger_metrics,
+        pointer,
+        primary_metric=spec.primary_metric,
+        min_improvement=spec.min_improvement,
+        confidence=spec.confidence,
+    )
     champion_metrics = None
     if pointer and pointer["run_id"] == run["run_id"]:
         decision.update(
@@ -764,25 +788,18 @@ def manual_promotion(
         for k, v in (run.get("metrics") or {}).items()
         if k.startswith("holdout_")
     }
-    decision = {
-        "decision": PROMOTED,
-        "reason": f"Promoted by hand: {reason.strip()}",
-        "primary_metric": params.promotion.primary_metric,
-        "min_improvement": None,
-        "confidence": None,
-        "challenger": _challenger_info(run, metrics),
-        "champion": {k: pointer.get(k) for k in ("run_id", "version", "model_uri")}
+    decision = _new_decision(
+        run,
+        metrics,
+        pointer,
+        primary_metric=params.promotion.primary_metric,
+        decision=PROMOTED,
+        reason=f"Promoted by hand: {reason.strip()}",
+        manual=True,
+        champion={k: pointer.get(k) for k in ("run_id", "version", "model_uri")}
         if pointer
         else None,
-        "difference": None,
-        "ci_low": None,
-        "ci_high": None,
-        "criteria": [],
-        "bootstrap": None,
-        "decided_at": runs.now(),
-        "previous_champion": _brief(pointer),
-        "manual": True,
-    }
+    )
     promote(store, run=run, model_name=model_name, reason=decision["reason"], decision=decision)
     decision["mlflow"] = record_in_mlflow(run, decision, model_name=model_name)
     earlier = run.get("promotion") or None

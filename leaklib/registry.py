@@ -71,13 +71,12 @@ def is_unsupported(exc: BaseException) -> bool:
 
 def version_tags(run: dict[str, Any]) -> dict[str, str]:
     """Return the lineage tags of a model version: leak run id, snapshot SHA-256, git commit."""
-    git = run.get("git") or {}
-    snapshot = run.get("snapshot") or {}
+    from leaklib.tracking import lineage_tags
+
+    tags = lineage_tags(run)
     return {
-        "leak.run_id": run["run_id"],
-        "leak.snapshot_sha256": str(snapshot.get("sha256")),
-        "leak.git_commit": str(git.get("commit")),
-        "leak.git_dirty": str(git.get("dirty")),
+        key: tags[key]
+        for key in ("leak.run_id", "leak.snapshot_sha256", "leak.git_commit", "leak.git_dirty")
     }
 
 
