@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from leaklib.params import Params
-from leaklib.sources import SourceError, wanted_columns
+from leaklib.sources import SourceError
 
 if TYPE_CHECKING:
     from google.cloud import bigquery
@@ -190,7 +190,7 @@ def build_query(params: Params, table: TableRef) -> tuple[str, list[Any]]:
     from google.cloud import bigquery
 
     spec = params.bigquery
-    columns = wanted_columns(params)
+    columns = params.dataset.columns()
     for name in columns:
         check_column(name)
     where = spec.where.strip() if spec.where else ""
@@ -198,17 +198,17 @@ def build_query(params: Params, table: TableRef) -> tuple[str, list[Any]]:
         raise SourceError("bigquery.where_params is set but bigquery.where is empty")
     parameters = query_parameters(spec.where_params)
     conditions = [f"({check_where(where, set(spec.where_params))})"] if where else []
-    if params.max_groups is not None and params.group:
+    if params.dataset.max_groups is not None and params.dataset.group:
         # the first N groups in sorted order, as leaklib.schema.limit_groups keeps them; the
         # subquery reads only the group column (and those of the filter)
-        group = quote_column(params.group)
+        group = quote_column(params.dataset.group)
         inner = " AND ".join([*conditions, f"{group} IS NOT NULL"])
         conditions.append(
             f"{group} IN (SELECT DISTINCT {group} FROM {table.sql} WHERE {inner} "
             f"ORDER BY {group} LIMIT @leak_max_groups)"
         )
         parameters.append(
-            bigquery.ScalarQueryParameter("leak_max_groups", "INT64", params.max_groups)
+            bigquery.ScalarQueryParameter("leak_max_groups", "INT64", params.dataset.max_groups)
         )
     sql = f"SELECT {', '.join(quote_column(c) for c in columns)} FROM {table.sql}"
     if conditions:
@@ -284,7 +284,7 @@ def _explain(exc: Exception, table: TableRef, billing: str) -> SourceError:
 
 
 def read_bigquery(params: Params, *, client: bigquery.Client | None = None) -> pd.DataFrame:
-    """Read the columns a run uses from the table ``params.source`` names.
+    """Read the columns a run uses from the table ``params.dataset.source`` names.
 
     Args:
         params: The run's parameters (``source``, the columns, ``bigquery``, ``max_groups``).
@@ -295,7 +295,7 @@ def read_bigquery(params: Params, *, client: bigquery.Client | None = None) -> p
     from google.api_core import exceptions as gex
     from pandas_gbq.exceptions import GenericGBQException
 
-    table = parse_table(params.source)
+    table = parse_table(params.dataset.source)
     billing = params.bigquery.billing_project or table.project
     check_project(billing)
     sql, parameters = build_query(params, table)
@@ -308,7 +308,7 @@ def read_bigquery(params: Params, *, client: bigquery.Client | None = None) -> p
     except Exception as exc:  # transport errors: endpoint unreachable
         raise SourceError(f"BigQuery is unreachable while reading {table}: {exc}") from exc
     present = {field.name for field in schema}
-    missing = [c for c in wanted_columns(params) if c not in present]
+    missing = [c for c in params.dataset.columns() if c not in present]
     if missing:
         raise SourceError(
             f"BigQuery table {table} has no column(s) {', '.join(missing)} "

@@ -1,77 +1,46 @@
-"""Holdout metrics in the operator's terms, and the plots of the evaluation report.
+"""Holdout metrics in the operator's terms: alarms, false-alarm rates, detection delays.
 
-Every plot has a title, labelled axes and a one-line caption saying what to look for.
+The figures of the evaluation report live in :mod:`leaklib.plots`; metric definitions in
+:mod:`leaklib.metrics`.
 """
 
 from __future__ import annotations
 
 import logging
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
-from sklearn.calibration import calibration_curve
+from sklearn.inspection import permutation_importance
 from sklearn.metrics import (
-    average_precision_score,
     confusion_matrix,
     f1_score,
-    precision_recall_curve,
     precision_score,
     recall_score,
-    roc_auc_score,
     roc_curve,
 )
 
+from leaklib.metrics import CV_PREFIX, RANKING, MetricError, checked
+
 log = logging.getLogger(__name__)
 
-FALSE_ALARM_RATES = (0.005, 0.01, 0.05)
 
-
-class EvaluationError(ValueError):
-    """Scores cannot be computed from what was given."""
-
-
-def _check(y: np.ndarray, proba: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    y = np.asarray(y)
-    proba = np.asarray(proba, dtype=float)
-    if y.shape != proba.shape:
-        raise EvaluationError(f"labels ({y.shape}) and scores ({proba.shape}) differ in length")
-    if len(np.unique(y)) < 2:
-        raise EvaluationError("the labels hold a single class; ROC and recall need both 0 and 1")
-    return y, proba
-
-
-def rate_key(fpr: float) -> str:
-    """Return the metric name for a false-positive rate, e.g. 0.01 -> ``recall_at_1pct_fpr``."""
-    pct = f"{fpr * 100:g}".replace(".", "_")
-    return f"recall_at_{pct}pct_fpr"
-
-
-def recall_at_fpr(y: np.ndarray, proba: np.ndarray, *, fpr: float) -> float:
-    """Return the best recall reachable with a false-positive rate of at most ``fpr``."""
-    if not 0 < fpr < 1:
-        raise EvaluationError(f"fpr must be between 0 and 1, got {fpr}")
-    y, proba = _check(y, proba)
-    fprs, tprs, _ = roc_curve(y, proba)
-    return float(tprs[fprs <= fpr].max())
+EvaluationError = MetricError  # scores that cannot be computed, as the metrics module says
 
 
 def threshold_at_fpr(y: np.ndarray, proba: np.ndarray, *, fpr: float) -> float:
     """Return the lowest threshold whose false-positive rate stays at or below ``fpr``."""
-    y, proba = _check(y, proba)
+    y, proba = checked(y, proba)
     fprs, _, thresholds = roc_curve(y, proba)
     return float(thresholds[fprs <= fpr].min())
 
 
 def holdout_metrics(y: np.ndarray, proba: np.ndarray, *, threshold: float) -> dict[str, float]:
     """Return ranking metrics, recall at fixed false-alarm rates and counts at ``threshold``."""
-    y, proba = _check(y, proba)
+    y, proba = checked(y, proba)
     predicted = (proba >= threshold).astype(int)
     tn, fp, fn, tp = confusion_matrix(y, predicted, labels=[0, 1]).ravel()
-    metrics = {
-        "roc_auc": roc_auc_score(y, proba),
-        "pr_auc": average_precision_score(y, proba),
+    metrics = {name: entry.score(y, proba) for name, entry in RANKING.items()}
+    metrics |= {
         "f1": f1_score(y, predicted, zero_division=0),
         "precision": precision_score(y, predicted, zero_division=0),
         "recall": recall_score(y, predicted, zero_division=0),
@@ -82,8 +51,6 @@ def holdout_metrics(y: np.ndarray, proba: np.ndarray, *, threshold: float) -> di
         "tn": tn,
         "fn": fn,
     }
-    for rate in FALSE_ALARM_RATES:
-        metrics[rate_key(rate)] = recall_at_fpr(y, proba, fpr=rate)
     return {
         k: (int(v) if k in ("tp", "fp", "tn", "fn") else round(float(v), 6))
         for k, v in metrics.items()
@@ -179,183 +146,6 @@ def detection_summary(delays: pd.DataFrame) -> dict[str, float]:
     }
 
 
-# ---------------------------------------------------------------- plots
-
-
-def _figure(
-    title: str, xlabel: str, ylabel: str, caption: str, size=(6.4, 4.4)
-) -> tuple[Figure, plt.Axes]:
-    fig, ax = plt.subplots(figsize=size, layout="constrained")
-    ax.set_title(title)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    fig.get_layout_engine().set(h_pad=0.15)
-    fig.text(0.01, 0.005, caption, fontsize=8, style="italic", ha="left", va="bottom", wrap=True)
-    return fig, ax
-
-
-def plot_roc(y: np.ndarray, proba: np.ndarray, *, label: str = "model") -> Figure:
-    """ROC curve with the fixed false-alarm rates marked."""
-    fig, ax = _figure(
-        "ROC curve on the holdout",
-        "False-positive rate (share of no-leak windows alarmed)",
-        "True-positive rate (share of leak windows alarmed)",
-        "Look at the far left: operators live at false-alarm rates of 1 % or less.",
-    )
-    fpr, tpr, _ = roc_curve(y, proba)
-    ax.plot(fpr, tpr, label=f"{label} (AUC {roc_auc_score(y, proba):.3f})")
-    ax.plot([0, 1], [0, 1], ls=":", color="grey", label="chance")
-    for rate in FALSE_ALARM_RATES:
-        ax.axvline(rate, color="tab:red", lw=0.6, ls="--")
-    ax.legend(loc="lower right")
-    return fig
-
-
-def plot_pr(y: np.ndarray, proba: np.ndarray) -> Figure:
-    """Precision-recall curve against the base rate."""
-    fig, ax = _figure(
-        "Precision-recall curve on the holdout",
-        "Recall (share of leak windows found)",
-        "Precision (share of alarms that are leaks)",
-        "The dashed line is the leak base rate: the curve's height above it is what the model adds.",
-    )
-    precision, recall, _ = precision_recall_curve(y, proba)
-    ax.plot(recall, precision, label=f"AP {average_precision_score(y, proba):.3f}")
-    ax.axhline(np.mean(y), ls="--", color="grey", label=f"base rate {np.mean(y):.2f}")
-    ax.legend(loc="lower left")
-    return fig
-
-
-def plot_calibration(y: np.ndarray, proba: np.ndarray, *, bins: int = 10) -> Figure:
-    """Reliability diagram: predicted probability against observed leak share."""
-    fig, ax = _figure(
-        "Calibration on the holdout",
-        "Mean predicted leak probability",
-        "Observed share of leak windows",
-        "Points on the diagonal mean a predicted 70 % is a leak 70 % of the time.",
-    )
-    observed, predicted = calibration_curve(y, proba, n_bins=bins, strategy="quantile")
-    ax.plot(predicted, observed, marker="o", label="model")
-    ax.plot([0, 1], [0, 1], ls=":", color="grey", label="perfect calibration")
-    ax.legend(loc="upper left")
-    return fig
-
-
-def plot_confusion(y: np.ndarray, proba: np.ndarray, *, threshold: float) -> Figure:
-    """Confusion matrix at the alarm threshold, with counts."""
-    fig, ax = _figure(
-        f"Confusion matrix at threshold {threshold:g}",
-        "Predicted",
-        "Actual",
-        "Top right are false alarms, bottom left are missed leak windows.",
-        size=(5.2, 4.4),
-    )
-    matrix = confusion_matrix(y, (np.asarray(proba) >= threshold).astype(int), labels=[0, 1])
-    ax.imshow(matrix, cmap="Blues")
-    for (i, j), count in np.ndenumerate(matrix):
-        ax.text(
-            j,
-            i,
-            f"{count:,}",
-            ha="center",
-            va="center",
-            color="black",
-            fontsize=12,
-            bbox={"facecolor": "white", "alpha": 0.7, "lw": 0},
-        )
-    ax.set_xticks([0, 1], ["no leak", "leak"])
-    ax.set_yticks([0, 1], ["no leak", "leak"])
-    return fig
-
-
-def plot_threshold_sweep(y: np.ndarray, proba: np.ndarray, *, threshold: float) -> Figure:
-    """Precision, recall and F1 against the alarm threshold."""
-    fig, ax = _figure(
-        "Metrics against the alarm threshold",
-        "Alarm threshold on the leak probability",
-        "Score",
-        "The vertical line is the configured threshold; moving it trades recall for precision.",
-    )
-    grid = np.linspace(0.01, 0.99, 99)
-    y = np.asarray(y)
-    rows = []
-    for t in grid:
-        predicted = (np.asarray(proba) >= t).astype(int)
-        rows.append(
-            (
-                precision_score(y, predicted, zero_division=0),
-                recall_score(y, predicted, zero_division=0),
-                f1_score(y, predicted, zero_division=0),
-            )
-        )
-    values = np.array(rows)
-    for i, name in enumerate(("precision", "recall", "F1")):
-        ax.plot(grid, values[:, i], label=name)
-    ax.axvline(threshold, color="black", ls="--", lw=0.8)
-    ax.legend(loc="best")
-    return fig
-
-
-def plot_importance(importance: pd.DataFrame, *, top: int = 15) -> Figure:
-    """Horizontal bars of permutation importance (mean drop in ROC-AUC, with spread)."""
-    shown = importance.sort_values("mean", ascending=True).tail(top)
-    fig, ax = _figure(
-        "Permutation importance on the holdout",
-        "Drop in ROC-AUC when the column is shuffled",
-        "Feature",
-        "Long bars are the sensors the model leans on; near-zero bars add little.",
-        size=(6.4, 0.3 * len(shown) + 1.6),
-    )
-    ax.barh(shown.index, shown["mean"], xerr=shown["std"], color="tab:blue")
-    return fig
-
-
-def plot_delays(delays: pd.DataFrame) -> Figure:
-    """Histogram of detection delays per leak scenario."""
-    fig, ax = _figure(
-        "Detection delay per leak",
-        "Hours from leak start to first alarm",
-        "Leaks",
-        "Left-heavy is good; leaks never alarmed are counted in the title.",
-    )
-    found = delays["delay_hours"].dropna()
-    ax.set_title(f"Detection delay per leak ({len(found)} of {len(delays)} detected)")
-    ax.hist(found, bins=min(20, max(5, len(found))), color="tab:green")
-    return fig
-
-
-def plot_distributions(frame: pd.DataFrame, *, columns: list[str], target: str) -> Figure:
-    """Per-class histograms of a few numeric columns."""
-    import seaborn as sns
-
-    n = len(columns)
-    fig, axes = plt.subplots(1, n, figsize=(3.2 * n, 3.4), layout="constrained", squeeze=False)
-    for ax, column in zip(axes[0], columns, strict=True):
-        sns.histplot(
-            data=frame,
-            x=column,
-            hue=target,
-            stat="density",
-            common_norm=False,
-            bins=40,
-            ax=ax,
-            element="step",
-        )
-        ax.set_title(column)
-        ax.set_xlabel(column)
-        ax.set_ylabel("Density")
-    fig.suptitle("Distributions by class")
-    fig.text(
-        0.01,
-        0.005,
-        "Columns whose leak and no-leak shapes differ carry the signal.",
-        fontsize=8,
-        style="italic",
-    )
-    fig.get_layout_engine().set(h_pad=0.15)
-    return fig
-
-
 def permutation_table(
     model, X: pd.DataFrame, y: np.ndarray, *, repeats: int, seed: int, max_rows: int = 5000
 ) -> pd.DataFrame:
@@ -364,8 +154,6 @@ def permutation_table(
     Each repeat scores a seeded sample of at most ``max_rows`` rows, which keeps the cost
     flat on large holdouts while the repeats average the sampling noise.
     """
-    from sklearn.inspection import permutation_importance
-
     share = min(1.0, max_rows / len(X))
     result = permutation_importance(
         model,
@@ -385,22 +173,13 @@ def permutation_table(
 def headline(cv_metrics: dict[str, float], holdout: dict[str, float]) -> pd.DataFrame:
     """Return cross-validated (mean ± std) and holdout figures side by side."""
     rows = {}
-    for metric, label in (
-        ("roc_auc", "ROC-AUC"),
-        ("pr_auc", "PR-AUC"),
-        ("recall_at_1pct_fpr", "recall at 1 % FPR"),
-    ):
-        mean, std = cv_metrics.get(f"cv_{metric}"), cv_metrics.get(f"cv_{metric}_std")
-        rows[label] = {
+    for name, entry in RANKING.items():
+        mean = cv_metrics.get(f"{CV_PREFIX}{name}")
+        std = cv_metrics.get(f"{CV_PREFIX}{name}_std")
+        rows[entry.label] = {
             "cross-validated": "-" if mean is None else f"{mean:.3f} ± {std:.3f}",
-            "holdout": f"{holdout[metric]:.3f}",
+            "holdout": f"{holdout[name]:.3f}",
         }
-    for rate in FALSE_ALARM_RATES:
-        if rate != 0.01:
-            rows[f"recall at {rate:.1%} FPR"] = {
-                "cross-validated": "-",
-                "holdout": f"{holdout[rate_key(rate)]:.3f}",
-            }
     rows[f"F1 at threshold {holdout['threshold']:g}"] = {
         "cross-validated": "-",
         "holdout": f"{holdout['f1']:.3f}",
@@ -411,15 +190,15 @@ def headline(cv_metrics: dict[str, float], holdout: dict[str, float]) -> pd.Data
 def operations(frame: pd.DataFrame, proba: np.ndarray, *, params) -> pd.Series:
     """Return alarms per day at the threshold (when there is a timestamp) as a small table."""
     facts: dict[str, float] = {"threshold": params.threshold}
-    if params.timestamp:
+    if params.dataset.timestamp:
         facts.update(
             alarms_per_day(
                 frame,
                 proba,
                 threshold=params.threshold,
-                timestamp=params.timestamp,
-                target=params.target,
-                group=params.group,
+                timestamp=params.dataset.timestamp,
+                target=params.dataset.target,
+                group=params.dataset.group,
             )
         )
     return pd.Series(facts, name="value")
@@ -427,34 +206,13 @@ def operations(frame: pd.DataFrame, proba: np.ndarray, *, params) -> pd.Series:
 
 def delays_if_possible(frame: pd.DataFrame, proba: np.ndarray, *, params) -> pd.DataFrame:
     """Return detection delays when the table has a group and a timestamp, else an empty table."""
-    if not (params.group and params.timestamp):
+    if not (params.dataset.group and params.dataset.timestamp):
         return pd.DataFrame(columns=["leak_start", "first_alarm", "delay_hours", "detected"])
     return detection_delays(
         frame,
         proba,
         threshold=params.threshold,
-        timestamp=params.timestamp,
-        target=params.target,
-        group=params.group,
+        timestamp=params.dataset.timestamp,
+        target=params.dataset.target,
+        group=params.dataset.group,
     )
-
-
-def prefixed(*parts: dict[str, float], prefix: str = "holdout_") -> dict[str, float]:
-    """Merge metric dictionaries under one prefix, e.g. ``roc_auc`` -> ``holdout_roc_auc``."""
-    merged: dict[str, float] = {}
-    for part in parts:
-        merged.update({f"{prefix}{k}": v for k, v in part.items()})
-    return merged
-
-
-def open_figures() -> dict[str, Figure]:
-    """Return the open matplotlib figures by a file-safe version of their title."""
-    import re
-
-    figures = {}
-    for number in plt.get_fignums():
-        fig = plt.figure(number)
-        title = fig.axes[0].get_title() if fig.axes else f"figure-{number}"
-        title = (fig._suptitle.get_text() if fig._suptitle else None) or title
-        figures[re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-") or f"figure-{number}"] = fig
-    return figures

@@ -7,30 +7,17 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.base import ClassifierMixin
+from sklearn.base import ClassifierMixin, clone
 from sklearn.compose import ColumnTransformer
-from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import average_precision_score, roc_auc_score
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from leaklib.evaluation import recall_at_fpr
+from leaklib import estimators, metrics
 from leaklib.params import FeatureSpec, ModelSpec
 
 log = logging.getLogger(__name__)
-
-ESTIMATORS: dict[str, type[ClassifierMixin]] = {
-    "hist_gradient_boosting": HistGradientBoostingClassifier,
-    "random_forest": RandomForestClassifier,
-    "logistic_regression": LogisticRegression,
-}
-_DEFAULTS: dict[str, dict[str, Any]] = {
-    "random_forest": {"n_estimators": 200, "min_samples_leaf": 5, "n_jobs": 1},
-    "logistic_regression": {"max_iter": 2000},
-}
 
 
 class ModelError(ValueError):
@@ -39,8 +26,9 @@ class ModelError(ValueError):
 
 def make_estimator(model: ModelSpec, *, seed: int) -> ClassifierMixin:
     """Return the estimator ``model.name`` with ``model.params`` and the run's seed."""
-    cls = ESTIMATORS[model.name]
-    estimator = cls(**_DEFAULTS.get(model.name, {}))
+    entry = estimators.CATALOGUE[model.name]
+    cls = entry.cls
+    estimator = cls(**entry.defaults)
     known = estimator.get_params()
     unknown = sorted(set(model.params) - set(known))
     if unknown:
@@ -61,9 +49,10 @@ def build_pipeline(features: dict[str, FeatureSpec], *, model: ModelSpec, seed: 
     """Return preprocessing (by declared type) followed by the chosen estimator."""
     numeric = [n for n, s in features.items() if s.type in ("numeric", "boolean")]
     categorical = [n for n, s in features.items() if s.type == "categorical"]
-    if model.name == "hist_gradient_boosting":
+    inputs = estimators.CATALOGUE[model.name].numeric_inputs
+    if inputs == "passthrough":
         numeric_steps = "passthrough"  # handles missing values natively
-    elif model.name == "logistic_regression":
+    elif inputs == "impute_scale":
         numeric_steps = make_pipeline(
             SimpleImputer(strategy="median", keep_empty_features=True), StandardScaler()
         )
@@ -129,8 +118,6 @@ def cross_validate(
     seed: int,
 ) -> pd.DataFrame:
     """Score the pipeline by (grouped, stratified) k-fold; one row of metrics per fold."""
-    from sklearn.base import clone
-
     X = feature_frame(frame, features)
     y = frame[target].to_numpy()
     if group:
@@ -142,15 +129,8 @@ def cross_validate(
     for fold, (train, test) in enumerate(splits, start=1):
         fitted = clone(pipeline).fit(X.iloc[train], y[train])
         proba = fitted.predict_proba(X.iloc[test])[:, 1]
-        rows.append(
-            {
-                "fold": fold,
-                "rows": len(test),
-                "roc_auc": roc_auc_score(y[test], proba),
-                "pr_auc": average_precision_score(y[test], proba),
-                "recall_at_1pct_fpr": recall_at_fpr(y[test], proba, fpr=0.01),
-            }
-        )
+        scores = {name: metrics.score(name, y[test], proba) for name in metrics.CV_METRICS}
+        rows.append({"fold": fold, "rows": len(test), **scores})
         log.info("fold %d: ROC-AUC %.3f", fold, rows[-1]["roc_auc"])
     return pd.DataFrame(rows).set_index("fold")
 
@@ -158,9 +138,10 @@ def cross_validate(
 def summarise_cv(scores: pd.DataFrame) -> dict[str, float]:
     """Return mean and standard deviation of each fold metric, keyed ``cv_<metric>[_std]``."""
     summary: dict[str, float] = {}
-    for metric in ("roc_auc", "pr_auc", "recall_at_1pct_fpr"):
-        summary[f"cv_{metric}"] = round(float(scores[metric].mean()), 6)
-        summary[f"cv_{metric}_std"] = round(float(scores[metric].std(ddof=1)), 6)
+    for name in metrics.CV_METRICS:
+        key = f"{metrics.CV_PREFIX}{name}"
+        summary[key] = round(float(scores[name].mean()), 6)
+        summary[f"{key}_std"] = round(float(scores[name].std(ddof=1)), 6)
     return summary
 
 

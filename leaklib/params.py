@@ -22,11 +22,12 @@ from pydantic import (
     model_validator,
 )
 
+from leaklib import estimators, metrics
 from leaklib.paths import project_root
 
 FeatureType = Literal["numeric", "categorical", "boolean"]
-MODEL_NAMES = ("hist_gradient_boosting", "random_forest", "logistic_regression")
-PRIMARY_METRICS = ("roc_auc", "pr_auc", "recall_at_1pct_fpr")
+ModelName = Literal[estimators.NAMES]  # type: ignore[valid-type]
+PrimaryMetric = Literal[metrics.PRIMARY]  # type: ignore[valid-type]
 
 
 class ParameterError(ValueError):
@@ -56,7 +57,7 @@ class FeatureSpec(_Strict):
 class ModelSpec(_Strict):
     """Which scikit-learn estimator to fit and its hyper-parameters."""
 
-    name: Literal["hist_gradient_boosting", "random_forest", "logistic_regression"]
+    name: ModelName
     params: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -73,78 +74,45 @@ class BigQuerySpec(_Strict):
 class PromotionSpec(_Strict):
     """When a challenger replaces the champion."""
 
-    primary_metric: Literal["roc_auc", "pr_auc", "recall_at_1pct_fpr"]
+    primary_metric: PrimaryMetric
     min_improvement: float = 0.0
     confidence: Annotated[float, Field(gt=0.5, lt=1.0)] = 0.95
     n_bootstrap: Annotated[int, Field(ge=100)] = 1000
-    floors: dict[Literal["roc_auc", "pr_auc", "recall_at_1pct_fpr"], float] = Field(
-        default_factory=dict
-    )
+    floors: dict[PrimaryMetric, float] = Field(default_factory=dict)
 
 
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_MODEL_NAME = _RUN_ID
 
 
-class Params(_Strict):
-    """Every parameter of a run. Field descriptions are what ``leak params`` prints."""
+class DatasetSpec(_Strict):
+    """One input table and everything that describes it; given again, it is replaced whole."""
 
-    run_id: str | None = Field(
-        description="Run id; a new one is made when empty (set by `leak run`)."
-    )
     source: str = Field(
-        description="Input table: a .parquet/.csv path, file:// URI or bigquery://PROJECT.DATASET.TABLE."
+        description="Input table: a .parquet/.csv path, file:// URI, "
+        "bigquery://PROJECT.DATASET.TABLE, or a recorded snapshot (snapshot:SHA256)."
     )
     target: str = Field(description="Binary label column (0/1 or bool).")
     features: dict[str, FeatureSpec] = Field(
         description="Declared feature columns: name -> numeric | categorical | boolean "
-        "(or {type, min, max}). A later mapping replaces an earlier one whole."
+        "(or {type, min, max})."
     )
     group: str | None = Field(
-        description="Column whose rows stay together in splits (null: no grouping)."
+        default=None, description="Column whose rows stay together in splits (null: no grouping)."
     )
     timestamp: str | None = Field(
-        description="Time column used for alarms per day and detection delay (null: none)."
+        default=None,
+        description="Time column used for alarms per day and detection delay (null: none).",
     )
     max_groups: Annotated[int, Field(gt=0)] | None = Field(
-        description="Keep only the first N groups of the table (quick iterations; null: all)."
+        default=None,
+        description="Keep only the first N groups of the table (quick iterations; null: all).",
     )
-    snapshot_store: str = Field(
-        description="Where validated snapshots go: a local folder or gs://BUCKET/PREFIX."
+    model_name: str | None = Field(
+        default=None,
+        description="Name the dataset's models and champion are kept under "
+        "(null: derived from the source's table or file name).",
     )
-    metadata_store: str = Field(
-        description="Where run records go: a local folder or firestore://PROJECT/DATABASE[/COLLECTION]."
-    )
-    bigquery: BigQuerySpec = Field(description="Options for a bigquery:// source.")
-    model: ModelSpec = Field(
-        description="Estimator: name (hist_gradient_boosting | random_forest | "
-        "logistic_regression) and params."
-    )
-    test_size: Annotated[float, Field(gt=0.0, lt=0.9)] = Field(
-        description="Share of groups (or rows) held out as the frozen holdout."
-    )
-    cv_folds: Annotated[int, Field(ge=2, le=20)] = Field(
-        description="Folds of the grouped cross-validation on the training part."
-    )
-    seed: int = Field(description="Seed for the split, the estimator and the bootstrap.")
-    threshold: Annotated[float, Field(gt=0.0, lt=1.0)] = Field(
-        description="Alarm threshold on the predicted leak probability."
-    )
-    permutation_repeats: Annotated[int, Field(ge=1)] = Field(
-        description="Repeats of the permutation importance on the holdout."
-    )
-    mlflow_experiment: str = Field(description="MLflow experiment name.")
-    model_name: str = Field(description="Registered model name in the MLflow model registry.")
-    promotion: PromotionSpec = Field(
-        description="Promotion gate: primary_metric, min_improvement, confidence, "
-        "n_bootstrap, floors."
-    )
-
-    @field_validator("run_id")
-    @classmethod
-    def _run_id(cls, value: str | None) -> str | None:
-        if value is not None and not _RUN_ID.match(value):
-            raise ValueError("must be letters, digits, '.', '_' or '-' (at most 64)")
-        return value
 
     @field_validator("features", mode="before")
     @classmethod
@@ -160,15 +128,90 @@ class Params(_Strict):
             raise ValueError("declare at least one feature column")
         return value
 
+    @field_validator("model_name")
+    @classmethod
+    def _model_name(cls, value: str | None) -> str | None:
+        if value is not None and not _MODEL_NAME.match(value):
+            raise ValueError("must be letters, digits, '.', '_' or '-' (at most 64)")
+        return value
+
     @model_validator(mode="after")
-    def _roles_do_not_overlap(self) -> Params:
+    def _roles_do_not_overlap(self) -> DatasetSpec:
         for role in ("target", "group", "timestamp"):
             column = getattr(self, role)
             if column is not None and column in self.features:
                 raise ValueError(f"column {column!r} is the {role} and cannot also be a feature")
         if self.max_groups is not None and self.group is None:
             raise ValueError("max_groups needs a group column")
+        if self.model_name is None:
+            object.__setattr__(self, "model_name", default_model_name(self.source))
         return self
+
+    def columns(self) -> list[str]:
+        """Return the columns a run reads: features, target, then group and timestamp if set."""
+        columns = [*self.features, self.target]
+        columns += [c for c in (self.group, self.timestamp) if c and c not in columns]
+        return columns
+
+    def role_of(self, column: str) -> str:
+        """Return what a declared column is for: target, group, timestamp or feature."""
+        roles = {self.target: "target", self.group: "group", self.timestamp: "timestamp"}
+        return roles.get(column, "feature")
+
+
+def default_model_name(source: str) -> str:
+    """Return the model name a dataset gets when it names none: its table or file stem."""
+    stem = re.split(r"[/.:]", source.rstrip("/"))
+    stem = [part for part in stem if part and part not in ("parquet", "csv")]
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", stem[-1] if stem else "dataset").strip("-.")
+    return (name or "dataset")[:64]
+
+
+class Params(_Strict):
+    """Every parameter of a run. Field descriptions are what ``leak params`` prints."""
+
+    run_id: str | None = Field(
+        description="Run id; a new one is made when empty (set by `leak run`)."
+    )
+    dataset: DatasetSpec = Field(
+        description="The input table: source, target, features, group, timestamp, max_groups, "
+        "model_name. A later file that gives dataset replaces it whole."
+    )
+    snapshot_store: str = Field(
+        description="Where validated snapshots go: a local folder or gs://BUCKET/PREFIX."
+    )
+    metadata_store: str = Field(
+        description="Where run records go: a local folder or firestore://PROJECT/DATABASE[/COLLECTION]."
+    )
+    bigquery: BigQuerySpec = Field(description="Options for a bigquery:// source.")
+    model: ModelSpec = Field(
+        description=f"Estimator: name ({' | '.join(estimators.NAMES)}) and params."
+    )
+    test_size: Annotated[float, Field(gt=0.0, lt=0.9)] = Field(
+        description="Share of groups (or rows) held out as the frozen holdout."
+    )
+    cv_folds: Annotated[int, Field(ge=2, le=20)] = Field(
+        description="Folds of the grouped cross-validation on the training part."
+    )
+    seed: int = Field(description="Seed for the split, the estimator and the bootstrap.")
+    threshold: Annotated[float, Field(gt=0.0, lt=1.0)] = Field(
+        description="Alarm threshold on the predicted leak probability."
+    )
+    permutation_repeats: Annotated[int, Field(ge=1)] = Field(
+        description="Repeats of the permutation importance on the holdout."
+    )
+    mlflow_experiment: str = Field(description="MLflow experiment name.")
+    promotion: PromotionSpec = Field(
+        description="Promotion gate: primary_metric, min_improvement, confidence, "
+        "n_bootstrap, floors."
+    )
+
+    @field_validator("run_id")
+    @classmethod
+    def _run_id(cls, value: str | None) -> str | None:
+        if value is not None and not _RUN_ID.match(value):
+            raise ValueError("must be letters, digits, '.', '_' or '-' (at most 64)")
+        return value
 
     def to_plain(self) -> dict[str, Any]:
         """Return the parameters as plain YAML/JSON values, features in long form."""
@@ -185,8 +228,28 @@ def default_file() -> Path:
     return project_root() / "parameters" / "default.yaml"
 
 
+DATASET_KEYS = tuple(DatasetSpec.model_fields)
+
+
+def _check_key(key: str, where: str) -> None:
+    """Refuse a key the contract does not know, saying where a moved dataset key went."""
+    top = key.split(".", 1)[0]
+    if top in field_names():
+        return
+    if top in DATASET_KEYS:
+        raise ParameterError(
+            f"parameter {top!r}{where} has moved: it is now dataset.{top} (a dataset is one "
+            f"mapping of {', '.join(DATASET_KEYS)}; see parameters/default.yaml)"
+        )
+    raise ParameterError(f"unknown parameter {key!r}{where}; known: {', '.join(field_names())}")
+
+
 def read_yaml(path: str | Path) -> dict[str, Any]:
-    """Read one parameter file and refuse keys the contract does not know."""
+    """Read one parameter file and refuse keys the contract does not know.
+
+    A key may be dotted (``dataset.max_groups: 24``) to set one nested value instead of
+    replacing the whole mapping.
+    """
     path = Path(path)
     if not path.is_file():
         raise ParameterError(f"parameter file {str(path)!r} does not exist")
@@ -196,23 +259,18 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         raise ParameterError(f"parameter file {str(path)!r} is not valid YAML: {exc}") from exc
     if not isinstance(data, dict):
         raise ParameterError(f"parameter file {str(path)!r} must hold a mapping of keys")
-    unknown = sorted(set(data) - set(field_names()))
-    if unknown:
-        raise ParameterError(
-            f"unknown parameter {unknown[0]!r} in {str(path)!r}; known: {', '.join(field_names())}"
-        )
+    for key in data:
+        _check_key(str(key), f" in {str(path)!r}")
     return data
 
 
 def parse_override(key: str, text: str) -> tuple[str, Any]:
-    """Turn one ``-p KEY VALUE`` pair into a top-level key and a typed value.
+    """Turn one ``-p KEY VALUE`` pair into a key and a typed value.
 
-    ``KEY`` may be dotted (``model.name``, ``promotion.min_improvement``) to set a nested
-    value; ``VALUE`` is read as YAML, so ``null``, numbers, booleans and mappings work.
+    ``KEY`` may be dotted (``model.name``, ``dataset.source``) to set a nested value;
+    ``VALUE`` is read as YAML, so ``null``, numbers, booleans and mappings work.
     """
-    top = key.split(".", 1)[0]
-    if top not in field_names():
-        raise ParameterError(f"unknown parameter {key!r}; known: {', '.join(field_names())}")
+    _check_key(key, "")
     try:
         value = yaml.safe_load(text) if text != "" else ""
     except yaml.YAMLError as exc:
@@ -221,34 +279,33 @@ def parse_override(key: str, text: str) -> tuple[str, Any]:
 
 
 def merge(layers: list[dict[str, Any]], overrides: list[tuple[str, Any]]) -> dict[str, Any]:
-    """Merge parameter layers: later keys replace earlier ones whole; dotted overrides nest.
+    """Merge parameter layers: later keys replace earlier ones whole; dotted keys nest.
 
-    Overriding ``model.name`` with another estimator clears ``model.params`` (they belong to
-    the previous estimator); give ``-p model.params.X`` after it to tune the new one.
+    Dotted keys, in a file or an override, set one nested value. Overriding ``model.name``
+    with another estimator clears ``model.params`` (they belong to the previous estimator);
+    give ``-p model.params.X`` after it to tune the new one.
     """
     merged: dict[str, Any] = {}
-    for layer in layers:
-        merged.update(layer)
-    for key, value in overrides:
-        parts = key.split(".")
-        current_model = merged.get("model") if isinstance(merged.get("model"), dict) else {}
-        if key == "model.name" and value != current_model.get("name"):
-            # hyper-parameters belong to one estimator: a new estimator starts from its own defaults
-            merged["model"] = {"name": value, "params": {}}
-            continue
-        if len(parts) == 1:
-            merged[key] = value
-            continue
-        node = merged.get(parts[0])
-        node = dict(node) if isinstance(node, dict) else {}
-        merged[parts[0]] = node
-        for part in parts[1:-1]:
-            child = node.get(part)
-            child = dict(child) if isinstance(child, dict) else {}
-            node[part] = child
-            node = child
-        node[parts[-1]] = value
+    pairs = [(str(k), v) for layer in layers for k, v in layer.items()] + list(overrides)
+    for key, value in pairs:
+        _set(merged, key, value)
     return merged
+
+
+def _set(merged: dict[str, Any], key: str, value: Any) -> None:
+    parts = key.split(".")
+    current_model = merged.get("model") if isinstance(merged.get("model"), dict) else {}
+    if key == "model.name" and value != current_model.get("name"):
+        # hyper-parameters belong to one estimator: a new estimator starts from its own defaults
+        merged["model"] = {"name": value, "params": {}}
+        return
+    node = merged
+    for part in parts[:-1]:
+        child = node.get(part)
+        child = dict(child) if isinstance(child, dict) else {}
+        node[part] = child
+        node = child
+    node[parts[-1]] = value
 
 
 def validate(values: dict[str, Any]) -> Params:
@@ -289,25 +346,42 @@ def defaults() -> dict[str, Any]:
     return read_yaml(default_file())
 
 
+def _type_name(annotation: Any) -> str:
+    name = getattr(annotation, "__name__", None) or str(annotation)
+    name = name.replace("typing.", "").replace("leaklib.params.", "")
+    return re.sub(r"Annotated\[(\w+), [^\]]*\]", r"\1", name)
+
+
+def _shown(value: Any) -> str:
+    text = yaml.safe_dump(value, default_flow_style=True, width=10_000, sort_keys=False)
+    return text.strip().removesuffix("\n...")
+
+
 def describe() -> list[dict[str, str]]:
-    """Return name, type, default and description of every parameter, for ``leak params``."""
+    """Return name, type, default and description of every parameter, for ``leak params``.
+
+    The dataset's keys are listed one by one (``dataset.source``, ...).
+    """
     values = defaults()
     rows = []
     for name, info in Params.model_fields.items():
-        annotation = info.annotation
-        type_name = getattr(annotation, "__name__", None) or str(annotation)
-        type_name = type_name.replace("typing.", "").replace("leaklib.params.", "")
-        type_name = re.sub(r"Annotated\[(\w+), [^\]]*\]", r"\1", type_name)
         rows.append(
             {
                 "name": name,
-                "type": type_name,
-                "default": yaml.safe_dump(
-                    values.get(name), default_flow_style=True, width=10_000, sort_keys=False
-                )
-                .strip()
-                .removesuffix("\n..."),
+                "type": _type_name(info.annotation),
+                "default": _shown(values.get(name)),
                 "description": info.description or "",
             }
         )
+        if name == "dataset":
+            dataset = values.get("dataset") or {}
+            for key, sub in DatasetSpec.model_fields.items():
+                rows.append(
+                    {
+                        "name": f"dataset.{key}",
+                        "type": _type_name(sub.annotation),
+                        "default": _shown(dataset.get(key)),
+                        "description": sub.description or "",
+                    }
+                )
     return rows

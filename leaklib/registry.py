@@ -1,6 +1,6 @@
 """The MLflow model registry, on a full MLflow server and on GitLab's subset of its API.
 
-Each successful run registers its model as a new version of ``params.model_name``, tagged
+Each successful run registers its model as a new version of ``params.dataset.model_name``, tagged
 with the lineage that ties it to the run record (run id, snapshot SHA-256, git commit).
 
 GitLab's MLflow layer (``<gitlab>/api/v4/projects/<id>/ml/mlflow``) implements experiments,
@@ -12,7 +12,7 @@ and, when the server does not implement it, skipped with a log line, never faile
 - the lineage tags travel with the version's creation request, which GitLab stores;
 - the champion marker is a ``champion=true`` version tag where tags can be set after
   creation, otherwise the version's description; plus a ``champion`` alias where aliases
-  exist. The pointer that counts lives in the metadata store (:mod:`leaklib.promotion`).
+  exist. The pointer that counts lives in the metadata store (:mod:`leaklib.champion`).
 
 GitLab may number versions semantically (``1.0.0``), which ``models:/<name>/<version>``
 cannot address (the MLflow client reads a non-integer as a stage); such versions are then
@@ -24,6 +24,8 @@ from __future__ import annotations
 import logging
 import re
 from typing import Any
+
+from leaklib import tracking
 
 log = logging.getLogger(__name__)
 
@@ -39,17 +41,9 @@ _ANSWERED = {
 }
 
 
-def _mlflow() -> Any:
-    from leaklib import tracking
-
-    return tracking._mlflow()
-
-
 def client() -> Any:
     """Return an MLflow client for the configured tracking server (see :mod:`leaklib.tracking`)."""
-    from leaklib import tracking
-
-    mlflow = _mlflow()
+    mlflow = tracking.mlflow_module()
     tracking.configure()
     return mlflow.MlflowClient()
 
@@ -71,9 +65,7 @@ def is_unsupported(exc: BaseException) -> bool:
 
 def version_tags(run: dict[str, Any]) -> dict[str, str]:
     """Return the lineage tags of a model version: leak run id, snapshot SHA-256, git commit."""
-    from leaklib.tracking import lineage_tags
-
-    tags = lineage_tags(run)
+    tags = tracking.lineage_tags(run)
     return {
         key: tags[key]
         for key in ("leak.run_id", "leak.snapshot_sha256", "leak.git_commit", "leak.git_dirty")
@@ -90,15 +82,13 @@ def register_model(*, model_uri: str, name: str, run: dict[str, Any]) -> dict[st
 
     Args:
         model_uri: Where the model was logged, e.g. ``runs:/<mlflow run id>/model``.
-        name: The registered model name (``params.model_name``).
+        name: The registered model name (``params.dataset.model_name``).
         run: The run record (for the lineage tags).
 
     Returns:
-        ``{"name", "version", "model_uri"}``; ``model_uri`` loads exactly this version.
+        ``{"name", "version", "registry_uri"}``; ``registry_uri`` loads exactly this version.
     """
-    mlflow = _mlflow()
-    from leaklib import tracking
-
+    mlflow = tracking.mlflow_module()
     tracking.configure()
     created = mlflow.register_model(model_uri, name, tags=version_tags(run))
     version = str(created.version)
@@ -106,7 +96,7 @@ def register_model(*, model_uri: str, name: str, run: dict[str, Any]) -> dict[st
     return {
         "name": created.name,
         "version": version,
-        "model_uri": model_version_uri(created.name, version, fallback=model_uri),
+        "registry_uri": model_version_uri(created.name, version, fallback=model_uri),
     }
 
 
@@ -117,7 +107,7 @@ def supports_aliases(mlflow_client: Any = None, *, name: str | None = None) -> b
     any): a full server answers (or does nothing), a server without aliases answers 404
     for the endpoint itself. Nothing is changed. False when there is no model to probe.
     """
-    from mlflow.exceptions import MlflowException
+    from mlflow.exceptions import MlflowException  # heavy: mlflow loads only when tracking
 
     mlflow_client = mlflow_client or client()
     if name is None:
@@ -134,7 +124,7 @@ def supports_aliases(mlflow_client: Any = None, *, name: str | None = None) -> b
 
 def _try(what: str, call: Any, *args: Any, **kwargs: Any) -> bool:
     """Run one optional registry call; False (and a log line) when the server lacks it."""
-    from mlflow.exceptions import MlflowException
+    from mlflow.exceptions import MlflowException  # heavy: mlflow loads only when tracking
 
     try:
         call(*args, **kwargs)
@@ -229,4 +219,73 @@ def set_champion_markers(
             version,
         )
     log.info("champion markers on %s v%s: %s", name, version, done)
+    return done
+
+
+def mirror_champion(
+    name: str, version: str, *, previous_version: str | None = None, note: str = ""
+) -> dict[str, bool]:
+    """Set the champion markers, never failing: the metadata store's pointer is the reference."""
+    try:
+        return set_champion_markers(name, version, previous_version=previous_version, note=note)
+    except (
+        Exception
+    ) as exc:  # MLflow raises many kinds; a registry hiccup must not undo a promotion
+        log.warning("champion markers not set in MLflow: %s", exc)
+        return {}
+
+
+def decision_tags(decision: dict[str, Any]) -> dict[str, str]:
+    """Return the ``leak.promotion.*`` tags that mirror a promotion decision in MLflow."""
+    champion = decision.get("champion") or {}
+    previous = decision.get("previous_champion") or {}
+    tags = {
+        "leak.promotion.decision": decision["decision"],
+        "leak.promotion.reason": decision["reason"][:4000],
+        "leak.promotion.primary_metric": str(decision.get("primary_metric")),
+        "leak.promotion.difference": str(decision.get("difference")),
+        "leak.promotion.ci_low": str(decision.get("ci_low")),
+        "leak.promotion.ci_high": str(decision.get("ci_high")),
+        "leak.promotion.confidence": str(decision.get("confidence")),
+        "leak.promotion.decided_at": decision["decided_at"],
+        "leak.promotion.decided_by": "manual" if decision.get("manual") else "gate",
+        "leak.promotion.champion_run_id": str(champion.get("run_id")),
+        "leak.promotion.previous_champion_run_id": str(previous.get("run_id")),
+    }
+    if decision["decision"] == "promoted":
+        tags["leak.champion"] = "true"
+    return tags
+
+
+def mirror_decision(
+    run: dict[str, Any], decision: dict[str, Any], *, model_name: str
+) -> dict[str, bool]:
+    """Tag the challenger's MLflow run and model version with the decision (best effort).
+
+    Where versions cannot be tagged after creation (GitLab), the decision goes to the
+    version's description instead (unless it is promoted: then the champion marker does).
+    """
+    done = {"run": False, "version": False}
+    try:
+        tags = decision_tags(decision)
+        model = run.get("model") or {}
+        mlflow_run_id = (run.get("mlflow") or {}).get("run_id") or model.get("mlflow_run_id")
+        if mlflow_run_id:
+            done["run"] = tag_run(mlflow_run_id, tags)
+        version = model.get("version")
+        if version:
+            mlflow_client = client()
+            done["version"] = tag_version(
+                model_name, str(version), tags, mlflow_client=mlflow_client
+            )
+            if not done["version"] and decision["decision"] != "promoted":
+                done["version"] = _try(
+                    f"describe {model_name} v{version}",
+                    mlflow_client.update_model_version,
+                    model_name,
+                    str(version),
+                    description=decision["reason"],
+                )
+    except Exception as exc:  # the metadata store holds the decision; MLflow mirrors it
+        log.warning("promotion decision not recorded in MLflow: %s", exc)
     return done

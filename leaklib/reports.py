@@ -10,11 +10,8 @@ template's CDN script blocks, CSS is inlined and plots stay embedded images.
 
 from __future__ import annotations
 
-import argparse
-import base64
 import copy
 import html
-import io
 import logging
 import os
 import re
@@ -28,7 +25,8 @@ import jinja2
 import nbformat
 import yaml
 
-from leaklib.runs import NOTEBOOKS, STEPS
+from leaklib import metrics, plots
+from leaklib.runs import NOTEBOOKS, STEPS, list_runs
 
 log = logging.getLogger(__name__)
 
@@ -36,17 +34,7 @@ TEMPLATES = Path(__file__).parent / "templates"
 REPORT_TEMPLATE = "leak_report"
 STEP_TITLES = {"extract": "Extract", "train": "Train", "evaluate": "Evaluate"}
 # Metrics shown in the header and the index: (key in run["metrics"], column label).
-KEY_METRICS = (
-    ("holdout_roc_auc", "Holdout ROC AUC"),
-    ("holdout_pr_auc", "Holdout PR AUC"),
-    ("holdout_recall_at_1pct_fpr", "Holdout recall at 1% FPR"),
-    ("cv_roc_auc", "CV ROC AUC"),
-)
-METRIC_LABELS = {
-    "roc_auc": "holdout ROC AUC",
-    "pr_auc": "holdout PR AUC",
-    "recall_at_1pct_fpr": "holdout recall at 1% FPR",
-}
+KEY_METRICS = tuple((key, metrics.label(key)) for key in metrics.HEADLINE)
 # Outputs a static page cannot show: live widgets (tqdm bars) and scripts.
 _DROPPED_MIMETYPES = (
     "application/vnd.jupyter.widget-view+json",
@@ -303,7 +291,7 @@ def render_report(
     Returns:
         The path of the HTML file (same folder and stem as the notebook).
     """
-    from nbconvert import HTMLExporter
+    from nbconvert import HTMLExporter  # heavy: only rendering needs it
 
     notebook = Path(notebook)
     if step not in STEPS:
@@ -368,70 +356,43 @@ def _metric(run: dict[str, Any], key: str) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
-def trend_chart(runs: Sequence[dict[str, Any]], *, metric: str) -> tuple[str, int, int] | None:
-    """Plot the holdout ``metric`` of each run, oldest first, with the champion history.
+def trend_series(runs: Sequence[dict[str, Any]], *, metric: str) -> plots.Trend | None:
+    """Return the holdout ``metric`` of each run, oldest first, with the champion history.
 
     The champion line holds, at each run, the metric of the run promoted last by the time
-    that run finished. Returns the PNG as base64 with its pixel width and height, or None
-    when no run has the metric yet.
+    that run finished. None when no run has the metric yet.
     """
-    from matplotlib.figure import Figure
-
     key = f"holdout_{metric}"
     ordered = sorted(runs, key=lambda r: _moment(r.get("created_at")))
     points = [(i, v) for i, r in enumerate(ordered) if (v := _metric(r, key)) is not None]
     if not points:
         return None
-    xs, ys = zip(*points, strict=True)
-    low, high = min(ys), max(ys)
-    pad = max(0.02, 0.1 * (high - low))
     events = [(when, _metric(r, key)) for when, r in _promotions(ordered)]
-    champion_x, champion_y = [], []
+    champion_line = []
     for i, run in enumerate(ordered):
         done = _moment(run.get("finished_at") or run.get("created_at"))
         held = [value for when, value in events if when <= done and value is not None]
         if held:
-            champion_x.append(i)
-            champion_y.append(held[-1])
-    promoted = [
-        (i, v)
-        for i, v in points
-        if (ordered[i].get("promotion") or {}).get("decision") == "promoted"
-    ]
-    failed = [i for i, r in enumerate(ordered) if r.get("status") == "failed"]
-
-    label = METRIC_LABELS.get(metric, key)
-    title = label[0].upper() + label[1:]
-    fig = Figure(figsize=(9, 3.6), dpi=100, layout="constrained")
-    ax = fig.add_subplot()
-    ax.plot(xs, ys, "o", color="#57606a", label="run")
-    if champion_x:
-        ax.step(champion_x, champion_y, where="post", color="#1a7f37", label="champion")
-    if promoted:
-        px, py = zip(*promoted, strict=True)
-        ax.plot(px, py, "*", color="#bf8700", markersize=14, label="promoted")
-    if failed:
-        bottom = [low - 1.5 * pad] * len(failed)
-        ax.plot(failed, bottom, "x", color="#cf222e", markersize=9, label="failed run (no metric)")
-    ax.set_title(f"{title} across runs, with the champion history")
-    ax.set_xlabel("Run, oldest to newest (start date)")
-    ax.set_ylabel(title)
-    ax.set_ylim(low - 2 * pad, high + pad)
-    every = max(1, len(ordered) // 10)
-    ticks = list(range(0, len(ordered), every))
-    ax.set_xticks(ticks)
-    ax.set_xticklabels(
-        [_date(ordered[i].get("created_at")).removesuffix(" UTC") for i in ticks],
-        rotation=20,
-        ha="right",
-        fontsize=8,
+            champion_line.append((i, held[-1]))
+    label = metrics.label(key)
+    return plots.Trend(
+        points=points,
+        champion=champion_line,
+        promoted=[
+            (i, v)
+            for i, v in points
+            if (ordered[i].get("promotion") or {}).get("decision") == "promoted"
+        ],
+        failed=[i for i, r in enumerate(ordered) if r.get("status") == "failed"],
+        dates=[_date(r.get("created_at")).removesuffix(" UTC") for r in ordered],
+        title=label[0].upper() + label[1:],
     )
-    ax.grid(alpha=0.3)
-    ax.legend(loc="best", fontsize=8)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    width, height = (int(v) for v in fig.get_size_inches() * fig.dpi)
-    return base64.b64encode(buffer.getvalue()).decode("ascii"), width, height
+
+
+def trend_chart(runs: Sequence[dict[str, Any]], *, metric: str) -> tuple[str, int, int] | None:
+    """Return the trend chart as base64 PNG with its pixel width and height (None: no data)."""
+    series = trend_series(runs, metric=metric)
+    return plots.trend_png(series) if series else None
 
 
 def _report_links(
@@ -466,12 +427,12 @@ def write_index(runs: list[dict[str, Any]], *, out_dir: Path, reports_root: Path
     rows = []
     for run in ordered:
         facts = _run_facts(run)
-        metrics = run.get("metrics") or {}
+        figures = run.get("metrics") or {}
         facts.update(
-            metrics=[_fmt_metric(metrics.get(key)) for key, _ in KEY_METRICS],
+            metrics=[_fmt_metric(figures.get(key)) for key, _ in KEY_METRICS],
             reports=_report_links(run, out_dir=out_dir, reports_root=reports_root),
             is_champion=run["run_id"] == champion,
-            primary=_fmt_metric(metrics.get(f"holdout_{metric}")),
+            primary=_fmt_metric(figures.get(f"holdout_{metric}")),
             error=short_error(run.get("error"), limit=120),
         )
         rows.append(facts)
@@ -484,7 +445,7 @@ def write_index(runs: list[dict[str, Any]], *, out_dir: Path, reports_root: Path
             css=_css(),
             runs=rows,
             champion=next((r for r in rows if r["is_champion"]), None),
-            primary_label=METRIC_LABELS.get(metric, metric),
+            primary_label=metrics.label(f"{metrics.HOLDOUT_PREFIX}{metric}"),
             metric_labels=[label for _, label in KEY_METRICS],
             chart=chart[0] if chart else None,
             chart_width=chart[1] if chart else 0,
@@ -509,8 +470,6 @@ def build_site(store: Any, *, out: Path, reports_root: Path) -> Path:
     Returns:
         The path of ``out/index.html``.
     """
-    from leaklib.runs import list_runs
-
     out, reports_root = Path(out), Path(reports_root)
     if out.exists() and not out.is_dir():
         raise ReportError(f"site folder {str(out)!r} exists and is not a folder")
@@ -535,38 +494,3 @@ def build_site(store: Any, *, out: Path, reports_root: Path) -> Path:
     index = write_index(runs, out_dir=out, reports_root=out)
     log.info("report site of %d runs built in %s", len(runs), out)
     return index
-
-
-# --- leak pages ------------------------------------------------------------------------------
-
-
-def _pages(args: argparse.Namespace) -> int:
-    """Run ``leak pages``; errors propagate to ``leak``'s entry point, which prints them."""
-    from leaklib.metadata import open_metadata_store
-    from leaklib.params import load
-    from leaklib.paths import resolve
-
-    params = load(args.files, [tuple(o) for o in args.overrides])
-    store = open_metadata_store(params.metadata_store)
-    index = build_site(store, out=resolve(args.out), reports_root=resolve(args.reports))
-    log.info("report site written: open %s", index)
-    return 0
-
-
-def add_pages_parser(subparsers: Any) -> None:
-    """Register ``leak pages``: build the static report site from the metadata store."""
-    parser = subparsers.add_parser(
-        "pages",
-        help="build the static report site (index, trend chart, every run's reports)",
-        description="Build a static site from the metadata store: an index of all runs with a "
-        "trend chart of the primary metric, and each run's rendered reports. Links are "
-        "relative, so it works from a local folder or under any GitLab Pages path.",
-    )
-    from leaklib.cli import add_param_options
-
-    add_param_options(parser)  # -f/-p pick the metadata_store, as for `leak run`
-    parser.add_argument("--out", default="public", help="site folder (default: public)")
-    parser.add_argument(
-        "--reports", default="reports", help="where `leak run` rendered reports (default: reports)"
-    )
-    parser.set_defaults(func=_pages)

@@ -234,3 +234,77 @@ def set_reports(store: MetadataStore, run_id: str, reports: dict[str, str]) -> d
         return {**current, "reports": {**(current.get("reports") or {}), **reports}}
 
     return store.transact(RUNS, run_id, change)
+
+
+def record_promotion(store: MetadataStore, run_id: str, decision: dict[str, Any]) -> dict[str, Any]:
+    """Record the gate's decision on a running run."""
+    return update_run(store, run_id, promotion=decision)
+
+
+def supersede_promotion(
+    store: MetadataStore, run_id: str, decision: dict[str, Any]
+) -> dict[str, Any]:
+    """Record a manual promotion on a finished run, keeping the gate's earlier verdict."""
+
+    def change(current: dict[str, Any] | None) -> dict[str, Any]:
+        if current is None:
+            raise MetadataError(f"run {run_id!r} not found")
+        earlier = current.get("promotion") or None
+        kept = (
+            {k: earlier.get(k) for k in ("decision", "reason", "decided_at")} if earlier else None
+        )
+        return {**current, "promotion": {**decision, "superseded": kept}}
+
+    return store.transact(RUNS, run_id, change)
+
+
+def fail_step(
+    store: MetadataStore, run_id: str, step: str, *, error: str, duration_s: float | None = None
+) -> dict[str, Any]:
+    """Record that a step failed outside the notebook's own record (the runner saw its error).
+
+    The step is marked failed when it was still running; a run whose step never opened
+    (a notebook that failed before ``open_step``) is failed as a whole. A finished run is
+    left as it is.
+    """
+
+    def change(current: dict[str, Any] | None) -> dict[str, Any]:
+        if current is None:
+            raise MetadataError(f"run {run_id!r} not found")
+        if current["status"] != "running":
+            return current
+        stamp = now()
+        steps = dict(current["steps"])
+        entry = dict(steps.get(step) or {"started_at": None, "notebook": NOTEBOOKS.get(step)})
+        entry.update(status="failed", finished_at=stamp, error=error, duration_s=duration_s)
+        steps[step] = entry
+        return {
+            **current,
+            "steps": steps,
+            "status": "failed",
+            "error": f"{step}: {error}",
+            "finished_at": stamp,
+            "updated_at": stamp,
+        }
+
+    return store.transact(RUNS, run_id, change)
+
+
+def close_run(store: MetadataStore, run_id: str) -> dict[str, Any]:
+    """Return the finished run; one still running (a step did not record its end) is failed."""
+
+    def change(current: dict[str, Any] | None) -> dict[str, Any]:
+        if current is None:
+            raise MetadataError(f"run {run_id!r} not found")
+        if current["status"] != "running":
+            return current
+        stamp = now()
+        return {
+            **current,
+            "status": "failed",
+            "error": "a step did not record its end",
+            "finished_at": stamp,
+            "updated_at": stamp,
+        }
+
+    return store.transact(RUNS, run_id, change)

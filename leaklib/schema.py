@@ -6,6 +6,7 @@ so adapting the pipeline to another table means editing YAML only.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,8 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from leaklib.params import FeatureSpec, Params
-from leaklib.sources import wanted_columns
+from leaklib.params import DatasetSpec, FeatureSpec, Params
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +74,15 @@ def _examples(values: pd.Series, limit: int = 3) -> str:
     return f"{shown}{', ...' if values.nunique() > limit else ''}"
 
 
+def _distinct(values: pd.Series, limit: int = 8) -> str:
+    """Return the distinct values of a column, sorted where they can be: ``0, 1, 2``."""
+    found = values.dropna().unique().tolist()
+    with contextlib.suppress(TypeError):  # mixed types: keep the order of appearance
+        found = sorted(found)
+    shown = ", ".join(str(v) if isinstance(v, int | float) else repr(v) for v in found[:limit])
+    return f"{shown}{', ...' if len(found) > limit else ''}"
+
+
 def _coerce_target(series: pd.Series, name: str, problems: list[str]) -> pd.Series | None:
     if series.isna().any():
         problems.append(
@@ -86,7 +95,8 @@ def _coerce_target(series: pd.Series, name: str, problems: list[str]) -> pd.Seri
     bad = series[~series.isin([0, 1, True, False])]
     if len(bad):
         problems.append(
-            f"column {name!r} (target): must be binary 0/1 or true/false, found {_examples(bad)}"
+            f"column {name!r} (target): must be binary 0/1 or true/false, "
+            f"found the values {_distinct(series)}"
         )
         return None
     target = series.astype("int8")
@@ -141,17 +151,54 @@ def _coerce_feature(
 
 def _check_split(frame: pd.DataFrame, params: Params, problems: list[str]) -> None:
     need = params.cv_folds + 1
-    unit = f"groups of {params.group!r}" if params.group else "rows"
+    unit = f"groups of {params.dataset.group!r}" if params.dataset.group else "rows"
     for cls in (0, 1):
-        if params.group:
-            count = frame.loc[frame[params.target] == cls, params.group].nunique()
+        if params.dataset.group:
+            count = frame.loc[frame[params.dataset.target] == cls, params.dataset.group].nunique()
         else:
-            count = int((frame[params.target] == cls).sum())
+            count = int((frame[params.dataset.target] == cls).sum())
         if count < need:
             problems.append(
-                f"column {params.target!r}: class {cls} appears in only {count} {unit}; "
+                f"column {params.dataset.target!r}: class {cls} appears in only {count} {unit}; "
                 f"need at least {need} (cv_folds + 1) to split into training folds and a holdout"
             )
+
+
+def _check_columns(
+    frame: pd.DataFrame, dataset: DatasetSpec, problems: list[str]
+) -> dict[str, pd.Series]:
+    """Type every declared column that is present; note every problem, missing ones too."""
+    for column in dataset.columns():
+        if column not in frame.columns:
+            problems.append(
+                f"column {column!r} ({dataset.role_of(column)}) is declared but not in the table"
+            )
+    out: dict[str, pd.Series] = {}
+    if dataset.group in frame.columns:
+        groups = frame[dataset.group]
+        if groups.isna().any():
+            problems.append(
+                f"column {dataset.group!r} (group): {int(groups.isna().sum())} missing value(s)"
+            )
+        out[dataset.group] = groups
+    if dataset.timestamp in frame.columns:
+        stamps = pd.to_datetime(frame[dataset.timestamp], errors="coerce")
+        bad = frame[dataset.timestamp][stamps.isna()]
+        if len(bad):
+            problems.append(
+                f"column {dataset.timestamp!r} (timestamp): values that are not times: {_examples(bad)}"
+            )
+        out[dataset.timestamp] = stamps
+    for name, spec in dataset.features.items():
+        if name in frame.columns:
+            coerced = _coerce_feature(frame[name], name, spec, problems)
+            if coerced is not None:
+                out[name] = coerced
+    if dataset.target in frame.columns:
+        target = _coerce_target(frame[dataset.target], dataset.target, problems)
+        if target is not None:
+            out[dataset.target] = target
+    return out
 
 
 def validate_table(frame: pd.DataFrame, *, params: Params) -> tuple[pd.DataFrame, ValidationReport]:
@@ -162,65 +209,27 @@ def validate_table(frame: pd.DataFrame, *, params: Params) -> tuple[pd.DataFrame
 
     Raises:
         SchemaError: Naming every column that is missing, mistyped, out of bounds or
-            unusable as a target, or a table too small to split.
+            unusable as a target, or a table too small to split, all at once.
     """
+    dataset = params.dataset
     problems: list[str] = []
     if frame.empty:
-        raise SchemaError([f"the table from {params.source!r} has no rows"])
-    missing = [c for c in wanted_columns(params) if c not in frame.columns]
-    for column in missing:
-        role = (
-            "target"
-            if column == params.target
-            else "group"
-            if column == params.group
-            else "timestamp"
-            if column == params.timestamp
-            else "feature"
-        )
-        problems.append(f"column {column!r} ({role}) is declared but not in the table")
-    if missing:
-        raise SchemaError(problems)
-
-    if params.max_groups:
-        frame = limit_groups(frame, group=params.group, max_groups=params.max_groups)
-    out: dict[str, pd.Series] = {}
-    if params.group:
-        groups = frame[params.group]
-        if groups.isna().any():
-            problems.append(
-                f"column {params.group!r} (group): {int(groups.isna().sum())} missing value(s)"
-            )
-        out[params.group] = groups
-    if params.timestamp:
-        stamps = pd.to_datetime(frame[params.timestamp], errors="coerce")
-        bad = frame[params.timestamp][stamps.isna()]
-        if len(bad):
-            problems.append(
-                f"column {params.timestamp!r} (timestamp): values that are not times: {_examples(bad)}"
-            )
-        out[params.timestamp] = stamps
-    for name, spec in params.features.items():
-        coerced = _coerce_feature(frame[name], name, spec, problems)
-        if coerced is not None:
-            out[name] = coerced
-    target = _coerce_target(frame[params.target], params.target, problems)
-    if target is not None:
-        out[params.target] = target
+        raise SchemaError([f"the table from {dataset.source!r} has no rows"])
+    if dataset.max_groups and dataset.group in frame.columns:
+        frame = limit_groups(frame, group=dataset.group, max_groups=dataset.max_groups)
+    out = _check_columns(frame, dataset, problems)
     if problems:
         raise SchemaError(problems)
-
     clean = pd.DataFrame(out)
     _check_split(clean, params, problems)
     if problems:
         raise SchemaError(problems)
-
-    missing_counts = {c: int(n) for c, n in clean[list(params.features)].isna().sum().items() if n}
+    missing_counts = {c: int(n) for c, n in clean[list(dataset.features)].isna().sum().items() if n}
     ignored = [c for c in frame.columns if c not in clean.columns]
-    positives = int(clean[params.target].sum())
+    positives = int(clean[dataset.target].sum())
     report = ValidationReport(
         rows=len(clean),
-        groups=int(clean[params.group].nunique()) if params.group else None,
+        groups=int(clean[dataset.group].nunique()) if dataset.group else None,
         positives=positives,
         positive_rate=positives / len(clean),
         missing=missing_counts,
@@ -239,7 +248,7 @@ def limit_groups(frame: pd.DataFrame, *, group: str, max_groups: int) -> pd.Data
 def profile(frame: pd.DataFrame, *, params: Params) -> pd.DataFrame:
     """Return a per-column summary: type, missing share, distinct values, min, mean, max."""
     rows = []
-    for name, spec in params.features.items():
+    for name, spec in params.dataset.features.items():
         column = frame[name]
         numeric = spec.type != "categorical"
         rows.append(
@@ -258,8 +267,8 @@ def profile(frame: pd.DataFrame, *, params: Params) -> pd.DataFrame:
 
 def most_separating(frame: pd.DataFrame, *, params: Params, n: int = 3) -> list[str]:
     """Return the ``n`` numeric features whose class means differ most (in standard deviations)."""
-    numeric = [c for c, s in params.features.items() if s.type == "numeric"]
-    by_class = frame.groupby(params.target)[numeric].mean()
+    numeric = [c for c, s in params.dataset.features.items() if s.type == "numeric"]
+    by_class = frame.groupby(params.dataset.target)[numeric].mean()
     spread = frame[numeric].std().replace(0, np.nan)
     gap = ((by_class.loc[1] - by_class.loc[0]).abs() / spread).dropna()
     return gap.sort_values(ascending=False).head(n).index.tolist()

@@ -20,17 +20,13 @@ dataset is byte-identical whatever the number of worker processes or the order t
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import hashlib
 import importlib.util
-import inspect
 import json
 import logging
 import math
 import os
-import re
-import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -38,7 +34,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any, get_args, get_origin, get_type_hints
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -744,132 +740,3 @@ def simulate_dataset(
         sha,
     )
     return out
-
-
-# --- command line -------------------------------------------------------------------------
-
-
-def _field_option(field: dataclasses.Field[Any], hint: Any) -> tuple[dict[str, Any], str]:
-    """Return argparse keyword arguments for a recipe field and a printable default."""
-    default = field.default
-    if get_origin(hint) is tuple:
-        args = get_args(hint)
-        if len(args) == 2 and args[1] is Ellipsis:
-            return {"nargs": "*", "metavar": "ID"}, " ".join(default)
-        return {"nargs": len(args), "type": args[0], "metavar": ("MIN", "MAX")}, " ".join(
-            map(str, default)
-        )
-    if hint is bool:
-        return {"action": argparse.BooleanOptionalAction}, str(default).lower()
-    return {"type": hint, "metavar": hint.__name__.upper()}, str(default)
-
-
-def _knob_comments() -> dict[str, str]:
-    """Return each recipe field's trailing comment (its help), papermill-style."""
-    try:
-        source = inspect.getsource(SimulationRecipe)
-    except (OSError, TypeError):  # no source shipped: the options still work, without help
-        return {}
-    found = re.findall(r"^    (\w+): [^=]+= .+?  # (.+)$", source, flags=re.MULTILINE)
-    return dict(found)
-
-
-def _configure_parser(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--scenarios",
-        type=int,
-        default=DEFAULT_SCENARIOS,
-        help=f"number of scenarios (default {DEFAULT_SCENARIOS})",
-    )
-    parser.add_argument(
-        "--seed",
-        type=int,
-        default=DEFAULT_SEED,
-        help=f"seed of the dataset (default {DEFAULT_SEED})",
-    )
-    parser.add_argument(
-        "--workers",
-        type=int,
-        default=os.cpu_count() or 1,
-        help="worker processes; the output does not depend on it (default: CPUs)",
-    )
-    parser.add_argument(
-        "--out",
-        type=Path,
-        default=DEFAULT_OUT,
-        help=f"Parquet file to write (default {DEFAULT_OUT})",
-    )
-    parser.add_argument(
-        "--no-progress", dest="progress", action="store_false", help="hide the progress bar"
-    )
-    knobs = parser.add_argument_group("recipe knobs (defaults: the embedded default dataset)")
-    hints = get_type_hints(SimulationRecipe)
-    comments = _knob_comments()
-    for field in dataclasses.fields(SimulationRecipe):
-        kwargs, shown = _field_option(field, hints[field.name])
-        about = comments.get(field.name)
-        knobs.add_argument(
-            f"--{field.name.replace('_', '-')}",
-            dest=f"knob_{field.name}",
-            default=None,
-            help=f"{about} (default: {shown})" if about else f"default: {shown}",
-            **kwargs,
-        )
-    parser.set_defaults(func=run_simulate)
-
-
-def add_simulate_parser(subparsers: Any) -> None:
-    """Register the ``simulate`` subcommand on an argparse subparsers object."""
-    parser = subparsers.add_parser(
-        "simulate",
-        help="simulate leak scenarios on L-TOWN (regenerates the embedded default dataset)",
-        description=(__doc__ or "").split("\n\n")[0]
-        + f" Regenerate the committed file with: leak simulate --scenarios {DEFAULT_SCENARIOS} "
-        f"--seed {DEFAULT_SEED} --out {DEFAULT_OUT}",
-    )
-    _configure_parser(parser)
-
-
-def recipe_from_args(args: argparse.Namespace) -> SimulationRecipe:
-    """Build a recipe from parsed arguments: the defaults, with the knobs given on the command line."""
-    changes: dict[str, Any] = {}
-    for field in dataclasses.fields(SimulationRecipe):
-        value = getattr(args, f"knob_{field.name}", None)
-        if value is not None:
-            changes[field.name] = tuple(value) if isinstance(value, list) else value
-    return SimulationRecipe(**changes)
-
-
-def run_simulate(args: argparse.Namespace) -> int:
-    """Run ``leak simulate`` from parsed arguments and return the exit code."""
-    try:
-        recipe = recipe_from_args(args)
-        simulate_dataset(
-            recipe=recipe,
-            scenarios=args.scenarios,
-            seed=args.seed,
-            workers=args.workers,
-            out=args.out,
-            progress=args.progress,
-        )
-    except (ValueError, ModuleNotFoundError) as exc:
-        log.error("leak simulate: %s", exc)
-        return 2
-    return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``python -m leaklib.simulate [options]``."""
-    parser = argparse.ArgumentParser(
-        prog="python -m leaklib.simulate",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    _configure_parser(parser)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    return args.func(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

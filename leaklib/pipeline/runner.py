@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from leaklib import runs
+import papermill
+from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+from leaklib import reports as reporting
+from leaklib import runs, tracking
 from leaklib.kernel import KERNEL
 from leaklib.metadata import open_metadata_store
 from leaklib.params import Params, load
@@ -42,14 +45,10 @@ def notebook_path(step: str) -> Path:
 
 def declared_parameters(notebook: Path) -> list[str]:
     """Return the names a notebook's ``parameters`` cell declares."""
-    import papermill
-
     return list(papermill.inspect_notebook(str(notebook)))
 
 
 def _kernel_ready() -> None:
-    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
-
     try:
         KernelSpecManager().get_kernel_spec(KERNEL)
     except NoSuchKernel:
@@ -67,8 +66,6 @@ def _error_text(exc: BaseException) -> str:
 
 def execute_step(step: str, *, params: Params, out_dir: Path) -> tuple[Path, str | None]:
     """Run one notebook with the parameters it declares; return (executed notebook, error)."""
-    import papermill
-
     source = notebook_path(step)
     output = out_dir / source.name
     plain = params.to_plain()
@@ -92,6 +89,26 @@ def execute_step(step: str, *, params: Params, out_dir: Path) -> tuple[Path, str
     return output, None
 
 
+def _open_run(
+    files: list[str] | None, overrides: list[tuple[str, str]] | None
+) -> tuple[Params, Any]:
+    """Validate the parameters once, check the stores and record the new run."""
+    params = load(files, overrides)
+    _kernel_ready()
+    params = params.model_copy(update={"run_id": params.run_id or runs.new_run_id()})
+    store = open_metadata_store(params.metadata_store)
+    store.check()
+    open_snapshot_store(params.snapshot_store).check()  # a missing bucket stops us before reading
+    runs.start_run(
+        store,
+        run_id=params.run_id,
+        params=params.to_plain(),
+        param_files=[str(f) for f in files or []],
+        origin="leak run",
+    )
+    return params, store
+
+
 def run_pipeline(
     *,
     files: list[str] | None = None,
@@ -104,60 +121,32 @@ def run_pipeline(
     Parameter errors raise before anything is written. A failing step stops the run, is
     recorded as failed with its error, and its executed notebook is rendered all the same.
     """
-    params = load(files, overrides)
-    _kernel_ready()
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    run_id = params.run_id or runs.new_run_id()
-    params = params.model_copy(update={"run_id": run_id})
-    store = open_metadata_store(params.metadata_store)
-    store.check()
-    open_snapshot_store(
-        params.snapshot_store
-    ).check()  # a missing bucket stops us here, not after reading
-    runs.start_run(
-        store,
-        run_id=run_id,
-        params=params.to_plain(),
-        param_files=[str(f) for f in files or []],
-        origin="leak run",
-    )
+    params, store = _open_run(files, overrides)
+    run_id = params.run_id
     reports_root = project_root() / "reports"
     out_dir = reports_root / run_id
     out_dir.mkdir(parents=True, exist_ok=True)
-    progress(f"run {run_id}: {params.source}")
-
+    progress(f"run {run_id}: {params.dataset.source}")
     executed: dict[str, Path] = {}
-    error: str | None = None
     for number, step in enumerate(runs.STEPS, start=1):
         started = time.monotonic()
         output, error = execute_step(step, params=params, out_dir=out_dir)
         elapsed = time.monotonic() - started
         if output.exists():
             executed[step] = output
+        counter = f"[{number}/{len(runs.STEPS)}] {step:<9}"
         if error:
-            record = runs.get_run(store, run_id)
-            if record["status"] == "running":
-                if record["steps"].get(step, {}).get("status") == "running":
-                    runs.finish_step(store, run_id, step, error=error, duration_s=round(elapsed, 1))
-                else:
-                    runs.fail_run(store, run_id, error=f"{step}: {error}")
-            progress(
-                f"[{number}/{len(runs.STEPS)}] {step:<9} FAILED after {elapsed:.1f} s: {error}"
-            )
+            runs.fail_step(store, run_id, step, error=error, duration_s=round(elapsed, 1))
+            progress(f"{counter} FAILED after {elapsed:.1f} s: {error}")
             break
-        progress(f"[{number}/{len(runs.STEPS)}] {step:<9} ok in {elapsed:.1f} s")
-
-    record = runs.get_run(store, run_id)
-    if record["status"] == "running":  # every notebook ran but one did not close its step
-        record = runs.fail_run(store, run_id, error="a step did not record its end")
+        progress(f"{counter} ok in {elapsed:.1f} s")
+    record = runs.close_run(store, run_id)
     reports, index = _render(
         store, record, executed, reports_root=reports_root, show_code=show_code
     )
-    record = runs.get_run(store, run_id)
     final = reports.get("evaluate") or next(reversed(reports.values()), None)
-    progress(
-        f"{record['status']}: report {final.relative_to(project_root()) if final else '(none)'}"
-    )
+    shown = final.relative_to(project_root()) if final else "(none)"
+    progress(f"{record['status']}: report {shown}")
     return RunResult(
         run_id=run_id,
         status=record["status"],
@@ -175,8 +164,6 @@ def _render(
     reports_root: Path,
     show_code: bool,
 ) -> tuple[dict[str, Path], Path | None]:
-    from leaklib import reports as reporting
-
     run_id = record["run_id"]
     rendered: dict[str, Path] = {}
     for step, notebook in executed.items():
@@ -187,14 +174,14 @@ def _render(
         except Exception:  # a report that cannot render must not hide the run's own outcome
             log.exception("report of step %s could not be rendered", step)
     root = project_root()
-    runs.set_reports(store, run_id, {s: str(p.relative_to(root)) for s, p in rendered.items()})
+    record = runs.set_reports(
+        store, run_id, {s: str(p.relative_to(root)) for s, p in rendered.items()}
+    )
     index = reporting.write_index(
         runs.list_runs(store), out_dir=reports_root, reports_root=reports_root
     )
     mlflow_info = record.get("mlflow") or {}
     if mlflow_info.get("run_id") and rendered:
-        from leaklib import tracking
-
         try:
             tracking.log_reports(
                 mlflow_info["run_id"], list(rendered.values()), index_url=str(index)

@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from leaklib import runs
+from leaklib import metrics, runs
 from leaklib.metadata import MetadataStore, open_metadata_store
 from leaklib.params import Params, defaults, field_names, validate
 from leaklib.snapshots import SnapshotStore, load_snapshot, open_snapshot_store
@@ -85,7 +85,7 @@ def summary(run: dict[str, Any]) -> pd.Series:
         {
             k: v
             for k, v in (run.get("metrics") or {}).items()
-            if k.startswith(("cv_roc", "holdout_roc", "holdout_pr", "holdout_recall_at_1pct"))
+            if k in metrics.HEADLINE or k == f"{metrics.CV_PREFIX}roc_auc_std"
         }
     )
     return pd.Series(facts, name="value", dtype=object)
@@ -96,42 +96,51 @@ def notebook_values(namespace: dict[str, Any]) -> dict[str, Any]:
     return {name: namespace[name] for name in field_names() if name in namespace}
 
 
+def _find_run(store: MetadataStore, step: str, run_id: str | None) -> dict[str, Any] | None:
+    """Return the run this step continues: the given one, or in JupyterLab the latest fit one."""
+    if step == runs.STEPS[0]:
+        return runs.get_run_or_none(store, run_id) if run_id else None
+    if run_id:
+        return runs.get_run(store, run_id)
+    previous = runs.STEPS[runs.STEPS.index(step) - 1]
+    existing = runs.latest_run(store, with_step=previous)
+    log.info("no run_id given: continuing run %s", existing["run_id"])
+    return existing
+
+
+def _params_for(existing: dict[str, Any] | None, values: dict[str, Any]) -> Params:
+    """Return the step's parameters: the run's validated set, with any JupyterLab edits.
+
+    Under ``leak run`` the notebook's values are the run's own, so nothing is merged again;
+    a notebook opened by hand fills the keys it does not declare from the embedded default.
+    """
+    base = existing["params"] if existing is not None else defaults()
+    merged = {**base, **values}
+    merged["run_id"] = values.get("run_id") or (existing or {}).get("run_id")
+    return validate(merged)
+
+
 def open_step(step: str, namespace: dict[str, Any]) -> StepContext:
-    """Validate a notebook's parameters, find or create its run and mark the step running.
+    """Find or create the step's run, mark the step running and return its context.
 
     Args:
         step: ``extract``, ``train`` or ``evaluate``.
         namespace: The notebook's ``globals()`` after its ``parameters`` cell.
     """
     values = notebook_values(namespace)
-    run_id = values.get("run_id")
-    # the embedded default fills keys this notebook does not declare
-    base = defaults()
-    first = step == runs.STEPS[0]
-    store = open_metadata_store(values.get("metadata_store", base["metadata_store"]))
+    store = open_metadata_store(values.get("metadata_store") or defaults()["metadata_store"])
     store.check()
-    existing = runs.get_run(store, run_id) if run_id and not first else None
-    if run_id is None and not first:
-        previous = runs.STEPS[runs.STEPS.index(step) - 1]
-        existing = runs.latest_run(store, with_step=previous)
-        log.info("no run_id given: continuing run %s", existing["run_id"])
-    if existing is not None:
-        base = {**base, **existing["params"]}
-    params = validate({**base, **values, "run_id": run_id or (existing or {}).get("run_id")})
+    existing = _find_run(store, step, values.get("run_id"))
+    params = _params_for(existing, values)
     snapshots = open_snapshot_store(params.snapshot_store)
-    if first:
+    if existing is None:  # the first step, opened by hand: a new run
         snapshots.check()
-        record = runs.get_run_or_none(store, run_id) if run_id else None
-        if record is None:
-            run_id = run_id or runs.new_run_id()
-            params = validate({**params.to_plain(), "run_id": run_id})
-            runs.start_run(
-                store, run_id=run_id, params=params.to_plain(), param_files=[], origin="notebook"
-            )
-    else:
-        run_id = params.run_id
-        if existing is not None and existing["params"] != params.to_plain():
-            runs.update_run(store, run_id, params=params.to_plain())  # edited in JupyterLab
-    record = runs.start_step(store, run_id, step)
-    log.info("run %s: step %s started", run_id, step)
+        params = params.model_copy(update={"run_id": params.run_id or runs.new_run_id()})
+        runs.start_run(
+            store, run_id=params.run_id, params=params.to_plain(), param_files=[], origin="notebook"
+        )
+    elif existing["params"] != params.to_plain():  # edited in JupyterLab
+        runs.update_run(store, params.run_id, params=params.to_plain())
+    record = runs.start_step(store, params.run_id, step)
+    log.info("run %s: step %s started", params.run_id, step)
     return StepContext(step=step, params=params, store=store, snapshots=snapshots, run=record)

@@ -14,9 +14,6 @@ from leaklib.paths import project_root
 # papermill reads annotations by regex (no "|"); quoted, they are never evaluated
 _TYPES = {
     "run_id": '"Optional[str]"',
-    "group": '"Optional[str]"',
-    "timestamp": '"Optional[str]"',
-    "max_groups": '"Optional[int]"',
     "test_size": "float",
     "cv_folds": "int",
     "seed": "int",

@@ -1,0 +1,213 @@
+"""The ``leak`` command: run the pipeline, list parameters, simulate data, publish reports.
+
+Every parser, handler and ``print`` of the project lives in this package; the library
+returns values or raises. One error convention: a leaklib error is printed as
+``leak COMMAND: error: MESSAGE`` on stderr with exit code 2; a run that ends ``failed``
+exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import yaml
+
+from leaklib import champion, parameter_cells, reports
+from leaklib import gate as gatekeeping
+from leaklib import params as parameters
+from leaklib.cli import simulate as simulate_cli
+from leaklib.metadata import open_metadata_store
+from leaklib.metrics import CATALOGUE
+from leaklib.params import Params
+from leaklib.paths import resolve
+from leaklib.pipeline import runner
+
+log = logging.getLogger("leaklib")
+
+
+def add_param_options(parser: argparse.ArgumentParser) -> None:
+    """Add ``-f FILE`` and ``-p KEY VALUE`` (both repeatable, applied in order)."""
+    parser.add_argument(
+        "-f",
+        "--file",
+        dest="files",
+        action="append",
+        default=[],
+        metavar="PARAMS.yaml",
+        help="parameter file applied after parameters/default.yaml (repeatable; later wins)",
+    )
+    parser.add_argument(
+        "-p",
+        "--param",
+        dest="overrides",
+        action="append",
+        nargs=2,
+        default=[],
+        metavar=("KEY", "VALUE"),
+        help="override one parameter; VALUE is YAML, KEY may be dotted (dataset.source)",
+    )
+
+
+def _params_of(args: argparse.Namespace) -> Params:
+    return parameters.load(args.files, [tuple(o) for o in args.overrides])
+
+
+def _run(args: argparse.Namespace) -> int:
+    result = runner.run_pipeline(
+        files=args.files,
+        overrides=[tuple(o) for o in args.overrides],
+        show_code=args.show_code,
+        progress=lambda line: print(line, flush=True),
+    )
+    return 0 if result.status == "succeeded" else 1
+
+
+def _params(args: argparse.Namespace) -> int:
+    if args.sync_notebooks:
+        for path in parameter_cells.sync_parameter_cells():
+            print(f"updated {path}")
+        return 0
+    if args.files or args.overrides:
+        print(yaml.safe_dump(_params_of(args).to_plain(), sort_keys=False), end="")
+        return 0
+    for row in parameters.describe():
+        print(f"{row['name']}  ({row['type']})")
+        print(f"    {row['description']}")
+        default = row["default"]
+        print(f"    default: {default if len(default) < 200 else default[:197] + '...'}")
+    return 0
+
+
+def _pages(args: argparse.Namespace) -> int:
+    store = open_metadata_store(_params_of(args).metadata_store)
+    index = reports.build_site(store, out=resolve(args.out), reports_root=resolve(args.reports))
+    print(f"report site written: open {index}")
+    return 0
+
+
+def _champion(args: argparse.Namespace) -> int:
+    params = _params_of(args)
+    name = params.dataset.model_name
+    store = open_metadata_store(params.metadata_store)
+    pointer = champion.current_champion(store, model_name=name)
+    if pointer is None:
+        print(f"no champion yet for model {name!r} in {store.uri}")
+        return 0
+    print(f"champion of {name}: run {pointer['run_id']} (version {pointer.get('version')})")
+    print(f"  model uri:   {pointer['model_uri']}")
+    if pointer.get("model_sha256"):
+        print(f"  model hash:  {pointer['model_sha256']}")
+    print(f"  promoted at: {pointer['promoted_at']} by {pointer.get('decided_by')}")
+    print(f"  reason:      {pointer['reason']}")
+    shown = {k: v for k, v in (pointer.get("metrics") or {}).items() if k in CATALOGUE}
+    if shown:
+        print("  metrics:     " + ", ".join(f"{k} {v:.4f}" for k, v in shown.items()))
+    print("history (newest first):")
+    for entry in reversed(pointer.get("history") or []):
+        print(
+            f"  {entry['promoted_at']}  run {entry['run_id']}  version {entry.get('version')}  "
+            f"{entry.get('decided_by')}: {entry['reason']}"
+        )
+    return 0
+
+
+def _promote(args: argparse.Namespace) -> int:
+    params = _params_of(args)
+    store = open_metadata_store(params.metadata_store)
+    decision = gatekeeping.manual_promotion(
+        store, run_id=args.run_id, params=params, reason=args.reason
+    )
+    previous = decision.previous_champion or {}
+    print(
+        f"run {args.run_id} (version {decision.challenger['version']}) is now the champion of "
+        f"{params.dataset.model_name}; previous: {previous.get('run_id') or 'none'}"
+    )
+    return 0
+
+
+def _add_run(sub: Any) -> None:
+    run = sub.add_parser("run", help="run extract -> train -> evaluate and render the reports")
+    add_param_options(run)
+    run.add_argument("--show-code", action="store_true", help="show code cells in the reports")
+    run.set_defaults(func=_run)
+
+
+def _add_params(sub: Any) -> None:
+    listing = sub.add_parser(
+        "params", help="list every parameter, or print a merged set with -f/-p"
+    )
+    add_param_options(listing)
+    listing.add_argument(
+        "--sync-notebooks",
+        action="store_true",
+        help="rewrite the notebooks' parameters cells from parameters/default.yaml",
+    )
+    listing.set_defaults(func=_params)
+
+
+def _add_pages(sub: Any) -> None:
+    parser = sub.add_parser(
+        "pages",
+        help="build the static report site (index, trend chart, every run's reports)",
+        description="Build a static site from the metadata store: an index of all runs with a "
+        "trend chart of the primary metric, and each run's rendered reports. Links are "
+        "relative, so it works from a local folder or under any GitLab Pages path.",
+    )
+    add_param_options(parser)  # -f/-p pick the metadata_store, as for `leak run`
+    parser.add_argument("--out", default="public", help="site folder (default: public)")
+    parser.add_argument(
+        "--reports", default="reports", help="where `leak run` rendered reports (default: reports)"
+    )
+    parser.set_defaults(func=_pages)
+
+
+def _add_champion(sub: Any) -> None:
+    shown = sub.add_parser("champion", help="show the current champion model and its history")
+    add_param_options(shown)
+    shown.set_defaults(func=_champion)
+    manual = sub.add_parser(
+        "promote",
+        help="make a run's registered model the champion by hand (recorded with a reason)",
+    )
+    manual.add_argument("run_id", metavar="RUN_ID", help="the run whose model becomes the champion")
+    manual.add_argument(
+        "--reason", required=True, help="why, in one sentence (kept in the history)"
+    )
+    add_param_options(manual)
+    manual.set_defaults(func=_promote)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the ``leak`` argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(prog="leak", description=__doc__.split("\n\n")[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="log leaklib's progress")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_run(sub)
+    _add_params(sub)
+    simulate_cli.add_simulate_parser(sub)
+    _add_pages(sub)
+    _add_champion(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``leak`` console script."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return args.func(args)
+    except (ValueError, RuntimeError, FileNotFoundError) as exc:
+        # every leaklib error names what is wrong; a traceback would hide it
+        print(f"leak {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

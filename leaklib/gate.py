@@ -1,0 +1,416 @@
+"""The promotion gate: compare a challenger with the champion on its holdout and decide.
+
+The rule, exactly (``promotion`` parameters; ``M`` is ``primary_metric``):
+
+1. The current champion is re-scored on the challenger's frozen holdout (same rows, the same
+   metric functions as :func:`leaklib.evaluation.holdout_metrics`).
+2. ``difference = M(challenger) - M(champion)`` on the whole holdout.
+3. Paired bootstrap (:mod:`leaklib.bootstrap`): ``n_bootstrap`` times, draw as many holdout
+   groups as there are, with replacement (``dataset.group``; single rows when it is null),
+   seeded by ``seed``, and score both models on the same drawn rows. Draws holding a single
+   class are discarded (and counted).
+4. The confidence interval is the two-sided percentile interval of the bootstrapped
+   differences at ``confidence``: ``[q((1 - c) / 2), q((1 + c) / 2)]``.
+5. The challenger is promoted if and only if ``ci_low > min_improvement`` (strictly) and every
+   floor holds (``metric(challenger) >= floor``). With no champion yet, the floors alone decide.
+
+A decision is a :class:`Decision`; the run record keeps its plain form (``runs``), the
+champion pointer changes through :func:`leaklib.champion.promote`, and MLflow mirrors both
+(:mod:`leaklib.registry`).
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from leaklib import champion, metrics, registry, runs
+from leaklib.bootstrap import BootstrapError, paired_bootstrap
+from leaklib.evaluation import holdout_metrics
+from leaklib.metadata import ConflictError, MetadataStore, to_json_safe
+from leaklib.params import Params, PromotionSpec
+
+log = logging.getLogger(__name__)
+
+
+class Verdict(enum.StrEnum):
+    """What the gate (or an operator) decided."""
+
+    PROMOTED = "promoted"
+    NOT_PROMOTED = "not promoted"
+
+
+PROMOTED, NOT_PROMOTED = Verdict.PROMOTED, Verdict.NOT_PROMOTED
+
+
+class PromotionError(RuntimeError):
+    """A promotion cannot be decided or recorded; the message says what is missing."""
+
+
+@dataclass
+class Criterion:
+    """One condition of the rule, with its threshold, the value found and whether it held."""
+
+    name: str
+    threshold: float
+    value: float
+    passed: bool
+
+
+@dataclass
+class Decision:
+    """A promotion decision with every figure behind it."""
+
+    primary_metric: str
+    challenger: dict[str, Any]
+    decision: Verdict = NOT_PROMOTED
+    reason: str = ""
+    min_improvement: float | None = None
+    confidence: float | None = None
+    champion: dict[str, Any] | None = None
+    difference: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    criteria: list[Criterion] = field(default_factory=list)
+    bootstrap: dict[str, Any] | None = None
+    decided_at: str = field(default_factory=runs.now)
+    previous_champion: dict[str, Any] | None = None
+    manual: bool = False
+    mlflow: dict[str, bool] = field(default_factory=dict)
+
+    @property
+    def promoted(self) -> bool:
+        """True when the challenger became (or already was) the champion."""
+        return self.decision == PROMOTED
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the decision in plain JSON types, as the run record keeps it."""
+        plain = asdict(self)
+        plain["decision"] = str(self.decision)
+        return to_json_safe(plain)
+
+
+def metric_function(name: str) -> Callable[[np.ndarray, np.ndarray], float]:
+    """Return the function behind one primary metric, as ``holdout_metrics`` computes it."""
+    if name not in metrics.PRIMARY:
+        raise PromotionError(f"primary_metric {name!r} is not one of {', '.join(metrics.PRIMARY)}")
+    return metrics.RANKING[name].score
+
+
+def _percent(level: float) -> str:
+    return f"{level * 100:.4g}%"  # 0.95 -> 95%, 0.975 -> 97.5%
+
+
+def _criteria(
+    spec: PromotionSpec, challenger: dict[str, float], bootstrap: dict[str, Any] | None
+) -> list[Criterion]:
+    found = []
+    if bootstrap is not None:
+        found.append(
+            Criterion(
+                name=f"lower {_percent(spec.confidence)} CI bound of the "
+                f"{spec.primary_metric} difference > min_improvement",
+                threshold=float(spec.min_improvement),
+                value=bootstrap["ci_low"],
+                passed=bool(bootstrap["ci_low"] > spec.min_improvement),
+            )
+        )
+    for name, floor in sorted(spec.floors.items()):
+        found.append(
+            Criterion(
+                name=f"{name} >= floor",
+                threshold=float(floor),
+                value=challenger[name],
+                passed=bool(challenger[name] >= floor),
+            )
+        )
+    return found
+
+
+def _floor_text(criteria: list[Criterion]) -> str:
+    return "; ".join(
+        f"floor {c.name.split(' ')[0]} >= {c.threshold:g} fails ({c.value:.4f})"
+        for c in criteria
+        if c.name.endswith(">= floor") and not c.passed
+    )
+
+
+def decide(
+    spec: PromotionSpec,
+    *,
+    challenger: dict[str, float],
+    champion: dict[str, float] | None,
+    bootstrap: dict[str, Any] | None,
+) -> tuple[Verdict, str, list[Criterion]]:
+    """Apply the rule to the figures: return (verdict, one-sentence reason, criteria).
+
+    Args:
+        spec: The ``promotion`` parameters.
+        challenger: The challenger's holdout metrics.
+        champion: The champion's metrics on the same holdout, or None when there is none.
+        bootstrap: :func:`leaklib.bootstrap.paired_bootstrap`'s result (None without a champion).
+    """
+    metric = spec.primary_metric
+    if champion is not None and bootstrap is None:
+        raise PromotionError("a champion comparison needs the bootstrap interval")
+    criteria = _criteria(spec, challenger, bootstrap if champion is not None else None)
+    verdict = PROMOTED if all(c.passed for c in criteria) else NOT_PROMOTED
+    floors = _floor_text(criteria)
+    if champion is None:
+        held = f"all {len(criteria)} floor(s) hold" if criteria else "no floors are set"
+        if verdict == PROMOTED:
+            return (
+                verdict,
+                f"Promoted: no champion yet and {held} ({metric} {challenger[metric]:.4f}).",
+                criteria,
+            )
+        return verdict, f"Not promoted: no champion yet, but {floors}.", criteria
+    figures = (
+        f"{metric} {challenger[metric]:.4f} vs champion {champion[metric]:.4f}, "
+        f"difference {challenger[metric] - champion[metric]:+.4f}, "
+        f"{_percent(spec.confidence)} CI [{bootstrap['ci_low']:+.4f}, {bootstrap['ci_high']:+.4f}]"
+    )
+    bound = f"the lower bound is above the minimum improvement {spec.min_improvement:+.4f}"
+    if verdict == PROMOTED:
+        reason = f"Promoted: {figures}; {bound}" + (
+            " and every floor holds." if spec.floors else "."
+        )
+    elif criteria[0].passed:
+        reason = f"Not promoted: {floors} ({figures})."
+    else:
+        reason = f"Not promoted: {figures}; {bound.replace('is above', 'is not above')}" + (
+            f"; {floors}." if floors else "."
+        )
+    return verdict, reason, criteria
+
+
+def _challenger(run: dict[str, Any], figures: dict[str, float]) -> dict[str, Any]:
+    model = champion.model_of(run)
+    return {
+        "run_id": run["run_id"],
+        "version": model.get("version"),
+        "model_uri": champion.model_uri(model),
+        "model_sha256": model.get("sha256"),
+        "metrics": figures,
+    }
+
+
+def _compare(
+    decision: Decision,
+    *,
+    params: Params,
+    pointer: dict[str, Any],
+    holdout: pd.DataFrame,
+    challenger_proba: np.ndarray,
+    load_champion: Callable[[dict[str, Any]], Any],
+) -> dict[str, float] | None:
+    """Score the champion on the holdout and bootstrap the difference; its metrics, or None."""
+    dataset, spec = params.dataset, params.promotion
+    y = holdout[dataset.target].to_numpy()
+    groups = holdout[dataset.group].to_numpy() if dataset.group else None
+    decision.champion = {
+        k: pointer.get(k) for k in ("run_id", "version", "model_uri", "model_sha256")
+    }
+    try:
+        champion_proba = champion_scores(load_champion(pointer), holdout)
+        figures = holdout_metrics(y, champion_proba, threshold=params.threshold)
+        boot = paired_bootstrap(
+            y,
+            challenger_proba,
+            champion_proba,
+            metric=spec.primary_metric,
+            groups=groups,
+            n_bootstrap=spec.n_bootstrap,
+            seed=params.seed,
+            confidence=spec.confidence,
+        )
+    except (PromotionError, BootstrapError, champion.ChampionError) as exc:
+        decision.reason = (
+            f"Not promoted: {exc}; compare by hand and use `leak promote` to override."
+        )
+        return None
+    score = metric_function(spec.primary_metric)
+    decision.champion["metrics"] = figures
+    decision.difference = round(float(score(y, challenger_proba) - score(y, champion_proba)), 6)
+    decision.ci_low, decision.ci_high, decision.bootstrap = boot["ci_low"], boot["ci_high"], boot
+    return figures
+
+
+def champion_scores(model: Any, holdout: pd.DataFrame) -> np.ndarray:
+    """Return the champion's leak probabilities on the holdout rows."""
+    columns = [str(c) for c in getattr(model, "feature_names_in_", [])]
+    missing = [c for c in columns if c not in holdout.columns]
+    if missing:
+        raise PromotionError(
+            f"the champion needs columns this holdout lacks ({', '.join(missing[:5])})"
+        )
+    return model.predict_proba(holdout[columns] if columns else holdout)[:, 1]
+
+
+def gate(
+    *,
+    store: MetadataStore,
+    params: Params,
+    run: dict[str, Any],
+    holdout: pd.DataFrame,
+    challenger_proba: np.ndarray,
+    load_champion: Callable[[dict[str, Any]], Any] = champion.load_model,
+) -> Decision:
+    """Compare the challenger with the champion on its holdout, decide, and record the decision.
+
+    The decision goes to the run record (``promotion``), to MLflow tags on the challenger's
+    run and model version, and, when promoted, to the champion pointer and registry markers.
+
+    Args:
+        store: The metadata store.
+        params: The run's parameters (``promotion``, ``dataset``, ``seed``, ``threshold``).
+        run: The challenger's run record (with its ``model``).
+        holdout: The frozen holdout: feature columns, target and group.
+        challenger_proba: The challenger's leak probabilities on ``holdout``, row for row.
+        load_champion: Returns the champion's fitted pipeline from its pointer (tests pass
+            their own to compare with a given model).
+    """
+    run = runs.get_run(store, run["run_id"])
+    if len(challenger_proba) != len(holdout):
+        raise PromotionError(f"{len(challenger_proba)} scores for {len(holdout)} holdout rows")
+    y = holdout[params.dataset.target].to_numpy()
+    figures = holdout_metrics(y, challenger_proba, threshold=params.threshold)
+    name = params.dataset.model_name
+    pointer = champion.current_champion(store, model_name=name)
+    decision = Decision(
+        primary_metric=params.promotion.primary_metric,
+        challenger=_challenger(run, figures),
+        min_improvement=params.promotion.min_improvement,
+        confidence=params.promotion.confidence,
+        previous_champion=champion.brief(pointer),
+    )
+    if pointer and pointer["run_id"] == run["run_id"]:
+        decision.decision = PROMOTED
+        decision.reason = f"Already the champion of {name} (promoted {pointer['promoted_at']})."
+    else:
+        _decide_against(
+            decision,
+            store=store,
+            params=params,
+            run=run,
+            pointer=pointer,
+            compare=lambda: _compare(
+                decision,
+                params=params,
+                pointer=pointer,
+                holdout=holdout,
+                challenger_proba=challenger_proba,
+                load_champion=load_champion,
+            ),
+        )
+    plain = decision.to_dict()
+    decision.mlflow = registry.mirror_decision(run, plain, model_name=name)
+    runs.record_promotion(store, run["run_id"], {**plain, "mlflow": decision.mlflow})
+    log.info("run %s: %s", run["run_id"], decision.reason)
+    return decision
+
+
+def _decide_against(
+    decision: Decision,
+    *,
+    store: MetadataStore,
+    params: Params,
+    run: dict[str, Any],
+    pointer: dict[str, Any] | None,
+    compare: Callable[[], dict[str, float] | None],
+) -> None:
+    """Compare with the champion (if any), apply the rule and promote when it says so."""
+    champion_figures = compare() if pointer else None
+    if decision.reason:  # the comparison itself failed and said why
+        return
+    verdict, reason, criteria = decide(
+        params.promotion,
+        challenger=decision.challenger["metrics"],
+        champion=champion_figures,
+        bootstrap=decision.bootstrap,
+    )
+    decision.decision, decision.reason, decision.criteria = verdict, reason, criteria
+    if verdict != PROMOTED:
+        return
+    try:
+        champion.promote(
+            store,
+            run=run,
+            model_name=params.dataset.model_name,
+            reason=reason,
+            decided_by="gate",
+            figures=decision.challenger["metrics"],
+            expected_champion=pointer["run_id"] if pointer else None,
+        )
+    except ConflictError as exc:
+        decision.decision = NOT_PROMOTED
+        decision.reason = f"Not promoted: {exc}; run the evaluation again."
+
+
+def manual_promotion(store: MetadataStore, *, run_id: str, params: Params, reason: str) -> Decision:
+    """Promote a run by hand through :func:`leaklib.champion.promote`, recorded like a gate decision."""
+    if not reason.strip():
+        raise PromotionError("a manual promotion needs a --reason")
+    run = runs.get_run(store, run_id)
+    model = champion.model_of(run)
+    if not (model.get("version") or model.get("sha256")):
+        raise PromotionError(f"run {run_id!r} has no registered model version to promote")
+    name = params.dataset.model_name
+    pointer = champion.current_champion(store, model_name=name)
+    decision = Decision(
+        primary_metric=params.promotion.primary_metric,
+        challenger=_challenger(run, metrics.unprefixed(run.get("metrics") or {})),
+        decision=PROMOTED,
+        reason=f"Promoted by hand: {reason.strip()}",
+        manual=True,
+        champion=champion.brief(pointer),
+        previous_champion=champion.brief(pointer),
+    )
+    champion.promote(
+        store,
+        run=run,
+        model_name=name,
+        reason=decision.reason,
+        decided_by="manual",
+        figures=decision.challenger["metrics"],
+    )
+    plain = decision.to_dict()
+    decision.mlflow = registry.mirror_decision(run, plain, model_name=name)
+    runs.supersede_promotion(store, run_id, {**plain, "mlflow": decision.mlflow})
+    return decision
+
+
+def decision_frame(decision: Decision) -> pd.DataFrame:
+    """Return champion | challenger | difference per metric on the challenger's holdout."""
+    mine_all = decision.challenger.get("metrics") or {}
+    theirs_all = (decision.champion or {}).get("metrics") or {}
+    rows = {}
+    for name in metrics.CATALOGUE:
+        if name not in mine_all or name == "false_positive_rate":
+            continue
+        mine, theirs = mine_all[name], theirs_all.get(name)
+        label = f"{name} (primary)" if name == decision.primary_metric else name
+        rows[label] = {
+            "champion": np.nan if theirs is None else theirs,
+            "challenger": mine,
+            "difference": np.nan if theirs is None else round(mine - theirs, 6),
+        }
+    frame = pd.DataFrame.from_dict(
+        rows, orient="index", columns=["champion", "challenger", "difference"]
+    )
+    frame.index.name = "metric"
+    return frame
+
+
+def criteria_frame(decision: Decision) -> pd.DataFrame:
+    """Return each promotion criterion with its threshold, the value found and whether it held."""
+    frame = pd.DataFrame(
+        [asdict(c) for c in decision.criteria], columns=["name", "threshold", "value", "passed"]
+    )
+    return frame.set_index("name")

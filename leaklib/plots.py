@@ -1,0 +1,323 @@
+"""The figures of the reports: every plot has a title, labelled axes and a one-line caption.
+
+The only module that imports pyplot, so that training, scoring and the command line never
+pay for it (or pick a backend) unless a figure is drawn.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from sklearn.calibration import calibration_curve
+from sklearn.metrics import (
+    average_precision_score,
+    confusion_matrix,
+    f1_score,
+    precision_recall_curve,
+    precision_score,
+    recall_score,
+    roc_auc_score,
+    roc_curve,
+)
+
+from leaklib.metrics import FALSE_ALARM_RATES
+
+
+def _figure(
+    title: str, xlabel: str, ylabel: str, caption: str, size=(6.4, 4.4)
+) -> tuple[Figure, plt.Axes]:
+    fig, ax = plt.subplots(figsize=size, layout="constrained")
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    fig.get_layout_engine().set(h_pad=0.15)
+    fig.text(0.01, 0.005, caption, fontsize=8, style="italic", ha="left", va="bottom", wrap=True)
+    return fig, ax
+
+
+def plot_roc(y: np.ndarray, proba: np.ndarray, *, label: str = "model") -> Figure:
+    """ROC curve with the fixed false-alarm rates marked."""
+    fig, ax = _figure(
+        "ROC curve on the holdout",
+        "False-positive rate (share of no-leak windows alarmed)",
+        "True-positive rate (share of leak windows alarmed)",
+        "Look at the far left: operators live at false-alarm rates of 1 % or less.",
+    )
+    fpr, tpr, _ = roc_curve(y, proba)
+    ax.plot(fpr, tpr, label=f"{label} (AUC {roc_auc_score(y, proba):.3f})")
+    ax.plot([0, 1], [0, 1], ls=":", color="grey", label="chance")
+    for rate in FALSE_ALARM_RATES:
+        ax.axvline(rate, color="tab:red", lw=0.6, ls="--")
+    ax.legend(loc="lower right")
+    return fig
+
+
+def plot_pr(y: np.ndarray, proba: np.ndarray) -> Figure:
+    """Precision-recall curve against the base rate."""
+    fig, ax = _figure(
+        "Precision-recall curve on the holdout",
+        "Recall (share of leak windows found)",
+        "Precision (share of alarms that are leaks)",
+        "The dashed line is the leak base rate: the curve's height above it is what the model adds.",
+    )
+    precision, recall, _ = precision_recall_curve(y, proba)
+    ax.plot(recall, precision, label=f"AP {average_precision_score(y, proba):.3f}")
+    ax.axhline(np.mean(y), ls="--", color="grey", label=f"base rate {np.mean(y):.2f}")
+    ax.legend(loc="lower left")
+    return fig
+
+
+def plot_calibration(y: np.ndarray, proba: np.ndarray, *, bins: int = 10) -> Figure:
+    """Reliability diagram: predicted probability against observed leak share."""
+    fig, ax = _figure(
+        "Calibration on the holdout",
+        "Mean predicted leak probability",
+        "Observed share of leak windows",
+        "Points on the diagonal mean a predicted 70 % is a leak 70 % of the time.",
+    )
+    observed, predicted = calibration_curve(y, proba, n_bins=bins, strategy="quantile")
+    ax.plot(predicted, observed, marker="o", label="model")
+    ax.plot([0, 1], [0, 1], ls=":", color="grey", label="perfect calibration")
+    ax.legend(loc="upper left")
+    return fig
+
+
+def plot_confusion(y: np.ndarray, proba: np.ndarray, *, threshold: float) -> Figure:
+    """Confusion matrix at the alarm threshold, with counts."""
+    fig, ax = _figure(
+        f"Confusion matrix at threshold {threshold:g}",
+        "Predicted",
+        "Actual",
+        "Top right are false alarms, bottom left are missed leak windows.",
+        size=(5.2, 4.4),
+    )
+    matrix = confusion_matrix(y, (np.asarray(proba) >= threshold).astype(int), labels=[0, 1])
+    ax.imshow(matrix, cmap="Blues")
+    for (i, j), count in np.ndenumerate(matrix):
+        ax.text(
+            j,
+            i,
+            f"{count:,}",
+            ha="center",
+            va="center",
+            color="black",
+            fontsize=12,
+            bbox={"facecolor": "white", "alpha": 0.7, "lw": 0},
+        )
+    ax.set_xticks([0, 1], ["no leak", "leak"])
+    ax.set_yticks([0, 1], ["no leak", "leak"])
+    return fig
+
+
+def plot_threshold_sweep(y: np.ndarray, proba: np.ndarray, *, threshold: float) -> Figure:
+    """Precision, recall and F1 against the alarm threshold."""
+    fig, ax = _figure(
+        "Metrics against the alarm threshold",
+        "Alarm threshold on the leak probability",
+        "Score",
+        "The vertical line is the configured threshold; moving it trades recall for precision.",
+    )
+    grid = np.linspace(0.01, 0.99, 99)
+    y = np.asarray(y)
+    rows = []
+    for t in grid:
+        predicted = (np.asarray(proba) >= t).astype(int)
+        rows.append(
+            (
+                precision_score(y, predicted, zero_division=0),
+                recall_score(y, predicted, zero_division=0),
+                f1_score(y, predicted, zero_division=0),
+            )
+        )
+    values = np.array(rows)
+    for i, name in enumerate(("precision", "recall", "F1")):
+        ax.plot(grid, values[:, i], label=name)
+    ax.axvline(threshold, color="black", ls="--", lw=0.8)
+    ax.legend(loc="best")
+    return fig
+
+
+def plot_importance(importance: pd.DataFrame, *, top: int = 15) -> Figure:
+    """Horizontal bars of permutation importance (mean drop in ROC-AUC, with spread)."""
+    shown = importance.sort_values("mean", ascending=True).tail(top)
+    fig, ax = _figure(
+        "Permutation importance on the holdout",
+        "Drop in ROC-AUC when the column is shuffled",
+        "Feature",
+        "Long bars are the sensors the model leans on; near-zero bars add little.",
+        size=(6.4, 0.3 * len(shown) + 1.6),
+    )
+    ax.barh(shown.index, shown["mean"], xerr=shown["std"], color="tab:blue")
+    return fig
+
+
+def plot_delays(delays: pd.DataFrame) -> Figure:
+    """Histogram of detection delays per leak scenario."""
+    fig, ax = _figure(
+        "Detection delay per leak",
+        "Hours from leak start to first alarm",
+        "Leaks",
+        "Left-heavy is good; leaks never alarmed are counted in the title.",
+    )
+    found = delays["delay_hours"].dropna()
+    ax.set_title(f"Detection delay per leak ({len(found)} of {len(delays)} detected)")
+    ax.hist(found, bins=min(20, max(5, len(found))), color="tab:green")
+    return fig
+
+
+def plot_distributions(frame: pd.DataFrame, *, columns: list[str], target: str) -> Figure:
+    """Per-class histograms of a few numeric columns."""
+    import seaborn as sns  # heavy, and only this one figure uses it
+
+    n = len(columns)
+    fig, axes = plt.subplots(1, n, figsize=(3.2 * n, 3.4), layout="constrained", squeeze=False)
+    for ax, column in zip(axes[0], columns, strict=True):
+        sns.histplot(
+            data=frame,
+            x=column,
+            hue=target,
+            stat="density",
+            common_norm=False,
+            bins=40,
+            ax=ax,
+            element="step",
+        )
+        ax.set_title(column)
+        ax.set_xlabel(column)
+        ax.set_ylabel("Density")
+    fig.suptitle("Distributions by class")
+    fig.text(
+        0.01,
+        0.005,
+        "Columns whose leak and no-leak shapes differ carry the signal.",
+        fontsize=8,
+        style="italic",
+    )
+    fig.get_layout_engine().set(h_pad=0.15)
+    return fig
+
+
+def plot_bootstrap(decision: Any) -> Figure:
+    """Histogram of the bootstrapped differences with the interval and the minimum improvement."""
+    metric = decision.primary_metric
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), layout="constrained")
+    fig.get_layout_engine().set(h_pad=0.15)  # room for the caption under the axis label
+    ax.set_title(f"Paired bootstrap of the {metric} difference (challenger − champion)")
+    ax.set_xlabel(f"Difference in {metric} on resampled holdout groups")
+    ax.set_ylabel("Bootstrap draws")
+    boot = decision.bootstrap
+    if not boot:
+        ax.text(
+            0.5,
+            0.5,
+            "No champion to compare with",
+            ha="center",
+            va="center",
+            transform=ax.transAxes,
+        )
+        return fig
+    edges, counts = np.asarray(boot["histogram"]["edges"]), np.asarray(boot["histogram"]["counts"])
+    ax.bar(edges[:-1], counts, width=np.diff(edges), align="edge", color="tab:blue", alpha=0.6)
+    level = f"{decision.confidence * 100:.4g}%"
+    ax.axvspan(
+        decision.ci_low,
+        decision.ci_high,
+        color="tab:blue",
+        alpha=0.12,
+        label=f"{level} interval",
+    )
+    ax.axvline(
+        decision.difference,
+        color="tab:blue",
+        lw=1.5,
+        label=f"difference {decision.difference:+.4f}",
+    )
+    ax.axvline(
+        decision.min_improvement,
+        color="tab:red",
+        ls="--",
+        label=f"minimum improvement {decision.min_improvement:+g}",
+    )
+    ax.axvline(0, color="grey", ls=":", lw=0.8)
+    ax.legend(loc="best", fontsize=8)
+    fig.text(
+        0.01,
+        0.005,
+        "Promoted only if the whole shaded interval lies right of the red line.",
+        fontsize=8,
+        style="italic",
+        ha="left",
+        va="bottom",
+    )
+    return fig
+
+
+def open_figures() -> dict[str, Figure]:
+    """Return the open matplotlib figures by a file-safe version of their title."""
+    figures = {}
+    for number in plt.get_fignums():
+        fig = plt.figure(number)
+        title = fig.axes[0].get_title() if fig.axes else f"figure-{number}"
+        title = (fig._suptitle.get_text() if fig._suptitle else None) or title
+        figures[re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-") or f"figure-{number}"] = fig
+    return figures
+
+
+@dataclass
+class Trend:
+    """A metric across runs: (position, value) points, the champion's line, marks and labels."""
+
+    points: list[tuple[int, float]]
+    champion: list[tuple[int, float]]
+    promoted: list[tuple[int, float]]
+    failed: list[int]
+    dates: list[str]
+    title: str
+
+
+def trend_figure(trend: Trend) -> Figure:
+    """The metric of every run with the champion history, promotions and failed runs marked."""
+    xs, ys = zip(*trend.points, strict=True)
+    low, high = min(ys), max(ys)
+    pad = max(0.02, 0.1 * (high - low))
+    fig = Figure(figsize=(9, 3.6), dpi=100, layout="constrained")
+    ax = fig.add_subplot()
+    ax.plot(xs, ys, "o", color="#57606a", label="run")
+    if trend.champion:
+        cx, cy = zip(*trend.champion, strict=True)
+        ax.step(cx, cy, where="post", color="#1a7f37", label="champion")
+    if trend.promoted:
+        px, py = zip(*trend.promoted, strict=True)
+        ax.plot(px, py, "*", color="#bf8700", markersize=14, label="promoted")
+    if trend.failed:
+        bottom = [low - 1.5 * pad] * len(trend.failed)
+        ax.plot(
+            trend.failed, bottom, "x", color="#cf222e", markersize=9, label="failed run (no metric)"
+        )
+    ax.set_title(f"{trend.title} across runs, with the champion history")
+    ax.set_xlabel("Run, oldest to newest (start date)")
+    ax.set_ylabel(trend.title)
+    ax.set_ylim(low - 2 * pad, high + pad)
+    ticks = list(range(0, len(trend.dates), max(1, len(trend.dates) // 10)))
+    ax.set_xticks(ticks)
+    ax.set_xticklabels([trend.dates[i] for i in ticks], rotation=20, ha="right", fontsize=8)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best", fontsize=8)
+    return fig
+
+
+def trend_png(trend: Trend) -> tuple[str, int, int]:
+    """Return the trend figure as base64 PNG with its pixel width and height."""
+    fig = trend_figure(trend)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    width, height = (int(v) for v in fig.get_size_inches() * fig.dpi)
+    return base64.b64encode(buffer.getvalue()).decode("ascii"), width, height
