@@ -201,6 +201,14 @@ class Params(_Strict):
         description="Repeats of the permutation importance on the holdout."
     )
     mlflow_experiment: str = Field(description="MLflow experiment name.")
+    step_timeout_s: Annotated[int, Field(ge=10)] = Field(
+        description="Longest a single notebook cell may run, in seconds; a cell over it fails "
+        "its step (papermill's execution timeout)."
+    )
+    pages_keep_reports: Annotated[int, Field(ge=1)] = Field(
+        description="How many of the newest runs carry their full reports on the site built by "
+        "`leak pages`; the index always lists every run."
+    )
     promotion: PromotionSpec = Field(
         description="Promotion gate: primary_metric, min_improvement, confidence, "
         "n_bootstrap, floors."

@@ -26,7 +26,7 @@ import nbformat
 import yaml
 
 from leaklib import metrics, plots
-from leaklib.runs import NOTEBOOKS, STEPS, list_runs
+from leaklib.runs import NOTEBOOKS, STEPS, list_runs, shown_status
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +106,7 @@ def _run_facts(run: dict[str, Any], *, step: str | None = None) -> dict[str, Any
     duration = step_doc.get("duration_s")
     return {
         "run_id": str(run.get("run_id") or ""),
-        "status": str(run.get("status") or "unknown"),
+        "status": shown_status(run),
         "date": _date(run.get("created_at")),
         "finished": _date(run.get("finished_at")),
         "step_status": str(step_doc.get("status") or "not run"),

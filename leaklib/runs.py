@@ -25,6 +25,8 @@ from leaklib.metadata import RUNS, ConflictError, MetadataError, MetadataStore
 log = logging.getLogger(__name__)
 
 STEPS = ("extract", "train", "evaluate")
+HEARTBEAT_S = 15.0  # how often a running step stamps heartbeat_at
+ABANDONED_AFTER_S = 600.0  # a running record whose heartbeat is older than this was abandoned
 NOTEBOOKS = {"extract": "01_extract", "train": "02_train", "evaluate": "03_evaluate"}
 
 
@@ -259,7 +261,13 @@ def supersede_promotion(
 
 
 def fail_step(
-    store: MetadataStore, run_id: str, step: str, *, error: str, duration_s: float | None = None
+    store: MetadataStore,
+    run_id: str,
+    step: str,
+    *,
+    error: str,
+    duration_s: float | None = None,
+    run_error: str | None = None,
 ) -> dict[str, Any]:
     """Record that a step failed outside the notebook's own record (the runner saw its error).
 
@@ -282,12 +290,56 @@ def fail_step(
             **current,
             "steps": steps,
             "status": "failed",
-            "error": f"{step}: {error}",
+            "error": run_error or f"{step}: {error}",
             "finished_at": stamp,
             "updated_at": stamp,
         }
 
     return store.transact(RUNS, run_id, change)
+
+
+def interrupt(store: MetadataStore, run_id: str, step: str, *, signal: str) -> dict[str, Any]:
+    """Record that the run was stopped by ``signal`` while ``step`` ran: both are failed."""
+    return fail_step(
+        store,
+        run_id,
+        step,
+        error=f"interrupted by {signal}",
+        run_error=f"interrupted during {step} ({signal})",
+    )
+
+
+def heartbeat(store: MetadataStore, run_id: str) -> dict[str, Any]:
+    """Stamp ``heartbeat_at`` on a running run; a finished run is left as it is."""
+
+    def change(current: dict[str, Any] | None) -> dict[str, Any]:
+        if current is None:
+            raise MetadataError(f"run {run_id!r} not found")
+        if current["status"] != "running":
+            return current
+        return {**current, "heartbeat_at": now()}
+
+    return store.transact(RUNS, run_id, change)
+
+
+def shown_status(record: dict[str, Any], *, at: datetime | None = None) -> str:
+    """Return the status a reader should see: ``abandoned`` for a running run gone silent.
+
+    A run is abandoned when it is still ``running`` but its last sign of life (heartbeat,
+    else last update, else creation) is older than :data:`ABANDONED_AFTER_S`.
+    """
+    status = record.get("status") or "unknown"
+    if status != "running":
+        return status
+    last = record.get("heartbeat_at") or record.get("updated_at") or record.get("created_at")
+    try:
+        moment = datetime.fromisoformat(str(last))
+    except ValueError:
+        return status
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    silent = ((at or datetime.now(UTC)) - moment).total_seconds()
+    return "abandoned" if silent > ABANDONED_AFTER_S else status
 
 
 def close_run(store: MetadataStore, run_id: str) -> dict[str, Any]:

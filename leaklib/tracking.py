@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from importlib.metadata import version
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pandas as pd
+import requests
 
 from leaklib.params import Params
 from leaklib.paths import project_root
@@ -57,7 +59,7 @@ def public_uri(uri: str) -> str:
 def configure() -> str:
     """Point MLflow at ``$MLFLOW_TRACKING_URI`` or the local store; return the public URI."""
     mlflow = mlflow_module()
-    uri = os.environ.get("MLFLOW_TRACKING_URI") or local_tracking_uri()
+    uri = tracking_uri()
     mlflow.set_tracking_uri(uri)
     return public_uri(uri)
 
@@ -65,6 +67,55 @@ def configure() -> str:
 def is_local_tracking(uri: str) -> bool:
     """Return True when the tracking store is a local file or sqlite database."""
     return uri.startswith(("sqlite:", "file:")) or "://" not in uri
+
+
+class TrackingUnreachable(RuntimeError):
+    """The MLflow tracking server does not answer; the message names MLFLOW_TRACKING_URI."""
+
+
+def tracking_uri() -> str:
+    """Return the tracking URI a run will use: ``$MLFLOW_TRACKING_URI`` or the local store."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or local_tracking_uri()
+
+
+def check_reachable(*, attempts: int = 3, timeout_s: float = 5.0, backoff_s: float = 2.0) -> str:
+    """Ask a remote tracking server for one experiment, with a bounded retry; return its URI.
+
+    A local store (sqlite, folder) needs no check. Any HTTP answer below 500 except 401/403
+    means the server is there; a refused or timed-out connection, a 5xx, or a refused token
+    after ``attempts`` tries raises :class:`TrackingUnreachable` naming the variable, in at
+    most ``attempts * (timeout_s + backoff_s)`` seconds (21 s by default).
+    """
+    uri = tracking_uri()
+    if is_local_tracking(uri):
+        return public_uri(uri)
+    token = os.environ.get("MLFLOW_TRACKING_TOKEN")
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    url = uri.rstrip("/") + "/api/2.0/mlflow/experiments/search"
+    problem = ""
+    for attempt in range(1, attempts + 1):
+        try:
+            answer = requests.get(
+                url, params={"max_results": 1}, headers=headers, timeout=timeout_s
+            )
+        except requests.RequestException as exc:
+            problem = f"no answer ({type(exc).__name__})"
+        else:
+            if answer.status_code in (401, 403):
+                raise TrackingUnreachable(
+                    f"MLFLOW_TRACKING_URI {public_uri(uri)} refused the credentials "
+                    f"(HTTP {answer.status_code}): check MLFLOW_TRACKING_TOKEN"
+                )
+            if answer.status_code < 500:
+                return public_uri(uri)
+            problem = f"HTTP {answer.status_code}"
+        if attempt < attempts:
+            time.sleep(backoff_s * attempt)
+    raise TrackingUnreachable(
+        f"MLFLOW_TRACKING_URI {public_uri(uri)} is unreachable after {attempts} tries "
+        f"({problem}); start the server, fix the variable, or unset it to track in a local "
+        "mlflow.db"
+    )
 
 
 def experiment_id(name: str) -> str:

@@ -61,8 +61,11 @@ def _run(args: argparse.Namespace) -> int:
         files=args.files,
         overrides=[tuple(o) for o in args.overrides],
         show_code=args.show_code,
+        durable=args.durable,
         progress=lambda line: print(line, flush=True),
     )
+    if result.exit_code:  # ended by a signal: the shell's code for it (143 for SIGTERM)
+        return result.exit_code
     return 0 if result.status == "succeeded" else 1
 
 
@@ -133,6 +136,11 @@ def _add_run(sub: Any) -> None:
     run = sub.add_parser("run", help="run extract -> train -> evaluate and render the reports")
     add_param_options(run)
     run.add_argument("--show-code", action="store_true", help="show code cells in the reports")
+    run.add_argument(
+        "--durable",
+        action="store_true",
+        help="refuse stores that live only on this machine (the CI retrain job sets it)",
+    )
     run.set_defaults(func=_run)
 
 

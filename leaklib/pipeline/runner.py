@@ -11,13 +11,15 @@ from typing import Any
 
 import papermill
 from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+from nbclient.exceptions import CellTimeoutError
 
 from leaklib import reports as reporting
 from leaklib import runs, tracking
 from leaklib.kernel import KERNEL
 from leaklib.metadata import open_metadata_store
 from leaklib.params import Params, load
-from leaklib.paths import project_root
+from leaklib.paths import is_local_path, project_root
+from leaklib.pipeline.guard import Heartbeat, Interrupted, interruptible, stop_kernels
 from leaklib.snapshots import open_snapshot_store
 
 log = logging.getLogger(__name__)
@@ -36,6 +38,7 @@ class RunResult:
     reports: dict[str, Path]
     index: Path | None
     error: str | None
+    exit_code: int | None = None  # set when a signal ended the run (128 + signal number)
 
 
 def notebook_path(step: str) -> Path:
@@ -79,26 +82,63 @@ def execute_step(step: str, *, params: Params, out_dir: Path) -> tuple[Path, str
             cwd=str(project_root()),
             progress_bar=False,
             log_output=False,
-            request_save_on_cell_execute=False,
+            request_save_on_cell_execute=True,  # an interrupted step shows its progress
+            execution_timeout=params.step_timeout_s,
         )
     except papermill.PapermillExecutionError as exc:
         return output, _error_text(exc)
+    except CellTimeoutError:
+        return output, (
+            f"step {step}: a cell ran longer than step_timeout_s = {params.step_timeout_s} s "
+            "and was stopped"
+        )
     except Exception as exc:  # a kernel death or timeout is a failed step, not a crash
         log.exception("step %s could not run", step)
         return output, _error_text(exc)
     return output, None
 
 
+def require_durable(params: Params) -> None:
+    """Refuse stores that live only inside this machine or CI job (``leak run --durable``).
+
+    A scheduled retrain compares with the champion of an earlier pipeline and publishes every
+    run's reports, so its run records and snapshots (models and reports live beside them)
+    must outlive the job.
+    """
+    local = [
+        f"{name} {value!r}"
+        for name, value in (
+            ("snapshot_store", params.snapshot_store),
+            ("metadata_store", params.metadata_store),
+        )
+        if is_local_path(value)
+    ]
+    if local:
+        raise RunnerError(
+            f"--durable: {' and '.join(local)} would live only inside this job and be lost "
+            "when it ends; set LEAK_PARAMS_FILE to a parameter set whose snapshot_store is "
+            "gs://BUCKET/PREFIX and metadata_store firestore://PROJECT/DATABASE (docs/ci.md)"
+        )
+    if tracking.is_local_tracking(tracking.tracking_uri()):
+        log.warning(
+            "MLFLOW_TRACKING_URI is not set: this job's MLflow history (runs, registry) ends "
+            "with the job; the champion and reports are kept in the durable stores"
+        )
+
+
 def _open_run(
-    files: list[str] | None, overrides: list[tuple[str, str]] | None
+    files: list[str] | None, overrides: list[tuple[str, str]] | None, *, durable: bool = False
 ) -> tuple[Params, Any]:
-    """Validate the parameters once, check the stores and record the new run."""
+    """Validate the parameters once, check the stores and MLflow, and record the new run."""
     params = load(files, overrides)
+    if durable:
+        require_durable(params)
     _kernel_ready()
     params = params.model_copy(update={"run_id": params.run_id or runs.new_run_id()})
     store = open_metadata_store(params.metadata_store)
     store.check()
     open_snapshot_store(params.snapshot_store).check()  # a missing bucket stops us before reading
+    tracking.check_reachable()  # an unreachable server fails here in seconds, not in train
     runs.start_run(
         store,
         run_id=params.run_id,
@@ -114,36 +154,43 @@ def run_pipeline(
     files: list[str] | None = None,
     overrides: list[tuple[str, str]] | None = None,
     show_code: bool = False,
+    durable: bool = False,
     progress: Callable[[str], None] = lambda line: None,
 ) -> RunResult:
     """Validate the parameters, then run extract, train and evaluate and render each report.
 
-    Parameter errors raise before anything is written. A failing step stops the run, is
-    recorded as failed with its error, and its executed notebook is rendered all the same.
+    Parameter and store errors raise before anything is written. A failing step stops the
+    run, is recorded as failed with its error, and its executed notebook is rendered all the
+    same. SIGTERM or SIGINT marks the current step and the run failed ("interrupted during
+    <step>"), renders what exists, and ends the result with ``interrupted`` set.
     """
-    params, store = _open_run(files, overrides)
+    params, store = _open_run(files, overrides, durable=durable)
     run_id = params.run_id
     reports_root = project_root() / "reports"
     out_dir = reports_root / run_id
     out_dir.mkdir(parents=True, exist_ok=True)
     progress(f"run {run_id}: {params.dataset.source}")
     executed: dict[str, Path] = {}
-    for number, step in enumerate(runs.STEPS, start=1):
-        started = time.monotonic()
-        output, error = execute_step(step, params=params, out_dir=out_dir)
-        elapsed = time.monotonic() - started
-        if output.exists():
-            executed[step] = output
-        counter = f"[{number}/{len(runs.STEPS)}] {step:<9}"
-        if error:
-            runs.fail_step(store, run_id, step, error=error, duration_s=round(elapsed, 1))
-            progress(f"{counter} FAILED after {elapsed:.1f} s: {error}")
-            break
-        progress(f"{counter} ok in {elapsed:.1f} s")
-    record = runs.close_run(store, run_id)
-    reports, index = _render(
-        store, record, executed, reports_root=reports_root, show_code=show_code
-    )
+    current: list[str] = []  # the step running now, for an interruption's record
+    interrupted: Interrupted | None = None
+    with interruptible():
+        try:
+            _run_steps(params, store, out_dir, executed, current, progress)
+        except Interrupted as stop:
+            interrupted = stop
+            stop_kernels()
+            step = current[-1] if current else runs.STEPS[0]
+            runs.interrupt(store, run_id, step, signal=stop.signal)
+            progress(f"interrupted by {stop.signal} during {step}: recorded, rendering")
+            _collect(out_dir, executed)
+        record = runs.close_run(store, run_id)
+        try:
+            reports, index = _render(
+                store, record, executed, reports_root=reports_root, show_code=show_code
+            )
+        except Interrupted as stop:  # the record is final; leave the rendering unfinished
+            interrupted = interrupted or stop
+            reports, index = {}, None
     final = reports.get("evaluate") or next(reversed(reports.values()), None)
     shown = final.relative_to(project_root()) if final else "(none)"
     progress(f"{record['status']}: report {shown}")
@@ -153,7 +200,42 @@ def run_pipeline(
         reports=reports,
         index=index,
         error=record.get("error"),
+        exit_code=interrupted.exit_code if interrupted else None,
     )
+
+
+def _run_steps(
+    params: Params,
+    store: Any,
+    out_dir: Path,
+    executed: dict[str, Path],
+    current: list[str],
+    progress: Callable[[str], None],
+) -> None:
+    """Execute the notebooks in order under a heartbeat; stop at the first failed step."""
+    run_id = params.run_id
+    with Heartbeat(store, run_id):
+        for number, step in enumerate(runs.STEPS, start=1):
+            current.append(step)
+            started = time.monotonic()
+            output, error = execute_step(step, params=params, out_dir=out_dir)
+            elapsed = time.monotonic() - started
+            if output.exists():
+                executed[step] = output
+            counter = f"[{number}/{len(runs.STEPS)}] {step:<9}"
+            if error:
+                runs.fail_step(store, run_id, step, error=error, duration_s=round(elapsed, 1))
+                progress(f"{counter} FAILED after {elapsed:.1f} s: {error}")
+                return
+            progress(f"{counter} ok in {elapsed:.1f} s")
+
+
+def _collect(out_dir: Path, executed: dict[str, Path]) -> None:
+    """Add the executed notebooks papermill left behind (an interrupted one too)."""
+    for step in runs.STEPS:
+        output = out_dir / notebook_path(step).name
+        if output.exists():
+            executed.setdefault(step, output)
 
 
 def _render(
