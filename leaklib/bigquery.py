@@ -1,6 +1,6 @@
 """Read the input table from BigQuery: ``source: bigquery://PROJECT.DATASET.TABLE``.
 
-Only the columns a run uses are selected (:func:`leaklib.sources.wanted_columns`), so a wide
+Only the columns a run uses are selected (:meth:`leaklib.params.Params.columns`), so a wide
 table costs what those columns cost. Every identifier is checked against BigQuery's naming
 rules and quoted; the optional ``bigquery.where`` filter is SQL whose values come from
 ``bigquery.where_params`` as query parameters, never pasted into the text; ``bigquery.limit``
@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from leaklib.params import Params
-from leaklib.sources import SourceError, wanted_columns
+from leaklib.sources import SourceError
 
 if TYPE_CHECKING:
     from google.cloud import bigquery
@@ -190,7 +190,7 @@ def build_query(params: Params, table: TableRef) -> tuple[str, list[Any]]:
     from google.cloud import bigquery
 
     spec = params.bigquery
-    columns = wanted_columns(params)
+    columns = params.columns()
     for name in columns:
         check_column(name)
     where = spec.where.strip() if spec.where else ""
@@ -308,7 +308,7 @@ def read_bigquery(params: Params, *, client: bigquery.Client | None = None) -> p
     except Exception as exc:  # transport errors: endpoint unreachable
         raise SourceError(f"BigQuery is unreachable while reading {table}: {exc}") from exc
     present = {field.name for field in schema}
-    missing = [c for c in wanted_columns(params) if c not in present]
+    missing = [c for c in params.columns() if c not in present]
     if missing:
         raise SourceError(
             f"BigQuery table {table} has no column(s) {', '.join(missing)} "

@@ -174,6 +174,12 @@ class Params(_Strict):
         """Return the parameters as plain YAML/JSON values, features in long form."""
         return self.model_dump(mode="json")
 
+    def columns(self) -> list[str]:
+        """Return the columns a run reads: features, target, then group and timestamp if set."""
+        columns = [*self.features, self.target]
+        columns += [c for c in (self.group, self.timestamp) if c and c not in columns]
+        return columns
+
 
 def field_names() -> list[str]:
     """Return every parameter name, in the order ``leak params`` shows them."""

@@ -14,7 +14,6 @@ import numpy as np
 import pandas as pd
 
 from leaklib.params import FeatureSpec, Params
-from leaklib.sources import wanted_columns
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +166,7 @@ def validate_table(frame: pd.DataFrame, *, params: Params) -> tuple[pd.DataFrame
     problems: list[str] = []
     if frame.empty:
         raise SchemaError([f"the table from {params.source!r} has no rows"])
-    missing = [c for c in wanted_columns(params) if c not in frame.columns]
+    missing = [c for c in params.columns() if c not in frame.columns]
     for column in missing:
         role = (
             "target"

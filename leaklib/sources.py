@@ -16,13 +16,6 @@ class SourceError(RuntimeError):
     """The input table cannot be read."""
 
 
-def wanted_columns(params: Params) -> list[str]:
-    """Return the columns a run reads: features, target, then group and timestamp if set."""
-    columns = [*params.features, params.target]
-    columns += [c for c in (params.group, params.timestamp) if c and c not in columns]
-    return columns
-
-
 def read_source(params: Params) -> pd.DataFrame:
     """Read the table named by ``params.source`` (local Parquet/CSV or ``bigquery://``)."""
     source = params.source
