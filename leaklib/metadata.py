@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
-from leaklib.paths import is_local, resolve
+from leaklib.paths import is_local_path, resolve
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +149,7 @@ class LocalMetadataStore:
 
 def open_metadata_store(uri: str) -> MetadataStore:
     """Open the store a ``metadata_store`` parameter names (local folder or ``firestore://``)."""
-    if is_local(uri):
+    if is_local_path(uri):
         return LocalMetadataStore(uri)
     if uri.startswith("firestore://"):
         from leaklib.firestore import FirestoreMetadataStore

@@ -20,7 +20,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from leaklib.paths import is_local, resolve
+from leaklib.paths import is_local_path, resolve
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +154,7 @@ class LocalSnapshotStore:
 
 def open_snapshot_store(uri: str) -> SnapshotStore:
     """Open the store a ``snapshot_store`` parameter names (local folder or ``gs://``)."""
-    if is_local(uri):
+    if is_local_path(uri):
         return LocalSnapshotStore(uri)
     if uri.startswith("gs://"):
         from leaklib.gcs import GCSSnapshotStore

@@ -7,7 +7,7 @@ import logging
 import pandas as pd
 
 from leaklib.params import Params
-from leaklib.paths import is_local, resolve
+from leaklib.paths import is_local_path, resolve
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +23,7 @@ def read_source(params: Params) -> pd.DataFrame:
         from leaklib.bigquery import read_bigquery
 
         return read_bigquery(params)
-    if not is_local(source):
+    if not is_local_path(source):
         raise SourceError(
             f"source {source!r} is not supported: use a .parquet/.csv path, a file:// URI "
             "or bigquery://PROJECT.DATASET.TABLE"
