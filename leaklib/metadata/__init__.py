@@ -2,7 +2,7 @@
 
 The local backend keeps one JSON file per document under a folder and serialises
 read-modify-write with a file lock, so it behaves like the Firestore backend
-(:mod:`leaklib.firestore`) and either can be used behind the same parameter.
+(:mod:`leaklib.metadata.firestore`) and either can be used behind the same parameter.
 """
 
 from __future__ import annotations
@@ -152,7 +152,7 @@ def open_metadata_store(uri: str) -> MetadataStore:
     if is_local_path(uri):
         return LocalMetadataStore(uri)
     if uri.startswith("firestore://"):
-        from leaklib.firestore import FirestoreMetadataStore
+        from leaklib.metadata.firestore import FirestoreMetadataStore
 
         return FirestoreMetadataStore.from_uri(uri)
     raise MetadataError(

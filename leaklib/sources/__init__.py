@@ -20,7 +20,7 @@ def read_source(params: Params) -> pd.DataFrame:
     """Read the table named by ``params.source`` (local Parquet/CSV or ``bigquery://``)."""
     source = params.source
     if source.startswith("bigquery://"):
-        from leaklib.bigquery import read_bigquery
+        from leaklib.sources.bigquery import read_bigquery
 
         return read_bigquery(params)
     if not is_local_path(source):

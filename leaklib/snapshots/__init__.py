@@ -157,7 +157,7 @@ def open_snapshot_store(uri: str) -> SnapshotStore:
     if is_local_path(uri):
         return LocalSnapshotStore(uri)
     if uri.startswith("gs://"):
-        from leaklib.gcs import GCSSnapshotStore
+        from leaklib.snapshots.gcs import GCSSnapshotStore
 
         return GCSSnapshotStore.from_uri(uri)
     raise SnapshotError(
