@@ -1,6 +1,6 @@
 """Run records in Firestore: ``firestore://PROJECT/DATABASE[/COLLECTION]``.
 
-The same documents as :class:`leaklib.metadata.LocalMetadataStore`, one per collection and id,
+The same documents as :class:`leaklib.metadata.local.LocalMetadataStore`, one per collection and id,
 in a named Firestore database. ``COLLECTION`` is an optional prefix, so several projects can
 share a database: ``firestore://p/db/leak`` keeps runs in ``leak_runs`` and the champion in
 ``leak_champion``; without it the collections are ``runs`` and ``champion``.
@@ -20,7 +20,7 @@ import re
 import time
 from typing import TYPE_CHECKING, Any
 
-from leaklib.metadata import (
+from leaklib.metadata.base import (
     ConflictError,
     MetadataError,
     Transition,

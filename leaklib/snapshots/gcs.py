@@ -18,7 +18,7 @@ import logging
 import re
 from typing import TYPE_CHECKING
 
-from leaklib.snapshots import SUFFIX, SnapshotError, sha256_hex
+from leaklib.snapshots.base import SUFFIX, SnapshotError, sha256_hex
 
 if TYPE_CHECKING:
     from google.cloud.storage import Bucket, Client

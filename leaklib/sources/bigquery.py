@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from leaklib.params import Params
-from leaklib.sources import SourceError
+from leaklib.sources.base import SourceError
 
 if TYPE_CHECKING:
     from google.cloud import bigquery
@@ -354,3 +354,25 @@ def read_bigquery(params: Params, *, client: bigquery.Client | None = None) -> p
         raise _explain(exc, table, billing) from exc
     log.info("read %d rows x %d columns from %s", len(frame), frame.shape[1], table)
     return frame
+
+
+class BigQueryReader:
+    """Reads the columns a run uses from ``bigquery://PROJECT.DATASET.TABLE``.
+
+    Args:
+        uri: The ``source`` parameter.
+        client: A BigQuery client; built from the environment when omitted.
+    """
+
+    def __init__(self, uri: str, *, client: bigquery.Client | None = None) -> None:
+        self.uri = uri
+        self._client = client
+
+    @classmethod
+    def from_uri(cls, uri: str, *, client: bigquery.Client | None = None) -> BigQueryReader:
+        """Open the reader a ``bigquery://`` source parameter names."""
+        return cls(uri, client=client)
+
+    def read(self, params: Params) -> pd.DataFrame:
+        """Read the table (see :func:`read_bigquery`)."""
+        return read_bigquery(params, client=self._client)
