@@ -18,6 +18,7 @@ import logging
 import re
 from typing import TYPE_CHECKING
 
+from leaklib.gcp import build_client
 from leaklib.snapshots.base import SUFFIX, SnapshotError, sha256_hex
 
 if TYPE_CHECKING:
@@ -86,17 +87,12 @@ class GCSSnapshotStore:
     def client(self) -> Client:
         """The storage client (built from Application Default Credentials on first use)."""
         if self._client is None:
-            from google.auth.exceptions import DefaultCredentialsError
+            # heavy: the storage client is loaded only when a gs:// store is used
             from google.cloud import storage
 
-            try:
-                self._client = storage.Client()
-            except DefaultCredentialsError as exc:
-                raise SnapshotError(
-                    f"snapshot_store {self.uri!r}: no Google credentials found; set "
-                    "GOOGLE_APPLICATION_CREDENTIALS to a service-account key file or run "
-                    f"`gcloud auth application-default login` ({exc})"
-                ) from exc
+            self._client = build_client(
+                storage.Client, subject=f"snapshot_store {self.uri!r}", error=SnapshotError
+            )
         return self._client
 
     @property

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from leaklib.gcp import PROJECT_ID_RULE, build_client, is_project_id
 from leaklib.params import Params
 from leaklib.sources.base import SourceError
 
@@ -41,9 +42,8 @@ SCHEME = "bigquery://"
 ENV_EMULATOR = "BIGQUERY_EMULATOR_HOST"
 ENV_STORAGE_EMULATOR = "BIGQUERY_STORAGE_EMULATOR_HOST"
 
-# BigQuery's naming rules, kept to their plain ASCII core where the rules allow more (table
+# BigQuery's naming rules (project ids: leaklib.gcp), kept to their plain ASCII core where the rules allow more (table
 # names may hold spaces and other Unicode; we refuse those rather than quote them).
-_PROJECT = re.compile(r"^(?:[a-z][a-z0-9.-]{0,61}[a-z0-9]:)?[a-z][a-z0-9-]{4,28}[a-z0-9]$")
 _DATASET = re.compile(r"^[A-Za-z0-9_]{1,1024}$")
 _TABLE = re.compile(r"^[A-Za-z0-9_-]{1,1024}$")
 _COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,299}$")
@@ -72,11 +72,8 @@ class TableRef:
 
 def check_project(project: str) -> str:
     """Refuse a project id that breaks BigQuery's rules; return it unchanged."""
-    if not _PROJECT.match(project):
-        raise SourceError(
-            f"BigQuery project id {project!r} is not valid: 6-30 lowercase letters, digits "
-            "or hyphens, starting with a letter"
-        )
+    if not is_project_id(project):
+        raise SourceError(f"BigQuery project id {project!r} is not valid: {PROJECT_ID_RULE}")
     return project
 
 
@@ -237,7 +234,6 @@ def _storage_client_factory(host: str):
 
 def make_client(project: str) -> bigquery.Client:
     """Build a BigQuery client billed to ``project`` (the emulator's when one is configured)."""
-    from google.auth.exceptions import DefaultCredentialsError
     from google.cloud import bigquery
 
     credentials = None
@@ -257,14 +253,11 @@ def make_client(project: str) -> bigquery.Client:
                     return bqstorage_client or make_read_client()
 
             client_class = EmulatorClient
-    try:
-        return client_class(project=project, credentials=credentials)
-    except DefaultCredentialsError as exc:
-        raise SourceError(
-            "no Google credentials found for the BigQuery source: set "
-            "GOOGLE_APPLICATION_CREDENTIALS to a service-account key file or run "
-            f"`gcloud auth application-default login` ({exc})"
-        ) from exc
+    return build_client(
+        lambda: client_class(project=project, credentials=credentials),
+        subject=f"BigQuery source billed to project {project!r}",
+        error=SourceError,
+    )
 
 
 def _explain(exc: Exception, table: TableRef, billing: str) -> SourceError:
