@@ -128,7 +128,7 @@ class FirestoreMetadataStore:
     def client(self) -> Client:
         """The Firestore client (Application Default Credentials, built on first use)."""
         if self._client is None:
-            # heavy: the Firestore client is loaded only when a firestore:// store is used
+            # heavy: Google client loaded only when a firestore:// store is used
             from google.cloud import firestore
 
             self._client = build_client(
@@ -150,6 +150,7 @@ class FirestoreMetadataStore:
 
     def _explain(self, exc: Exception, action: str) -> MetadataError:
         """Turn a client error into a MetadataError naming the database and the cause."""
+        # heavy: Google client loaded only when a firestore:// store is used
         from google.api_core import exceptions as gex
 
         where = f"Firestore database {self.database!r} in project {self.project!r}"
@@ -168,6 +169,7 @@ class FirestoreMetadataStore:
 
     def check(self) -> None:
         """Fail clearly unless the database exists and can be read."""
+        # heavy: Google client loaded only when a firestore:// store is used
         from google.api_core import exceptions as gex
         from google.api_core.retry import Retry
 
@@ -189,6 +191,7 @@ class FirestoreMetadataStore:
 
     def get(self, collection: str, doc_id: str) -> dict[str, Any] | None:
         """Return a document, or None."""
+        # heavy: Google client loaded only when a firestore:// store is used
         from google.api_core import exceptions as gex
 
         try:
@@ -199,6 +202,7 @@ class FirestoreMetadataStore:
 
     def create(self, collection: str, doc_id: str, data: dict[str, Any]) -> None:
         """Create a document once; ConflictError if it exists."""
+        # heavy: Google client loaded only when a firestore:// store is used
         from google.api_core import exceptions as gex
 
         try:
@@ -214,6 +218,7 @@ class FirestoreMetadataStore:
         ``change`` may run more than once when another writer commits first (the transaction
         is retried on the new state), so it must depend only on the document it is given.
         """
+        # heavy: Google client loaded only when a firestore:// store is used
         from google.api_core import exceptions as gex
         from google.cloud import firestore
 
@@ -252,6 +257,7 @@ class FirestoreMetadataStore:
 
     def list(self, collection: str) -> list[dict[str, Any]]:
         """Return every document of a collection."""
+        # heavy: Google client loaded only when a firestore:// store is used
         from google.api_core import exceptions as gex
 
         try:
