@@ -1,8 +1,8 @@
 """Run records in Firestore: ``firestore://PROJECT/DATABASE[/COLLECTION]``.
 
-The same documents as :class:`leaklib.metadata.local.LocalMetadataStore`, one per collection and id,
-in a named Firestore database. ``COLLECTION`` is an optional prefix, so several projects can
-share a database: ``firestore://p/db/leak`` keeps runs in ``leak_runs`` and the champion in
+The same documents as :class:`leaklib.metadata.local.LocalMetadataStore`, one per collection
+and id, in a named Firestore database. ``COLLECTION`` is an optional prefix, so several projects
+can share a database: ``firestore://p/db/leak`` keeps runs in ``leak_runs`` and the champion in
 ``leak_champion``; without it the collections are ``runs`` and ``champion``.
 
 ``transact`` runs in a Firestore transaction (retried by the client on contention), so two
