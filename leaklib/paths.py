@@ -31,6 +31,6 @@ def resolve(path: str | Path) -> Path:
     return candidate if candidate.is_absolute() else project_root() / candidate
 
 
-def is_local(uri: str) -> bool:
+def is_local_path(uri: str) -> bool:
     """Return True for a plain path or ``file://`` URI, False for a cloud URI."""
     return "://" not in uri or uri.startswith("file://")

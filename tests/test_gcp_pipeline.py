@@ -17,7 +17,7 @@ import pytest
 
 from leaklib import params as P
 from leaklib.schema import limit_groups
-from leaklib.sources import read_source, wanted_columns
+from leaklib.sources import read_source
 from tests.conftest import leak, make_project
 
 pytestmark = [pytest.mark.emulators, pytest.mark.slow]
@@ -76,7 +76,7 @@ def test_leak_run_on_bigquery_cloud_storage_and_firestore(
     # the smoke data, from the local smoke source: the groups it keeps plus one more, so the
     # run has to apply max_groups to the BigQuery table too
     smoke = P.load([project / "parameters" / "smoke.yaml"])
-    local = read_source(smoke)[wanted_columns(smoke)]
+    local = read_source(smoke)[smoke.columns()]
     seeded = limit_groups(local, group=smoke.group, max_groups=smoke.max_groups + 1)
     kept = limit_groups(local, group=smoke.group, max_groups=smoke.max_groups)
     dataset = f"{bigquery_emulator.extra['project']}.smoke_{uuid.uuid4().hex[:8]}"

@@ -101,3 +101,16 @@ def test_notebook_parameter_cells_match_the_defaults(path):
     assert parameters_cell_of(nb).source == parameter_cell(names), (
         "run `leak params --sync-notebooks` after changing parameters/default.yaml"
     )
+
+
+def test_columns_are_features_target_then_group_and_timestamp(params):
+    assert params.columns() == [
+        "p_a",
+        "p_b",
+        "zone",
+        "valve_open",
+        "leaks",
+        "scenario_id",
+        "timestamp",
+    ]
+    assert params.model_copy(update={"timestamp": None}).columns()[-1] == "scenario_id"

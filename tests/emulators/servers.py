@@ -357,7 +357,7 @@ def start_bigquery(project: str = "leak-test") -> Iterator[Emulator]:
             "bigquery",
             url,
             # the Storage Read API endpoint is in extra["grpc"], not in env: bqemulator 1.4.0
-            # cannot serve query results over it (see tests/test_bigquery.py)
+            # cannot serve query results over it (see tests/sources/test_bigquery.py)
             {"BIGQUERY_EMULATOR_HOST": url},
             p,
             log,

@@ -1,8 +1,8 @@
 """Run records in Firestore: ``firestore://PROJECT/DATABASE[/COLLECTION]``.
 
-The same documents as :class:`leaklib.metadata.LocalMetadataStore`, one per collection and id,
-in a named Firestore database. ``COLLECTION`` is an optional prefix, so several projects can
-share a database: ``firestore://p/db/leak`` keeps runs in ``leak_runs`` and the champion in
+The same documents as :class:`leaklib.metadata.local.LocalMetadataStore`, one per collection
+and id, in a named Firestore database. ``COLLECTION`` is an optional prefix, so several projects
+can share a database: ``firestore://p/db/leak`` keeps runs in ``leak_runs`` and the champion in
 ``leak_champion``; without it the collections are ``runs`` and ``champion``.
 
 ``transact`` runs in a Firestore transaction (retried by the client on contention), so two
@@ -20,7 +20,8 @@ import re
 import time
 from typing import TYPE_CHECKING, Any
 
-from leaklib.metadata import (
+from leaklib.gcp import PROJECT_ID_RULE, build_client, is_project_id
+from leaklib.metadata.base import (
     ConflictError,
     MetadataError,
     Transition,
@@ -33,10 +34,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Project ids: 6-30 lowercase letters, digits and hyphens, starting with a letter (legacy
-# domain-scoped ids "example.com:my-project" too). Database ids: "(default)" or 4-63 lowercase
-# letters, digits and hyphens, starting with a letter and not ending with a hyphen.
-_PROJECT = re.compile(r"^(?:[a-z0-9.-]+:)?[a-z][a-z0-9-]{4,28}[a-z0-9]$")
+# Database ids: "(default)" or 4-63 lowercase letters, digits and hyphens, starting with a
+# letter and not ending with a hyphen. Project ids follow leaklib.gcp.
 _DATABASE = re.compile(r"^(?:\(default\)|[a-z][a-z0-9-]{2,61}[a-z0-9])$")
 _PREFIX = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
 # Firestore cannot hold an array directly inside an array; such lists are wrapped in a map
@@ -54,10 +53,9 @@ def parse_firestore_uri(uri: str) -> tuple[str, str, str | None]:
         )
     project, database, *rest = parts
     prefix = rest[0] if rest else None
-    if not _PROJECT.match(project):
+    if not is_project_id(project):
         raise MetadataError(
-            f"metadata_store {uri!r}: project id {project!r} is not valid (6-30 lowercase "
-            "letters, digits or hyphens, starting with a letter)"
+            f"metadata_store {uri!r}: project id {project!r} is not valid ({PROJECT_ID_RULE})"
         )
     if not _DATABASE.match(database):
         raise MetadataError(
@@ -130,17 +128,14 @@ class FirestoreMetadataStore:
     def client(self) -> Client:
         """The Firestore client (Application Default Credentials, built on first use)."""
         if self._client is None:
-            from google.auth.exceptions import DefaultCredentialsError
+            # heavy: Google client loaded only when a firestore:// store is used
             from google.cloud import firestore
 
-            try:
-                self._client = firestore.Client(project=self.project, database=self.database)
-            except DefaultCredentialsError as exc:
-                raise MetadataError(
-                    f"metadata_store {self.uri!r}: no Google credentials found; set "
-                    "GOOGLE_APPLICATION_CREDENTIALS to a service-account key file or run "
-                    f"`gcloud auth application-default login` ({exc})"
-                ) from exc
+            self._client = build_client(
+                lambda: firestore.Client(project=self.project, database=self.database),
+                subject=f"metadata_store {self.uri!r}",
+                error=MetadataError,
+            )
         return self._client
 
     def collection_name(self, collection: str) -> str:
@@ -155,6 +150,7 @@ class FirestoreMetadataStore:
 
     def _explain(self, exc: Exception, action: str) -> MetadataError:
         """Turn a client error into a MetadataError naming the database and the cause."""
+        # heavy: Google client loaded only when a firestore:// store is used
         from google.api_core import exceptions as gex
 
         where = f"Firestore database {self.database!r} in project {self.project!r}"
@@ -173,6 +169,7 @@ class FirestoreMetadataStore:
 
     def check(self) -> None:
         """Fail clearly unless the database exists and can be read."""
+        # heavy: Google client loaded only when a firestore:// store is used
         from google.api_core import exceptions as gex
         from google.api_core.retry import Retry
 
@@ -194,6 +191,7 @@ class FirestoreMetadataStore:
 
     def get(self, collection: str, doc_id: str) -> dict[str, Any] | None:
         """Return a document, or None."""
+        # heavy: Google client loaded only when a firestore:// store is used
         from google.api_core import exceptions as gex
 
         try:
@@ -204,6 +202,7 @@ class FirestoreMetadataStore:
 
     def create(self, collection: str, doc_id: str, data: dict[str, Any]) -> None:
         """Create a document once; ConflictError if it exists."""
+        # heavy: Google client loaded only when a firestore:// store is used
         from google.api_core import exceptions as gex
 
         try:
@@ -219,6 +218,7 @@ class FirestoreMetadataStore:
         ``change`` may run more than once when another writer commits first (the transaction
         is retried on the new state), so it must depend only on the document it is given.
         """
+        # heavy: Google client loaded only when a firestore:// store is used
         from google.api_core import exceptions as gex
         from google.cloud import firestore
 
@@ -257,6 +257,7 @@ class FirestoreMetadataStore:
 
     def list(self, collection: str) -> list[dict[str, Any]]:
         """Return every document of a collection."""
+        # heavy: Google client loaded only when a firestore:// store is used
         from google.api_core import exceptions as gex
 
         try:

@@ -1,79 +1,29 @@
-"""Run records in a store with Firestore's document model: collection / document id -> JSON.
+"""Run records in a local folder: one JSON file per document, updated under a file lock.
 
-The local backend keeps one JSON file per document under a folder and serialises
-read-modify-write with a file lock, so it behaves like the Firestore backend
-(:mod:`leaklib.firestore`) and either can be used behind the same parameter.
+Read-modify-write is serialised with a lock per collection, so this store behaves like the
+Firestore backend (:mod:`leaklib.metadata.firestore`) and either can be used behind the same
+parameter.
 """
 
 from __future__ import annotations
 
 import fcntl
 import json
-import logging
 import os
-import re
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from leaklib.paths import is_local, resolve
-
-log = logging.getLogger(__name__)
-
-RUNS = "runs"
-CHAMPION = "champion"
-_DOC_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
-
-
-class MetadataError(RuntimeError):
-    """A run record cannot be read or written."""
-
-
-class ConflictError(MetadataError):
-    """A document already exists, or changed under a transition that forbade it."""
-
-
-Transition = Callable[[dict[str, Any] | None], dict[str, Any]]
-
-
-class MetadataStore(Protocol):
-    """Documents by collection and id. Backends: local folder, Firestore."""
-
-    uri: str
-
-    def check(self) -> None:
-        """Raise MetadataError unless the store is reachable and writable."""
-
-    def get(self, collection: str, doc_id: str) -> dict[str, Any] | None:
-        """Return a document, or None when it does not exist."""
-
-    def create(self, collection: str, doc_id: str, data: dict[str, Any]) -> None:
-        """Create a document; ConflictError if it exists already."""
-
-    def transact(self, collection: str, doc_id: str, change: Transition) -> dict[str, Any]:
-        """Atomically replace a document with ``change(current)`` and return the new one.
-
-        ``change`` may raise ConflictError to refuse the transition; nothing is written then.
-        """
-
-    def list(self, collection: str) -> list[dict[str, Any]]:
-        """Return every document of a collection (order unspecified)."""
-
-
-def check_doc_id(doc_id: str) -> str:
-    """Refuse a document id that is not a plain, path-safe name."""
-    if not _DOC_ID.match(doc_id):
-        raise MetadataError(
-            f"document id {doc_id!r} is not allowed: use letters, digits, '.', '_' or '-'"
-        )
-    return doc_id
-
-
-def to_json_safe(value: Any) -> Any:
-    """Round-trip through JSON so every backend stores the same plain types."""
-    return json.loads(json.dumps(value, default=str))
+from leaklib.metadata.base import (
+    ConflictError,
+    MetadataError,
+    Transition,
+    check_doc_id,
+    to_json_safe,
+)
+from leaklib.paths import resolve
 
 
 class LocalMetadataStore:
@@ -82,6 +32,11 @@ class LocalMetadataStore:
     def __init__(self, folder: str | Path) -> None:
         self.folder = resolve(folder)
         self.uri = self.folder.as_uri()
+
+    @classmethod
+    def from_uri(cls, uri: str) -> LocalMetadataStore:
+        """Open the store a local ``metadata_store`` parameter names (path or ``file://``)."""
+        return cls(uri)
 
     def check(self) -> None:
         """Create the folder if needed and fail clearly if it cannot be written."""
@@ -145,17 +100,3 @@ class LocalMetadataStore:
         if not folder.is_dir():
             return []
         return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
-
-
-def open_metadata_store(uri: str) -> MetadataStore:
-    """Open the store a ``metadata_store`` parameter names (local folder or ``firestore://``)."""
-    if is_local(uri):
-        return LocalMetadataStore(uri)
-    if uri.startswith("firestore://"):
-        from leaklib.firestore import FirestoreMetadataStore
-
-        return FirestoreMetadataStore.from_uri(uri)
-    raise MetadataError(
-        f"metadata_store {uri!r} is not supported: use a local folder or "
-        "firestore://PROJECT/DATABASE[/COLLECTION]"
-    )

@@ -6,7 +6,6 @@ from leaklib.metadata import (
     ConflictError,
     LocalMetadataStore,
     MetadataError,
-    open_metadata_store,
 )
 
 
@@ -59,8 +58,3 @@ def test_concurrent_transitions_never_lose_an_update(store):
 def test_path_like_ids_are_refused(store):
     with pytest.raises(MetadataError, match=r"document id '\.\./x' is not allowed"):
         store.get("runs", "../x")
-
-
-def test_unknown_scheme_is_refused():
-    with pytest.raises(MetadataError, match="is not supported"):
-        open_metadata_store("mongodb://x")

@@ -18,7 +18,8 @@ import logging
 import re
 from typing import TYPE_CHECKING
 
-from leaklib.snapshots import SUFFIX, SnapshotError, sha256_hex
+from leaklib.gcp import build_client
+from leaklib.snapshots.base import SUFFIX, SnapshotError, sha256_hex
 
 if TYPE_CHECKING:
     from google.cloud.storage import Bucket, Client
@@ -86,17 +87,12 @@ class GCSSnapshotStore:
     def client(self) -> Client:
         """The storage client (built from Application Default Credentials on first use)."""
         if self._client is None:
-            from google.auth.exceptions import DefaultCredentialsError
+            # heavy: Google client loaded only when a gs:// store is used
             from google.cloud import storage
 
-            try:
-                self._client = storage.Client()
-            except DefaultCredentialsError as exc:
-                raise SnapshotError(
-                    f"snapshot_store {self.uri!r}: no Google credentials found; set "
-                    "GOOGLE_APPLICATION_CREDENTIALS to a service-account key file or run "
-                    f"`gcloud auth application-default login` ({exc})"
-                ) from exc
+            self._client = build_client(
+                storage.Client, subject=f"snapshot_store {self.uri!r}", error=SnapshotError
+            )
         return self._client
 
     @property
@@ -113,6 +109,7 @@ class GCSSnapshotStore:
 
     def _explain(self, exc: Exception, action: str) -> SnapshotError:
         """Turn a client error into a SnapshotError that names the bucket and the cause."""
+        # heavy: Google client loaded only when a gs:// store is used
         from google.api_core import exceptions as gex
 
         if isinstance(exc, gex.NotFound):
@@ -130,6 +127,7 @@ class GCSSnapshotStore:
 
     def check(self) -> None:
         """Fail clearly unless the bucket exists and its objects can be listed."""
+        # heavy: Google client loaded only when a gs:// store is used
         from google.api_core import exceptions as gex
         from google.cloud.storage.retry import DEFAULT_RETRY
 
@@ -153,6 +151,7 @@ class GCSSnapshotStore:
 
     def exists(self, sha256: str) -> bool:
         """Return True when an object with this hash is stored."""
+        # heavy: Google client loaded only when a gs:// store is used
         from google.api_core import exceptions as gex
 
         try:
@@ -162,6 +161,7 @@ class GCSSnapshotStore:
 
     def _same_content(self, sha256: str, data: bytes) -> None:
         """Check that the stored object holds ``data``, without downloading it when possible."""
+        # heavy: Google client loaded only when a gs:// store is used
         from google.api_core import exceptions as gex
 
         uri = self._object_uri(sha256)
@@ -189,6 +189,7 @@ class GCSSnapshotStore:
 
     def put(self, data: bytes, *, sha256: str) -> tuple[str, bool]:
         """Create the object once; an existing object with this hash is checked and reused."""
+        # heavy: Google client loaded only when a gs:// store is used
         from google.api_core import exceptions as gex
 
         actual = sha256_hex(data)
@@ -220,6 +221,7 @@ class GCSSnapshotStore:
 
     def get(self, sha256: str) -> bytes:
         """Read an object and verify its bytes and its metadata against the hash."""
+        # heavy: Google client loaded only when a gs:// store is used
         from google.api_core import exceptions as gex
         from google.resumable_media import DataCorruption
 

@@ -7,7 +7,6 @@ import threading
 import pandas as pd
 import pytest
 
-from leaklib.gcs import GCSSnapshotStore, parse_gs_uri
 from leaklib.snapshots import (
     SnapshotError,
     load_snapshot,
@@ -15,6 +14,7 @@ from leaklib.snapshots import (
     sha256_hex,
     snapshot_table,
 )
+from leaklib.snapshots.gcs import GCSSnapshotStore, parse_gs_uri
 
 pytestmark = pytest.mark.emulators
 

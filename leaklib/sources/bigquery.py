@@ -1,6 +1,6 @@
 """Read the input table from BigQuery: ``source: bigquery://PROJECT.DATASET.TABLE``.
 
-Only the columns a run uses are selected (:func:`leaklib.sources.wanted_columns`), so a wide
+Only the columns a run uses are selected (:meth:`leaklib.params.Params.columns`), so a wide
 table costs what those columns cost. Every identifier is checked against BigQuery's naming
 rules and quoted; the optional ``bigquery.where`` filter is SQL whose values come from
 ``bigquery.where_params`` as query parameters, never pasted into the text; ``bigquery.limit``
@@ -29,8 +29,9 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from leaklib.gcp import PROJECT_ID_RULE, build_client, is_project_id
 from leaklib.params import Params
-from leaklib.sources import SourceError
+from leaklib.sources.base import SourceError
 
 if TYPE_CHECKING:
     from google.cloud import bigquery
@@ -41,9 +42,8 @@ SCHEME = "bigquery://"
 ENV_EMULATOR = "BIGQUERY_EMULATOR_HOST"
 ENV_STORAGE_EMULATOR = "BIGQUERY_STORAGE_EMULATOR_HOST"
 
-# BigQuery's naming rules, kept to their plain ASCII core where the rules allow more (table
+# BigQuery's naming rules (project ids: leaklib.gcp), kept to their plain ASCII core where the rules allow more (table
 # names may hold spaces and other Unicode; we refuse those rather than quote them).
-_PROJECT = re.compile(r"^(?:[a-z][a-z0-9.-]{0,61}[a-z0-9]:)?[a-z][a-z0-9-]{4,28}[a-z0-9]$")
 _DATASET = re.compile(r"^[A-Za-z0-9_]{1,1024}$")
 _TABLE = re.compile(r"^[A-Za-z0-9_-]{1,1024}$")
 _COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,299}$")
@@ -72,11 +72,8 @@ class TableRef:
 
 def check_project(project: str) -> str:
     """Refuse a project id that breaks BigQuery's rules; return it unchanged."""
-    if not _PROJECT.match(project):
-        raise SourceError(
-            f"BigQuery project id {project!r} is not valid: 6-30 lowercase letters, digits "
-            "or hyphens, starting with a letter"
-        )
+    if not is_project_id(project):
+        raise SourceError(f"BigQuery project id {project!r} is not valid: {PROJECT_ID_RULE}")
     return project
 
 
@@ -140,6 +137,7 @@ def _scalar_type(value: Any, name: str) -> str:
 
 def query_parameters(values: dict[str, Any]) -> list[Any]:
     """Turn ``bigquery.where_params`` into typed BigQuery query parameters."""
+    # heavy: Google client loaded only when a bigquery:// source is read
     from google.cloud import bigquery
 
     parameters: list[Any] = []
@@ -187,6 +185,7 @@ def check_where(where: str, names: set[str]) -> str:
 
 def build_query(params: Params, table: TableRef) -> tuple[str, list[Any]]:
     """Return the SELECT for a run and its query parameters."""
+    # heavy: Google client loaded only when a bigquery:// source is read
     from google.cloud import bigquery
 
     spec = params.bigquery
@@ -223,6 +222,7 @@ def _storage_client_factory(host: str):
     """Return a BigQueryReadClient factory that talks plain gRPC to an emulator at ``host``."""
 
     def make():
+        # heavy: gRPC and the Storage Read client loaded only when an emulator serves it
         import grpc
         from google.cloud.bigquery_storage_v1 import BigQueryReadClient
         from google.cloud.bigquery_storage_v1.services.big_query_read.transports import (
@@ -237,14 +237,13 @@ def _storage_client_factory(host: str):
 
 def make_client(project: str) -> bigquery.Client:
     """Build a BigQuery client billed to ``project`` (the emulator's when one is configured)."""
-    from google.auth.exceptions import DefaultCredentialsError
+    # heavy: Google client loaded only when a bigquery:// source is read
+    from google.auth.credentials import AnonymousCredentials
     from google.cloud import bigquery
 
     credentials = None
     client_class = bigquery.Client
     if os.environ.get(ENV_EMULATOR):
-        from google.auth.credentials import AnonymousCredentials
-
         credentials = AnonymousCredentials()
         storage_host = os.environ.get(ENV_STORAGE_EMULATOR)
         if storage_host:
@@ -257,17 +256,15 @@ def make_client(project: str) -> bigquery.Client:
                     return bqstorage_client or make_read_client()
 
             client_class = EmulatorClient
-    try:
-        return client_class(project=project, credentials=credentials)
-    except DefaultCredentialsError as exc:
-        raise SourceError(
-            "no Google credentials found for the BigQuery source: set "
-            "GOOGLE_APPLICATION_CREDENTIALS to a service-account key file or run "
-            f"`gcloud auth application-default login` ({exc})"
-        ) from exc
+    return build_client(
+        lambda: client_class(project=project, credentials=credentials),
+        subject=f"BigQuery source billed to project {project!r}",
+        error=SourceError,
+    )
 
 
 def _explain(exc: Exception, table: TableRef, billing: str) -> SourceError:
+    # heavy: Google client loaded only when a bigquery:// source is read
     from google.api_core import exceptions as gex
 
     if isinstance(exc, gex.NotFound):
@@ -283,23 +280,12 @@ def _explain(exc: Exception, table: TableRef, billing: str) -> SourceError:
     return SourceError(f"reading BigQuery table {table} failed: {exc}")
 
 
-def read_bigquery(params: Params, *, client: bigquery.Client | None = None) -> pd.DataFrame:
-    """Read the columns a run uses from the table ``params.dataset.source`` names.
-
-    Args:
-        params: The run's parameters (``source``, the columns, ``bigquery``, ``max_groups``).
-        client: A BigQuery client; built from the environment, billed to
-            ``bigquery.billing_project`` or the table's project, when omitted.
-    """
-    import pandas_gbq
+def _require_columns(
+    client: bigquery.Client, table: TableRef, billing: str, params: Params
+) -> None:
+    """Fail naming every column the run needs that the table lacks (before any query runs)."""
+    # heavy: Google client loaded only when a bigquery:// source is read
     from google.api_core import exceptions as gex
-    from pandas_gbq.exceptions import GenericGBQException
-
-    table = parse_table(params.dataset.source)
-    billing = params.bigquery.billing_project or table.project
-    check_project(billing)
-    sql, parameters = build_query(params, table)
-    client = client or make_client(billing)
 
     try:
         schema = client.get_table(str(table)).schema
@@ -315,42 +301,109 @@ def read_bigquery(params: Params, *, client: bigquery.Client | None = None) -> p
             f"(it has: {', '.join(sorted(present))})"
         )
 
-    use_storage = params.bigquery.use_storage_api
-    if use_storage and os.environ.get(ENV_EMULATOR) and not os.environ.get(ENV_STORAGE_EMULATOR):
+
+def _storage_api_usable(wanted: bool) -> bool:
+    """Return whether to download through the Storage Read API (an emulator may lack it)."""
+    if wanted and os.environ.get(ENV_EMULATOR) and not os.environ.get(ENV_STORAGE_EMULATOR):
         log.info("BigQuery emulator without %s: Storage Read API not used", ENV_STORAGE_EMULATOR)
-        use_storage = False
+        return False
+    return wanted
+
+
+def _run_query(
+    client: bigquery.Client, sql: str, parameters: list[Any], *, use_storage: bool
+) -> pd.DataFrame:
+    """Run the query and download its result (pandas-gbq's warnings about itself silenced)."""
+    # heavy: pandas-gbq loaded only when a bigquery:// source is read
+    import pandas_gbq
+
     configuration = {
         "query": {
             "parameterMode": "NAMED",
             "queryParameters": [p.to_api_repr() for p in parameters],
         }
     }
-    log.info("reading %s billed to %s: %s", table, billing, sql)
+    with warnings.catch_warnings():
+        # pandas-gbq warns about its own internals (user-agent format, to_dataframe)
+        warnings.filterwarnings("ignore", category=PendingDeprecationWarning)
+        return pandas_gbq.read_gbq(
+            sql,
+            bigquery_client=client,
+            configuration=configuration,
+            use_bqstorage_api=use_storage,
+            progress_bar_type=None,
+        )
 
-    def run(storage: bool) -> pd.DataFrame:
-        with warnings.catch_warnings():
-            # pandas-gbq warns about its own internals (user-agent format, to_dataframe)
-            warnings.filterwarnings("ignore", category=PendingDeprecationWarning)
-            return pandas_gbq.read_gbq(
-                sql,
-                bigquery_client=client,
-                configuration=configuration,
-                use_bqstorage_api=storage,
-                progress_bar_type=None,
-            )
+
+def _download(
+    client: bigquery.Client,
+    sql: str,
+    parameters: list[Any],
+    *,
+    use_storage: bool,
+    table: TableRef,
+    billing: str,
+) -> pd.DataFrame:
+    """Run the query; when the Storage Read API is refused, read through the REST API."""
+    # heavy: Google client and pandas-gbq loaded only when a bigquery:// source is read
+    from google.api_core import exceptions as gex
+    from pandas_gbq.exceptions import GenericGBQException
 
     try:
         try:
-            frame = run(use_storage)
+            return _run_query(client, sql, parameters, use_storage=use_storage)
         except (GenericGBQException, gex.Forbidden, gex.PermissionDenied) as exc:
             forbidden = isinstance(exc, gex.Forbidden) or isinstance(exc.__cause__, gex.Forbidden)
             if not (use_storage and forbidden):
                 raise
             log.warning("Storage Read API refused (%s); reading through the REST API", exc)
-            frame = run(False)
+            return _run_query(client, sql, parameters, use_storage=False)
     except GenericGBQException as exc:
         raise _explain(exc.__cause__ or exc, table, billing) from exc
     except gex.GoogleAPIError as exc:
         raise _explain(exc, table, billing) from exc
+
+
+def read_bigquery(params: Params, *, client: bigquery.Client | None = None) -> pd.DataFrame:
+    """Read the columns a run uses from the table ``params.dataset.source`` names.
+
+    Args:
+        params: The run's parameters (``source``, the columns, ``bigquery``, ``max_groups``).
+        client: A BigQuery client; built from the environment, billed to
+            ``bigquery.billing_project`` or the table's project, when omitted.
+    """
+    table = parse_table(params.dataset.source)
+    billing = params.bigquery.billing_project or table.project
+    check_project(billing)
+    sql, parameters = build_query(params, table)
+    client = client or make_client(billing)
+    _require_columns(client, table, billing, params)
+    use_storage = _storage_api_usable(params.bigquery.use_storage_api)
+    log.info("reading %s billed to %s: %s", table, billing, sql)
+    frame = _download(
+        client, sql, parameters, use_storage=use_storage, table=table, billing=billing
+    )
     log.info("read %d rows x %d columns from %s", len(frame), frame.shape[1], table)
     return frame
+
+
+class BigQueryReader:
+    """Reads the columns a run uses from ``bigquery://PROJECT.DATASET.TABLE``.
+
+    Args:
+        uri: The ``source`` parameter.
+        client: A BigQuery client; built from the environment when omitted.
+    """
+
+    def __init__(self, uri: str, *, client: bigquery.Client | None = None) -> None:
+        self.uri = uri
+        self._client = client
+
+    @classmethod
+    def from_uri(cls, uri: str, *, client: bigquery.Client | None = None) -> BigQueryReader:
+        """Open the reader a ``bigquery://`` source parameter names."""
+        return cls(uri, client=client)
+
+    def read(self, params: Params) -> pd.DataFrame:
+        """Read the table (see :func:`read_bigquery`)."""
+        return read_bigquery(params, client=self._client)

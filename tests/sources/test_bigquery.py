@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from leaklib import params as P
-from leaklib.bigquery import build_query, make_client, parse_table, read_bigquery
 from leaklib.sources import SourceError, read_source
+from leaklib.sources.bigquery import build_query, make_client, parse_table, read_bigquery
 
 pytestmark = pytest.mark.emulators
 
@@ -144,7 +144,7 @@ def test_billing_project_is_where_the_query_job_runs(source, dataset):
 
 
 def test_storage_api_is_not_used_against_an_emulator_without_its_grpc_endpoint(source, caplog):
-    with caplog.at_level(logging.INFO, logger="leaklib.bigquery"):
+    with caplog.at_level(logging.INFO, logger="leaklib.sources.bigquery"):
         frame = read_bigquery(make_params(source, use_storage_api=True))
 
     assert len(frame) == len(ROWS)

@@ -7,7 +7,6 @@ import threading
 import pytest
 
 from leaklib import runs
-from leaklib.firestore import FirestoreMetadataStore, decode, encode, parse_firestore_uri
 from leaklib.metadata import (
     RUNS,
     ConflictError,
@@ -15,6 +14,7 @@ from leaklib.metadata import (
     MetadataError,
     open_metadata_store,
 )
+from leaklib.metadata.firestore import FirestoreMetadataStore, decode, encode, parse_firestore_uri
 
 pytestmark = pytest.mark.emulators
 

@@ -1,0 +1,79 @@
+"""Snapshots in a local folder: ``<folder>/<sha256>.parquet``, written atomically, read-only."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from leaklib.paths import resolve
+from leaklib.snapshots.base import SUFFIX, SnapshotError, sha256_hex
+
+
+class LocalSnapshotStore:
+    """Snapshots as files ``<folder>/<sha256>.parquet``, written atomically and read-only."""
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = resolve(folder)
+        self.uri = self.folder.as_uri()
+
+    @classmethod
+    def from_uri(cls, uri: str) -> LocalSnapshotStore:
+        """Open the store a local ``snapshot_store`` parameter names (path or ``file://``)."""
+        return cls(uri)
+
+    def _path(self, sha256: str) -> Path:
+        return self.folder / f"{sha256}{SUFFIX}"
+
+    def check(self) -> None:
+        """Create the folder if needed and fail clearly if it cannot be written."""
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SnapshotError(
+                f"snapshot_store {str(self.folder)!r} cannot be created: {exc}"
+            ) from exc
+        if not os.access(self.folder, os.W_OK):
+            raise SnapshotError(f"snapshot_store {str(self.folder)!r} is not writable")
+
+    def exists(self, sha256: str) -> bool:
+        """Return True when the snapshot file is present."""
+        return self._path(sha256).is_file()
+
+    def put(self, data: bytes, *, sha256: str) -> tuple[str, bool]:
+        """Write the bytes once; an existing file with this hash is verified and reused."""
+        self.check()
+        target = self._path(sha256)
+        if target.exists():
+            self.get(sha256)
+            return target.as_uri(), False
+        fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".incoming-", suffix=SUFFIX)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.chmod(tmp, 0o444)
+            try:
+                os.link(tmp, target)  # fails if another writer got there first: never replaces
+                created = True
+            except FileExistsError:
+                created = False
+        finally:
+            os.unlink(tmp)
+        if not created:
+            self.get(sha256)
+        return target.as_uri(), created
+
+    def get(self, sha256: str) -> bytes:
+        """Read and verify a snapshot."""
+        path = self._path(sha256)
+        if not path.is_file():
+            raise SnapshotError(f"snapshot {sha256} not found in {self.uri}")
+        data = path.read_bytes()
+        actual = sha256_hex(data)
+        if actual != sha256:
+            raise SnapshotError(
+                f"snapshot {path} is corrupt: its SHA-256 is {actual}, expected {sha256}"
+            )
+        return data
