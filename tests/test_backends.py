@@ -37,7 +37,11 @@ def test_unknown_store_scheme_names_the_parameter_and_the_supported_forms(open_,
 
 def test_unknown_source_scheme_names_the_parameter_and_the_supported_forms(params):
     with pytest.raises(SourceError) as caught:
-        read_source(params.model_copy(update={"source": "s3://b/t.parquet"}))
+        read_source(
+            params.model_copy(
+                update={"dataset": params.dataset.model_copy(update={"source": "s3://b/t.parquet"})}
+            )
+        )
     assert str(caught.value) == (
         "source 's3://b/t.parquet' is not supported: use a .parquet/.csv path, a file:// URI "
         "or bigquery://PROJECT.DATASET.TABLE"

@@ -7,7 +7,9 @@ from leaklib.sources import SourceError, read_source
 
 
 def with_source(params, source):
-    return params.model_copy(update={"source": str(source)})
+    return params.model_copy(
+        update={"dataset": params.dataset.model_copy(update={"source": str(source)})}
+    )
 
 
 @pytest.mark.parametrize("suffix", [".parquet", ".csv"])
