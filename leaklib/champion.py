@@ -10,13 +10,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from leaklib import metrics, registry, runs, tracking
+from leaklib import metrics, models, registry, runs, tracking
 from leaklib.metadata import CHAMPION, ConflictError, MetadataStore
+from leaklib.snapshots import open_snapshot_store
 
 log = logging.getLogger(__name__)
 
 ANY = object()  # promote(expected_champion=ANY): promote whoever holds the pointer now
-BRIEF_KEYS = ("run_id", "version", "model_uri", "model_sha256", "promoted_at")
+BRIEF_KEYS = ("run_id", "version", "model_uri", "model_sha256", "mlflow_run_id", "promoted_at")
 
 
 class ChampionError(RuntimeError):
@@ -57,7 +58,8 @@ def _entry(run: dict[str, Any], *, reason: str, decided_by: str, figures: dict[s
         "model_uri": model_uri(model),
         "source_uri": model.get("run_uri"),
         "model_sha256": model.get("sha256"),
-        "model_store_uri": model.get("store_uri"),
+        "model_store": model.get("store"),
+        "model_file_uri": model.get("uri"),
         "version": model.get("version"),
         "mlflow_run_id": model.get("mlflow_run_id") or (run.get("mlflow") or {}).get("run_id"),
         "promoted_at": runs.now(),
@@ -120,16 +122,38 @@ def promote(
 
 
 def load_model(pointer: dict[str, Any]) -> Any:
-    """Load the champion's fitted pipeline: its registry URI, else the run it was logged in.
+    """Load the champion's fitted pipeline, verified by hash from the durable model store.
 
-    The fallback matters on registries that keep a version's files apart from its run
-    (GitLab): the files of the run (``runs:/<id>/model``) are always there.
+    A pointer without a model hash (written before models were stored beside the snapshots)
+    is loaded through MLflow: its registry version, else the run it was logged in, and only
+    when that version belongs to the champion's own MLflow run.
     """
+    if pointer.get("model_sha256"):
+        store = open_snapshot_store(pointer["model_store"])
+        try:
+            return models.load_model(pointer["model_sha256"], store=store)
+        except models.ModelError as exc:
+            raise ChampionError(f"the champion model of run {pointer['run_id']!r}: {exc}") from exc
+    return _load_from_mlflow(pointer)
+
+
+def _load_from_mlflow(pointer: dict[str, Any]) -> Any:
+    """Load through MLflow, refusing a registry version that belongs to another MLflow run."""
     tried = []
     for uri in dict.fromkeys(u for u in (pointer.get("model_uri"), pointer.get("source_uri")) if u):
         try:
+            registry.check_version_run(uri, expected_run_id=pointer.get("mlflow_run_id"))
             return tracking.load_model(uri)
         except Exception as exc:  # MLflow raises many kinds; say which URIs failed and why
             log.warning("champion model %s cannot be loaded: %s", uri, exc)
             tried.append(f"{uri} ({exc})")
     raise ChampionError(f"the champion model cannot be loaded from {'; '.join(tried) or 'no URI'}")
+
+
+def same_model(pointer: dict[str, Any], run: dict[str, Any]) -> bool:
+    """Return True when the pointer names the model of ``run`` (by hash or MLflow run)."""
+    model = run.get("model") or {}
+    if pointer.get("model_sha256") and pointer["model_sha256"] == model.get("sha256"):
+        return True
+    mlflow_run = model.get("mlflow_run_id")
+    return bool(mlflow_run) and pointer.get("mlflow_run_id") == mlflow_run

@@ -293,6 +293,11 @@ def gate(
     if pointer and pointer["run_id"] == run["run_id"]:
         decision.decision = PROMOTED
         decision.reason = f"Already the champion of {name} (promoted {pointer['promoted_at']})."
+    elif pointer and champion.same_model(pointer, run):
+        decision.reason = (
+            f"Not promoted: the champion pointer of {name} names this run's own model "
+            f"(run {pointer['run_id']}); a model is never compared with itself."
+        )
     else:
         _decide_against(
             decision,

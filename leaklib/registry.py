@@ -289,3 +289,25 @@ def mirror_decision(
     except Exception as exc:  # the metadata store holds the decision; MLflow mirrors it
         log.warning("promotion decision not recorded in MLflow: %s", exc)
     return done
+
+
+def check_version_run(model_uri: str, *, expected_run_id: str | None) -> None:
+    """Refuse a ``models:/NAME/VERSION`` URI whose version was logged by another MLflow run.
+
+    In a job-local MLflow store, version 1 of a name may be this pipeline's own challenger
+    rather than an earlier pipeline's champion; comparing it would compare a model with
+    itself. ``runs:/`` URIs name their run already and pass.
+    """
+    if not model_uri.startswith("models:/") or not expected_run_id:
+        return
+    name, _, version = model_uri.removeprefix("models:/").rpartition("/")
+    found = client().get_model_version(name, version)
+    if found.run_id != expected_run_id:
+        raise RegistryMismatch(
+            f"{model_uri} was logged by MLflow run {found.run_id}, not by the champion's run "
+            f"{expected_run_id} (a different or fresh MLflow store)"
+        )
+
+
+class RegistryMismatch(RuntimeError):
+    """A registry version is not the model the champion pointer names."""

@@ -21,7 +21,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pandas as pd
 import requests
+import skops.io
 
+from leaklib import models
 from leaklib.params import Params
 from leaklib.paths import project_root
 
@@ -220,22 +222,6 @@ def pip_requirements() -> list[str]:
     return [f"{name}=={version(name)}" for name in _REQUIREMENTS]
 
 
-def trusted_types(pipeline: Any) -> list[str]:
-    """Return the scikit-learn types skops must be told to trust to load this pipeline.
-
-    skops refuses types that can crash a process when a file is forged (e.g. the tree
-    arrays of gradient boosting). We created this file ourselves, in this process, so we
-    trust scikit-learn's own types in it; any other type is refused.
-    """
-    import skops.io  # heavy: only saving and loading models needs it
-
-    found = skops.io.get_untrusted_types(data=skops.io.dumps(pipeline))
-    foreign = [t for t in found if not t.startswith(("sklearn.", "numpy.", "builtins."))]
-    if foreign:
-        raise ValueError(f"the model holds types that cannot be trusted for serving: {foreign}")
-    return found
-
-
 def log_model(pipeline: Any, *, example: pd.DataFrame) -> str:
     """Log a fitted pipeline as an MLflow sklearn model in the active run; return its URI."""
     mlflow = mlflow_module()
@@ -252,7 +238,7 @@ def log_model(pipeline: Any, *, example: pd.DataFrame) -> str:
             pip_requirements=pip_requirements(),
             pyfunc_predict_fn="predict_proba",
             serialization_format="skops",
-            skops_trusted_types=trusted_types(pipeline),
+            skops_trusted_types=models.trusted_types(skops.io.dumps(pipeline)),
         )
         mlflow.log_artifacts(str(path), MODEL_PATH)
     return f"runs:/{mlflow.active_run().info.run_id}/{MODEL_PATH}"

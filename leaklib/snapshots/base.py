@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 from dataclasses import asdict, dataclass
 from typing import Protocol
 
@@ -17,6 +18,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 SUFFIX = ".parquet"
+CONTENT_TYPE = "application/vnd.apache.parquet"
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_SUBFOLDER = re.compile(r"^[A-Za-z0-9._=-]+(?:/[A-Za-z0-9._=-]+)*$")
 
 
 class SnapshotError(RuntimeError):
@@ -54,6 +58,26 @@ class SnapshotStore(Protocol):
 
     def exists(self, sha256: str) -> bool:
         """Return True when a snapshot with this hash is stored."""
+
+    def object_uri(self, sha256: str) -> str:
+        """Return the URI the object with this hash has (or would have) in this store."""
+
+    def within(self, subfolder: str, *, suffix: str, content_type: str) -> SnapshotStore:
+        """Return a store of other content-addressed objects (models, reports) beside these."""
+
+
+def check_sha256(sha256: str) -> str:
+    """Return a hex SHA-256 digest unchanged; SnapshotError for anything else (a path, say)."""
+    if not _SHA256.match(str(sha256)):
+        raise SnapshotError(f"{sha256!r} is not a SHA-256 hex digest")
+    return sha256
+
+
+def check_subfolder(subfolder: str) -> str:
+    """Return a relative folder of safe parts (``models``, ``reports/<run_id>``)."""
+    if not _SUBFOLDER.match(subfolder) or any(p in (".", "..") for p in subfolder.split("/")):
+        raise SnapshotError(f"{subfolder!r} is not a safe folder name inside a store")
+    return subfolder
 
 
 def sha256_hex(data: bytes) -> str:

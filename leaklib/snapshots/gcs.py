@@ -19,20 +19,25 @@ import re
 from typing import TYPE_CHECKING
 
 from leaklib.gcp import build_client
-from leaklib.snapshots.base import SUFFIX, SnapshotError, sha256_hex
+from leaklib.snapshots.base import (
+    CONTENT_TYPE,
+    SUFFIX,
+    SnapshotError,
+    check_sha256,
+    check_subfolder,
+    sha256_hex,
+)
 
 if TYPE_CHECKING:
     from google.cloud.storage import Bucket, Client
 
 log = logging.getLogger(__name__)
 
-CONTENT_TYPE = "application/vnd.apache.parquet"
 SHA256_KEY = "sha256"
 # Bucket names: 3-63 characters (up to 222 with dots), lowercase letters, digits, -, _ and .,
 # starting and ending with a letter or digit.
 _BUCKET = re.compile(r"^[a-z0-9](?:[a-z0-9._-]{1,220})[a-z0-9]$")
 _PREFIX_PART = re.compile(r"^[A-Za-z0-9._=-]+$")
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
 def parse_gs_uri(uri: str) -> tuple[str, str]:
@@ -71,11 +76,27 @@ class GCSSnapshotStore:
 
     check_timeout_s = 30.0  # how long check() retries an unreachable endpoint
 
-    def __init__(self, bucket: str, prefix: str = "", *, client: Client | None = None) -> None:
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        *,
+        client: Client | None = None,
+        suffix: str = SUFFIX,
+        content_type: str = CONTENT_TYPE,
+    ) -> None:
         self.bucket_name = bucket
         self.prefix = prefix.strip("/")
         self._client = client
+        self.suffix, self.content_type = suffix, content_type
         self.uri = f"gs://{bucket}/{self.prefix}" if self.prefix else f"gs://{bucket}"
+
+    def within(self, subfolder: str, *, suffix: str, content_type: str) -> GCSSnapshotStore:
+        """Return a store of other content-addressed objects (models, reports) beside these."""
+        prefix = f"{self.prefix}/{check_subfolder(subfolder)}".strip("/")
+        return GCSSnapshotStore(
+            self.bucket_name, prefix, client=self._client, suffix=suffix, content_type=content_type
+        )
 
     @classmethod
     def from_uri(cls, uri: str, *, client: Client | None = None) -> GCSSnapshotStore:
@@ -100,9 +121,12 @@ class GCSSnapshotStore:
         return self.client.bucket(self.bucket_name)
 
     def _name(self, sha256: str) -> str:
-        if not _SHA256.match(sha256):
-            raise SnapshotError(f"{sha256!r} is not a SHA-256 hex digest")
-        return f"{self.prefix}/{sha256}{SUFFIX}" if self.prefix else f"{sha256}{SUFFIX}"
+        name = f"{check_sha256(sha256)}{self.suffix}"
+        return f"{self.prefix}/{name}" if self.prefix else name
+
+    def object_uri(self, sha256: str) -> str:
+        """Return the URI the object with this hash has (or would have) in this store."""
+        return self._object_uri(sha256)
 
     def _object_uri(self, sha256: str) -> str:
         return f"gs://{self.bucket_name}/{self._name(sha256)}"
@@ -205,7 +229,7 @@ class GCSSnapshotStore:
         try:
             blob.upload_from_string(
                 data,
-                content_type=CONTENT_TYPE,
+                content_type=self.content_type,
                 if_generation_match=0,  # create only: never replace an existing object
                 checksum="crc32c",
             )

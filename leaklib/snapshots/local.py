@@ -7,15 +7,26 @@ import tempfile
 from pathlib import Path
 
 from leaklib.paths import resolve
-from leaklib.snapshots.base import SUFFIX, SnapshotError, sha256_hex
+from leaklib.snapshots.base import (
+    SUFFIX,
+    SnapshotError,
+    check_sha256,
+    check_subfolder,
+    sha256_hex,
+)
 
 
 class LocalSnapshotStore:
     """Snapshots as files ``<folder>/<sha256>.parquet``, written atomically and read-only."""
 
-    def __init__(self, folder: str | Path) -> None:
+    def __init__(self, folder: str | Path, *, suffix: str = SUFFIX) -> None:
         self.folder = resolve(folder)
         self.uri = self.folder.as_uri()
+        self.suffix = suffix
+
+    def within(self, subfolder: str, *, suffix: str, content_type: str) -> LocalSnapshotStore:
+        """Return a store of other content-addressed objects (models, reports) in a subfolder."""
+        return LocalSnapshotStore(self.folder / check_subfolder(subfolder), suffix=suffix)
 
     @classmethod
     def from_uri(cls, uri: str) -> LocalSnapshotStore:
@@ -23,7 +34,7 @@ class LocalSnapshotStore:
         return cls(uri)
 
     def _path(self, sha256: str) -> Path:
-        return self.folder / f"{sha256}{SUFFIX}"
+        return self.folder / f"{check_sha256(sha256)}{self.suffix}"
 
     def check(self) -> None:
         """Create the folder if needed and fail clearly if it cannot be written."""
@@ -36,6 +47,10 @@ class LocalSnapshotStore:
         if not os.access(self.folder, os.W_OK):
             raise SnapshotError(f"snapshot_store {str(self.folder)!r} is not writable")
 
+    def object_uri(self, sha256: str) -> str:
+        """Return the URI the object with this hash has (or would have) in this store."""
+        return self._path(sha256).as_uri()
+
     def exists(self, sha256: str) -> bool:
         """Return True when the snapshot file is present."""
         return self._path(sha256).is_file()
@@ -47,7 +62,7 @@ class LocalSnapshotStore:
         if target.exists():
             self.get(sha256)
             return target.as_uri(), False
-        fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".incoming-", suffix=SUFFIX)
+        fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".incoming-", suffix=self.suffix)
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
