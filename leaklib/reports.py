@@ -27,10 +27,17 @@ import yaml
 
 from leaklib import metrics, plots
 from leaklib.runs import NOTEBOOKS, STEPS, list_runs, shown_status
+from leaklib.snapshots import (
+    SnapshotError,
+    SnapshotStore,
+    open_snapshot_store,
+    sha256_hex,
+)
 
 log = logging.getLogger(__name__)
 
 TEMPLATES = Path(__file__).parent / "templates"
+ARCHIVE = "reports"  # the folder of archived reports beside the snapshots
 REPORT_TEMPLATE = "leak_report"
 STEP_TITLES = {"extract": "Extract", "train": "Train", "evaluate": "Evaluate"}
 # Metrics shown in the header and the index: (key in run["metrics"], column label).
@@ -276,6 +283,37 @@ def _header(run: dict[str, Any], *, step: str, failed_here: bool) -> str:
     )
 
 
+_NAV = re.compile(r'(<nav class="leak-nav".*?</nav>)', re.S)
+_HREF = re.compile(r'<a href="([^"#:]+\.html)">([^<]*)</a>')
+PAGES_URL_VARIABLES = ("LEAK_PAGES_URL", "CI_PAGES_URL")
+
+
+def pages_url() -> str | None:
+    """Return the published site's address (``$LEAK_PAGES_URL``, else GitLab's ``$CI_PAGES_URL``)."""
+    for name in PAGES_URL_VARIABLES:
+        if os.environ.get(name):
+            return os.environ[name].rstrip("/")
+    return None
+
+
+def standalone(html_text: str, *, run_id: str, site: str | None) -> str:
+    """Return a report whose navigation works outside the site (MLflow's artifact view).
+
+    The relative links of the header (``../index.html``, sibling steps) point at the
+    published site when its address is known, and become plain text when it is not, so no
+    link is left that leads nowhere.
+    """
+
+    def absolute(match: re.Match[str]) -> str:
+        href, text = match.group(1), match.group(2)
+        if site is None:
+            return f'<span class="leak-muted">{text}</span>'
+        target = f"{site}/index.html" if href == "../index.html" else f"{site}/{run_id}/{href}"
+        return f'<a href="{html.escape(target, quote=True)}">{text}</a>'
+
+    return _NAV.sub(lambda nav: _HREF.sub(absolute, nav.group(1)), html_text, count=1)
+
+
 def render_report(
     notebook: Path, *, run: dict[str, Any], step: str, show_code: bool = False
 ) -> Path:
@@ -459,13 +497,68 @@ def write_index(runs: list[dict[str, Any]], *, out_dir: Path, reports_root: Path
     return target
 
 
-def build_site(store: Any, *, out: Path, reports_root: Path) -> Path:
-    """Build the static report site: each run's HTML reports and an index with the trend chart.
+def archive_store(snapshots: SnapshotStore, run_id: str) -> SnapshotStore:
+    """Return where a run's rendered reports are archived: ``reports/<run_id>/`` beside snapshots."""
+    return snapshots.within(f"{ARCHIVE}/{run_id}", suffix=".html", content_type="text/html")
+
+
+def archive_reports(
+    rendered: dict[str, Path], *, run_id: str, snapshots: SnapshotStore
+) -> dict[str, dict[str, str]]:
+    """Write each rendered report once to the durable archive; return {step: {uri, sha256}}."""
+    archived = {}
+    for step, path in rendered.items():
+        data = path.read_bytes()
+        digest = sha256_hex(data)
+        uri, _ = archive_store(snapshots, run_id).put(data, sha256=digest)
+        archived[step] = {"uri": uri, "sha256": digest, "file": path.name}
+    return archived
+
+
+def _fetch_archived(run: dict[str, Any], target: Path, stores: dict[str, SnapshotStore]) -> int:
+    """Copy a run's archived reports into ``target``, verified by hash; return how many."""
+    archived = run.get("reports_archive") or {}
+    location = (run.get("params") or {}).get("snapshot_store")
+    if not archived or not location:
+        return 0
+    if location not in stores:
+        stores[location] = open_snapshot_store(location)
+    written = 0
+    for entry in archived.values():
+        try:
+            data = archive_store(stores[location], run["run_id"]).get(entry["sha256"])
+        except SnapshotError as exc:
+            log.warning("report %s of run %s not fetched: %s", entry["file"], run["run_id"], exc)
+            continue
+        target.mkdir(parents=True, exist_ok=True)
+        (target / entry["file"]).write_bytes(data)
+        written += 1
+    return written
+
+
+def _copy_local(run_id: str, target: Path, reports_root: Path) -> int:
+    """Copy the reports ``leak run`` rendered on this machine; return how many."""
+    source = reports_root / run_id
+    pages = sorted(source.glob("*.html")) if source.is_dir() else []
+    if pages and source.resolve() != target.resolve():
+        target.mkdir(parents=True, exist_ok=True)
+        for page in pages:
+            shutil.copy2(page, target / page.name)
+    return len(pages)
+
+
+def build_site(store: Any, *, out: Path, reports_root: Path, keep: int = 50) -> Path:
+    """Build the static report site from the metadata store and the report archive.
+
+    Every run is listed in the index; the newest ``keep`` runs carry their full reports,
+    fetched (and verified) from the durable archive whatever pipeline made them, or copied
+    from ``reports_root`` for runs rendered here before the archive existed.
 
     Args:
         store: The metadata store (:class:`leaklib.metadata.MetadataStore`) listing the runs.
         out: The site folder (``public`` for GitLab Pages); each run's folder in it is replaced.
         reports_root: Where ``leak run`` rendered the reports (``reports/``).
+        keep: How many of the newest runs carry their reports (``pages_keep_reports``).
 
     Returns:
         The path of ``out/index.html``.
@@ -475,22 +568,17 @@ def build_site(store: Any, *, out: Path, reports_root: Path) -> Path:
         raise ReportError(f"site folder {str(out)!r} exists and is not a folder")
     runs = list_runs(store)
     out.mkdir(parents=True, exist_ok=True)
+    stores: dict[str, SnapshotStore] = {}
     same = out.resolve() == reports_root.resolve()
-    for run in runs:
+    for position, run in enumerate(runs):
         run_id = _check_run(run)
-        source = reports_root / run_id
-        pages = sorted(source.glob("*.html")) if source.is_dir() else []
-        if not pages:
-            log.warning("run %s has no rendered reports in %s", run_id, reports_root)
-            continue
-        if same:
-            continue
         target = out / run_id
-        if target.exists():
+        if not same and target.exists():
             shutil.rmtree(target)
-        target.mkdir()
-        for page in pages:
-            shutil.copy2(page, target / page.name)
+        if position >= keep:
+            continue
+        if not (_fetch_archived(run, target, stores) or _copy_local(run_id, target, reports_root)):
+            log.warning("run %s has no reports in the archive or in %s", run_id, reports_root)
     index = write_index(runs, out_dir=out, reports_root=out)
     log.info("report site of %d runs built in %s", len(runs), out)
     return index

@@ -227,13 +227,25 @@ def fail_run(store: MetadataStore, run_id: str, *, error: str) -> dict[str, Any]
     return store.transact(RUNS, run_id, change)
 
 
-def set_reports(store: MetadataStore, run_id: str, reports: dict[str, str]) -> dict[str, Any]:
-    """Record where the rendered reports of a run are (allowed after the run has finished)."""
+def set_reports(
+    store: MetadataStore,
+    run_id: str,
+    reports: dict[str, str],
+    *,
+    archive: dict[str, dict[str, str]] | None = None,
+) -> dict[str, Any]:
+    """Record where a run's reports are: rendered here, and archived beside its snapshots.
+
+    Allowed after the run has finished: rendering comes last.
+    """
 
     def change(current: dict[str, Any] | None) -> dict[str, Any]:
         if current is None:
             raise MetadataError(f"run {run_id!r} not found")
-        return {**current, "reports": {**(current.get("reports") or {}), **reports}}
+        new = {**current, "reports": {**(current.get("reports") or {}), **reports}}
+        if archive:
+            new["reports_archive"] = {**(current.get("reports_archive") or {}), **archive}
+        return new
 
     return store.transact(RUNS, run_id, change)
 

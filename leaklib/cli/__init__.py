@@ -86,8 +86,14 @@ def _params(args: argparse.Namespace) -> int:
 
 
 def _pages(args: argparse.Namespace) -> int:
-    store = open_metadata_store(_params_of(args).metadata_store)
-    index = reports.build_site(store, out=resolve(args.out), reports_root=resolve(args.reports))
+    params = _params_of(args)
+    store = open_metadata_store(params.metadata_store)
+    index = reports.build_site(
+        store,
+        out=resolve(args.out),
+        reports_root=resolve(args.reports),
+        keep=params.pages_keep_reports,
+    )
     print(f"report site written: open {index}")
     return 0
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -246,6 +247,7 @@ def _render(
     reports_root: Path,
     show_code: bool,
 ) -> tuple[dict[str, Path], Path | None]:
+    """Render each executed notebook, archive the reports durably, refresh the local index."""
     run_id = record["run_id"]
     rendered: dict[str, Path] = {}
     for step, notebook in executed.items():
@@ -255,19 +257,49 @@ def _render(
             )
         except Exception:  # a report that cannot render must not hide the run's own outcome
             log.exception("report of step %s could not be rendered", step)
+    archived = _archive(record, rendered)
     root = project_root()
     record = runs.set_reports(
-        store, run_id, {s: str(p.relative_to(root)) for s, p in rendered.items()}
+        store,
+        run_id,
+        {s: str(p.relative_to(root)) for s, p in rendered.items()},
+        archive=archived,
     )
     index = reporting.write_index(
         runs.list_runs(store), out_dir=reports_root, reports_root=reports_root
     )
-    mlflow_info = record.get("mlflow") or {}
-    if mlflow_info.get("run_id") and rendered:
+    _attach_to_mlflow(record, rendered)
+    return rendered, index
+
+
+def _archive(record: dict[str, Any], rendered: dict[str, Path]) -> dict[str, dict[str, str]]:
+    """Write the reports beside the run's snapshots; a storage hiccup is logged, not fatal."""
+    try:
+        snapshots = open_snapshot_store(record["params"]["snapshot_store"])
+        return reporting.archive_reports(rendered, run_id=record["run_id"], snapshots=snapshots)
+    except Exception:  # the run's outcome is recorded already; its reports stay on disk
+        log.exception("reports of run %s could not be archived", record["run_id"])
+        return {}
+
+
+def _attach_to_mlflow(record: dict[str, Any], rendered: dict[str, Path]) -> None:
+    """Attach standalone copies of the reports (links to the site, or none) to the MLflow run."""
+    mlflow_run = (record.get("mlflow") or {}).get("run_id")
+    if not (mlflow_run and rendered):
+        return
+    site = reporting.pages_url()
+    with tempfile.TemporaryDirectory() as tmp:
+        copies = []
+        for path in rendered.values():
+            copy = Path(tmp) / path.name
+            text = path.read_text(encoding="utf-8")
+            copy.write_text(
+                reporting.standalone(text, run_id=record["run_id"], site=site), encoding="utf-8"
+            )
+            copies.append(copy)
         try:
             tracking.log_reports(
-                mlflow_info["run_id"], list(rendered.values()), index_url=str(index)
+                mlflow_run, copies, index_url=f"{site}/index.html" if site else None
             )
         except Exception:  # the run is recorded; a tracking server hiccup must not fail it
-            log.exception("reports could not be attached to MLflow run %s", mlflow_info["run_id"])
-    return rendered, index
+            log.exception("reports could not be attached to MLflow run %s", mlflow_run)
