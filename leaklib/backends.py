@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 from leaklib.paths import is_local_path
 
 LOCAL = "file"
+SNAPSHOT = "snapshot"  # snapshot:<sha256>, a recorded snapshot read by hash
 
 
 class Backend(NamedTuple):
@@ -37,6 +38,10 @@ BACKENDS: dict[tuple[str, str], Backend] = {
     ("sources", "bigquery"): Backend(
         "leaklib.sources.bigquery:BigQueryReader", "bigquery://PROJECT.DATASET.TABLE"
     ),
+    ("sources", SNAPSHOT): Backend("leaklib.sources.snapshot:SnapshotReader", "snapshot:SHA256"),
+    ("sources", "gs"): Backend(
+        "leaklib.sources.snapshot:SnapshotReader", "gs://BUCKET/PREFIX/SHA256.parquet (a snapshot)"
+    ),
 }
 
 # the parameter that names a backend of each kind
@@ -44,7 +49,9 @@ PARAMETERS = {"snapshots": "snapshot_store", "metadata": "metadata_store", "sour
 
 
 def scheme_of(uri: str) -> str:
-    """Return a URI's scheme, ``file`` for a plain path."""
+    """Return a URI's scheme, ``file`` for a plain path, ``snapshot`` for ``snapshot:<sha256>``."""
+    if uri.startswith(f"{SNAPSHOT}:"):
+        return SNAPSHOT
     return LOCAL if is_local_path(uri) else uri.partition("://")[0]
 
 

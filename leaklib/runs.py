@@ -58,6 +58,8 @@ def start_run(
         "finished_at": None,
         "origin": origin,
         "params": params,
+        # stores may sort a mapping's keys (JSON files, Firestore); the column order is a fact
+        "feature_order": list((params.get("dataset") or {}).get("features") or {}),
         "param_files": param_files,
         "git": git_info(),
         "lock_hash": lock_hash(),

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from leaklib import champion, parameter_cells, reports
+from leaklib import champion, parameter_cells, reports, runs
 from leaklib import gate as gatekeeping
 from leaklib import params as parameters
 from leaklib.cli import simulate as simulate_cli
@@ -24,7 +24,7 @@ from leaklib.metadata import open_metadata_store
 from leaklib.metrics import CATALOGUE
 from leaklib.params import Params
 from leaklib.paths import resolve
-from leaklib.pipeline import runner
+from leaklib.pipeline import reproduce, runner
 
 log = logging.getLogger("leaklib")
 
@@ -138,6 +138,30 @@ def _promote(args: argparse.Namespace) -> int:
     return 0
 
 
+def _reproduce(args: argparse.Namespace) -> int:
+    store = open_metadata_store(_params_of(args).metadata_store)
+    record = runs.get_run(store, args.run_id)
+    params = reproduce.reproduction_params(record)
+    for difference in reproduce.drift(record):
+        if args.strict:
+            raise reproduce.ReproduceError(f"--strict: {difference}; check out the recorded commit")
+        print(f"warning: {difference}; the metrics may differ", file=sys.stderr)
+    result = runner.run_pipeline(
+        params=params,
+        origin=f"leak reproduce {args.run_id}",
+        progress=lambda line: print(line, flush=True),
+    )
+    if result.exit_code:
+        return result.exit_code
+    again = runs.get_run(store, result.run_id)
+    table = reproduce.compare_metrics(record.get("metrics") or {}, again.get("metrics") or {})
+    print(table.to_string())
+    same = result.status == "succeeded" and bool(table["identical"].all())
+    verdict = "identical" if same else f"NOT identical ({int((~table['identical']).sum())} differ)"
+    print(f"run {result.run_id} reproduces {args.run_id}: metrics {verdict}")
+    return 0 if same else 1
+
+
 def _add_run(sub: Any) -> None:
     run = sub.add_parser("run", help="run extract -> train -> evaluate and render the reports")
     add_param_options(run)
@@ -148,6 +172,21 @@ def _add_run(sub: Any) -> None:
         help="refuse stores that live only on this machine (the CI retrain job sets it)",
     )
     run.set_defaults(func=_run)
+
+
+def _add_reproduce(sub: Any) -> None:
+    again = sub.add_parser(
+        "reproduce",
+        help="run a past run again on its recorded snapshot and parameters; compare metrics",
+    )
+    again.add_argument("run_id", metavar="RUN_ID", help="the run to reproduce")
+    again.add_argument(
+        "--strict",
+        action="store_true",
+        help="refuse when the current git commit or lock differs from the recorded one",
+    )
+    add_param_options(again)  # -f/-p pick the metadata_store that holds the run
+    again.set_defaults(func=_reproduce)
 
 
 def _add_params(sub: Any) -> None:
@@ -201,6 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log leaklib's progress")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_run(sub)
+    _add_reproduce(sub)
     _add_params(sub)
     simulate_cli.add_simulate_parser(sub)
     _add_pages(sub)

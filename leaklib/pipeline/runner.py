@@ -128,10 +128,15 @@ def require_durable(params: Params) -> None:
 
 
 def _open_run(
-    files: list[str] | None, overrides: list[tuple[str, str]] | None, *, durable: bool = False
+    files: list[str] | None,
+    overrides: list[tuple[str, str]] | None,
+    *,
+    durable: bool = False,
+    params: Params | None = None,
+    origin: str = "leak run",
 ) -> tuple[Params, Any]:
     """Validate the parameters once, check the stores and MLflow, and record the new run."""
-    params = load(files, overrides)
+    params = params or load(files, overrides)
     if durable:
         require_durable(params)
     _kernel_ready()
@@ -145,7 +150,7 @@ def _open_run(
         run_id=params.run_id,
         params=params.to_plain(),
         param_files=[str(f) for f in files or []],
-        origin="leak run",
+        origin=origin,
     )
     return params, store
 
@@ -156,6 +161,8 @@ def run_pipeline(
     overrides: list[tuple[str, str]] | None = None,
     show_code: bool = False,
     durable: bool = False,
+    params: Params | None = None,
+    origin: str = "leak run",
     progress: Callable[[str], None] = lambda line: None,
 ) -> RunResult:
     """Validate the parameters, then run extract, train and evaluate and render each report.
@@ -163,9 +170,10 @@ def run_pipeline(
     Parameter and store errors raise before anything is written. A failing step stops the
     run, is recorded as failed with its error, and its executed notebook is rendered all the
     same. SIGTERM or SIGINT marks the current step and the run failed ("interrupted during
-    <step>"), renders what exists, and ends the result with ``interrupted`` set.
+    <step>"), renders what exists, and sets the result's ``exit_code``. ``params``, when
+    given, is used as it is instead of loading ``files`` and ``overrides``.
     """
-    params, store = _open_run(files, overrides, durable=durable)
+    params, store = _open_run(files, overrides, durable=durable, params=params, origin=origin)
     run_id = params.run_id
     reports_root = project_root() / "reports"
     out_dir = reports_root / run_id

@@ -21,6 +21,7 @@ from leaklib.snapshots.base import (
     SnapshotError,
     SnapshotStore,
     canonical_bytes,
+    check_sha256,
     sha256_hex,
 )
 from leaklib.snapshots.local import LocalSnapshotStore
@@ -32,6 +33,7 @@ __all__ = [
     "SnapshotError",
     "SnapshotStore",
     "canonical_bytes",
+    "check_sha256",
     "load_snapshot",
     "open_snapshot_store",
     "sha256_hex",

@@ -1,0 +1,65 @@
+"""Run a past run again on its own recorded snapshot and parameters, and compare the metrics.
+
+The snapshot is read by hash from the snapshot store (``snapshot:<sha256>``), so the source
+table may have changed since. What cannot be pinned by the record itself (the code at the
+current commit, the installed lock) is compared and reported.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from leaklib import lineage
+from leaklib.params import Params, validate
+
+
+class ReproduceError(RuntimeError):
+    """A run cannot be reproduced; the message says what is missing or different."""
+
+
+def reproduction_params(record: dict[str, Any]) -> Params:
+    """Return the recorded parameters with the source pinned to the recorded snapshot."""
+    snapshot = record.get("snapshot") or {}
+    if not snapshot.get("sha256"):
+        raise ReproduceError(
+            f"run {record['run_id']!r} has no snapshot: its extract step did not succeed"
+        )
+    values = dict(record["params"])
+    features = values["dataset"]["features"]
+    order = record.get("feature_order") or list(features)  # the declared order, as recorded
+    values["dataset"] = {
+        **values["dataset"],
+        "source": f"snapshot:{snapshot['sha256']}",
+        "features": {name: features[name] for name in order},
+    }
+    values["run_id"] = None
+    return validate(values)
+
+
+def drift(record: dict[str, Any]) -> list[str]:
+    """Return what differs between the recorded environment and this one (commit, lock)."""
+    found = []
+    recorded = (record.get("git") or {}).get("commit")
+    current = lineage.git_info().get("commit")
+    if recorded != current:
+        found.append(
+            f"git commit {str(current)[:12]} differs from the recorded {str(recorded)[:12]}"
+        )
+    if record.get("lock_hash") != lineage.lock_hash():
+        found.append("requirements/main.lock differs from the recorded one")
+    return found
+
+
+def compare_metrics(recorded: dict[str, Any], reproduced: dict[str, Any]) -> pd.DataFrame:
+    """Return recorded | reproduced | identical for every metric either run has."""
+    rows = {}
+    for key in sorted(set(recorded) | set(reproduced)):
+        before, after = recorded.get(key), reproduced.get(key)
+        rows[key] = {"recorded": before, "reproduced": after, "identical": before == after}
+    frame = pd.DataFrame.from_dict(
+        rows, orient="index", columns=["recorded", "reproduced", "identical"]
+    )
+    frame.index.name = "metric"
+    return frame
