@@ -18,7 +18,7 @@ from leaklib import reports as reporting
 from leaklib import runs, tracking
 from leaklib.kernel import KERNEL
 from leaklib.metadata import open_metadata_store
-from leaklib.params import Params, load
+from leaklib.params import Params, load, read_yaml
 from leaklib.paths import is_local_path, project_root
 from leaklib.pipeline.guard import Heartbeat, Interrupted, interruptible, stop_kernels
 from leaklib.snapshots import open_snapshot_store
@@ -104,8 +104,10 @@ def require_durable(params: Params) -> None:
 
     A scheduled retrain compares with the champion of an earlier pipeline and publishes every
     run's reports, so its run records and snapshots (models and reports live beside them)
-    must outlive the job.
+    must outlive the job. Values still equal to the placeholders of
+    ``parameters/gcp.example.yaml`` are refused first, naming ``LEAK_PARAMS_FILE``.
     """
+    _refuse_placeholders(params)
     local = [
         f"{name} {value!r}"
         for name, value in (
@@ -124,6 +126,39 @@ def require_durable(params: Params) -> None:
         log.warning(
             "MLFLOW_TRACKING_URI is not set: this job's MLflow history (runs, registry) ends "
             "with the job; the champion and reports are kept in the durable stores"
+        )
+
+
+EXAMPLE = "parameters/gcp.example.yaml"
+
+
+def _leaves(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Flatten nested parameters to dotted keys (``bigquery.billing_project``)."""
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, dict) and value:
+            flat.update(_leaves(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _refuse_placeholders(params: Params) -> None:
+    """Refuse parameters still equal to the example file's ``my-...`` placeholders."""
+    example = project_root() / EXAMPLE
+    if not example.is_file():
+        return
+    mine = _leaves(params.to_plain())
+    found = [
+        f"{key} {value!r}"
+        for key, value in _leaves(read_yaml(example)).items()
+        if isinstance(value, str) and "my-" in value and mine.get(key) == value
+    ]
+    if found:
+        raise RunnerError(
+            f"LEAK_PARAMS_FILE still holds the placeholders of {EXAMPLE} ({', '.join(found)}): "
+            "copy that file, put your project, bucket and database names in, commit it and "
+            "point LEAK_PARAMS_FILE at the copy"
         )
 
 
