@@ -9,7 +9,10 @@ numpy and Python's builtins.
 
 from __future__ import annotations
 
+import io
 import logging
+import re
+import zipfile
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -63,6 +66,39 @@ def trusted_types(data: bytes) -> list[str]:
     return found
 
 
+_MEMO_ID = re.compile(r'"__id__": (\d+)')
+_FIXED_TIME = (1980, 1, 1, 0, 0, 0)
+
+
+def canonical_bytes(pipeline: Any) -> bytes:
+    """Return skops bytes that depend only on the model, so equal models hash equal.
+
+    skops names its array files and memo entries after ``id()`` of the objects and stamps
+    the zip entries with the current time; both are replaced by their order of appearance
+    and a fixed time.
+    """
+    raw = zipfile.ZipFile(io.BytesIO(skops.io.dumps(pipeline)))
+    schema = raw.read("schema.json").decode("utf-8")
+    ids = dict.fromkeys(_MEMO_ID.findall(schema))
+    ids.update(dict.fromkeys(n.split(".")[0] for n in raw.namelist() if n[0].isdigit()))
+    number = {old: str(new) for new, old in enumerate(ids, start=1)}
+    rename = re.compile(r"\b(" + "|".join(map(re.escape, number)) + r")\b") if number else None
+
+    def renamed(text: str) -> str:
+        return rename.sub(lambda m: number[m.group(1)], text) if rename else text
+
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as target:
+        for info in sorted(raw.infolist(), key=lambda i: renamed(i.filename)):
+            entry = zipfile.ZipInfo(renamed(info.filename), date_time=_FIXED_TIME)
+            entry.compress_type = info.compress_type
+            data = raw.read(info.filename)
+            target.writestr(
+                entry, renamed(data.decode()).encode() if info.filename == "schema.json" else data
+            )
+    return out.getvalue()
+
+
 def save_model(pipeline: Any, *, store: SnapshotStore) -> ModelFile:
     """Write a fitted pipeline once, content-addressed, and return where it went.
 
@@ -70,7 +106,7 @@ def save_model(pipeline: Any, *, store: SnapshotStore) -> ModelFile:
         pipeline: The fitted scikit-learn pipeline.
         store: The run's snapshot store; the file goes to its ``models`` folder.
     """
-    data = skops.io.dumps(pipeline)
+    data = canonical_bytes(pipeline)
     trusted_types(data)  # refuse now what could not be loaded later
     digest = sha256_hex(data)
     uri, created = model_store(store).put(data, sha256=digest)
