@@ -82,7 +82,7 @@ def leak_smoke_named(
 ) -> Finished:
     """`leak run -f parameters/smoke.yaml` with its own registered model and experiment name."""
     flags = ["-v"] if verbose else []
-    named = ["-p", "model_name", name, "-p", "mlflow_experiment", name]
+    named = ["-p", "dataset.model_name", name, "-p", "mlflow_experiment", name]
     return leak(project, *flags, "run", "-f", "parameters/smoke.yaml", *named, *extra, env=env)
 
 
@@ -136,12 +136,17 @@ def params(tmp_path) -> P.Params:
     """Parameters for ``make_table`` with stores under the test's temporary folder."""
     values = P.defaults()
     values.update(
-        source=str(tmp_path / "table.parquet"),
-        features={
-            "p_a": "numeric",
-            "p_b": {"type": "numeric", "min": 0},
-            "zone": "categorical",
-            "valve_open": "boolean",
+        dataset={
+            "source": str(tmp_path / "table.parquet"),
+            "target": "leaks",
+            "features": {
+                "p_a": "numeric",
+                "p_b": {"type": "numeric", "min": 0},
+                "zone": "categorical",
+                "valve_open": "boolean",
+            },
+            "group": "scenario_id",
+            "timestamp": "timestamp",
         },
         snapshot_store=str(tmp_path / "snapshots"),
         metadata_store=str(tmp_path / "metadata"),
