@@ -438,7 +438,7 @@ def simulate_scenario(
     _check_seed_and_id(seed=seed, scenario_id=scenario_id)
     # the optional simulate extra: imported only when a scenario is solved
     import wntr
-    from wntr.epanet.toolkit import ENepanet
+    from wntr.epanet.toolkit import ENepanet  # the same optional extra
 
     rng_params, rng_patterns, rng_sensors = (
         np.random.default_rng(child)
