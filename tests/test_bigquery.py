@@ -55,12 +55,13 @@ def dataset(bigquery_emulator) -> str:
 def make_params(source: str, **bigquery) -> P.Params:
     values = P.defaults()
     values.update(
-        source=source,
-        target="leaks",
-        features={"p_a": "numeric", "zone": "categorical", "valve_open": "boolean"},
-        group="scenario_id",
-        timestamp="timestamp",
-        max_groups=None,
+        dataset={
+            "source": source,
+            "target": "leaks",
+            "features": {"p_a": "numeric", "zone": "categorical", "valve_open": "boolean"},
+            "group": "scenario_id",
+            "timestamp": "timestamp",
+        },
         bigquery={**values["bigquery"], **bigquery},
     )
     return P.validate(values)
@@ -128,7 +129,7 @@ def test_limit_caps_the_rows(source):
 
 def test_max_groups_keeps_the_first_groups_in_sorted_order(source):
     values = make_params(source).to_plain()
-    values["max_groups"] = 2
+    values["dataset"]["max_groups"] = 2
 
     frame = read_bigquery(P.validate(values))
 
@@ -188,7 +189,7 @@ def test_missing_dataset_is_a_clear_error(bigquery_emulator, bigquery_client):
 
 def test_missing_column_is_named(source):
     values = make_params(source).to_plain()
-    values["features"]["pressure_x"] = {"type": "numeric"}
+    values["dataset"]["features"]["pressure_x"] = {"type": "numeric"}
 
     with pytest.raises(SourceError, match=r"has no column\(s\) pressure_x \(it has: "):
         read_bigquery(P.validate(values))
@@ -217,7 +218,7 @@ def test_bad_table_identifiers_are_refused_naming_them(uri, message):
 @pytest.mark.parametrize("column", ["p_a`; DROP TABLE x; --", "p a", "p-a", "1p", "p_a` FROM x --"])
 def test_bad_column_names_are_refused_naming_them(column):
     values = make_params("bigquery://leak-test.ds.t").to_plain()
-    values["features"] = {column: {"type": "numeric"}}
+    values["dataset"]["features"] = {column: {"type": "numeric"}}
 
     with pytest.raises(SourceError, match=f"column name {column!r} is not valid"):
         build_query(P.validate(values), parse_table("bigquery://leak-test.ds.t"))
@@ -249,16 +250,16 @@ def test_bad_filters_are_refused(where, where_params, message):
     params = make_params("bigquery://leak-test.ds.t", where=where, where_params=where_params)
 
     with pytest.raises(SourceError, match=message):
-        build_query(params, parse_table(params.source))
+        build_query(params, parse_table(params.dataset.source))
 
 
 def test_query_quotes_every_identifier_and_parameterises_values():
     values = make_params(
         "bigquery://leak-test.ds.t", where="zone = @zone", where_params={"zone": "n"}, limit=5
     ).to_plain()
-    values["max_groups"] = 3
+    values["dataset"]["max_groups"] = 3
 
-    sql, parameters = build_query(P.validate(values), parse_table(values["source"]))
+    sql, parameters = build_query(P.validate(values), parse_table(values["dataset"]["source"]))
 
     assert sql == (
         "SELECT `p_a`, `zone`, `valve_open`, `leaks`, `scenario_id`, `timestamp` "
