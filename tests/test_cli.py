@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,13 @@ from leaklib.metadata import RUNS, LocalMetadataStore
 
 def _named(*args: str, store: str, model_name: str) -> int:
     return cli.main([*args, "-p", "metadata_store", store, "-p", "dataset.model_name", model_name])
+
+
+def test_the_package_runs_as_a_module():
+    done = subprocess.run(
+        [sys.executable, "-m", "leaklib.cli", "--help"], capture_output=True, text=True
+    )
+    assert done.returncode == 0 and done.stdout.startswith("usage: leak ")
 
 
 # --- leak params ----------------------------------------------------------------------------
