@@ -7,6 +7,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from jupyter_client.kernelspec import KernelSpecManager
+
 KERNEL = "leaklib"
 
 
@@ -16,8 +18,6 @@ def install_kernel() -> str:
     The kernel runs this interpreter and logs only critical messages, so the kernel's own
     start-up chatter never reaches a terminal, a CI log or a report.
     """
-    from jupyter_client.kernelspec import KernelSpecManager
-
     spec = {
         "argv": [
             sys.executable,

@@ -38,6 +38,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from tqdm.auto import tqdm
 
 log = logging.getLogger(__name__)
 
@@ -334,6 +337,7 @@ def simulation_available() -> tuple[bool, str]:
         if importlib.util.find_spec(module) is None:
             return False, f"{module} is not installed (the simulate extra)"
     try:
+        # the simulate extra may be installed and still fail to import
         import wntr  # noqa: F401
     except Exception as exc:  # wntr fails to import without `six`, for one
         return False, f"wntr cannot be imported: {exc}"
@@ -432,8 +436,9 @@ def simulate_scenario(
         (leak pipe, kind, diameter, start, end, demand scale, start weekday, ...).
     """
     _check_seed_and_id(seed=seed, scenario_id=scenario_id)
+    # the optional simulate extra: imported only when a scenario is solved
     import wntr
-    from wntr.epanet.toolkit import ENepanet
+    from wntr.epanet.toolkit import ENepanet  # the same optional extra
 
     rng_params, rng_patterns, rng_sensors = (
         np.random.default_rng(child)
@@ -618,8 +623,6 @@ def simulate_frames(
     _check_int("first_scenario", first_scenario, low=0, expected="an integer >= 0")
     _check_int("seed", seed, low=0, expected="an integer >= 0")
     _check_ready(recipe)
-    from tqdm.auto import tqdm
-
     jobs = [(recipe, sid, seed) for sid in range(first_scenario, first_scenario + scenarios)]
     results: dict[int, tuple[pd.DataFrame, dict[str, Any]]] = {}
     with tqdm(total=len(jobs), desc="simulate", unit="scenario", disable=not progress) as bar:
@@ -646,9 +649,6 @@ def write_parquet(
     frame: pd.DataFrame, path: Path, *, metadata: dict[str, str] | None = None
 ) -> None:
     """Write a table to Parquet byte-reproducibly (zstd, fixed row groups, no pandas metadata)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     table = pa.Table.from_pandas(frame, preserve_index=False)
     table = table.replace_schema_metadata(
         {k.encode(): v.encode() for k, v in sorted((metadata or {}).items())}

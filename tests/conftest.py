@@ -7,8 +7,10 @@ import os
 import shutil
 import subprocess
 import sys
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -82,7 +84,7 @@ def leak_smoke_named(
 ) -> Finished:
     """`leak run -f parameters/smoke.yaml` with its own registered model and experiment name."""
     flags = ["-v"] if verbose else []
-    named = ["-p", "model_name", name, "-p", "mlflow_experiment", name]
+    named = ["-p", "dataset.model_name", name, "-p", "mlflow_experiment", name]
     return leak(project, *flags, "run", "-f", "parameters/smoke.yaml", *named, *extra, env=env)
 
 
@@ -136,12 +138,17 @@ def params(tmp_path) -> P.Params:
     """Parameters for ``make_table`` with stores under the test's temporary folder."""
     values = P.defaults()
     values.update(
-        source=str(tmp_path / "table.parquet"),
-        features={
-            "p_a": "numeric",
-            "p_b": {"type": "numeric", "min": 0},
-            "zone": "categorical",
-            "valve_open": "boolean",
+        dataset={
+            "source": str(tmp_path / "table.parquet"),
+            "target": "leaks",
+            "features": {
+                "p_a": "numeric",
+                "p_b": {"type": "numeric", "min": 0},
+                "zone": "categorical",
+                "valve_open": "boolean",
+            },
+            "group": "scenario_id",
+            "timestamp": "timestamp",
         },
         snapshot_store=str(tmp_path / "snapshots"),
         metadata_store=str(tmp_path / "metadata"),
@@ -149,3 +156,92 @@ def params(tmp_path) -> P.Params:
         model={"name": "hist_gradient_boosting", "params": {"max_iter": 20}},
     )
     return P.validate(values)
+
+
+def fit_and_register(store, params: P.Params, table, holdout, *, run_id: str, experiment_id: str):
+    """What 02_train does, in small: fit, log to MLflow, register, record in the run."""
+    import mlflow
+
+    from leaklib import modelling, registry, runs, tracking
+
+    params = params.model_copy(update={"run_id": run_id})
+    dataset = params.dataset
+    runs.start_run(store, run_id=run_id, params=params.to_plain(), param_files=[], origin="test")
+    runs.update_run(store, run_id, snapshot={"sha256": "cd" * 32, "uri": "memory"})
+    train = table[~table.index.isin(holdout.index)]
+    X = modelling.feature_frame(train, dataset.features)
+    fitted = modelling.build_pipeline(dataset.features, model=params.model, seed=params.seed)
+    fitted.fit(X, train[dataset.target])
+    with mlflow.start_run(experiment_id=experiment_id) as active:
+        uri = tracking.log_model(fitted, example=X.head(3))
+    run = runs.update_run(store, run_id, mlflow={"run_id": active.info.run_id})
+    version = registry.register_model(model_uri=uri, name=dataset.model_name, run=run)
+    run = runs.update_run(
+        store, run_id, model={"run_uri": uri, "mlflow_run_id": active.info.run_id, **version}
+    )
+    proba = fitted.predict_proba(modelling.feature_frame(holdout, dataset.features))[:, 1]
+    return run, proba
+
+
+@pytest.fixture(scope="session")
+def promotion_history(local_mlflow_store, tmp_path_factory) -> SimpleNamespace:
+    """Three runs through the gate: a first model, a weaker and then a stronger challenger.
+
+    Shared by the gate, champion and command-line tests; read it, never change its store.
+    """
+    from leaklib import champion, gate, modelling, runs, tracking
+    from leaklib.metadata import LocalMetadataStore
+
+    root = tmp_path_factory.mktemp("promotion")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", local_mlflow_store.uri)
+        tracking.configure()
+        values = P.defaults()
+        values.update(
+            dataset={
+                "source": "unused.parquet",
+                "target": "leaks",
+                "features": {"p_a": "numeric", "p_b": "numeric", "zone": "categorical"},
+                "group": "scenario_id",
+                "model_name": f"gate-{uuid.uuid4().hex[:8]}",
+            },
+            metadata_store=str(root / "metadata"),
+            model={"name": "logistic_regression", "params": {}},
+            promotion={"primary_metric": "roc_auc", "n_bootstrap": 300, "confidence": 0.9},
+        )
+        params = P.validate(values)
+        store = LocalMetadataStore(root / "metadata")
+        table = make_table(scenarios=40, rows_per=48)
+        _, rows = modelling.split_holdout(
+            table, target="leaks", group="scenario_id", test_size=0.3, seed=params.seed
+        )
+        holdout = table.iloc[rows]
+        y = holdout["leaks"].to_numpy()
+        decisions, records, scores = {}, {}, {}
+        for name in ("first", "weaker", "stronger"):
+            run, proba = fit_and_register(
+                store,
+                params,
+                table,
+                holdout,
+                run_id=f"run-{name}",
+                experiment_id=local_mlflow_store.experiment_id,
+            )
+            if name == "weaker":
+                proba = np.random.default_rng(0).random(len(holdout))
+            if name == "stronger":
+                proba = np.clip(0.5 * y + 0.5 * proba, 0, 1)
+            scores[name] = proba
+            decisions[name] = gate.gate(
+                store=store, params=params, run=run, holdout=holdout, challenger_proba=proba
+            )
+            records[name] = runs.get_run(store, run["run_id"])
+    return SimpleNamespace(
+        params=params,
+        store=store,
+        decisions=decisions,
+        records=records,
+        scores=scores,
+        holdout=holdout,
+        pointer=champion.current_champion(store, model_name=params.dataset.model_name),
+    )

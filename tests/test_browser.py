@@ -61,7 +61,13 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     smoke = leak(project, "run", "-f", "parameters/smoke.yaml")
     assert smoke.returncode == 0, smoke.stdout[-3000:] + smoke.stderr[-3000:]
     failed = leak(
-        project, "run", "-f", "parameters/smoke.yaml", "-p", "source", "data/no-such.parquet"
+        project,
+        "run",
+        "-f",
+        "parameters/smoke.yaml",
+        "-p",
+        "dataset.source",
+        "data/no-such.parquet",
     )
     assert failed.returncode == 1, failed.stdout[-3000:] + failed.stderr[-3000:]
     pages = leak(project, "pages", "--out", "public")

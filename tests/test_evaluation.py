@@ -1,21 +1,13 @@
+"""leaklib.evaluation: holdout metrics in the operator's terms."""
+
+from __future__ import annotations
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from leaklib import evaluation as E
-
-
-def test_recall_at_fpr_on_a_known_ranking():
-    y = np.array([0] * 100 + [1] * 4)
-    proba = np.r_[np.linspace(0, 0.5, 100), [0.2, 0.499, 0.8, 0.9]]
-    # one negative (0.5) outranks the positive at 0.499: allowing one false alarm finds it
-    assert E.recall_at_fpr(y, proba, fpr=0.01) == 0.75
-    assert E.recall_at_fpr(y, proba, fpr=0.001) == 0.5
-
-
-def test_recall_at_fpr_refuses_a_rate_outside_0_1():
-    with pytest.raises(E.EvaluationError, match="fpr must be between 0 and 1, got 5"):
-        E.recall_at_fpr(np.array([0, 1]), np.array([0.1, 0.9]), fpr=5)
+from leaklib import params as P
 
 
 def test_holdout_metrics_counts_and_keys():
@@ -73,31 +65,21 @@ def test_alarms_per_day_needs_two_times():
         E.alarms_per_day(data, np.zeros(3), threshold=0.5, timestamp="t", target="y", group="g")
 
 
-def test_every_plot_has_title_axis_labels_and_caption():
-    rng = np.random.default_rng(0)
-    y = rng.integers(0, 2, 200)
-    proba = np.clip(y * 0.3 + rng.random(200) * 0.7, 0, 1)
-    figures = [
-        E.plot_roc(y, proba),
-        E.plot_pr(y, proba),
-        E.plot_calibration(y, proba),
-        E.plot_confusion(y, proba, threshold=0.5),
-        E.plot_threshold_sweep(y, proba, threshold=0.5),
-        E.plot_importance(
-            pd.DataFrame({"mean": [0.1, 0.02], "std": [0.01, 0.01]}, index=["a", "b"])
-        ),
-        E.plot_delays(
-            pd.DataFrame({"delay_hours": [1.0, 5.0, np.nan], "detected": [True, True, False]})
-        ),
-    ]
-    for fig in figures:
-        ax = fig.axes[0]
-        assert ax.get_title() and ax.get_xlabel() and ax.get_ylabel()
-        assert fig.texts and fig.texts[0].get_text().endswith(".")
-
-
 def test_headline_puts_cv_beside_holdout():
     hold = E.holdout_metrics(np.array([0, 0, 1, 1]), np.array([0.1, 0.6, 0.4, 0.9]), threshold=0.5)
     table = E.headline({"cv_roc_auc": 0.8, "cv_roc_auc_std": 0.05}, hold)
     assert table.loc["ROC-AUC", "cross-validated"] == "0.800 ± 0.050"
     assert table.loc["ROC-AUC", "holdout"] == "0.750"
+
+
+def test_operations_without_a_timestamp_show_the_threshold_only(params):
+    dataset = {**params.to_plain()["dataset"], "timestamp": None}
+    no_time = P.validate({**params.to_plain(), "dataset": dataset})
+    assert E.operations(frame(), np.zeros(24), params=no_time).to_dict() == {"threshold": 0.5}
+
+
+def test_delays_need_a_group_and_a_timestamp(params):
+    dataset = {**params.to_plain()["dataset"], "timestamp": None}
+    no_time = P.validate({**params.to_plain(), "dataset": dataset})
+    delays = E.delays_if_possible(frame(), np.zeros(24), params=no_time)
+    assert delays.empty and "delay_hours" in list(delays.columns)

@@ -76,9 +76,9 @@ def test_leak_run_on_bigquery_cloud_storage_and_firestore(
     # the smoke data, from the local smoke source: the groups it keeps plus one more, so the
     # run has to apply max_groups to the BigQuery table too
     smoke = P.load([project / "parameters" / "smoke.yaml"])
-    local = read_source(smoke)[smoke.columns()]
-    seeded = limit_groups(local, group=smoke.group, max_groups=smoke.max_groups + 1)
-    kept = limit_groups(local, group=smoke.group, max_groups=smoke.max_groups)
+    local = read_source(smoke)[smoke.dataset.columns()]
+    seeded = limit_groups(local, group=smoke.dataset.group, max_groups=smoke.dataset.max_groups + 1)
+    kept = limit_groups(local, group=smoke.dataset.group, max_groups=smoke.dataset.max_groups)
     dataset = f"{bigquery_emulator.extra['project']}.smoke_{uuid.uuid4().hex[:8]}"
     bigquery_client.create_dataset(dataset)
     seed_table(bigquery_client, f"{dataset}.readings", seeded)
@@ -89,7 +89,7 @@ def test_leak_run_on_bigquery_cloud_storage_and_firestore(
         "-f",
         "parameters/smoke.yaml",
         "-p",
-        "source",
+        "dataset.source",
         f"bigquery://{dataset}.readings",
         "-p",
         "snapshot_store",
@@ -116,7 +116,7 @@ def test_leak_run_on_bigquery_cloud_storage_and_firestore(
     record = documents[0].to_dict()
     assert record["status"] == "succeeded"
     assert {s["status"] for s in record["steps"].values()} == {"succeeded"}
-    assert record["params"]["source"] == f"bigquery://{dataset}.readings"
+    assert record["params"]["dataset"]["source"] == f"bigquery://{dataset}.readings"
     sha256 = record["snapshot"]["sha256"]
     assert record["snapshot"]["uri"] == f"gs://{gcs_bucket}/snapshots/{sha256}.parquet"
     assert record["snapshot"]["rows"] == len(kept)
@@ -131,5 +131,5 @@ def test_leak_run_on_bigquery_cloud_storage_and_firestore(
         assert blob.metadata == {"sha256": digest}
         assert hashlib.sha256(blob.download_as_bytes()).hexdigest() == digest
     snapshot = pq.read_table(io.BytesIO(blobs[f"snapshots/{sha256}.parquet"].download_as_bytes()))
-    groups = snapshot.column(smoke.group).to_pandas()
-    assert sorted(groups.unique()) == sorted(kept[smoke.group].unique())
+    groups = snapshot.column(smoke.dataset.group).to_pandas()
+    assert sorted(groups.unique()) == sorted(kept[smoke.dataset.group].unique())

@@ -230,7 +230,7 @@ def project_copy(target: Path) -> Path:
             shutil.copy2(source, target / name)
     from leaklib.params import read_yaml
 
-    data = read_yaml(ROOT / "parameters" / "default.yaml")["source"]
+    data = read_yaml(ROOT / "parameters" / "default.yaml")["dataset"]["source"]
     if "://" not in data and (ROOT / data).is_file() and not (target / data).exists():
         (target / data).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / data, target / data)

@@ -100,10 +100,10 @@ def test_gitlab_registered_version_reproduces_the_holdout_roc_auc(gitlab, monkey
     params = Params.model_validate(record["params"])
     store = open_snapshot_store(str(gitlab.project / params.snapshot_store))
     holdout = load_snapshot(record["holdout"]["sha256"], store=store)
-    model = mlflow.pyfunc.load_model(record["model"]["model_uri"])
-    proba = np.asarray(model.predict(modelling.feature_frame(holdout, params.features)))
+    model = mlflow.pyfunc.load_model(record["model"]["registry_uri"])
+    proba = np.asarray(model.predict(modelling.feature_frame(holdout, params.dataset.features)))
     proba = proba[:, 1] if proba.ndim == 2 else proba  # predict_proba: (rows, classes)
-    score = round(float(roc_auc_score(holdout[params.target], proba)), 6)
+    score = round(float(roc_auc_score(holdout[params.dataset.target], proba)), 6)
     assert score == record["metrics"]["holdout_roc_auc"]
 
 

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from leaklib import estimators
 from leaklib import params as P
 from leaklib.modelling import (
     ModelError,
@@ -43,32 +44,38 @@ def test_holdout_too_large_is_refused(clean):
         split_holdout(small, target="leaks", group="scenario_id", test_size=0.5, seed=1)
 
 
-@pytest.mark.parametrize("name", ["hist_gradient_boosting", "random_forest", "logistic_regression"])
+@pytest.mark.parametrize("name", estimators.NAMES)
 def test_each_estimator_fits_mixed_types_with_missing_values(clean, params, name):
     clean.loc[:20, ["p_a", "zone", "valve_open"]] = np.nan
-    pipe = build_pipeline(params.features, model=P.ModelSpec(name=name), seed=0)
-    pipe.fit(feature_frame(clean, params.features), clean["leaks"])
-    proba = pipe.predict_proba(feature_frame(clean, params.features))[:, 1]
+    pipe = build_pipeline(params.dataset.features, model=P.ModelSpec(name=name), seed=0)
+    pipe.fit(feature_frame(clean, params.dataset.features), clean["leaks"])
+    proba = pipe.predict_proba(feature_frame(clean, params.dataset.features))[:, 1]
     assert proba.shape == (len(clean),) and np.isfinite(proba).all()
 
 
 def test_unknown_hyper_parameter_is_named(params):
     spec = P.ModelSpec(name="random_forest", params={"max_iter": 3})
     with pytest.raises(ModelError, match="'max_iter' is not a parameter of random_forest"):
-        build_pipeline(params.features, model=spec, seed=0)
+        build_pipeline(params.dataset.features, model=spec, seed=0)
 
 
 def test_bad_hyper_parameter_value_is_named(clean, params):
     spec = P.ModelSpec(name="hist_gradient_boosting", params={"max_iter": -1})
-    pipe = build_pipeline(params.features, model=spec, seed=0)
+    pipe = build_pipeline(params.dataset.features, model=spec, seed=0)
     with pytest.raises(ValueError, match="max_iter"):
-        pipe.fit(feature_frame(clean, params.features), clean["leaks"])
+        pipe.fit(feature_frame(clean, params.dataset.features), clean["leaks"])
 
 
 def test_grouped_cross_validation_scores_each_fold(clean, params):
-    pipe = build_pipeline(params.features, model=params.model, seed=0)
+    pipe = build_pipeline(params.dataset.features, model=params.model, seed=0)
     scores = cross_validate(
-        pipe, clean, features=params.features, target="leaks", group="scenario_id", folds=3, seed=0
+        pipe,
+        clean,
+        features=params.dataset.features,
+        target="leaks",
+        group="scenario_id",
+        folds=3,
+        seed=0,
     )
     assert len(scores) == 3 and scores["roc_auc"].between(0, 1).all()
     summary = summarise_cv(scores)

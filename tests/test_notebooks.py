@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from leaklib import params as P
-from leaklib.notebooks import notebook_paths
+from leaklib.parameter_cells import notebook_paths
 from tests.conftest import leak, make_project
 
 NOTEBOOKS = notebook_paths()

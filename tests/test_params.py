@@ -1,8 +1,11 @@
+"""leaklib.params: the parameter contract, its YAML layers and the dataset mapping."""
+
+from __future__ import annotations
+
 import pytest
 import yaml
 
 from leaklib import params as P
-from leaklib.notebooks import declared_names, notebook_paths, parameter_cell, parameters_cell_of
 
 
 def write(tmp_path, name, data):
@@ -11,10 +14,19 @@ def write(tmp_path, name, data):
     return path
 
 
+MINE = {
+    "source": "data/pumps.parquet",
+    "target": "burst",
+    "features": {"pressure": "numeric"},
+    "group": None,
+}
+
+
 def test_default_set_is_valid_and_complete():
     loaded = P.load()
     assert set(P.defaults()) == set(P.field_names())
-    assert loaded.target == "leaks" and loaded.group == "scenario_id"
+    assert loaded.dataset.target == "leaks" and loaded.dataset.group == "scenario_id"
+    assert loaded.dataset.model_name == "leak-detector"
 
 
 def test_later_file_and_override_win(tmp_path):
@@ -24,18 +36,62 @@ def test_later_file_and_override_win(tmp_path):
     assert (loaded.seed, loaded.cv_folds) == (2, 4)
 
 
-def test_later_mapping_replaces_features_whole(tmp_path):
-    mine = write(
-        tmp_path,
-        "mine.yaml",
-        {"features": {"pressure": "numeric"}, "group": None, "max_groups": None},
-    )
-    loaded = P.load([mine])
-    assert list(loaded.features) == ["pressure"]
+def test_a_dataset_mapping_replaces_the_default_dataset_whole(tmp_path):
+    loaded = P.load([write(tmp_path, "mine.yaml", {"dataset": MINE})])
+    dataset = loaded.dataset
+    assert list(dataset.features) == ["pressure"] and dataset.target == "burst"
+    assert (dataset.group, dataset.timestamp, dataset.max_groups) == (None, None, None)
+    assert dataset.model_name == "pumps"  # from the source's file name, not leak-detector
 
 
-def test_null_clears_optional_key():
-    assert P.load(overrides=[("group", "null"), ("max_groups", "null")]).group is None
+def test_a_dotted_key_in_a_file_sets_one_dataset_value(tmp_path):
+    loaded = P.load([write(tmp_path, "quick.yaml", {"dataset.max_groups": 24})])
+    assert loaded.dataset.max_groups == 24
+    assert loaded.dataset.source == P.load().dataset.source and len(loaded.dataset.features) > 3
+
+
+def test_the_smoke_set_cuts_the_default_dataset():
+    smoke = P.load([P.default_file().parent / "smoke.yaml"])
+    assert smoke.dataset.max_groups == 24 and smoke.dataset.model_name == "leak-detector"
+
+
+def test_a_dataset_mapping_after_a_dotted_key_replaces_it(tmp_path):
+    dotted = write(tmp_path, "a.yaml", {"dataset.max_groups": 24})
+    whole = write(tmp_path, "b.yaml", {"dataset": MINE})
+    assert P.load([dotted, whole]).dataset.max_groups is None
+
+
+def test_dotted_override_sets_the_source():
+    loaded = P.load(overrides=[("dataset.source", "other.parquet")])
+    assert loaded.dataset.source == "other.parquet" and loaded.dataset.target == "leaks"
+
+
+@pytest.mark.parametrize("key", ["source", "model_name", "max_groups"])
+def test_an_old_top_level_key_in_a_file_says_where_it_moved(tmp_path, key):
+    old = write(tmp_path, "old.yaml", {key: None})
+    with pytest.raises(
+        P.ParameterError,
+        match=rf"parameter '{key}' in '.*old.yaml' has moved: it is now dataset\.{key}",
+    ):
+        P.load([old])
+
+
+@pytest.mark.parametrize(("key", "moved"), [("source", "source"), ("features.p_n1", "features")])
+def test_an_old_top_level_override_says_where_it_moved(key, moved):
+    with pytest.raises(
+        P.ParameterError, match=rf"parameter '{moved}' has moved: it is now dataset\.{moved}"
+    ):
+        P.load(overrides=[(key, "x")])
+
+
+def test_null_clears_an_optional_dataset_key():
+    loaded = P.load(overrides=[("dataset.group", "null"), ("dataset.max_groups", "null")])
+    assert loaded.dataset.group is None
+
+
+def test_max_groups_needs_a_group():
+    with pytest.raises(P.ParameterError, match="max_groups needs a group column"):
+        P.load(overrides=[("dataset.group", "null"), ("dataset.max_groups", "3")])
 
 
 def test_dotted_override_sets_nested_value():
@@ -59,24 +115,34 @@ def test_unknown_override_is_named():
         P.load(overrides=[("colour", "red")])
 
 
+def test_unknown_dataset_key_is_named():
+    with pytest.raises(P.ParameterError, match=r"dataset\.colour: Extra inputs are not permitted"):
+        P.load(overrides=[("dataset.colour", "red")])
+
+
 def test_wrong_type_names_the_key():
     with pytest.raises(P.ParameterError, match="cv_folds"):
         P.load(overrides=[("cv_folds", "many")])
 
 
 def test_bad_feature_type_names_the_column():
-    with pytest.raises(P.ParameterError, match=r"features\.p_n1"):
-        P.load(overrides=[("features.p_n1", "text")])
+    with pytest.raises(P.ParameterError, match=r"dataset\.features\.p_n1"):
+        P.load(overrides=[("dataset.features.p_n1", "text")])
 
 
 def test_target_cannot_be_a_feature():
     with pytest.raises(P.ParameterError, match="'p_n1' is the target"):
-        P.load(overrides=[("target", "p_n1")])
+        P.load(overrides=[("dataset.target", "p_n1")])
 
 
 def test_reversed_bounds_are_refused():
     with pytest.raises(P.ParameterError, match="greater than max"):
-        P.load(overrides=[("features.h_t1", "{type: numeric, min: 5, max: 1}")])
+        P.load(overrides=[("dataset.features.h_t1", "{type: numeric, min: 5, max: 1}")])
+
+
+def test_a_model_name_with_spaces_is_refused():
+    with pytest.raises(P.ParameterError, match=r"dataset\.model_name: Value error, must be"):
+        P.load(overrides=[("dataset.model_name", "my model")])
 
 
 def test_missing_file_is_named(tmp_path):
@@ -84,33 +150,31 @@ def test_missing_file_is_named(tmp_path):
         P.load([tmp_path / "nope.yaml"])
 
 
+@pytest.mark.parametrize(
+    ("source", "name"),
+    [
+        ("data/l-town-leaks.parquet", "l-town-leaks"),
+        ("file:///tmp/x/pumps.csv", "pumps"),
+        ("bigquery://proj.dataset.readings", "readings"),
+    ],
+)
+def test_default_model_name_is_the_table_or_file_stem(source, name):
+    assert P.default_model_name(source) == name
+
+
+def test_dataset_columns_and_roles():
+    dataset = P.load().dataset
+    assert dataset.columns()[-3:] == ["leaks", "scenario_id", "timestamp"]
+    roles = [dataset.role_of(c) for c in ("leaks", "scenario_id", "timestamp", "p_n1")]
+    assert roles == ["target", "group", "timestamp", "feature"]
+
+
 def test_describe_lists_every_parameter_with_default_and_description():
     rows = P.describe()
-    assert [r["name"] for r in rows] == P.field_names()
+    names = [r["name"] for r in rows]
+    assert [n for n in names if "." not in n] == P.field_names()
+    assert names[names.index("dataset") + 1 :][:2] == ["dataset.source", "dataset.target"]
     assert all(r["description"] and r["type"] for r in rows)
     assert next(r for r in rows if r["name"] == "cv_folds")["default"] == "5"
-
-
-@pytest.mark.parametrize("path", notebook_paths(), ids=lambda p: p.stem)
-def test_notebook_parameter_cells_match_the_defaults(path):
-    import nbformat
-
-    nb = nbformat.read(path, as_version=4)
-    names = declared_names(nb)
-    assert "run_id" in names
-    assert parameters_cell_of(nb).source == parameter_cell(names), (
-        "run `leak params --sync-notebooks` after changing parameters/default.yaml"
-    )
-
-
-def test_columns_are_features_target_then_group_and_timestamp(params):
-    assert params.columns() == [
-        "p_a",
-        "p_b",
-        "zone",
-        "valve_open",
-        "leaks",
-        "scenario_id",
-        "timestamp",
-    ]
-    assert params.model_copy(update={"timestamp": None}).columns()[-1] == "scenario_id"
+    source = next(r for r in rows if r["name"] == "dataset.source")
+    assert source["default"] == "data/l-town-leaks.parquet" and source["type"] == "str"

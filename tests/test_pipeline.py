@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
@@ -34,8 +35,8 @@ def test_smoke_run_record_has_every_lineage_field(smoke_run):
     )
     assert len(record["lock_hash"]) == 64 and record["seeds"]["seed"] == 42
     assert record["param_files"] == ["parameters/smoke.yaml"]
-    assert record["params"]["max_groups"] == 24
-    assert record["model"]["uri"].startswith("runs:/") and record["mlflow"]["run_id"]
+    assert record["params"]["dataset"]["max_groups"] == 24
+    assert record["model"]["run_uri"].startswith("runs:/") and record["mlflow"]["run_id"]
     assert {
         "cv_roc_auc",
         "holdout_roc_auc",
@@ -83,29 +84,65 @@ def test_other_table_runs_from_a_yaml_mapping_only(tmp_path):
     (project / "other.yaml").write_text(
         yaml.safe_dump(
             {
-                "target": "burst",
-                "features": {
-                    "p_a": "numeric",
-                    "p_b": {"type": "numeric", "min": 0},
-                    "zone": "categorical",
-                    "valve_open": "boolean",
+                "dataset": {
+                    "source": "other.parquet",
+                    "target": "burst",
+                    "features": {
+                        "p_a": "numeric",
+                        "p_b": {"type": "numeric", "min": 0},
+                        "zone": "categorical",
+                        "valve_open": "boolean",
+                    },
+                    "group": "district",
+                    "timestamp": "timestamp",
                 },
-                "group": "district",
-                "timestamp": "timestamp",
-                "max_groups": None,
                 "cv_folds": 3,
                 "model": {"name": "random_forest", "params": {"n_estimators": 30}},
                 "permutation_repeats": 1,
             }
         )
     )
-    finished = leak(project, "run", "-p", "source", "other.parquet", "-f", "other.yaml")
+    finished = leak(project, "run", "-f", "other.yaml")
     assert finished.returncode == 0, finished.stdout + finished.stderr
     record = finished.record()
     assert record["status"] == "succeeded"
     assert record["validation"]["missing"]["p_b"] > 0 and record["validation"][
         "ignored_columns"
     ] == ["note"]
+
+
+def test_their_table_runs_from_a_dataset_mapping_alone_under_its_own_name(tmp_path):
+    """Issue 9: a table without time or scenario columns, described by one dataset mapping."""
+    project = make_project(tmp_path / "project")
+    rng = np.random.default_rng(9)
+    leaking = rng.random(400) < 0.3
+    pd.DataFrame(
+        {
+            "flow": rng.normal(10, 1, 400) + 1.5 * leaking,
+            "pressure": rng.normal(50, 2, 400) - 3.0 * leaking,
+            "noise_db": rng.normal(30, 3, 400) + 2.0 * leaking,
+            "burst": leaking.astype(int),
+        }
+    ).to_parquet(project / "their.parquet")
+    dataset = {
+        "source": "their.parquet",
+        "target": "burst",
+        "features": {"flow": "numeric", "pressure": "numeric", "noise_db": "numeric"},
+        "group": None,
+    }
+    (project / "their.yaml").write_text(yaml.safe_dump({"dataset": dataset}))
+
+    finished = leak(project, "run", "-f", "their.yaml")
+
+    assert finished.returncode == 0, finished.stdout[-3000:] + finished.stderr[-3000:]
+    record = finished.record()
+    assert record["status"] == "succeeded"
+    assert record["params"]["dataset"]["timestamp"] is None
+    assert record["params"]["dataset"]["model_name"] == "their"
+    assert record["model"]["name"] == "their"
+    assert record["promotion"]["decision"] == "promoted"
+    pointers = sorted(p.stem for p in (project / "stores/metadata/champion").glob("*.json"))
+    assert pointers == ["their"]  # kept under its own name, not leak-detector
 
 
 BROKEN = {
@@ -129,13 +166,18 @@ def broken_project(tmp_path_factory):
     (project / "mine.yaml").write_text(
         yaml.safe_dump(
             {
-                "features": {
-                    "p_a": "numeric",
-                    "p_b": {"type": "numeric", "min": 0},
-                    "zone": "categorical",
-                    "valve_open": "boolean",
+                "dataset": {
+                    "source": "replaced-by-each-test.parquet",
+                    "target": "leaks",
+                    "features": {
+                        "p_a": "numeric",
+                        "p_b": {"type": "numeric", "min": 0},
+                        "zone": "categorical",
+                        "valve_open": "boolean",
+                    },
+                    "group": "scenario_id",
+                    "timestamp": "timestamp",
                 },
-                "max_groups": None,
                 "cv_folds": 3,
             }
         )
@@ -149,11 +191,13 @@ def test_broken_table_is_refused_and_nothing_is_written(broken_project, case):
     path = broken_project / f"{case}.parquet"
     change(make_table()).to_parquet(path)
     before = set((broken_project / "stores/snapshots").glob("*.parquet"))
-    finished = leak(broken_project, "run", "-f", "mine.yaml", "-p", "source", path.name)
+    finished = leak(broken_project, "run", "-f", "mine.yaml", "-p", "dataset.source", path.name)
     assert finished.returncode != 0
     assert column in finished.stdout
     record = next(
-        r for r in map(finished.record, finished.run_ids()) if r["params"]["source"] == path.name
+        r
+        for r in map(finished.record, finished.run_ids())
+        if r["params"]["dataset"]["source"] == path.name
     )
     assert record["status"] == "failed" and column in record["error"]
     assert set((broken_project / "stores/snapshots").glob("*.parquet")) == before
@@ -167,9 +211,3 @@ def test_bad_parameter_stops_before_any_run(tmp_path):
     assert finished.returncode == 2
     assert "cv_folds" in finished.stderr
     assert not (project / "stores").exists()
-
-
-def test_params_lists_every_parameter(tmp_path):
-    finished = leak(make_project(tmp_path / "p"), "params")
-    assert finished.returncode == 0
-    assert "cv_folds  (int)" in finished.stdout and "default: 5" in finished.stdout

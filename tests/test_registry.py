@@ -51,6 +51,48 @@ def test_version_tags_carry_run_snapshot_and_commit():
     )
 
 
+def _decision(**changes) -> dict:
+    return {
+        "decision": "not promoted",
+        "reason": "Not promoted: the interval includes zero.",
+        "primary_metric": "roc_auc",
+        "difference": 0.01,
+        "ci_low": -0.02,
+        "ci_high": 0.04,
+        "confidence": 0.95,
+        "decided_at": "2026-11-29T07:00:00+00:00",
+        "champion": {"run_id": "r0"},
+        "previous_champion": {"run_id": "r0"},
+        **changes,
+    }
+
+
+def test_decision_tags_mirror_the_decision():
+    tags = registry.decision_tags(_decision())
+    assert tags["leak.promotion.decision"] == "not promoted"
+    assert tags["leak.promotion.decided_by"] == "gate" and tags["leak.promotion.ci_low"] == "-0.02"
+    assert tags["leak.promotion.champion_run_id"] == "r0" and "leak.champion" not in tags
+
+
+def test_decision_tags_mark_a_manual_promotion_champion():
+    tags = registry.decision_tags(_decision(decision="promoted", manual=True))
+    assert tags["leak.champion"] == "true" and tags["leak.promotion.decided_by"] == "manual"
+
+
+def test_mirror_decision_without_mlflow_ids_changes_nothing():
+    assert registry.mirror_decision({"run_id": "r1"}, _decision(), model_name="m") == {
+        "run": False,
+        "version": False,
+    }
+
+
+def test_mirror_decision_never_fails_on_a_broken_decision():
+    assert registry.mirror_decision({"run_id": "r1"}, {}, model_name="m") == {
+        "run": False,
+        "version": False,
+    }
+
+
 def test_model_version_uri_falls_back_for_a_semantic_version():
     assert registry.model_version_uri("m", "1.0.0", fallback="runs:/x/model") == "runs:/x/model"
 
@@ -59,8 +101,8 @@ def test_register_model_returns_a_uri_that_loads_the_version(local_mlflow):
     uri, X = _logged_model(local_mlflow.experiment_id)
     name = f"reg-{uuid.uuid4().hex[:8]}"
     version = registry.register_model(model_uri=uri, name=name, run=_run())
-    loaded = mlflow.pyfunc.load_model(version["model_uri"])
-    assert version["model_uri"] == f"models:/{name}/1" and len(loaded.predict(X)) == len(X)
+    loaded = mlflow.pyfunc.load_model(version["registry_uri"])
+    assert version["registry_uri"] == f"models:/{name}/1" and len(loaded.predict(X)) == len(X)
 
 
 def test_register_model_tags_the_version_with_lineage(local_mlflow):

@@ -1,8 +1,7 @@
-"""leaklib.reports: step reports, the run index, the report site and `leak pages`."""
+"""leaklib.reports: step reports, the run index and the report site (`leak pages`: test_cli)."""
 
 from __future__ import annotations
 
-import argparse
 import html
 import re
 from pathlib import Path
@@ -13,10 +12,8 @@ import papermill
 import pytest
 
 from leaklib.metadata import RUNS, LocalMetadataStore
-from leaklib.params import ParameterError
 from leaklib.reports import (
     ReportError,
-    add_pages_parser,
     build_site,
     render_report,
     write_index,
@@ -33,7 +30,7 @@ def run_doc(run_id: str = RUN_ID, **fields: Any) -> dict[str, Any]:
         "created_at": "2026-11-28T21:15:30+00:00",
         "finished_at": "2026-11-28T21:17:02+00:00",
         "params": {
-            "source": "data/l-town-leaks.parquet",
+            "dataset": {"source": "data/l-town-leaks.parquet"},
             "promotion": {"primary_metric": "roc_auc"},
         },
         "param_files": ["parameters/smoke.yaml"],
@@ -381,7 +378,7 @@ def test_write_index_refuses_a_file_as_folder(tmp_path: Path) -> None:
         write_index(three_runs(), out_dir=tmp_path / "site", reports_root=tmp_path)
 
 
-# --- build_site and leak pages -------------------------------------------------------------
+# --- build_site --------------------------------------------------------------------------
 
 
 @pytest.fixture
@@ -422,27 +419,3 @@ def test_build_site_refuses_a_file_as_folder(tmp_path: Path, store: LocalMetadat
     (tmp_path / "public").write_text("")
     with pytest.raises(ReportError, match="site folder .* is not a folder"):
         build_site(store, out=tmp_path / "public", reports_root=tmp_path / "reports")
-
-
-def pages(*argv: str) -> int:
-    parser = argparse.ArgumentParser(prog="leak")
-    add_pages_parser(parser.add_subparsers())
-    args = parser.parse_args(["pages", *argv])
-    return args.func(args)
-
-
-def test_leak_pages_builds_the_site_from_the_named_store(
-    tmp_path: Path, store: LocalMetadataStore
-) -> None:
-    code = pages(
-        "-p", "metadata_store", str(tmp_path / "metadata"),
-        "--reports", str(tmp_path / "reports"),
-        "--out", str(tmp_path / "site"),
-    )  # fmt: skip
-    assert code == 0
-    assert (tmp_path / "site" / "run-a" / "03_evaluate.html").is_file()
-
-
-def test_leak_pages_refuses_an_unknown_parameter(tmp_path: Path) -> None:
-    with pytest.raises(ParameterError, match="unknown parameter 'metadata'"):
-        pages("-p", "metadata", "x", "--out", str(tmp_path / "site"))

@@ -1,3 +1,7 @@
+"""leaklib.runs: the run record and its named transitions."""
+
+from __future__ import annotations
+
 import pytest
 
 from leaklib import runs
@@ -71,3 +75,85 @@ def test_latest_run_with_a_succeeded_step(store):
 def test_unknown_run_is_named(store):
     with pytest.raises(MetadataError, match="run 'nope' not found"):
         runs.get_run(store, "nope")
+
+
+def test_fail_step_fails_a_running_step_and_the_run(store):
+    started(store)
+    runs.start_step(store, "r1", "extract")
+    record = runs.fail_step(store, "r1", "extract", error="kernel died", duration_s=3.5)
+    step = record["steps"]["extract"]
+    assert (step["status"], step["error"], step["duration_s"]) == ("failed", "kernel died", 3.5)
+    assert record["status"] == "failed" and record["error"] == "extract: kernel died"
+
+
+def test_fail_step_of_a_step_that_never_opened_fails_the_run(store):
+    started(store)
+    record = runs.fail_step(store, "r1", "extract", error="ModuleNotFoundError: leaklib")
+    assert record["status"] == "failed" and record["steps"]["extract"]["notebook"] == "01_extract"
+
+
+def test_fail_step_leaves_a_finished_run_as_it_is(store):
+    started(store)
+    runs.start_step(store, "r1", "extract")
+    runs.finish_step(store, "r1", "extract", error="SchemaError")
+    record = runs.fail_step(store, "r1", "extract", error="later")
+    assert record["error"] == "extract: SchemaError"
+
+
+def test_fail_step_names_an_unknown_run(store):
+    with pytest.raises(MetadataError, match="run 'nope' not found"):
+        runs.fail_step(store, "nope", "extract", error="x")
+
+
+def test_close_run_fails_a_run_a_step_left_open(store):
+    started(store)
+    runs.start_step(store, "r1", "extract")
+    record = runs.close_run(store, "r1")
+    assert record["status"] == "failed" and record["error"] == "a step did not record its end"
+
+
+def test_close_run_returns_a_finished_run_unchanged(store):
+    started(store)
+    for step in runs.STEPS:
+        runs.start_step(store, "r1", step)
+        runs.finish_step(store, "r1", step)
+    assert runs.close_run(store, "r1")["status"] == "succeeded"
+
+
+def test_close_run_names_an_unknown_run(store):
+    with pytest.raises(MetadataError, match="run 'nope' not found"):
+        runs.close_run(store, "nope")
+
+
+def test_record_promotion_keeps_the_decision_on_the_running_run(store):
+    started(store)
+    record = runs.record_promotion(store, "r1", {"decision": "promoted", "reason": "first"})
+    assert record["promotion"] == {"decision": "promoted", "reason": "first"}
+
+
+def test_record_promotion_refuses_a_finished_run(store):
+    started(store)
+    runs.fail_run(store, "r1", error="stopped")
+    with pytest.raises(ConflictError, match="run 'r1' is failed and can no longer change"):
+        runs.record_promotion(store, "r1", {"decision": "promoted"})
+
+
+def test_supersede_promotion_keeps_the_gates_earlier_verdict(store):
+    started(store)
+    gate = {"decision": "not promoted", "reason": "CI too wide", "decided_at": "t0", "ci_low": -1}
+    runs.record_promotion(store, "r1", gate)
+    for step in runs.STEPS:
+        runs.start_step(store, "r1", step)
+        runs.finish_step(store, "r1", step)
+    record = runs.supersede_promotion(store, "r1", {"decision": "promoted", "reason": "by hand"})
+    assert record["status"] == "succeeded" and record["promotion"]["decision"] == "promoted"
+    assert record["promotion"]["superseded"] == {
+        "decision": "not promoted",
+        "reason": "CI too wide",
+        "decided_at": "t0",
+    }
+
+
+def test_supersede_promotion_names_an_unknown_run(store):
+    with pytest.raises(MetadataError, match="run 'nope' not found"):
+        runs.supersede_promotion(store, "nope", {"decision": "promoted"})

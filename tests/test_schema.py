@@ -102,13 +102,26 @@ def test_every_problem_is_listed_at_once(table, params):
     assert len(caught.value.problems) == 2
 
 
+def test_missing_columns_and_bad_values_are_reported_together(table, params):
+    broken = table.drop(columns="p_b").assign(leaks=table["scenario_id"] % 3)
+    with pytest.raises(
+        SchemaError, match=r"(?s)'p_b' \(feature\).*found the values 0, 1, 2"
+    ) as caught:
+        validate_table(broken, params=params)
+    assert caught.value.problems == [
+        "column 'p_b' (feature) is declared but not in the table",
+        "column 'leaks' (target): must be binary 0/1 or true/false, found the values 0, 1, 2",
+    ]
+
+
 def test_boolean_target_is_accepted(table, params):
     clean, _ = validate_table(table.assign(leaks=table["leaks"].astype(bool)), params=params)
     assert clean["leaks"].sum() == table["leaks"].sum()
 
 
 def test_max_groups_keeps_the_first_groups(table, params):
-    limited = P.validate({**params.to_plain(), "max_groups": 8, "cv_folds": 2})
+    plain = params.to_plain()
+    limited = P.validate({**plain, "dataset": {**plain["dataset"], "max_groups": 8}, "cv_folds": 2})
     clean, report = validate_table(table, params=limited)
     assert sorted(clean["scenario_id"].unique()) == list(range(8)) and report.groups == 8
 
@@ -121,7 +134,7 @@ def test_limit_groups_needs_the_group_column(table):
 def test_profile_has_one_row_per_feature(table, params):
     clean, _ = validate_table(table, params=params)
     summary = profile(clean, params=params)
-    assert list(summary.index) == list(params.features)
+    assert list(summary.index) == list(params.dataset.features)
     assert pd.isna(summary.loc["zone", "min"])
 
 

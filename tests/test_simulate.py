@@ -1,10 +1,8 @@
-"""Tests for leaklib.simulate: the knobs, the committed dataset, and byte-reproducibility."""
+"""leaklib.simulate: the knobs, the committed dataset, and byte-reproducibility (`leak simulate`: test_cli)."""
 
 from __future__ import annotations
 
-import argparse
 import json
-import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -14,14 +12,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from leaklib.simulate import (
-    DEFAULT_SEED,
     SimulationRecipe,
-    add_simulate_parser,
     companion_paths,
     file_sha256,
-    main,
-    recipe_from_args,
-    run_simulate,
     simulate_dataset,
     simulate_frames,
     simulate_scenario,
@@ -136,46 +129,6 @@ def test_importing_the_module_does_not_import_the_solver() -> None:
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert done.stdout.strip() == "[]"
-
-
-# --- the command line -----------------------------------------------------------------------
-
-
-def test_add_simulate_parser_registers_knobs() -> None:
-    parser = argparse.ArgumentParser(prog="leak")
-    subparsers = parser.add_subparsers(dest="command")
-    add_simulate_parser(subparsers)
-    args = parser.parse_args(
-        [
-            "simulate",
-            "--scenarios",
-            "4",
-            "--leak-diameter-cm",
-            "2",
-            "5",
-            "--no-random-start-weekday",
-        ]
-    )
-    assert args.func is run_simulate
-    assert "chance that a scenario has one leak (default: 0.75)" in " ".join(
-        subparsers.choices["simulate"].format_help().split()
-    )
-    assert args.scenarios == 4 and args.seed == DEFAULT_SEED
-    recipe = recipe_from_args(args)
-    assert recipe.leak_diameter_cm == (2.0, 5.0)
-    assert recipe.random_start_weekday is False
-    assert recipe.leak_probability == SimulationRecipe().leak_probability
-
-
-def test_cli_refuses_bad_knobs_with_exit_code_2(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    out = tmp_path / "x.parquet"
-    with caplog.at_level(logging.ERROR, logger="leaklib.simulate"):
-        code = main(["--scenarios", "1", "--leak-probability", "2", "--out", str(out)])
-    assert code == 2
-    assert "leak_probability must be a probability in [0, 1], got 2.0" in caplog.text
-    assert not out.exists()
 
 
 # --- the committed dataset ------------------------------------------------------------------

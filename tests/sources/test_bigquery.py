@@ -250,7 +250,7 @@ def test_bad_filters_are_refused(where, where_params, message):
     params = make_params("bigquery://leak-test.ds.t", where=where, where_params=where_params)
 
     with pytest.raises(SourceError, match=message):
-        build_query(params, parse_table(params.source))
+        build_query(params, parse_table(params.dataset.source))
 
 
 def test_query_quotes_every_identifier_and_parameterises_values():

@@ -1,0 +1,33 @@
+"""leaklib.estimators: the catalogue of models a run may choose."""
+
+from __future__ import annotations
+
+import pytest
+from sklearn.base import is_classifier
+
+from leaklib import estimators
+from leaklib import params as P
+
+
+def test_names_are_the_catalogue_in_order():
+    assert estimators.NAMES == ("hist_gradient_boosting", "random_forest", "logistic_regression")
+    assert all(estimators.CATALOGUE[n].name == n for n in estimators.NAMES)
+
+
+@pytest.mark.parametrize("name", estimators.NAMES)
+def test_every_estimator_builds_from_its_defaults(name):
+    entry = estimators.CATALOGUE[name]
+    assert is_classifier(entry.cls(**entry.defaults))
+    assert entry.numeric_inputs in ("passthrough", "impute", "impute_scale")
+
+
+@pytest.mark.parametrize("name", estimators.NAMES)
+def test_the_parameters_accept_every_catalogued_name(name):
+    assert P.load(overrides=[("model.name", name)]).model.name == name
+
+
+def test_a_name_outside_the_catalogue_is_refused_naming_the_choices():
+    with pytest.raises(
+        P.ParameterError, match=r"model\.name: Input should be 'hist_gradient_boosting'"
+    ):
+        P.load(overrides=[("model.name", "xgboost")])

@@ -1,0 +1,291 @@
+"""leaklib.gate: the promotion rule, the gate against the champion, manual promotion."""
+
+from __future__ import annotations
+
+import shutil
+from types import SimpleNamespace
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+
+from leaklib import evaluation, gate, runs
+from leaklib.champion import ChampionError
+from leaklib.gate import Criterion, Decision
+from leaklib.metadata import LocalMetadataStore
+from leaklib.params import PromotionSpec
+
+
+def _spec(**changes) -> PromotionSpec:
+    return PromotionSpec(primary_metric="roc_auc", **changes)
+
+
+def _scores(seed: int = 0, n: int = 400):
+    rng = np.random.default_rng(seed)
+    y = (rng.random(n) < 0.4).astype(int)
+    return y, np.clip(0.35 * y + rng.random(n) * 0.65, 0, 1)
+
+
+# ---------------------------------------------------------------- the rule
+
+
+_BETTER = {"roc_auc": 0.90, "pr_auc": 0.8, "recall_at_1pct_fpr": 0.30}
+_WORSE = {"roc_auc": 0.85, "pr_auc": 0.7, "recall_at_1pct_fpr": 0.20}
+
+
+def test_decide_promotes_when_the_lower_bound_exceeds_the_minimum_improvement():
+    verdict, reason, _ = gate.decide(
+        _spec(min_improvement=0.01),
+        challenger=_BETTER,
+        champion=_WORSE,
+        bootstrap={"ci_low": 0.02, "ci_high": 0.08},
+    )
+    assert verdict == gate.PROMOTED and "CI [+0.0200, +0.0800]" in reason
+
+
+def test_decide_refuses_when_the_lower_bound_only_equals_the_minimum_improvement():
+    verdict, reason, _ = gate.decide(
+        _spec(min_improvement=0.02),
+        challenger=_BETTER,
+        champion=_WORSE,
+        bootstrap={"ci_low": 0.02, "ci_high": 0.08},
+    )
+    assert verdict == gate.NOT_PROMOTED
+    assert "not above the minimum improvement +0.0200" in reason
+
+
+def test_decide_refuses_an_improvement_that_breaks_a_floor():
+    verdict, reason, criteria = gate.decide(
+        _spec(floors={"recall_at_1pct_fpr": 0.5}),
+        challenger=_BETTER,
+        champion=_WORSE,
+        bootstrap={"ci_low": 0.02, "ci_high": 0.08},
+    )
+    assert verdict == gate.NOT_PROMOTED
+    assert "floor recall_at_1pct_fpr >= 0.5 fails (0.3000)" in reason
+    assert [c.passed for c in criteria] == [True, False]
+    assert criteria[1] == Criterion("recall_at_1pct_fpr >= floor", 0.5, 0.3, False)
+
+
+def test_decide_promotes_the_first_model_that_passes_the_floors():
+    verdict, reason, _ = gate.decide(
+        _spec(floors={"roc_auc": 0.8}), challenger=_BETTER, champion=None, bootstrap=None
+    )
+    assert verdict == gate.PROMOTED and reason.startswith("Promoted: no champion yet")
+
+
+def test_decide_refuses_a_first_model_below_a_floor():
+    verdict, reason, _ = gate.decide(
+        _spec(floors={"roc_auc": 0.95}), challenger=_BETTER, champion=None, bootstrap=None
+    )
+    assert verdict == gate.NOT_PROMOTED and "floor roc_auc >= 0.95 fails (0.9000)" in reason
+
+
+def test_decide_refuses_a_champion_comparison_without_an_interval():
+    with pytest.raises(gate.PromotionError, match="needs the bootstrap interval"):
+        gate.decide(_spec(), challenger=_BETTER, champion=_WORSE, bootstrap=None)
+
+
+@pytest.mark.parametrize("metric", ["roc_auc", "pr_auc", "recall_at_1pct_fpr"])
+def test_metric_function_is_the_code_of_holdout_metrics(metric):
+    y, good = _scores()
+    expected = evaluation.holdout_metrics(y, good, threshold=0.5)[metric]
+    assert round(gate.metric_function(metric)(y, good), 6) == expected
+
+
+def test_metric_function_refuses_an_unknown_metric():
+    with pytest.raises(gate.PromotionError, match="primary_metric 'f1' is not one of"):
+        gate.metric_function("f1")
+
+
+# ---------------------------------------------------------------- the decision as a type
+
+
+def _decision(with_champion: bool = True) -> Decision:
+    return Decision(
+        primary_metric="roc_auc",
+        challenger={"metrics": _BETTER},
+        champion={"metrics": _WORSE} if with_champion else None,
+        difference=0.05,
+        ci_low=0.02,
+        ci_high=0.08,
+        confidence=0.95,
+        min_improvement=0.0,
+        criteria=[Criterion("lower CI bound > min_improvement", 0.0, 0.02, True)],
+    )
+
+
+def test_decision_to_dict_is_plain_json():
+    plain = _decision().to_dict()
+    assert plain["decision"] == "not promoted" and type(plain["decision"]) is str
+    assert plain["criteria"] == [
+        {
+            "name": "lower CI bound > min_improvement",
+            "threshold": 0.0,
+            "value": 0.02,
+            "passed": True,
+        }
+    ]
+
+
+def test_decision_frame_puts_champion_and_challenger_side_by_side():
+    frame = gate.decision_frame(_decision())
+    assert list(frame.columns) == ["champion", "challenger", "difference"]
+    assert frame.loc["roc_auc (primary)", "difference"] == pytest.approx(0.05)
+
+
+def test_decision_frame_without_a_champion_leaves_its_column_empty():
+    frame = gate.decision_frame(_decision(with_champion=False))
+    assert frame["champion"].isna().all() and frame.loc["pr_auc", "challenger"] == 0.8
+
+
+def test_criteria_frame_has_one_row_per_criterion():
+    frame = gate.criteria_frame(_decision())
+    assert list(frame.columns) == ["threshold", "value", "passed"]
+    assert frame.loc["lower CI bound > min_improvement", "passed"]
+
+
+def test_champion_scores_refuses_a_holdout_without_the_champions_columns():
+    model = SimpleNamespace(feature_names_in_=np.array(["p_a", "flow"]))
+    with pytest.raises(
+        gate.PromotionError, match=r"champion needs columns this holdout lacks \(flow\)"
+    ):
+        gate.champion_scores(model, pd.DataFrame({"p_a": [1.0]}))
+
+
+# ---------------------------------------------------------------- the gate, three runs
+
+
+def test_gate_promotes_the_first_valid_model(promotion_history):
+    assert promotion_history.decisions["first"].promoted
+
+
+def test_gate_keeps_the_champion_against_a_weaker_challenger(promotion_history):
+    decision = promotion_history.decisions["weaker"]
+    assert decision.decision == gate.NOT_PROMOTED and decision.champion["run_id"] == "run-first"
+    assert decision.ci_high < 0
+
+
+def test_gate_promotes_a_stronger_challenger_over_the_champion(promotion_history):
+    decision = promotion_history.decisions["stronger"]
+    assert decision.promoted and decision.ci_low > 0
+    assert decision.previous_champion["run_id"] == "run-first"
+
+
+def test_gate_rescores_the_champion_with_holdout_metrics(promotion_history):
+    champion = promotion_history.decisions["stronger"].champion["metrics"]
+    assert champion == promotion_history.decisions["first"].challenger["metrics"]
+
+
+def test_gate_records_each_decision_in_its_run(promotion_history):
+    recorded = {n: r["promotion"]["decision"] for n, r in promotion_history.records.items()}
+    assert recorded == {"first": "promoted", "weaker": "not promoted", "stronger": "promoted"}
+
+
+def test_gate_tags_the_challenger_run_and_version_in_mlflow(promotion_history, local_mlflow):
+    record = promotion_history.records["weaker"]
+    client = mlflow.MlflowClient()
+    run_tags = client.get_run(record["mlflow"]["run_id"]).data.tags
+    version_tags = client.get_model_version(
+        promotion_history.params.dataset.model_name, record["model"]["version"]
+    ).tags
+    assert run_tags["leak.promotion.decision"] == "not promoted"
+    assert version_tags["leak.promotion.reason"] == promotion_history.decisions["weaker"].reason
+
+
+def test_gate_moves_the_champion_alias_to_the_promoted_version(promotion_history, local_mlflow):
+    version = mlflow.MlflowClient().get_model_version_by_alias(
+        promotion_history.params.dataset.model_name, "champion"
+    )
+    assert str(version.version) == promotion_history.records["stronger"]["model"]["version"]
+
+
+def test_gate_refuses_scores_that_do_not_match_the_holdout(promotion_history):
+    with pytest.raises(gate.PromotionError, match="3 scores for"):
+        gate.gate(
+            store=promotion_history.store,
+            params=promotion_history.params,
+            run=promotion_history.records["stronger"],
+            holdout=promotion_history.holdout,
+            challenger_proba=np.zeros(3),
+        )
+
+
+def _copy(promotion_history, tmp_path) -> LocalMetadataStore:
+    folder = shutil.copytree(promotion_history.store.folder, tmp_path / "metadata")
+    return LocalMetadataStore(folder)
+
+
+def _reopened(store, run_id: str) -> dict:
+    """A finished run made running again, so the gate may record on it (a copy only)."""
+    record = {**runs.get_run(store, run_id), "status": "running", "promotion": None}
+    store.transact("runs", run_id, lambda _: record)
+    return record
+
+
+def test_gate_says_when_the_challenger_already_is_the_champion(
+    promotion_history, local_mlflow, tmp_path
+):
+    store = _copy(promotion_history, tmp_path)
+    decision = gate.gate(
+        store=store,
+        params=promotion_history.params,
+        run=_reopened(store, "run-stronger"),
+        holdout=promotion_history.holdout,
+        challenger_proba=promotion_history.scores["stronger"],
+    )
+    assert decision.promoted and decision.reason.startswith("Already the champion of gate-")
+
+
+def test_gate_does_not_promote_when_the_champion_cannot_be_loaded(
+    promotion_history, local_mlflow, tmp_path
+):
+    def unloadable(pointer):
+        raise ChampionError("the champion model cannot be loaded from models:/x/1")
+
+    store = _copy(promotion_history, tmp_path)
+    decision = gate.gate(
+        store=store,
+        params=promotion_history.params,
+        run=_reopened(store, "run-first"),
+        holdout=promotion_history.holdout,
+        challenger_proba=promotion_history.scores["first"],
+        load_champion=unloadable,
+    )
+    assert decision.decision == gate.NOT_PROMOTED
+    assert "cannot be loaded from models:/x/1; compare by hand" in decision.reason
+
+
+# ---------------------------------------------------------------- manual promotion
+
+
+def test_manual_promotion_makes_the_run_champion_and_keeps_the_gates_verdict(
+    promotion_history, local_mlflow, tmp_path
+):
+    store = _copy(promotion_history, tmp_path)
+    decision = gate.manual_promotion(
+        store, run_id="run-weaker", params=promotion_history.params, reason="field check"
+    )
+    record = runs.get_run(store, "run-weaker")
+    assert decision.manual and decision.reason == "Promoted by hand: field check"
+    assert record["promotion"]["superseded"]["decision"] == "not promoted"
+    assert decision.previous_champion["run_id"] == "run-stronger"
+
+
+def test_manual_promotion_needs_a_reason(promotion_history, tmp_path):
+    with pytest.raises(gate.PromotionError, match="a manual promotion needs a --reason"):
+        gate.manual_promotion(
+            _copy(promotion_history, tmp_path),
+            run_id="run-first",
+            params=promotion_history.params,
+            reason="  ",
+        )
+
+
+def test_manual_promotion_refuses_a_run_without_a_registered_version(promotion_history, tmp_path):
+    store = _copy(promotion_history, tmp_path)
+    runs.start_run(store, run_id="bare", params={}, param_files=[], origin="test")
+    runs.update_run(store, "bare", model={"run_uri": "runs:/abc/model"})
+    with pytest.raises(gate.PromotionError, match="run 'bare' has no registered model version"):
+        gate.manual_promotion(store, run_id="bare", params=promotion_history.params, reason="x")
