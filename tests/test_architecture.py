@@ -18,8 +18,6 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
 PACKAGE = Path(__file__).resolve().parents[1] / "leaklib"
 
 # Heavy or optional third-party packages a function may import on first use.
@@ -34,16 +32,6 @@ LAZY_ALLOWED = (
     "wntr",  # the optional simulate extra
     "epyt",
 )
-# Moving into packages on another branch (their lazy backend imports included);
-# drop from this set once that lands.
-PENDING = {
-    "leaklib.snapshots",
-    "leaklib.gcs",
-    "leaklib.metadata",
-    "leaklib.firestore",
-    "leaklib.sources",
-    "leaklib.bigquery",
-}
 _DIRECTIVE = re.compile(r"#\s*(noqa|type:|pragma|fmt:)[^#]*")
 
 
@@ -207,24 +195,9 @@ def test_the_checker_finds_a_circle():
     assert circles({"a": {"b": [a]}, "b": {"a": [b]}, "c": {"a": []}}) == [["a", "b"]]
 
 
-def _circles_report(*, pending: bool) -> str:
-    graph = import_graph()
-    found = (
-        [c for c in circles(graph) if set(c) <= PENDING]
-        if pending
-        else [c for c in circles(graph) if not set(c) <= PENDING]
-    )
-    return "\n".join(_describe_circle(component, graph) for component in found)
-
-
 def test_no_import_circles():
-    found = _circles_report(pending=False)
-    assert not found, "import circles in leaklib:\n" + found
-
-
-@pytest.mark.xfail(reason="backend modules are being moved into packages on another branch")
-def test_no_import_circles_among_the_pending_backend_modules():
-    found = _circles_report(pending=True)
+    graph = import_graph()
+    found = "\n".join(_describe_circle(component, graph) for component in circles(graph))
     assert not found, "import circles in leaklib:\n" + found
 
 
@@ -265,14 +238,8 @@ def _lazy_problems(modules: set[str]) -> list[str]:
 
 
 def test_imports_inside_functions_are_heavy_optional_and_explained():
-    problems = _lazy_problems(set(MODULES) - PENDING)
+    problems = _lazy_problems(set(MODULES))
     assert not problems, (
         "imports inside functions must be of a heavy optional dependency "
         f"({', '.join(LAZY_ALLOWED)}) with a # reason:\n" + "\n".join(problems)
     )
-
-
-@pytest.mark.xfail(reason="backend modules are being moved into packages on another branch")
-def test_pending_backend_modules_follow_the_same_rule():
-    problems = _lazy_problems(PENDING)
-    assert not problems, "\n".join(problems)

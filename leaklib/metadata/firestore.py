@@ -171,6 +171,8 @@ class FirestoreMetadataStore:
         """Fail clearly unless the database exists and can be read."""
         # heavy: Google client loaded only when a firestore:// store is used
         from google.api_core import exceptions as gex
+
+        # heavy: a Google client library, loaded only when this backend is used
         from google.api_core.retry import Retry
 
         retry = Retry(
@@ -220,6 +222,8 @@ class FirestoreMetadataStore:
         """
         # heavy: Google client loaded only when a firestore:// store is used
         from google.api_core import exceptions as gex
+
+        # heavy: a Google client library, loaded only when this backend is used
         from google.cloud import firestore
 
         ref = self._ref(collection, doc_id)

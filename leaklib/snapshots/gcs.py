@@ -153,6 +153,8 @@ class GCSSnapshotStore:
         """Fail clearly unless the bucket exists and its objects can be listed."""
         # heavy: Google client loaded only when a gs:// store is used
         from google.api_core import exceptions as gex
+
+        # heavy: a Google client library, loaded only when this backend is used
         from google.cloud.storage.retry import DEFAULT_RETRY
 
         try:
@@ -247,6 +249,8 @@ class GCSSnapshotStore:
         """Read an object and verify its bytes and its metadata against the hash."""
         # heavy: Google client loaded only when a gs:// store is used
         from google.api_core import exceptions as gex
+
+        # heavy: a Google client library, loaded only when this backend is used
         from google.resumable_media import DataCorruption
 
         uri = self._object_uri(sha256)

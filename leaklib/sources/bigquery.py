@@ -224,7 +224,11 @@ def _storage_client_factory(host: str):
     def make():
         # heavy: gRPC and the Storage Read client loaded only when an emulator serves it
         import grpc
+
+        # heavy: a Google client library, loaded only when this backend is used
         from google.cloud.bigquery_storage_v1 import BigQueryReadClient
+
+        # heavy: a Google client library, loaded only when this backend is used
         from google.cloud.bigquery_storage_v1.services.big_query_read.transports import (
             BigQueryReadGrpcTransport,
         )
@@ -239,6 +243,8 @@ def make_client(project: str) -> bigquery.Client:
     """Build a BigQuery client billed to ``project`` (the emulator's when one is configured)."""
     # heavy: Google client loaded only when a bigquery:// source is read
     from google.auth.credentials import AnonymousCredentials
+
+    # heavy: a Google client library, loaded only when this backend is used
     from google.cloud import bigquery
 
     credentials = None
@@ -347,6 +353,8 @@ def _download(
     """Run the query; when the Storage Read API is refused, read through the REST API."""
     # heavy: Google client and pandas-gbq loaded only when a bigquery:// source is read
     from google.api_core import exceptions as gex
+
+    # heavy: a Google client library, loaded only when this backend is used
     from pandas_gbq.exceptions import GenericGBQException
 
     try:
