@@ -105,8 +105,8 @@ def test_retrain_never_runs_twice_at_once(pipeline: dict[str, Any]) -> None:
     assert pipeline["retrain"]["resource_group"] == "retrain"
 
 
-def test_retrain_takes_its_parameters_from_a_variable(pipeline: dict[str, Any]) -> None:
-    assert pipeline["retrain"]["script"] == ['leak run -f "$LEAK_PARAMS_FILE"']
+def test_retrain_runs_durable_on_the_parameters_of_a_variable(pipeline: dict[str, Any]) -> None:
+    assert pipeline["retrain"]["script"] == ['leak run --durable -f "$LEAK_PARAMS_FILE"']
     assert pipeline["variables"]["LEAK_PARAMS_FILE"]["value"] == "parameters/gcp.example.yaml"
 
 
@@ -230,7 +230,7 @@ def project_copy(target: Path) -> Path:
             shutil.copy2(source, target / name)
     from leaklib.params import read_yaml
 
-    data = read_yaml(ROOT / "parameters" / "default.yaml")["source"]
+    data = read_yaml(ROOT / "parameters" / "default.yaml")["dataset"]["source"]
     if "://" not in data and (ROOT / data).is_file() and not (target / data).exists():
         (target / data).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / data, target / data)
