@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.conftest import leak, make_project
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 CI_FILE = ROOT / ".gitlab-ci.yml"
@@ -242,34 +244,35 @@ def project_copy(target: Path) -> Path:
     return target
 
 
-@pytest.mark.slow
-def test_gitlab_ci_local_runs_retrain_then_pages(tmp_path: Path) -> None:
-    command = gitlab_ci_local()
-    need(command is not None, "gitlab-ci-local on Node >= 22 is not installed")
-    need(shutil.which("rsync") is not None, "rsync (needed by gitlab-ci-local) is not installed")
-    project = project_copy(tmp_path / "project")
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("LEAK_", "MLFLOW_", "GOOGLE_", "CI_", "GITLAB_"))
-    }
-    result = subprocess.run(
-        [*command, "retrain", "pages", "--force-shell-executor", "--shell-isolation"]
-        + ["--variable", "LEAK_PARAMS_FILE=parameters/smoke.yaml"]
-        + ["--variable", f"LEAK_VENV={sys.prefix}"]
-        + ["--variable", "CI_PIPELINE_SOURCE=web", "--ignore-predefined-vars", "CI_PIPELINE_SOURCE"]
-        + ["--home", str(tmp_path / "home"), "--color=false"],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=1800,
+# --- leak run --durable, as the retrain job runs it ---------------------------------------------
+
+
+def refused(project: Path, params_file: str) -> str:
+    """Run ``leak run --durable -f params_file``; return stderr's first line, nothing written."""
+    before = sorted(p.name for p in project.iterdir())
+    done = leak(project, "run", "--durable", "-f", params_file)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert sorted(p.name for p in project.iterdir()) == before  # no stores/, reports/, mlflow.db
+    return done.stderr.splitlines()[0]
+
+
+def test_durable_run_refuses_local_stores_naming_them(tmp_path: Path) -> None:
+    first = refused(make_project(tmp_path / "project"), "parameters/smoke.yaml")
+    assert first.startswith(
+        "leak run: error: --durable: snapshot_store 'stores/snapshots' and "
+        "metadata_store 'stores/metadata' would live only inside this job"
     )
-    log = result.stdout + result.stderr
-    index = project / "public" / "index.html"
-    assert index.is_file(), log[-4000:]
-    page = index.read_text()
-    run_ids = re.findall(r'<tr id="run-([^"]+)"', page)
-    assert len(run_ids) == 1, log[-4000:]
-    assert (project / "public" / run_ids[0] / "03_evaluate.html").is_file(), log[-4000:]
-    assert result.returncode == 0, log[-4000:]
+    assert "set LEAK_PARAMS_FILE to a parameter set" in first
+
+
+def test_durable_run_refuses_the_example_placeholders(tmp_path: Path) -> None:
+    first = refused(make_project(tmp_path / "project"), "parameters/gcp.example.yaml")
+    assert first.startswith(
+        "leak run: error: LEAK_PARAMS_FILE still holds the placeholders of "
+        "parameters/gcp.example.yaml"
+    )
+    for placeholder in (
+        "snapshot_store 'gs://my-leak-snapshots/snapshots'",
+        "metadata_store 'firestore://my-project/leak-runs'",
+    ):
+        assert placeholder in first
