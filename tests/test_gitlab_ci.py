@@ -1,5 +1,6 @@
 """.gitlab-ci.yml and .pre-commit-config.yaml: GitLab's schema, the pipeline's shape, the hooks,
-and the retrain and pages jobs run for real with gitlab-ci-local."""
+the retrain job's --durable refusals, and three retrain-then-pages pipelines run for real with
+gitlab-ci-local on the Cloud Storage and Firestore emulators."""
 
 from __future__ import annotations
 
