@@ -14,16 +14,14 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urldefrag, urlparse
 
 import pytest
 
+from tests import chromium
 from tests.test_gitlab_ci import need, project_copy
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
 LEAK = Path(sys.executable).parent / "leak"
 # name -> how to find the page in the site built from the two runs
 PAGES = (
@@ -85,66 +83,13 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def driver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    need(CHROMIUM.is_file(), f"headless Chromium ({CHROMIUM}) is not installed")
-    need(CHROMEDRIVER.is_file(), f"chromedriver ({CHROMEDRIVER}) is not installed")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    os.environ["SE_OFFLINE"] = "true"  # never let Selenium Manager download a driver
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--no-first-run",
-        "--disable-sync",
-        "--window-size=1280,1024",
-        # any name lookup fails, so nothing can leave the machine even by mistake
-        "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE localhost",
-        f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
-    ):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
-    browser = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    browser.get("about:blank")  # the start page's own chrome:// loads are not the site's
-    try:
+    reason = chromium.missing()
+    need(reason is None, reason or "")
+    with chromium.chromium(tmp_path_factory.mktemp("chromium-profile")) as browser:
         yield browser
-    finally:
-        browser.quit()
 
 
 _visits: dict[str, dict[str, Any]] = {}
-
-_INSPECT = """
-return {
-  images: Array.from(document.images).map(i => ({src: i.src.slice(0, 60), ok: i.complete && i.naturalWidth > 0})),
-  links: Array.from(document.querySelectorAll('a[href]')).map(a => a.getAttribute('href')),
-  ids: Array.from(document.querySelectorAll('[id]')).map(e => e.id),
-  resources: performance.getEntriesByType('resource').map(r => r.name),
-  rows: Object.fromEntries(Array.from(document.querySelectorAll('tr[id]')).map(r => [r.id, r.innerText])),
-  text: document.body.innerText,
-};
-"""
-
-
-def inspect(driver: Any, path: Path) -> dict[str, Any]:
-    """Open a file in the browser and return what it logged, requested and shows."""
-    driver.get_log("performance")  # drop what earlier pages logged
-    driver.get_log("browser")
-    driver.get(path.as_uri())
-    seen = driver.execute_script(_INSPECT)
-    seen["console"] = driver.get_log("browser")
-    messages = (json.loads(e["message"])["message"] for e in driver.get_log("performance"))
-    seen["requests"] = [
-        m["params"]["request"]["url"]
-        for m in messages
-        if m["method"] == "Network.requestWillBeSent"
-    ]
-    seen["path"] = path
-    return seen
 
 
 @pytest.fixture
@@ -155,7 +100,7 @@ def visit(driver: Any, site: dict[str, Any]) -> Any:
         if name not in _visits:
             path = site["paths"][name]
             assert path.is_file(), f"{name}: {path} was not written"
-            _visits[name] = inspect(driver, path)
+            _visits[name] = chromium.inspect(driver, path)
         return _visits[name]
 
     return open_page
@@ -166,12 +111,12 @@ def test_the_check_sees_a_page_that_reaches_the_network(driver: Any, tmp_path: P
     page.write_text(
         '<html><body><script src="https://cdn.example.com/require.js"></script></body></html>'
     )
-    assert "https://cdn.example.com/require.js" in inspect(driver, page)["requests"]
+    assert "https://cdn.example.com/require.js" in chromium.inspect(driver, page)["requests"]
 
 
 @pytest.mark.parametrize("name", PAGES)
 def test_page_has_no_console_errors(visit: Any, name: str) -> None:
-    assert [e for e in visit(name)["console"] if e["level"] in ("SEVERE", "WARNING")] == []
+    assert chromium.console_errors(visit(name)) == []
 
 
 @pytest.mark.parametrize("name", PAGES)
@@ -182,24 +127,8 @@ def test_page_loads_every_image(visit: Any, name: str) -> None:
 
 @pytest.mark.parametrize("name", PAGES)
 def test_page_links_resolve(visit: Any, site: dict[str, Any], name: str) -> None:
-    seen = visit(name)
-    page = seen["path"]
     root = site["project"] / ("reports" if name == "reports index" else "public")
-    broken = []
-    for href in seen["links"]:
-        if urlparse(href).scheme in ("http", "https"):
-            continue  # MLflow: a link to follow, not something the page loads
-        target, fragment = urldefrag(href)
-        if not target:
-            # browsers match the fragment as written, then percent-decoded
-            if fragment not in seen["ids"] and unquote(fragment) not in seen["ids"]:
-                broken.append(href)
-            continue
-        resolved = (page.parent / unquote(target)).resolve()
-        inside = resolved.is_relative_to(root.resolve())
-        if urlparse(href).scheme or href.startswith("/") or not inside or not resolved.is_file():
-            broken.append(href)
-    assert broken == []
+    assert chromium.broken_links(visit(name), root=root) == []
 
 
 @pytest.mark.parametrize("name", PAGES)

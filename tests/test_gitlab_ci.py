@@ -1,18 +1,24 @@
 """.gitlab-ci.yml and .pre-commit-config.yaml: GitLab's schema, the pipeline's shape, the hooks,
-and the retrain and pages jobs run for real with gitlab-ci-local."""
+the retrain job's --durable refusals, and three retrain-then-pages pipelines run for real with
+gitlab-ci-local on the Cloud Storage and Firestore emulators."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+
+from tests import chromium
+from tests.conftest import leak, make_project
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -105,8 +111,8 @@ def test_retrain_never_runs_twice_at_once(pipeline: dict[str, Any]) -> None:
     assert pipeline["retrain"]["resource_group"] == "retrain"
 
 
-def test_retrain_takes_its_parameters_from_a_variable(pipeline: dict[str, Any]) -> None:
-    assert pipeline["retrain"]["script"] == ['leak run -f "$LEAK_PARAMS_FILE"']
+def test_retrain_runs_durable_on_the_parameters_of_a_variable(pipeline: dict[str, Any]) -> None:
+    assert pipeline["retrain"]["script"] == ['leak run --durable -f "$LEAK_PARAMS_FILE"']
     assert pipeline["variables"]["LEAK_PARAMS_FILE"]["value"] == "parameters/gcp.example.yaml"
 
 
@@ -242,34 +248,247 @@ def project_copy(target: Path) -> Path:
     return target
 
 
-@pytest.mark.slow
-def test_gitlab_ci_local_runs_retrain_then_pages(tmp_path: Path) -> None:
-    command = gitlab_ci_local()
-    need(command is not None, "gitlab-ci-local on Node >= 22 is not installed")
-    need(shutil.which("rsync") is not None, "rsync (needed by gitlab-ci-local) is not installed")
-    project = project_copy(tmp_path / "project")
-    env = {
+def gitlab_ci_local_env() -> dict[str, str]:
+    """This process's environment without what would leak into the jobs (CI, MLflow, Google)."""
+    return {
         k: v
         for k, v in os.environ.items()
         if not k.startswith(("LEAK_", "MLFLOW_", "GOOGLE_", "CI_", "GITLAB_"))
+        and not k.endswith("_EMULATOR_HOST")
     }
-    result = subprocess.run(
+
+
+# --- leak run --durable, as the retrain job runs it ---------------------------------------------
+
+
+def refused(project: Path, params_file: str) -> str:
+    """Run ``leak run --durable -f params_file``; return stderr's first line, nothing written."""
+    before = sorted(p.name for p in project.iterdir())
+    done = leak(project, "run", "--durable", "-f", params_file)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert sorted(p.name for p in project.iterdir()) == before  # no stores/, reports/, mlflow.db
+    return done.stderr.splitlines()[0]
+
+
+def test_durable_run_refuses_local_stores_naming_them(tmp_path: Path) -> None:
+    first = refused(make_project(tmp_path / "project"), "parameters/smoke.yaml")
+    assert first.startswith(
+        "leak run: error: --durable: snapshot_store 'stores/snapshots' and "
+        "metadata_store 'stores/metadata' would live only inside this job"
+    )
+    assert "set LEAK_PARAMS_FILE to a parameter set" in first
+
+
+def test_durable_run_refuses_the_example_placeholders(tmp_path: Path) -> None:
+    first = refused(make_project(tmp_path / "project"), "parameters/gcp.example.yaml")
+    assert first.startswith(
+        "leak run: error: LEAK_PARAMS_FILE still holds the placeholders of "
+        "parameters/gcp.example.yaml"
+    )
+    for placeholder in (
+        "snapshot_store 'gs://my-leak-snapshots/snapshots'",
+        "metadata_store 'firestore://my-project/leak-runs'",
+    ):
+        assert placeholder in first
+
+
+# --- three scheduled retrains on the emulators, with gitlab-ci-local -----------------------------
+
+# The model of each pipeline; everything else is parameters/smoke.yaml.
+PIPELINE_MODELS = (
+    {"name": "hist_gradient_boosting", "params": {"max_iter": 40}},  # the first champion
+    {"name": "hist_gradient_boosting", "params": {"max_iter": 80}},  # another reasonable model
+    {"name": "hist_gradient_boosting", "params": {"max_iter": 1, "max_depth": 1}},  # one stump
+)
+# Written by the jobs into the folder gitlab-ci-local runs in, or left by them there
+MODEL_NAME = "leak-detector"  # dataset.model_name of the smoke set
+JOB_LEFTOVERS = ("reports", "public", "stores", "mlflow.db", "mlruns", "mlartifacts")
+PIPELINE_TIMEOUT_S = 900
+
+
+def write_pipeline_params(project: Path, *, bucket: str, firestore_uri: str) -> list[str]:
+    """Write parameters/ciN.yaml (smoke, the emulator stores, pipeline N's model) and commit them.
+
+    gitlab-ci-local's shell isolation copies only files git tracks into each job's folder.
+    """
+    smoke = yaml.safe_load((ROOT / "parameters" / "smoke.yaml").read_text())
+    names = []
+    for number, model in enumerate(PIPELINE_MODELS, start=1):
+        values = {
+            **smoke,
+            "model": model,
+            "snapshot_store": f"gs://{bucket}/snapshots",
+            "metadata_store": firestore_uri,
+        }
+        name = f"parameters/ci{number}.yaml"
+        (project / name).write_text(yaml.safe_dump(values, sort_keys=False))
+        names.append(name)
+    git = ["git", "-C", str(project), "-c", "user.name=ci", "-c", "user.email=ci@example.com"]
+    subprocess.run([*git, "add", *names], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "three pipeline parameter sets"], check=True)
+    return names
+
+
+def forget_earlier_pipelines(project: Path) -> None:
+    """Delete what earlier pipelines left in the project, so only the durable stores carry over.
+
+    Shell isolation runs each job in .gitlab-ci-local/builds/<job> (a fresh rsync of the
+    tracked files, so the job's mlflow.db dies with it) and copies its artifacts (reports/,
+    public/) back into the project; those, and the build and artifact folders, go.
+    """
+    state = project / ".gitlab-ci-local"
+    for path in [
+        *(project / name for name in JOB_LEFTOVERS),
+        state / "builds",
+        state / "artifacts",
+    ]:
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+
+
+def run_pipeline(
+    command: list[str], project: Path, *, params_file: str, variables: dict[str, str], home: Path
+) -> subprocess.CompletedProcess[str]:
+    """Run retrain then pages as a pipeline started by hand (Build > Pipelines > Run pipeline)."""
+    flags = [f"--variable={key}={value}" for key, value in variables.items()]
+    return subprocess.run(
         [*command, "retrain", "pages", "--force-shell-executor", "--shell-isolation"]
-        + ["--variable", "LEAK_PARAMS_FILE=parameters/smoke.yaml"]
-        + ["--variable", f"LEAK_VENV={sys.prefix}"]
-        + ["--variable", "CI_PIPELINE_SOURCE=web", "--ignore-predefined-vars", "CI_PIPELINE_SOURCE"]
-        + ["--home", str(tmp_path / "home"), "--color=false"],
+        + [f"--variable=LEAK_PARAMS_FILE={params_file}", f"--variable=LEAK_VENV={sys.prefix}"]
+        + ["--variable=CI_PIPELINE_SOURCE=web", "--ignore-predefined-vars", "CI_PIPELINE_SOURCE"]
+        + [*flags, "--home", str(home), "--color=false"],
         cwd=project,
-        env=env,
+        env=gitlab_ci_local_env(),
         capture_output=True,
         text=True,
-        timeout=1800,
+        timeout=PIPELINE_TIMEOUT_S,
     )
-    log = result.stdout + result.stderr
-    index = project / "public" / "index.html"
-    assert index.is_file(), log[-4000:]
-    page = index.read_text()
-    run_ids = re.findall(r'<tr id="run-([^"]+)"', page)
-    assert len(run_ids) == 1, log[-4000:]
-    assert (project / "public" / run_ids[0] / "03_evaluate.html").is_file(), log[-4000:]
-    assert result.returncode == 0, log[-4000:]
+
+
+def loop_line(number: int, run: dict[str, Any], seconds: float) -> str:
+    """One line per pipeline: run, decision, reason, and the champion the gate compared with."""
+    promotion = run["promotion"]
+    compared = promotion.get("champion") or {}
+    against = (
+        f"champion run {compared['run_id']} model sha256 {compared['model_sha256']}"
+        if compared
+        else "no champion"
+    )
+    return (
+        f"pipeline {number}: run {run['run_id']} | {promotion['decision']} | "
+        f"{promotion['reason']} | compared with {against} | {seconds:.0f} s"
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.emulators
+def test_three_pipelines_retrain_against_the_champion_of_the_one_before(
+    tmp_path: Path,
+    gcs_emulator: Any,
+    firestore_emulator: Any,
+    gcs_bucket: str,
+    firestore_project: str,
+    storage_client: Any,
+) -> None:
+    """The issue's loop: three pipelines, stores on the emulators, MLflow fresh in every job.
+
+    Pipeline 1 promotes its model (no champion yet); pipeline 2's gate loads pipeline 1's
+    model from Cloud Storage by hash and compares; pipeline 3's one-stump model loses to the
+    champion of the day. Pipeline 3's Pages site lists all three runs with their reports,
+    fetched from the archive (pipeline 3's pages job has only its own retrain's reports).
+    """
+    from leaklib import champion, runs
+    from leaklib.metadata import open_metadata_store
+
+    command = gitlab_ci_local()
+    need(command is not None, "gitlab-ci-local on Node >= 22 is not installed")
+    need(shutil.which("rsync") is not None, "rsync (needed by gitlab-ci-local) is not installed")
+    need(chromium.missing() is None, chromium.missing() or "")
+    started = time.monotonic()
+    firestore_uri = f"firestore://{firestore_project}/(default)"
+    project = project_copy(tmp_path / "project")
+    files = write_pipeline_params(project, bucket=gcs_bucket, firestore_uri=firestore_uri)
+    # what the emulator fixtures set in this process (GOOGLE_APPLICATION_CREDENTIALS they
+    # unset), handed to the jobs as CI/CD variables
+    variables = {
+        **gcs_emulator.env,
+        **firestore_emulator.env,
+        "GOOGLE_CLOUD_PROJECT": os.environ["GOOGLE_CLOUD_PROJECT"],
+    }
+    store = open_metadata_store(firestore_uri)
+    loop_log = Path(os.environ["LEAK_CI_LOOP_LOG"]) if os.environ.get("LEAK_CI_LOOP_LOG") else None
+    if loop_log:
+        loop_log.write_text("")
+    seen: list[dict[str, Any]] = []
+    champions: list[dict[str, Any] | None] = [None]  # [n]: the champion after pipeline n
+    for number, params_file in enumerate(files, start=1):
+        forget_earlier_pipelines(project)
+        began = time.monotonic()
+        result = run_pipeline(
+            command, project, params_file=params_file, variables=variables, home=tmp_path / "home"
+        )
+        log = (result.stdout + result.stderr)[-6000:]
+        assert result.returncode == 0, f"pipeline {number}:\n{log}"
+        new = [r for r in runs.list_runs(store) if r["run_id"] not in {s["run_id"] for s in seen}]
+        assert len(new) == 1, f"pipeline {number} recorded {len(new)} runs:\n{log}"
+        assert new[0]["status"] == "succeeded", f"pipeline {number}: {new[0].get('error')}\n{log}"
+        seen.append(new[0])
+        champions.append(champion.current_champion(store, model_name=MODEL_NAME))
+        line = loop_line(number, new[0], time.monotonic() - began)
+        print(line)
+        if loop_log:
+            with loop_log.open("a") as out:
+                out.write(line + "\n")
+
+    first, second, third = seen
+    # every model went to Cloud Storage once, by hash; each job's MLflow began empty
+    for run in seen:
+        model = run["model"]
+        assert model["uri"] == f"gs://{gcs_bucket}/snapshots/models/{model['sha256']}.skops"
+        assert (
+            storage_client.bucket(gcs_bucket)
+            .blob(f"snapshots/models/{model['sha256']}.skops")
+            .exists()
+        )
+        assert str(model.get("version")) == "1", model
+    # 1: no champion yet, promoted
+    assert first["promotion"]["decision"] == "promoted"
+    assert first["promotion"]["champion"] is None
+    assert champions[1]["run_id"] == first["run_id"]
+    assert champions[1]["model_sha256"] == first["model"]["sha256"]
+    # 2: compared with pipeline 1's model, loaded from storage and verified by its hash
+    compared = second["promotion"]["champion"]
+    assert compared["run_id"] == first["run_id"]
+    assert compared["model_sha256"] == first["model"]["sha256"] != second["model"]["sha256"]
+    assert second["promotion"]["difference"] is not None, second["promotion"]["reason"]
+    assert compared["metrics"], second["promotion"]["reason"]
+    # 3: the weaker challenger loses to the champion of the day, which stays
+    compared = third["promotion"]["champion"]
+    assert third["promotion"]["decision"] == "not promoted"
+    assert compared["run_id"] == champions[2]["run_id"]
+    assert compared["model_sha256"] == champions[2]["model_sha256"] != third["model"]["sha256"]
+    assert third["promotion"]["difference"] < 0, third["promotion"]["reason"]
+    assert champions[3]["run_id"] == champions[2]["run_id"]
+    assert_site_lists_every_run(project / "public", seen, tmp_path / "chromium-profile")
+    print(f"three pipelines in {time.monotonic() - started:.0f} s")
+
+
+def assert_site_lists_every_run(public: Path, seen: list[dict[str, Any]], profile: Path) -> None:
+    """Open the site in headless Chromium: every run listed, each with its three reports."""
+    with chromium.chromium(profile) as driver:
+        index = chromium.inspect(driver, public / "index.html")
+        assert chromium.console_errors(index) == []
+        assert chromium.broken_links(index, root=public) == []
+        assert set(index["rows"]) == {f"run-{run['run_id']}" for run in seen}
+        for run in seen:
+            links = sorted(h for h in index["links"] if h.startswith(f"{run['run_id']}/"))
+            archived = sorted(run["reports_archive"].values(), key=lambda e: e["file"])
+            assert len(archived) == 3, run["reports_archive"]
+            assert links == [f"{run['run_id']}/{entry['file']}" for entry in archived]
+            for entry in archived:
+                page = public / run["run_id"] / entry["file"]
+                assert hashlib.sha256(page.read_bytes()).hexdigest() == entry["sha256"]
+                report = chromium.inspect(driver, page)
+                assert chromium.console_errors(report) == [], page
+                assert run["run_id"] in report["text"]
