@@ -127,9 +127,10 @@ def derive_features(
             raise DeriveError(f"derive: {role} column {column!r} is not in the table")
         if frame[column].isna().any():
             raise DeriveError(f"derive: {role} column {column!r} has missing values")
-    order = np.lexsort((frame[timestamp].to_numpy(), frame[group].to_numpy()))
-    keys = frame[group].to_numpy()[order]
-    times = frame[timestamp].to_numpy()[order]
+    roles = frame[[group, timestamp]].reset_index(drop=True)
+    ordered = roles.sort_values([group, timestamp], kind="stable")
+    order = ordered.index.to_numpy()
+    keys, times = ordered[group].to_numpy(), ordered[timestamp].to_numpy()
     starts = np.r_[True, keys[1:] != keys[:-1]]
     if (~starts & np.r_[False, times[1:] == times[:-1]]).any():
         raise DeriveError(f"derive: {timestamp!r} repeats a time within a {group!r} group")
