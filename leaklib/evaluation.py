@@ -34,6 +34,25 @@ def threshold_at_fpr(y: np.ndarray, proba: np.ndarray, *, fpr: float) -> float:
     return float(thresholds[fprs <= fpr].min())
 
 
+def threshold_for_false_alarm_rate(
+    y: np.ndarray, oof_proba: np.ndarray, *, max_false_alarm_rate: float
+) -> float:
+    """Return the lowest alarm threshold whose false-alarm rate stays at or below the maximum.
+
+    Choose it on out-of-fold predictions of the training part, never on the holdout; alarms
+    are ``proba >= threshold``. When even the highest score would alarm too often, the result
+    lies just above every score (no alarm at all).
+    """
+    if not 0 < max_false_alarm_rate < 1:
+        raise EvaluationError(
+            f"max_false_alarm_rate must be between 0 and 1, got {max_false_alarm_rate}"
+        )
+    y, proba = _check(y, oof_proba)
+    fprs, _, thresholds = roc_curve(y, proba, drop_intermediate=False)
+    chosen = float(thresholds[fprs <= max_false_alarm_rate].min())
+    return chosen if np.isfinite(chosen) else float(np.nextafter(proba.max(), np.inf))
+
+
 def holdout_metrics(y: np.ndarray, proba: np.ndarray, *, threshold: float) -> dict[str, float]:
     """Return ranking metrics, recall at fixed false-alarm rates and counts at ``threshold``."""
     y, proba = checked(y, proba)

@@ -107,6 +107,42 @@ def feature_frame(frame: pd.DataFrame, features: dict[str, FeatureSpec]) -> pd.D
     return frame[list(features)]
 
 
+def _folds(
+    frame: pd.DataFrame, y: np.ndarray, *, group: str | None, folds: int, seed: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Return the (train, test) positions of the (grouped, stratified) k-fold split."""
+    if group:
+        splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+        return list(splitter.split(frame, y, groups=frame[group].to_numpy()))
+    return list(StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(frame, y))
+
+
+def out_of_fold_proba(
+    pipeline: Pipeline,
+    frame: pd.DataFrame,
+    *,
+    features: dict[str, FeatureSpec],
+    target: str,
+    group: str | None,
+    folds: int,
+    seed: int,
+) -> np.ndarray:
+    """Return each row's leak probability from the fold model that did not see its group.
+
+    The folds are those of :func:`cross_validate` for the same seed, so the scores it reports
+    are the scores of these predictions fold by fold.
+    """
+    from sklearn.base import clone
+
+    X = feature_frame(frame, features)
+    y = frame[target].to_numpy()
+    proba = np.full(len(frame), np.nan)
+    for train, test in _folds(frame, y, group=group, folds=folds, seed=seed):
+        fitted = clone(pipeline).fit(X.iloc[train], y[train])
+        proba[test] = fitted.predict_proba(X.iloc[test])[:, 1]
+    return proba
+
+
 def cross_validate(
     pipeline: Pipeline,
     frame: pd.DataFrame,
@@ -120,13 +156,8 @@ def cross_validate(
     """Score the pipeline by (grouped, stratified) k-fold; one row of metrics per fold."""
     X = feature_frame(frame, features)
     y = frame[target].to_numpy()
-    if group:
-        splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
-        splits = splitter.split(X, y, groups=frame[group].to_numpy())
-    else:
-        splits = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(X, y)
     rows = []
-    for fold, (train, test) in enumerate(splits, start=1):
+    for fold, (train, test) in enumerate(_folds(frame, y, group=group, folds=folds, seed=seed), 1):
         fitted = clone(pipeline).fit(X.iloc[train], y[train])
         proba = fitted.predict_proba(X.iloc[test])[:, 1]
         scores = {name: metrics.score(name, y[test], proba) for name in metrics.CV_METRICS}

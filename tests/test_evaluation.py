@@ -10,6 +10,38 @@ from leaklib import evaluation as E
 from leaklib import params as P
 
 
+def test_threshold_for_false_alarm_rate_is_the_lowest_that_keeps_the_rate():
+    y = np.array([0] * 100 + [1] * 4)
+    proba = np.r_[np.linspace(0, 0.5, 100), [0.2, 0.499, 0.8, 0.9]]
+    # one false alarm in 100 is allowed: the top negative (0.5) may alarm, the next (0.4949)
+    # may not, so the lowest score above it, the positive at 0.499, is the threshold
+    threshold = E.threshold_for_false_alarm_rate(y, proba, max_false_alarm_rate=0.01)
+    assert threshold == 0.499
+    assert ((proba >= threshold) & (y == 0)).mean() / (y == 0).mean() <= 0.01
+    assert E.recall_at_fpr(y, proba, fpr=0.01) == ((proba >= threshold) & (y == 1)).sum() / 4
+
+
+def test_threshold_for_false_alarm_rate_counts_tied_negatives_together():
+    y = np.array([0] * 100 + [1, 1])
+    proba = np.r_[np.zeros(98), [0.7, 0.7], [0.6, 0.8]]  # two negatives tie at 0.7
+    threshold = E.threshold_for_false_alarm_rate(y, proba, max_false_alarm_rate=0.01)
+    assert threshold == 0.8
+
+
+def test_threshold_for_false_alarm_rate_above_every_score_when_none_is_quiet_enough():
+    y = np.array([0, 0, 1])
+    proba = np.array([0.9, 0.1, 0.5])
+    threshold = E.threshold_for_false_alarm_rate(y, proba, max_false_alarm_rate=0.01)
+    assert 0.9 < threshold < 0.9 + 1e-9
+
+
+def test_threshold_for_false_alarm_rate_refuses_a_rate_outside_0_1():
+    with pytest.raises(E.EvaluationError, match="max_false_alarm_rate must be between 0 and 1"):
+        E.threshold_for_false_alarm_rate(
+            np.array([0, 1]), np.array([0.1, 0.9]), max_false_alarm_rate=0
+        )
+
+
 def test_holdout_metrics_counts_and_keys():
     y = np.array([0, 0, 1, 1])
     m = E.holdout_metrics(y, np.array([0.1, 0.6, 0.4, 0.9]), threshold=0.5)

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+from sklearn.metrics import roc_auc_score
 
 from leaklib import estimators
 from leaklib import params as P
@@ -8,6 +9,7 @@ from leaklib.modelling import (
     build_pipeline,
     cross_validate,
     feature_frame,
+    out_of_fold_proba,
     split_holdout,
     split_summary,
     summarise_cv,
@@ -81,6 +83,21 @@ def test_grouped_cross_validation_scores_each_fold(clean, params):
     summary = summarise_cv(scores)
     assert summary["cv_roc_auc"] > 0.7  # p_a carries a clear leak signal
     assert set(summary) >= {"cv_roc_auc", "cv_roc_auc_std", "cv_pr_auc", "cv_recall_at_1pct_fpr"}
+
+
+def test_out_of_fold_predictions_come_from_the_folds_that_score_them(clean, params):
+    pipe = build_pipeline(params.features, model=params.model, seed=0)
+    common = {"features": params.features, "target": "leaks", "group": "scenario_id"}
+    proba = out_of_fold_proba(pipe, clean, folds=3, seed=0, **common)
+    assert proba.shape == (len(clean),) and np.isfinite(proba).all()
+    scores = cross_validate(pipe, clean, folds=3, seed=0, **common)
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    splitter = StratifiedGroupKFold(n_splits=3, shuffle=True, random_state=0)
+    y = clean["leaks"].to_numpy()
+    folds = splitter.split(clean, y, groups=clean["scenario_id"].to_numpy())
+    for fold, (_, test) in enumerate(folds, start=1):
+        assert roc_auc_score(y[test], proba[test]) == scores.loc[fold, "roc_auc"]
 
 
 def test_split_summary_reports_both_parts(clean):

@@ -1,0 +1,247 @@
+"""Derived, time-aware features declared as data, computed from the past only.
+
+A derive block is a list of derivations; each takes the declared numeric features its
+``columns`` select (fnmatch patterns or a list of them) and adds new columns, computed inside
+each group in timestamp order from the current and earlier rows only. ``steps``, ``period`` and
+``window`` count rows, so a group's rows are assumed evenly spaced (96 rows = one day of
+15-minute rows). Rows without enough history get NaN, which HistGradientBoosting handles.
+
+```yaml
+derive:
+  - {kind: diff, columns: "p_*", steps: 96}                  # p_n1__diff96
+  - {kind: seasonal_deviation, columns: ["p_*", "q_*"], period: 96}   # p_n1__sdev96x1
+  - {kind: seasonal_deviation, columns: "p_*", period: 96, baseline: first, window: 48}
+  #                                                          # p_n1__fdev96x1w48
+  - {kind: rolling, columns: "p_*", window: 8, stats: [mean, std]}    # p_n1__mean8, p_n1__std8
+```
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from typing import Annotated, Literal
+
+import numpy as np
+import pandas as pd
+from numpy.lib.stride_tricks import sliding_window_view
+from pydantic import BaseModel, ConfigDict, Field, RootModel, field_validator
+
+from leaklib.params import FeatureSpec
+
+Selector = str | list[str]
+Stat = Literal["mean", "std", "min", "max"]
+
+
+class DeriveError(ValueError):
+    """A derivation cannot be computed on this table; the message names the key."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @field_validator("columns", check_fields=False)
+    @classmethod
+    def _columns_not_empty(cls, value: Selector) -> Selector:
+        if not value:
+            raise ValueError("select at least one column (a pattern or a list of them)")
+        return value
+
+
+class Diff(_Strict):
+    """Change against the row ``steps`` rows earlier: ``x[t] - x[t - steps]``."""
+
+    kind: Literal["diff"]
+    columns: Selector
+    steps: Annotated[int, Field(gt=0)]
+
+
+class SeasonalDeviation(_Strict):
+    """Deviation from the same phase of earlier periods (the same time of day, for a day).
+
+    ``baseline: previous`` averages the previous ``periods`` periods (a rolling seasonal
+    baseline); ``baseline: first`` averages the group's first ``periods`` periods (a reference
+    taken when monitoring starts). ``window`` > 1 then smooths the deviation with a trailing
+    mean over that many rows.
+    """
+
+    kind: Literal["seasonal_deviation"]
+    columns: Selector
+    period: Annotated[int, Field(gt=0)]
+    periods: Annotated[int, Field(gt=0)] = 1
+    baseline: Literal["previous", "first"] = "previous"
+    window: Annotated[int, Field(gt=0)] = 1
+
+
+class Rolling(_Strict):
+    """Trailing statistics over the last ``window`` rows (the current one included)."""
+
+    kind: Literal["rolling"]
+    columns: Selector
+    window: Annotated[int, Field(gt=1)]
+    stats: Annotated[list[Stat], Field(min_length=1)] = ["mean"]
+
+    @field_validator("stats")
+    @classmethod
+    def _unique(cls, value: list[Stat]) -> list[Stat]:
+        if len(set(value)) != len(value):
+            raise ValueError("each statistic at most once")
+        return value
+
+
+Derivation = Annotated[Diff | SeasonalDeviation | Rolling, Field(discriminator="kind")]
+
+
+class DeriveSpec(RootModel[list[Derivation]]):
+    """The derive block: derivations applied in order, each adding columns."""
+
+    model_config = ConfigDict(frozen=True)
+    root: list[Derivation] = Field(default_factory=list)
+
+
+def derive_features(
+    frame: pd.DataFrame,
+    *,
+    spec: DeriveSpec,
+    group: str | None,
+    timestamp: str | None,
+    features: dict[str, FeatureSpec],
+) -> tuple[pd.DataFrame, dict[str, FeatureSpec]]:
+    """Return the frame with the derived columns added, and those columns typed numeric.
+
+    Each derived value at a row depends only on that row and earlier rows of its group, so
+    deriving before or after a grouped split gives the same values.
+
+    Args:
+        frame: The table; its row order and index are kept.
+        spec: The derivations.
+        group: Column whose rows form one series (a scenario, a district).
+        timestamp: Column that orders the rows of a group.
+        features: Declared features; ``columns`` select among the numeric ones.
+    """
+    if not spec.root:
+        return frame, {}
+    for role, column in (("group", group), ("timestamp", timestamp)):
+        if column is None:
+            raise DeriveError(f"derive needs a {role} column to order each series; {role} is null")
+        if column not in frame.columns:
+            raise DeriveError(f"derive: {role} column {column!r} is not in the table")
+        if frame[column].isna().any():
+            raise DeriveError(f"derive: {role} column {column!r} has missing values")
+    roles = frame[[group, timestamp]].reset_index(drop=True)
+    ordered = roles.sort_values([group, timestamp], kind="stable")
+    order = ordered.index.to_numpy()
+    keys, times = ordered[group].to_numpy(), ordered[timestamp].to_numpy()
+    starts = np.r_[True, keys[1:] != keys[:-1]]
+    if (~starts & np.r_[False, times[1:] == times[:-1]]).any():
+        raise DeriveError(f"derive: {timestamp!r} repeats a time within a {group!r} group")
+    start_of = np.maximum.accumulate(np.where(starts, np.arange(len(keys)), 0))
+    position = np.arange(len(keys)) - start_of
+    longest = int(position.max()) + 1
+
+    numeric = [name for name, s in features.items() if s.type == "numeric"]
+    new: dict[str, np.ndarray] = {}
+    for i, derivation in enumerate(spec.root):
+        key = f"derive[{i}]"
+        _check_history(derivation, key=key, longest=longest, group=group)
+        for column in _select(derivation.columns, numeric, key=key):
+            if column not in frame.columns:
+                raise DeriveError(f"{key}.columns: feature {column!r} is not in the table")
+            values = frame[column].to_numpy(dtype=float)[order]
+            for name, derived in _compute(derivation, column, values, start_of, position):
+                if name in new or name in frame.columns:
+                    raise DeriveError(f"{key}: column {name!r} is derived twice or already exists")
+                new[name] = derived
+    unsorted = np.empty_like(order)
+    unsorted[order] = np.arange(len(order))
+    added = pd.DataFrame({n: v[unsorted] for n, v in new.items()}, index=frame.index)
+    return pd.concat([frame, added], axis=1), {n: FeatureSpec(type="numeric") for n in new}
+
+
+def _select(selector: Selector, numeric: list[str], *, key: str) -> list[str]:
+    """Return the numeric features the patterns match, in declared order."""
+    patterns = [selector] if isinstance(selector, str) else selector
+    chosen: set[str] = set()
+    for pattern in patterns:
+        matched = fnmatch.filter(numeric, pattern)
+        if not matched:
+            raise DeriveError(f"{key}.columns: {pattern!r} matches no numeric feature")
+        chosen.update(matched)
+    return [name for name in numeric if name in chosen]
+
+
+def _check_history(derivation: Derivation, *, key: str, longest: int, group: str) -> None:
+    """Refuse a derivation that no row of any group has enough history for."""
+    if isinstance(derivation, Diff):
+        needs = {"steps": derivation.steps}
+    elif isinstance(derivation, Rolling):
+        needs = {"window": derivation.window - 1}
+    else:
+        seasons = derivation.periods - (derivation.baseline == "first")
+        needs = {
+            "period": derivation.period - 1,
+            "periods": seasons * derivation.period,
+            "window": seasons * derivation.period + derivation.window - 1,
+        }
+    for name, rows in needs.items():
+        if rows >= longest:
+            raise DeriveError(
+                f"{key}.{name}: {getattr(derivation, name)} needs {rows} earlier rows, "
+                f"but the longest {group!r} group has {longest} rows"
+            )
+
+
+def _lag(values: np.ndarray, position: np.ndarray, steps: int) -> np.ndarray:
+    """Return the value ``steps`` rows earlier in the same group, NaN before the group has it."""
+    out = np.full_like(values, np.nan)
+    ok = position >= steps
+    out[ok] = values[np.flatnonzero(ok) - steps]
+    return out
+
+
+def _trailing(values: np.ndarray, position: np.ndarray, window: int, stat: str) -> np.ndarray:
+    """Return a statistic over the last ``window`` rows of the same group (NaN when short)."""
+    out = np.full_like(values, np.nan)
+    if window > len(values):
+        return out
+    windows = sliding_window_view(values, window)  # windows[i] ends at row i + window - 1
+    result = windows.std(axis=1, ddof=1) if stat == "std" else getattr(windows, stat)(axis=1)
+    ends = np.arange(window - 1, len(values))
+    ok = position[ends] >= window - 1
+    out[ends[ok]] = result[ok]
+    return out
+
+
+def _compute(
+    derivation: Derivation,
+    column: str,
+    values: np.ndarray,
+    start_of: np.ndarray,
+    position: np.ndarray,
+) -> list[tuple[str, np.ndarray]]:
+    """Return (name, values in sorted order) for each column one derivation adds."""
+    if isinstance(derivation, Diff):
+        steps = derivation.steps
+        return [(f"{column}__diff{steps}", values - _lag(values, position, steps))]
+    if isinstance(derivation, Rolling):
+        w = derivation.window
+        return [(f"{column}__{s}{w}", _trailing(values, position, w, s)) for s in derivation.stats]
+    period, periods = derivation.period, derivation.periods
+    if derivation.baseline == "previous":
+        lags = [_lag(values, position, k * period) for k in range(1, periods + 1)]
+        name = f"{column}__sdev{period}x{periods}"
+    else:
+        phase = start_of + position % period
+        lags = []
+        for k in range(periods):
+            rows = phase + k * period
+            seen = rows <= start_of + position  # that row of the first periods is not later
+            lag = np.full_like(values, np.nan)
+            lag[seen] = values[rows[seen]]
+            lags.append(lag)
+        name = f"{column}__fdev{period}x{periods}"
+    baseline = lags[0] if periods == 1 else np.mean(lags, axis=0)
+    deviation = values - baseline
+    if derivation.window > 1:
+        deviation = _trailing(deviation, position, derivation.window, "mean")
+        name += f"w{derivation.window}"
+    return [(name, deviation)]
