@@ -47,7 +47,7 @@ def threshold_for_false_alarm_rate(
         raise EvaluationError(
             f"max_false_alarm_rate must be between 0 and 1, got {max_false_alarm_rate}"
         )
-    y, proba = _check(y, oof_proba)
+    y, proba = checked(y, oof_proba)
     fprs, _, thresholds = roc_curve(y, proba, drop_intermediate=False)
     chosen = float(thresholds[fprs <= max_false_alarm_rate].min())
     return chosen if np.isfinite(chosen) else float(np.nextafter(proba.max(), np.inf))
