@@ -62,6 +62,7 @@ def _entry(run: dict[str, Any], *, reason: str, decided_by: str, figures: dict[s
         "model_file_uri": model.get("uri"),
         "version": model.get("version"),
         "mlflow_run_id": model.get("mlflow_run_id") or (run.get("mlflow") or {}).get("run_id"),
+        "threshold": runs.alarm_threshold(run),
         "promoted_at": runs.now(),
         "reason": reason,
         "decided_by": decided_by,

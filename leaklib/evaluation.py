@@ -7,6 +7,8 @@ The figures of the evaluation report live in :mod:`leaklib.plots`; metric defini
 from __future__ import annotations
 
 import logging
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -51,6 +53,77 @@ def threshold_for_false_alarm_rate(
     fprs, _, thresholds = roc_curve(y, proba, drop_intermediate=False)
     chosen = float(thresholds[fprs <= max_false_alarm_rate].min())
     return chosen if np.isfinite(chosen) else float(np.nextafter(proba.max(), np.inf))
+
+
+@dataclass(frozen=True)
+class AlarmThreshold:
+    """The alarm threshold of a model: its value, how it was chosen, what it reached."""
+
+    threshold: float
+    chosen_by: str  # "cv" (out-of-fold, for max_false_alarm_rate) or "parameter"
+    max_false_alarm_rate: float | None
+    cv_false_alarm_rate: float
+    cv_recall: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the threshold as plain values for the run record and MLflow."""
+        return asdict(self)
+
+
+def alarm_threshold(
+    y: np.ndarray,
+    oof_proba: np.ndarray,
+    folds: np.ndarray,
+    *,
+    max_false_alarm_rate: float,
+    override: float | None = None,
+) -> AlarmThreshold:
+    """Choose the alarm threshold on out-of-fold predictions of the training part.
+
+    Each fold's model scores on its own scale, so the threshold meeting the rate is found fold
+    by fold and the median is taken; the pooled out-of-fold rate and recall it reaches are
+    reported. ``override`` (the ``threshold`` parameter) is used as it is when given.
+    """
+    y, proba = checked(y, oof_proba)
+    if override is not None:
+        chosen, how = float(override), "parameter"
+    else:
+        per_fold = [
+            threshold_for_false_alarm_rate(
+                y[folds == k], proba[folds == k], max_false_alarm_rate=max_false_alarm_rate
+            )
+            for k in np.unique(folds)
+            if len(np.unique(y[folds == k])) == 2
+        ]
+        chosen, how = float(np.median(per_fold)), "cv"
+    alarms = proba >= chosen
+    return AlarmThreshold(
+        threshold=round(chosen, 6),
+        chosen_by=how,
+        max_false_alarm_rate=None if override is not None else max_false_alarm_rate,
+        cv_false_alarm_rate=round(float(alarms[y == 0].mean()), 6),
+        cv_recall=round(float(alarms[y == 1].mean()), 6),
+    )
+
+
+def alarm_summary(alarm: dict[str, Any], holdout: dict[str, float]) -> pd.DataFrame:
+    """Return the false-alarm rate aimed at, reached out-of-fold and reached on the holdout."""
+    target = alarm.get("max_false_alarm_rate")
+    rows = {
+        "false-alarm rate": {
+            "target": "-" if target is None else f"{target:.2%}",
+            "out-of-fold (training part)": f"{alarm['cv_false_alarm_rate']:.2%}",
+            "holdout": f"{holdout['false_positive_rate']:.2%}",
+        },
+        "recall (share of leak rows alarmed)": {
+            "target": "-",
+            "out-of-fold (training part)": f"{alarm['cv_recall']:.2%}",
+            "holdout": f"{holdout['recall']:.2%}",
+        },
+    }
+    frame = pd.DataFrame(rows).T
+    frame.index.name = f"at threshold {alarm['threshold']:.4f} ({alarm['chosen_by']})"
+    return frame
 
 
 def holdout_metrics(y: np.ndarray, proba: np.ndarray, *, threshold: float) -> dict[str, float]:
@@ -206,15 +279,15 @@ def headline(cv_metrics: dict[str, float], holdout: dict[str, float]) -> pd.Data
     return pd.DataFrame(rows).T
 
 
-def operations(frame: pd.DataFrame, proba: np.ndarray, *, params) -> pd.Series:
+def operations(frame: pd.DataFrame, proba: np.ndarray, *, params, threshold: float) -> pd.Series:
     """Return alarms per day at the threshold (when there is a timestamp) as a small table."""
-    facts: dict[str, float] = {"threshold": params.threshold}
+    facts: dict[str, float] = {"threshold": threshold}
     if params.dataset.timestamp:
         facts.update(
             alarms_per_day(
                 frame,
                 proba,
-                threshold=params.threshold,
+                threshold=threshold,
                 timestamp=params.dataset.timestamp,
                 target=params.dataset.target,
                 group=params.dataset.group,
@@ -223,14 +296,16 @@ def operations(frame: pd.DataFrame, proba: np.ndarray, *, params) -> pd.Series:
     return pd.Series(facts, name="value")
 
 
-def delays_if_possible(frame: pd.DataFrame, proba: np.ndarray, *, params) -> pd.DataFrame:
+def delays_if_possible(
+    frame: pd.DataFrame, proba: np.ndarray, *, params, threshold: float
+) -> pd.DataFrame:
     """Return detection delays when the table has a group and a timestamp, else an empty table."""
     if not (params.dataset.group and params.dataset.timestamp):
         return pd.DataFrame(columns=["leak_start", "first_alarm", "delay_hours", "detected"])
     return detection_delays(
         frame,
         proba,
-        threshold=params.threshold,
+        threshold=threshold,
         timestamp=params.dataset.timestamp,
         target=params.dataset.target,
         group=params.dataset.group,

@@ -19,83 +19,24 @@ derive:
 from __future__ import annotations
 
 import fnmatch
-from typing import Annotated, Literal
 
 import numpy as np
 import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
-from pydantic import BaseModel, ConfigDict, Field, RootModel, field_validator
 
-from leaklib.params import FeatureSpec
-
-Selector = str | list[str]
-Stat = Literal["mean", "std", "min", "max"]
+from leaklib.params import (
+    DatasetSpec,
+    Derivation,
+    DeriveSpec,
+    Diff,
+    FeatureSpec,
+    Rolling,
+    Selector,
+)
 
 
 class DeriveError(ValueError):
     """A derivation cannot be computed on this table; the message names the key."""
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    @field_validator("columns", check_fields=False)
-    @classmethod
-    def _columns_not_empty(cls, value: Selector) -> Selector:
-        if not value:
-            raise ValueError("select at least one column (a pattern or a list of them)")
-        return value
-
-
-class Diff(_Strict):
-    """Change against the row ``steps`` rows earlier: ``x[t] - x[t - steps]``."""
-
-    kind: Literal["diff"]
-    columns: Selector
-    steps: Annotated[int, Field(gt=0)]
-
-
-class SeasonalDeviation(_Strict):
-    """Deviation from the same phase of earlier periods (the same time of day, for a day).
-
-    ``baseline: previous`` averages the previous ``periods`` periods (a rolling seasonal
-    baseline); ``baseline: first`` averages the group's first ``periods`` periods (a reference
-    taken when monitoring starts). ``window`` > 1 then smooths the deviation with a trailing
-    mean over that many rows.
-    """
-
-    kind: Literal["seasonal_deviation"]
-    columns: Selector
-    period: Annotated[int, Field(gt=0)]
-    periods: Annotated[int, Field(gt=0)] = 1
-    baseline: Literal["previous", "first"] = "previous"
-    window: Annotated[int, Field(gt=0)] = 1
-
-
-class Rolling(_Strict):
-    """Trailing statistics over the last ``window`` rows (the current one included)."""
-
-    kind: Literal["rolling"]
-    columns: Selector
-    window: Annotated[int, Field(gt=1)]
-    stats: Annotated[list[Stat], Field(min_length=1)] = ["mean"]
-
-    @field_validator("stats")
-    @classmethod
-    def _unique(cls, value: list[Stat]) -> list[Stat]:
-        if len(set(value)) != len(value):
-            raise ValueError("each statistic at most once")
-        return value
-
-
-Derivation = Annotated[Diff | SeasonalDeviation | Rolling, Field(discriminator="kind")]
-
-
-class DeriveSpec(RootModel[list[Derivation]]):
-    """The derive block: derivations applied in order, each adding columns."""
-
-    model_config = ConfigDict(frozen=True)
-    root: list[Derivation] = Field(default_factory=list)
 
 
 def derive_features(
@@ -245,3 +186,35 @@ def _compute(
         deviation = _trailing(deviation, position, derivation.window, "mean")
         name += f"w{derivation.window}"
     return [(name, deviation)]
+
+
+def derive_dataset(
+    frame: pd.DataFrame, dataset: DatasetSpec
+) -> tuple[pd.DataFrame, dict[str, FeatureSpec]]:
+    """Apply a dataset's ``derive`` block to a validated table (see :func:`derive_features`)."""
+    return derive_features(
+        frame,
+        spec=dataset.derive,
+        group=dataset.group,
+        timestamp=dataset.timestamp,
+        features=dataset.features,
+    )
+
+
+def model_features(dataset: DatasetSpec, derived: list[str] | None) -> dict[str, FeatureSpec]:
+    """Return the columns a model is fitted on: the declared features, then the derived ones."""
+    return {**dataset.features, **{name: FeatureSpec(type="numeric") for name in derived or []}}
+
+
+def strongest(frame: pd.DataFrame, derived: list[str], *, target: str) -> tuple[str, str] | None:
+    """Return (source column, derived column) whose leak/no-leak means differ the most.
+
+    The difference is in units of the derived column's spread; None without derived columns.
+    """
+    if not derived:
+        return None
+    by_class = frame.groupby(target)[derived].mean()
+    spread = frame[derived].std().replace(0, np.nan)
+    score = ((by_class.loc[1] - by_class.loc[0]).abs() / spread).fillna(0)
+    best = str(score.idxmax())
+    return best.split("__", 1)[0], best

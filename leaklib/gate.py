@@ -219,7 +219,8 @@ def _compare(
     }
     try:
         champion_proba = champion_scores(load_champion(pointer), holdout)
-        figures = holdout_metrics(y, champion_proba, threshold=params.threshold)
+        at = pointer["threshold"] if pointer.get("threshold") is not None else runs.LEGACY_THRESHOLD
+        figures = holdout_metrics(y, champion_proba, threshold=at)
         boot = paired_bootstrap(
             y,
             challenger_proba,
@@ -269,7 +270,8 @@ def gate(
 
     Args:
         store: The metadata store.
-        params: The run's parameters (``promotion``, ``dataset``, ``seed``, ``threshold``).
+        params: The run's parameters (``promotion``, ``dataset``, ``seed``); each model is
+            measured at its own alarm threshold (the run record's ``alarm``).
         run: The challenger's run record (with its ``model``).
         holdout: The frozen holdout: feature columns, target and group.
         challenger_proba: The challenger's leak probabilities on ``holdout``, row for row.
@@ -280,7 +282,7 @@ def gate(
     if len(challenger_proba) != len(holdout):
         raise PromotionError(f"{len(challenger_proba)} scores for {len(holdout)} holdout rows")
     y = holdout[params.dataset.target].to_numpy()
-    figures = holdout_metrics(y, challenger_proba, threshold=params.threshold)
+    figures = holdout_metrics(y, challenger_proba, threshold=runs.alarm_threshold(run))
     name = params.dataset.model_name
     pointer = champion.current_champion(store, model_name=name)
     decision = Decision(

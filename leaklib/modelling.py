@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import time
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -10,7 +12,7 @@ import pandas as pd
 from sklearn.base import ClassifierMixin, clone
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
-from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+from sklearn.model_selection import ParameterSampler, StratifiedGroupKFold, StratifiedKFold
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
@@ -117,30 +119,13 @@ def _folds(
     return list(StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(frame, y))
 
 
-def out_of_fold_proba(
-    pipeline: Pipeline,
-    frame: pd.DataFrame,
-    *,
-    features: dict[str, FeatureSpec],
-    target: str,
-    group: str | None,
-    folds: int,
-    seed: int,
-) -> np.ndarray:
-    """Return each row's leak probability from the fold model that did not see its group.
+@dataclass
+class CrossValidation:
+    """Per-fold scores, and each training row's out-of-fold probability and fold number."""
 
-    The folds are those of :func:`cross_validate` for the same seed, so the scores it reports
-    are the scores of these predictions fold by fold.
-    """
-    from sklearn.base import clone
-
-    X = feature_frame(frame, features)
-    y = frame[target].to_numpy()
-    proba = np.full(len(frame), np.nan)
-    for train, test in _folds(frame, y, group=group, folds=folds, seed=seed):
-        fitted = clone(pipeline).fit(X.iloc[train], y[train])
-        proba[test] = fitted.predict_proba(X.iloc[test])[:, 1]
-    return proba
+    scores: pd.DataFrame
+    oof: np.ndarray
+    fold: np.ndarray
 
 
 def cross_validate(
@@ -152,18 +137,88 @@ def cross_validate(
     group: str | None,
     folds: int,
     seed: int,
-) -> pd.DataFrame:
-    """Score the pipeline by (grouped, stratified) k-fold; one row of metrics per fold."""
+) -> CrossValidation:
+    """Score the pipeline by (grouped, stratified) k-fold, keeping the out-of-fold predictions.
+
+    Each row's out-of-fold probability comes from the fold model that did not see its group:
+    what the alarm threshold is chosen on.
+    """
     X = feature_frame(frame, features)
     y = frame[target].to_numpy()
+    oof, fold_of = np.full(len(frame), np.nan), np.zeros(len(frame), dtype=int)
     rows = []
     for fold, (train, test) in enumerate(_folds(frame, y, group=group, folds=folds, seed=seed), 1):
         fitted = clone(pipeline).fit(X.iloc[train], y[train])
-        proba = fitted.predict_proba(X.iloc[test])[:, 1]
-        scores = {name: metrics.score(name, y[test], proba) for name in metrics.CV_METRICS}
+        oof[test] = fitted.predict_proba(X.iloc[test])[:, 1]
+        fold_of[test] = fold
+        scores = {name: metrics.score(name, y[test], oof[test]) for name in metrics.CV_METRICS}
         rows.append({"fold": fold, "rows": len(test), **scores})
         log.info("fold %d: ROC-AUC %.3f", fold, rows[-1]["roc_auc"])
-    return pd.DataFrame(rows).set_index("fold")
+    return CrossValidation(scores=pd.DataFrame(rows).set_index("fold"), oof=oof, fold=fold_of)
+
+
+@dataclass
+class Tuned:
+    """The model a training step fits: its spec, its cross-validation, every candidate tried."""
+
+    model: ModelSpec
+    cv: CrossValidation
+    candidates: pd.DataFrame
+
+
+def tune(
+    model: ModelSpec,
+    frame: pd.DataFrame,
+    *,
+    features: dict[str, FeatureSpec],
+    target: str,
+    group: str | None,
+    folds: int,
+    seed: int,
+    primary: str,
+) -> Tuned:
+    """Cross-validate the model, or search ``model.search`` and keep the best by ``primary``.
+
+    Candidates are drawn from the declared values with the run's seed and scored by the same
+    grouped folds; no new candidate starts once ``budget_s`` has passed (at least one runs).
+    Without a search the given parameters are the one candidate.
+    """
+    candidates = [dict(model.params)]
+    if model.search is not None:
+        drawn = ParameterSampler(
+            model.search.space, n_iter=model.search.n_candidates, random_state=seed
+        )
+        candidates = [{**model.params, **choice} for choice in drawn]
+    started, rows, best = time.monotonic(), [], None
+    for number, values in enumerate(candidates, start=1):
+        if rows and model.search and time.monotonic() - started > model.search.budget_s:
+            log.info(
+                "search budget of %.0f s spent after %d candidates",
+                model.search.budget_s,
+                len(rows),
+            )
+            break
+        spec = ModelSpec(name=model.name, params=values)
+        pipeline = build_pipeline(features, model=spec, seed=seed)
+        began = time.monotonic()
+        cv = cross_validate(
+            pipeline, frame, features=features, target=target, group=group, folds=folds, seed=seed
+        )
+        mean = float(cv.scores[primary].mean())
+        rows.append(
+            {
+                "candidate": number,
+                **values,
+                f"cv_{primary}": mean,
+                f"cv_{primary}_std": float(cv.scores[primary].std(ddof=1)),
+                "seconds": round(time.monotonic() - began, 1),
+            }
+        )
+        if best is None or mean > best[0]:
+            best = (mean, spec, cv)
+    table = pd.DataFrame(rows).set_index("candidate")
+    table["chosen"] = table.index == int(table[f"cv_{primary}"].idxmax())
+    return Tuned(model=best[1], cv=best[2], candidates=table)
 
 
 def summarise_cv(scores: pd.DataFrame) -> dict[str, float]:

@@ -17,7 +17,7 @@ _TYPES = {
     "test_size": "float",
     "cv_folds": "int",
     "seed": "int",
-    "threshold": "float",
+    "threshold": '"Optional[float]"',
     "permutation_repeats": "int",
 }
 

@@ -8,6 +8,7 @@ defaults for the keys that step uses (checked by the tests, rewritten by
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -17,6 +18,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    RootModel,
     ValidationError,
     field_validator,
     model_validator,
@@ -54,11 +56,28 @@ class FeatureSpec(_Strict):
         return self
 
 
+class SearchSpec(_Strict):
+    """A bounded random search over declared hyper-parameter values, scored by the grouped CV."""
+
+    space: dict[str, list[Any]] = Field(min_length=1)
+    n_candidates: Annotated[int, Field(ge=1, le=200)] = 8
+    budget_s: Annotated[float, Field(gt=0)] = 900.0
+
+    @field_validator("space")
+    @classmethod
+    def _values(cls, value: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        empty = [name for name, values in value.items() if not values]
+        if empty:
+            raise ValueError(f"space.{empty[0]}: give at least one value to try")
+        return value
+
+
 class ModelSpec(_Strict):
-    """Which scikit-learn estimator to fit and its hyper-parameters."""
+    """Which scikit-learn estimator to fit, its hyper-parameters, and an optional search."""
 
     name: ModelName
     params: dict[str, Any] = Field(default_factory=dict)
+    search: SearchSpec | None = None
 
 
 class BigQuerySpec(_Strict):
@@ -71,6 +90,12 @@ class BigQuerySpec(_Strict):
     use_storage_api: bool = True
 
 
+class AlarmSpec(_Strict):
+    """The alarm threshold's target, in the operator's terms."""
+
+    max_false_alarm_rate: Annotated[float, Field(gt=0.0, lt=0.5)] = 0.01
+
+
 class PromotionSpec(_Strict):
     """When a challenger replaces the champion."""
 
@@ -79,6 +104,72 @@ class PromotionSpec(_Strict):
     confidence: Annotated[float, Field(gt=0.5, lt=1.0)] = 0.95
     n_bootstrap: Annotated[int, Field(ge=100)] = 1000
     floors: dict[PrimaryMetric, float] = Field(default_factory=dict)
+
+
+# --- derived features (computed by leaklib.features) ---------------------------------
+
+Selector = str | list[str]
+Stat = Literal["mean", "std", "min", "max"]
+
+
+class _Derivation(_Strict):
+    @field_validator("columns", check_fields=False)
+    @classmethod
+    def _columns_not_empty(cls, value: Selector) -> Selector:
+        if not value:
+            raise ValueError("select at least one column (a pattern or a list of them)")
+        return value
+
+
+class Diff(_Derivation):
+    """Change against the row ``steps`` rows earlier: ``x[t] - x[t - steps]``."""
+
+    kind: Literal["diff"]
+    columns: Selector
+    steps: Annotated[int, Field(gt=0)]
+
+
+class SeasonalDeviation(_Derivation):
+    """Deviation from the same phase of earlier periods (the same time of day, for a day).
+
+    ``baseline: previous`` averages the previous ``periods`` periods (a rolling seasonal
+    baseline); ``baseline: first`` averages the group's first ``periods`` periods (a reference
+    taken when monitoring starts). ``window`` > 1 then smooths the deviation with a trailing
+    mean over that many rows.
+    """
+
+    kind: Literal["seasonal_deviation"]
+    columns: Selector
+    period: Annotated[int, Field(gt=0)]
+    periods: Annotated[int, Field(gt=0)] = 1
+    baseline: Literal["previous", "first"] = "previous"
+    window: Annotated[int, Field(gt=0)] = 1
+
+
+class Rolling(_Derivation):
+    """Trailing statistics over the last ``window`` rows (the current one included)."""
+
+    kind: Literal["rolling"]
+    columns: Selector
+    window: Annotated[int, Field(gt=1)]
+    stats: Annotated[list[Stat], Field(min_length=1)] = ["mean"]
+
+    @field_validator("stats")
+    @classmethod
+    def _unique(cls, value: list[Stat]) -> list[Stat]:
+        if len(set(value)) != len(value):
+            raise ValueError("each statistic at most once")
+        return value
+
+
+Derivation = Annotated[Diff | SeasonalDeviation | Rolling, Field(discriminator="kind")]
+
+
+class DeriveSpec(RootModel[list[Derivation]]):
+    """The derive block: derivations applied in order, each adding columns."""
+
+    model_config = ConfigDict(frozen=True)
+    root: list[Derivation] = Field(default_factory=list)
 
 
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -113,6 +204,12 @@ class DatasetSpec(_Strict):
         description="Name the dataset's models and champion are kept under "
         "(null: derived from the source's table or file name).",
     )
+    derive: DeriveSpec = Field(
+        default_factory=DeriveSpec,
+        description="Derived time features computed from past rows of each group: a list of "
+        "{kind: diff | seasonal_deviation | rolling, columns: pattern(s), ...} (needs group "
+        "and timestamp).",
+    )
 
     @field_validator("features", mode="before")
     @classmethod
@@ -143,9 +240,22 @@ class DatasetSpec(_Strict):
                 raise ValueError(f"column {column!r} is the {role} and cannot also be a feature")
         if self.max_groups is not None and self.group is None:
             raise ValueError("max_groups needs a group column")
+        self._check_derive()
         if self.model_name is None:
             object.__setattr__(self, "model_name", default_model_name(self.source))
         return self
+
+    def _check_derive(self) -> None:
+        """Refuse a derive block that cannot apply to this dataset, naming the key."""
+        if self.derive.root and (self.group is None or self.timestamp is None):
+            missing = "group" if self.group is None else "timestamp"
+            raise ValueError(f"derive needs a group and a timestamp column; {missing} is null")
+        numeric = [name for name, spec in self.features.items() if spec.type == "numeric"]
+        for i, derivation in enumerate(self.derive.root):
+            patterns = derivation.columns
+            for pattern in [patterns] if isinstance(patterns, str) else patterns:
+                if not fnmatch.filter(numeric, pattern):
+                    raise ValueError(f"derive[{i}].columns: {pattern!r} matches no numeric feature")
 
     def columns(self) -> list[str]:
         """Return the columns a run reads: features, target, then group and timestamp if set."""
@@ -185,7 +295,10 @@ class Params(_Strict):
     )
     bigquery: BigQuerySpec = Field(description="Options for a bigquery:// source.")
     model: ModelSpec = Field(
-        description=f"Estimator: name ({' | '.join(estimators.NAMES)}) and params."
+        description=f"Estimator: name ({' | '.join(estimators.NAMES)}), params (any of the "
+        "estimator's, e.g. early_stopping or class_weight for hist_gradient_boosting) and "
+        "search (null: off; {space: {param: [values]}, n_candidates, budget_s}: a random search "
+        "scored by the same grouped CV, within a time budget)."
     )
     test_size: Annotated[float, Field(gt=0.0, lt=0.9)] = Field(
         description="Share of groups (or rows) held out as the frozen holdout."
@@ -194,8 +307,14 @@ class Params(_Strict):
         description="Folds of the grouped cross-validation on the training part."
     )
     seed: int = Field(description="Seed for the split, the estimator and the bootstrap.")
-    threshold: Annotated[float, Field(gt=0.0, lt=1.0)] = Field(
-        description="Alarm threshold on the predicted leak probability."
+    threshold: Annotated[float, Field(gt=0.0, lt=1.0)] | None = Field(
+        description="Alarm threshold on the predicted leak probability, as an explicit "
+        "override (null: chosen by alarm.max_false_alarm_rate on out-of-fold predictions)."
+    )
+    alarm: AlarmSpec = Field(
+        description="How the alarm threshold is chosen when threshold is null: "
+        "max_false_alarm_rate, the share of quiet rows allowed to raise an alarm, met on the "
+        "training part's out-of-fold predictions (never the holdout)."
     )
     permutation_repeats: Annotated[int, Field(ge=1)] = Field(
         description="Repeats of the permutation importance on the holdout."

@@ -321,3 +321,53 @@ def trend_png(trend: Trend) -> tuple[str, int, int]:
     fig.savefig(buffer, format="png")
     width, height = (int(v) for v in fig.get_size_inches() * fig.dpi)
     return base64.b64encode(buffer.getvalue()).decode("ascii"), width, height
+
+
+def plot_deviation_during_leak(
+    frame: pd.DataFrame,
+    *,
+    column: str,
+    derived: str,
+    target: str,
+    group: str,
+    timestamp: str,
+) -> Figure:
+    """A sensor and one of its derived deviations over one leak scenario, the leak shaded."""
+    fig, (raw, deviation) = plt.subplots(2, 1, figsize=(8, 4.8), sharex=True, layout="constrained")
+    leaking = frame.groupby(group)[target].agg(["max", "min"])
+    chosen = leaking[(leaking["max"] == 1) & (leaking["min"] == 0)].index
+    if len(chosen) == 0 or derived not in frame.columns:
+        raw.text(
+            0.5, 0.5, "No scenario with a leak and quiet rows", ha="center", transform=raw.transAxes
+        )
+        return fig
+    rows = frame[frame[group] == chosen[0]].sort_values(timestamp)
+    for ax, name, label in ((raw, column, "reading"), (deviation, derived, "derived deviation")):
+        ax.plot(rows[timestamp], rows[name], lw=0.8, color="tab:blue")
+        ax.fill_between(
+            rows[timestamp],
+            0,
+            1,
+            where=rows[target].to_numpy() == 1,
+            color="tab:red",
+            alpha=0.12,
+            transform=ax.get_xaxis_transform(),
+            label="leak",
+        )
+        ax.set_ylabel(f"{name}\n({label})", fontsize=8)
+    deviation.axhline(0, color="grey", lw=0.6, ls=":")
+    raw.set_title(f"{column} in {group} {chosen[0]}: the reading and its deviation from normal")
+    raw.legend(loc="upper left", fontsize=8)
+    deviation.set_xlabel("Time")
+    fig.text(
+        0.01,
+        0.005,
+        "The leak (shaded) is hard to see in the reading, which follows demand; against the "
+        "same time on a normal day it stands out.",
+        fontsize=8,
+        style="italic",
+        ha="left",
+        va="bottom",
+        wrap=True,
+    )
+    return fig

@@ -374,3 +374,15 @@ def close_run(store: MetadataStore, run_id: str) -> dict[str, Any]:
         }
 
     return store.transact(RUNS, run_id, change)
+
+
+LEGACY_THRESHOLD = 0.5  # records made before thresholds were chosen per model
+
+
+def alarm_threshold(record: dict[str, Any]) -> float:
+    """Return the alarm threshold a run's model was given (chosen on CV, or the parameter)."""
+    alarm = record.get("alarm") or {}
+    if alarm.get("threshold") is not None:
+        return float(alarm["threshold"])
+    given = (record.get("params") or {}).get("threshold")
+    return float(given) if given is not None else LEGACY_THRESHOLD

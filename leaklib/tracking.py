@@ -222,8 +222,13 @@ def pip_requirements() -> list[str]:
     return [f"{name}=={version(name)}" for name in _REQUIREMENTS]
 
 
-def log_model(pipeline: Any, *, example: pd.DataFrame) -> str:
-    """Log a fitted pipeline as an MLflow sklearn model in the active run; return its URI."""
+def log_model(
+    pipeline: Any, *, example: pd.DataFrame, metadata: dict[str, Any] | None = None
+) -> str:
+    """Log a fitted pipeline as an MLflow sklearn model in the active run; return its URI.
+
+    ``metadata`` (the alarm threshold, say) is kept in the model's MLmodel file.
+    """
     mlflow = mlflow_module()
     from mlflow.models import infer_signature  # heavy: part of mlflow
 
@@ -237,6 +242,7 @@ def log_model(pipeline: Any, *, example: pd.DataFrame) -> str:
             input_example=example,
             pip_requirements=pip_requirements(),
             pyfunc_predict_fn="predict_proba",
+            metadata=metadata,
             serialization_format="skops",
             skops_trusted_types=models.trusted_types(skops.io.dumps(pipeline)),
         )
@@ -273,3 +279,8 @@ def log_reports(mlflow_run_id: str, paths: list[Path], *, index_url: str | None 
             mlflow.log_artifact(str(path), "reports")
         if index_url:
             mlflow.set_tag("leak.report_index", index_url)
+
+
+def log_table(frame: pd.DataFrame, path: str) -> None:
+    """Log a small table as one CSV artifact of the active run (one file, not a run per row)."""
+    mlflow_module().log_text(frame.to_csv(), path)

@@ -16,8 +16,9 @@ from typing import Any
 import pandas as pd
 
 from leaklib import metrics, runs
+from leaklib.features import model_features
 from leaklib.metadata import MetadataStore, open_metadata_store
-from leaklib.params import Params, defaults, field_names, validate
+from leaklib.params import FeatureSpec, Params, defaults, field_names, validate
 from leaklib.snapshots import SnapshotStore, load_snapshot, open_snapshot_store
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,16 @@ class StepContext:
     def run_id(self) -> str:
         """The id of the run this step belongs to."""
         return self.run["run_id"]
+
+    @property
+    def features(self) -> dict[str, FeatureSpec]:
+        """The columns the model is fitted on: the declared features, then the derived ones."""
+        return model_features(self.params.dataset, self.run.get("derived_features"))
+
+    @property
+    def threshold(self) -> float:
+        """The alarm threshold of this run's model (chosen in training, or the parameter)."""
+        return runs.alarm_threshold(self.run)
 
     def record(self, **fields: Any) -> dict[str, Any]:
         """Write fields (snapshot, metrics, model, ...) to the run record; dicts are merged."""
