@@ -42,10 +42,19 @@ BACKENDS: dict[tuple[str, str], Backend] = {
     ("sources", "gs"): Backend(
         "leaklib.sources.snapshot:SnapshotReader", "gs://BUCKET/PREFIX/SHA256.parquet (a snapshot)"
     ),
+    ("sinks", LOCAL): Backend("leaklib.sinks.files:FileSink", "a .parquet/.csv path"),
+    ("sinks", "bigquery"): Backend(
+        "leaklib.sinks.bigquery:BigQuerySink", "bigquery://PROJECT.DATASET.TABLE"
+    ),
 }
 
 # the parameter that names a backend of each kind
-PARAMETERS = {"snapshots": "snapshot_store", "metadata": "metadata_store", "sources": "source"}
+PARAMETERS = {
+    "snapshots": "snapshot_store",
+    "metadata": "metadata_store",
+    "sources": "source",
+    "sinks": "--out",
+}
 
 
 def scheme_of(uri: str) -> str:

@@ -165,10 +165,16 @@ def _check_split(frame: pd.DataFrame, params: Params, problems: list[str]) -> No
 
 
 def _check_columns(
-    frame: pd.DataFrame, dataset: DatasetSpec, problems: list[str]
+    frame: pd.DataFrame, dataset: DatasetSpec, problems: list[str], *, target: bool = True
 ) -> dict[str, pd.Series]:
-    """Type every declared column that is present; note every problem, missing ones too."""
+    """Type every declared column that is present; note every problem, missing ones too.
+
+    With ``target=False`` (scoring new readings) the target may be absent; when present it is
+    checked like any other column.
+    """
     for column in dataset.columns():
+        if column == dataset.target and not target:
+            continue
         if column not in frame.columns:
             problems.append(
                 f"column {column!r} ({dataset.role_of(column)}) is declared but not in the table"
@@ -237,6 +243,21 @@ def validate_table(frame: pd.DataFrame, *, params: Params) -> tuple[pd.DataFrame
     )
     log.info("validated %d rows; %d ignored column(s)", len(clean), len(ignored))
     return clean, report
+
+
+def validate_for_scoring(frame: pd.DataFrame, *, dataset: DatasetSpec) -> pd.DataFrame:
+    """Check new readings against a model's recorded schema; the target is optional.
+
+    Raises:
+        SchemaError: Naming every column that is missing, mistyped or out of bounds.
+    """
+    problems: list[str] = []
+    if frame.empty:
+        raise SchemaError([f"the table from {dataset.source!r} has no rows"])
+    out = _check_columns(frame, dataset, problems, target=False)
+    if problems:
+        raise SchemaError(problems)
+    return pd.DataFrame(out)
 
 
 def limit_groups(frame: pd.DataFrame, *, group: str, max_groups: int) -> pd.DataFrame:

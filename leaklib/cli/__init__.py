@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from leaklib import champion, parameter_cells, reports, runs
+from leaklib import champion, parameter_cells, reports, runs, scoring
 from leaklib import gate as gatekeeping
 from leaklib import params as parameters
 from leaklib.cli import simulate as simulate_cli
@@ -162,6 +162,19 @@ def _reproduce(args: argparse.Namespace) -> int:
     return 0 if same else 1
 
 
+def _score(args: argparse.Namespace) -> int:
+    params = _params_of(args)
+    store = open_metadata_store(params.metadata_store)
+    done = scoring.score(params, store=store, destination=args.out, run_id=args.run)
+    where = f"added {done.added} rows" if done.added else "already there, nothing added"
+    print(
+        f"scored {done.rows} rows of {params.dataset.source} with run {done.run_id} "
+        f"(model {done.model_sha256[:12]}): {done.alarms} alarms at threshold "
+        f"{done.threshold:.4f} -> {args.out} ({where}); scoring {done.scoring_id}"
+    )
+    return 0
+
+
 def _add_run(sub: Any) -> None:
     run = sub.add_parser("run", help="run extract -> train -> evaluate and render the reports")
     add_param_options(run)
@@ -187,6 +200,25 @@ def _add_reproduce(sub: Any) -> None:
     )
     add_param_options(again)  # -f/-p pick the metadata_store that holds the run
     again.set_defaults(func=_reproduce)
+
+
+def _add_score(sub: Any) -> None:
+    scorer = sub.add_parser(
+        "score",
+        help="score a table with the champion (or --run) and write its alarms to --out",
+        description="Score the table -p dataset.source names with the current champion of the "
+        "dataset's model_name (or a run's model): each row gets its leak probability and an "
+        "alarm at the model's threshold. The same input and model never add rows twice.",
+    )
+    add_param_options(scorer)
+    scorer.add_argument(
+        "--out",
+        required=True,
+        metavar="DEST",
+        help="a .parquet/.csv file or bigquery://PROJECT.DATASET.TABLE (rows are appended)",
+    )
+    scorer.add_argument("--run", metavar="RUN_ID", help="score with this run's model instead")
+    scorer.set_defaults(func=_score)
 
 
 def _add_params(sub: Any) -> None:
@@ -241,6 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_run(sub)
     _add_reproduce(sub)
+    _add_score(sub)
     _add_params(sub)
     simulate_cli.add_simulate_parser(sub)
     _add_pages(sub)
