@@ -185,8 +185,9 @@ def tune(
     """
     candidates = [dict(model.params)]
     if model.search is not None:
+        grid = int(np.prod([len(values) for values in model.search.space.values()]))
         drawn = ParameterSampler(
-            model.search.space, n_iter=model.search.n_candidates, random_state=seed
+            model.search.space, n_iter=min(model.search.n_candidates, grid), random_state=seed
         )
         candidates = [{**model.params, **choice} for choice in drawn]
     started, rows, best = time.monotonic(), [], None

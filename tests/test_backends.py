@@ -43,8 +43,9 @@ def test_unknown_source_scheme_names_the_parameter_and_the_supported_forms(param
             )
         )
     assert str(caught.value) == (
-        "source 's3://b/t.parquet' is not supported: use a .parquet/.csv path, a file:// URI "
-        "or bigquery://PROJECT.DATASET.TABLE"
+        "source 's3://b/t.parquet' is not supported: use a .parquet/.csv path, a file:// URI, "
+        "bigquery://PROJECT.DATASET.TABLE, snapshot:SHA256 or "
+        "gs://BUCKET/PREFIX/SHA256.parquet (a snapshot)"
     )
 
 

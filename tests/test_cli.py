@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import mlflow
 import pytest
 
 from leaklib import champion, cli, runs
@@ -67,7 +68,7 @@ def test_champion_command_prints_the_champion_and_its_history(promotion_history,
 
 
 def test_promote_command_records_a_manual_promotion(
-    promotion_history, local_mlflow, tmp_path, capsys
+    promotion_history, local_mlflow, restore_champion_alias, tmp_path, capsys
 ):
     store = LocalMetadataStore(shutil.copytree(promotion_history.store.folder, tmp_path / "m"))
     name = promotion_history.params.dataset.model_name
@@ -84,6 +85,15 @@ def test_promote_command_records_a_manual_promotion(
     assert code == 0 and pointer["run_id"] == "run-first" and pointer["decided_by"] == "manual"
     assert record["promotion"]["reason"] == "Promoted by hand: rollback after a field incident"
     assert "previous: run-stronger" in capsys.readouterr().out
+
+
+@pytest.fixture
+def restore_champion_alias(promotion_history, local_mlflow):
+    """Put the registry's champion alias back where the shared gate history left it."""
+    yield
+    name = promotion_history.params.dataset.model_name
+    version = promotion_history.records["stronger"]["model"]["version"]
+    mlflow.MlflowClient().set_registered_model_alias(name, "champion", version)
 
 
 def test_promote_command_names_an_unknown_run(tmp_path, capsys):

@@ -8,6 +8,7 @@ import pytest
 
 from leaklib import evaluation as E
 from leaklib import params as P
+from leaklib.metrics import recall_at_fpr
 
 
 def test_threshold_for_false_alarm_rate_is_the_lowest_that_keeps_the_rate():
@@ -18,7 +19,7 @@ def test_threshold_for_false_alarm_rate_is_the_lowest_that_keeps_the_rate():
     threshold = E.threshold_for_false_alarm_rate(y, proba, max_false_alarm_rate=0.01)
     assert threshold == 0.499
     assert ((proba >= threshold) & (y == 0)).mean() / (y == 0).mean() <= 0.01
-    assert E.recall_at_fpr(y, proba, fpr=0.01) == ((proba >= threshold) & (y == 1)).sum() / 4
+    assert recall_at_fpr(y, proba, fpr=0.01) == ((proba >= threshold) & (y == 1)).sum() / 4
 
 
 def test_threshold_for_false_alarm_rate_counts_tied_negatives_together():
@@ -107,11 +108,48 @@ def test_headline_puts_cv_beside_holdout():
 def test_operations_without_a_timestamp_show_the_threshold_only(params):
     dataset = {**params.to_plain()["dataset"], "timestamp": None}
     no_time = P.validate({**params.to_plain(), "dataset": dataset})
-    assert E.operations(frame(), np.zeros(24), params=no_time).to_dict() == {"threshold": 0.5}
+    facts = E.operations(frame(), np.zeros(24), params=no_time, threshold=0.5).to_dict()
+    assert facts == {"threshold": 0.5}
 
 
 def test_delays_need_a_group_and_a_timestamp(params):
     dataset = {**params.to_plain()["dataset"], "timestamp": None}
     no_time = P.validate({**params.to_plain(), "dataset": dataset})
-    delays = E.delays_if_possible(frame(), np.zeros(24), params=no_time)
+    delays = E.delays_if_possible(frame(), np.zeros(24), params=no_time, threshold=0.5)
     assert delays.empty and "delay_hours" in list(delays.columns)
+
+
+def test_the_alarm_threshold_meets_the_false_alarm_rate_fold_by_fold():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 4000)
+    proba = np.clip(rng.normal(0.3 + 0.4 * y, 0.15), 0, 1)
+    folds = np.repeat([1, 2, 3, 4], 1000)
+    alarm = E.alarm_threshold(y, proba, folds, max_false_alarm_rate=0.01)
+    assert alarm.chosen_by == "cv" and alarm.max_false_alarm_rate == 0.01
+    assert alarm.cv_false_alarm_rate <= 0.02 and 0 < alarm.cv_recall < 1
+    assert alarm.cv_false_alarm_rate == round(float((proba[y == 0] >= alarm.threshold).mean()), 6)
+
+
+def test_an_explicit_threshold_overrides_the_choice():
+    alarm = E.alarm_threshold(
+        np.array([0, 1, 0, 1]),
+        np.array([0.1, 0.9, 0.6, 0.4]),
+        np.array([1, 1, 2, 2]),
+        max_false_alarm_rate=0.01,
+        override=0.5,
+    )
+    assert alarm.threshold == 0.5 and alarm.chosen_by == "parameter"
+    assert alarm.max_false_alarm_rate is None and alarm.cv_false_alarm_rate == 0.5
+
+
+def test_the_alarm_summary_puts_target_oof_and_holdout_side_by_side():
+    alarm = {
+        "threshold": 0.8,
+        "chosen_by": "cv",
+        "max_false_alarm_rate": 0.01,
+        "cv_false_alarm_rate": 0.008,
+        "cv_recall": 0.6,
+    }
+    table = E.alarm_summary(alarm, {"false_positive_rate": 0.012, "recall": 0.55})
+    assert table.loc["false-alarm rate"].tolist() == ["1.00%", "0.80%", "1.20%"]
+    assert table.index.name == "at threshold 0.8000 (cv)"

@@ -9,10 +9,10 @@ from leaklib.modelling import (
     build_pipeline,
     cross_validate,
     feature_frame,
-    out_of_fold_proba,
     split_holdout,
     split_summary,
     summarise_cv,
+    tune,
 )
 from leaklib.schema import validate_table
 
@@ -70,7 +70,7 @@ def test_bad_hyper_parameter_value_is_named(clean, params):
 
 def test_grouped_cross_validation_scores_each_fold(clean, params):
     pipe = build_pipeline(params.dataset.features, model=params.model, seed=0)
-    scores = cross_validate(
+    cv = cross_validate(
         pipe,
         clean,
         features=params.dataset.features,
@@ -79,25 +79,61 @@ def test_grouped_cross_validation_scores_each_fold(clean, params):
         folds=3,
         seed=0,
     )
-    assert len(scores) == 3 and scores["roc_auc"].between(0, 1).all()
-    summary = summarise_cv(scores)
+    assert len(cv.scores) == 3 and cv.scores["roc_auc"].between(0, 1).all()
+    summary = summarise_cv(cv.scores)
     assert summary["cv_roc_auc"] > 0.7  # p_a carries a clear leak signal
     assert set(summary) >= {"cv_roc_auc", "cv_roc_auc_std", "cv_pr_auc", "cv_recall_at_1pct_fpr"}
 
 
 def test_out_of_fold_predictions_come_from_the_folds_that_score_them(clean, params):
-    pipe = build_pipeline(params.features, model=params.model, seed=0)
-    common = {"features": params.features, "target": "leaks", "group": "scenario_id"}
-    proba = out_of_fold_proba(pipe, clean, folds=3, seed=0, **common)
-    assert proba.shape == (len(clean),) and np.isfinite(proba).all()
-    scores = cross_validate(pipe, clean, folds=3, seed=0, **common)
-    from sklearn.model_selection import StratifiedGroupKFold
-
-    splitter = StratifiedGroupKFold(n_splits=3, shuffle=True, random_state=0)
+    pipe = build_pipeline(params.dataset.features, model=params.model, seed=0)
+    common = {"features": params.dataset.features, "target": "leaks", "group": "scenario_id"}
+    cv = cross_validate(pipe, clean, folds=3, seed=0, **common)
+    assert cv.oof.shape == (len(clean),) and np.isfinite(cv.oof).all()
     y = clean["leaks"].to_numpy()
-    folds = splitter.split(clean, y, groups=clean["scenario_id"].to_numpy())
-    for fold, (_, test) in enumerate(folds, start=1):
-        assert roc_auc_score(y[test], proba[test]) == scores.loc[fold, "roc_auc"]
+    for fold in (1, 2, 3):
+        rows = cv.fold == fold
+        assert roc_auc_score(y[rows], cv.oof[rows]) == cv.scores.loc[fold, "roc_auc"]
+    groups = clean.groupby("scenario_id")["scenario_id"].transform("first").to_numpy()
+    assert all(len(set(cv.fold[groups == g])) == 1 for g in set(groups))  # groups stay whole
+
+
+def test_without_a_search_tune_cross_validates_the_given_model(clean, params):
+    common = {"features": params.dataset.features, "target": "leaks", "group": "scenario_id"}
+    tuned = tune(params.model, clean, folds=3, seed=0, primary="roc_auc", **common)
+    assert tuned.model == params.model and len(tuned.candidates) == 1
+    assert tuned.candidates["chosen"].all()
+
+
+def test_a_search_keeps_the_best_candidate_by_the_primary_metric(clean, params):
+    search = {"space": {"max_depth": [1, 3], "learning_rate": [0.05, 0.2]}, "n_candidates": 3}
+    spec = P.ModelSpec(name="hist_gradient_boosting", params={"max_iter": 20}, search=search)
+    common = {"features": params.dataset.features, "target": "leaks", "group": "scenario_id"}
+    tuned = tune(spec, clean, folds=3, seed=0, primary="roc_auc", **common)
+    table = tuned.candidates
+    assert len(table) == 3 and table["chosen"].sum() == 1
+    best = table[table["chosen"]].iloc[0]
+    assert best["cv_roc_auc"] == table["cv_roc_auc"].max()
+    assert tuned.model.params == {
+        "max_iter": 20,
+        "max_depth": best["max_depth"],
+        "learning_rate": best["learning_rate"],
+    }
+    assert float(tuned.cv.scores["roc_auc"].mean()) == best["cv_roc_auc"]
+
+
+def test_a_search_stops_drawing_once_its_budget_is_spent(clean, params):
+    search = {"space": {"max_depth": [1, 2, 3, 4]}, "n_candidates": 4, "budget_s": 0.001}
+    spec = P.ModelSpec(name="hist_gradient_boosting", params={"max_iter": 5}, search=search)
+    common = {"features": params.dataset.features, "target": "leaks", "group": "scenario_id"}
+    assert len(tune(spec, clean, folds=3, seed=0, primary="roc_auc", **common).candidates) == 1
+
+
+def test_a_search_over_an_unknown_hyper_parameter_is_named(clean, params):
+    spec = P.ModelSpec(name="random_forest", search={"space": {"max_iter": [1, 2]}})
+    common = {"features": params.dataset.features, "target": "leaks", "group": "scenario_id"}
+    with pytest.raises(ModelError, match="'max_iter' is not a parameter of random_forest"):
+        tune(spec, clean, folds=3, seed=0, primary="roc_auc", **common)
 
 
 def test_split_summary_reports_both_parts(clean):

@@ -85,13 +85,40 @@ def test_an_old_top_level_override_says_where_it_moved(key, moved):
 
 
 def test_null_clears_an_optional_dataset_key():
-    loaded = P.load(overrides=[("dataset.group", "null"), ("dataset.max_groups", "null")])
+    loaded = P.load(
+        overrides=[
+            ("dataset.derive", "[]"),
+            ("dataset.group", "null"),
+            ("dataset.max_groups", "null"),
+        ]
+    )
     assert loaded.dataset.group is None
+
+
+def test_derive_needs_a_group_and_a_timestamp():
+    with pytest.raises(
+        P.ParameterError, match="derive needs a group and a timestamp column; group is null"
+    ):
+        P.load(overrides=[("dataset.group", "null")])
+
+
+def test_a_derive_pattern_that_matches_no_feature_is_named():
+    block = "[{kind: diff, columns: 'x_*', steps: 4}]"
+    with pytest.raises(
+        P.ParameterError, match=r"derive\[0\].columns: 'x_\*' matches no numeric feature"
+    ):
+        P.load(overrides=[("dataset.derive", block)])
 
 
 def test_max_groups_needs_a_group():
     with pytest.raises(P.ParameterError, match="max_groups needs a group column"):
-        P.load(overrides=[("dataset.group", "null"), ("dataset.max_groups", "3")])
+        P.load(
+            overrides=[
+                ("dataset.derive", "[]"),
+                ("dataset.group", "null"),
+                ("dataset.max_groups", "3"),
+            ]
+        )
 
 
 def test_dotted_override_sets_nested_value():

@@ -50,8 +50,13 @@ def test_tampered_snapshot_is_refused(table, store):
 
 
 def test_missing_snapshot_is_named(store):
-    with pytest.raises(SnapshotError, match="abc not found"):
-        store.get("abc")
+    with pytest.raises(SnapshotError, match=f"snapshot {'0' * 64} not found"):
+        store.get("0" * 64)
+
+
+def test_a_name_that_is_not_a_hash_is_refused(store):
+    with pytest.raises(SnapshotError, match="'../abc' is not a SHA-256 hex digest"):
+        store.get("../abc")
 
 
 def test_unwritable_store_is_refused(tmp_path):

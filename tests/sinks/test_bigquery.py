@@ -1,0 +1,44 @@
+"""Scored rows appended to a BigQuery table (the local BigQuery emulator), once per scoring."""
+
+from __future__ import annotations
+
+import uuid
+
+import pandas as pd
+import pytest
+
+from leaklib.sinks import SinkError, write_scores
+
+pytestmark = pytest.mark.emulators
+
+
+def rows(scoring_id: str, n: int = 3) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "scenario_id": list(range(n)),
+            "probability": [0.25 * i for i in range(n)],
+            "alarm": [i > 1 for i in range(n)],
+            "scoring_id": scoring_id,
+        }
+    )
+
+
+def test_a_scoring_is_appended_once(bigquery_client, bigquery_emulator):
+    project = bigquery_emulator.extra["project"]
+    dataset = f"scores_{uuid.uuid4().hex[:8]}"
+    bigquery_client.create_dataset(f"{project}.{dataset}")
+    out = f"bigquery://{project}.{dataset}.alarms"
+
+    assert write_scores(rows("first"), destination=out, scoring_id="first") == 3
+    assert write_scores(rows("first"), destination=out, scoring_id="first") == 0
+    assert write_scores(rows("second", 2), destination=out, scoring_id="second") == 2
+
+    found = bigquery_client.query(
+        f"SELECT scoring_id, COUNT(*) AS n FROM `{project}.{dataset}.alarms` GROUP BY scoring_id"
+    ).result()
+    assert {row["scoring_id"]: row["n"] for row in found} == {"first": 3, "second": 2}
+
+
+def test_a_bad_table_name_is_refused_before_any_request():
+    with pytest.raises(SinkError, match="table name 't; DROP' is not valid"):
+        write_scores(rows("a"), destination="bigquery://leak-test.ds.t; DROP", scoring_id="a")

@@ -1,0 +1,98 @@
+"""`leak score`: new readings scored with the champion, alarms kept once per input and model."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from leaklib import scoring
+from leaklib.metadata import LocalMetadataStore
+from tests.conftest import leak
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def readings(smoke_run):
+    """Two scenarios of the smoke data without the target, as a utility would send them."""
+    frame = pd.read_parquet(smoke_run.project / "data" / "l-town-leaks.parquet")
+    table = frame[frame["scenario_id"].isin([0, 1])].drop(columns=["leaks"])
+    path = smoke_run.project / "readings.parquet"
+    table.to_parquet(path)
+    return path
+
+
+def _score(smoke_run, readings, out, *extra):
+    return leak(
+        smoke_run.project,
+        "score",
+        "-f",
+        "parameters/smoke.yaml",
+        "-p",
+        "dataset.source",
+        str(readings),
+        "--out",
+        str(out),
+        *extra,
+    )
+
+
+def test_scoring_writes_alarms_with_the_champions_model_and_threshold(
+    smoke_run, readings, tmp_path
+):
+    done = _score(smoke_run, readings, tmp_path / "alarms.parquet")
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = pd.read_parquet(tmp_path / "alarms.parquet")
+    record = smoke_run.record()
+    assert len(rows) == 2 * 672 and "leaks" not in rows.columns
+    assert set(rows["run_id"]) == {record["run_id"]}
+    assert set(rows["model_sha256"]) == {record["model"]["sha256"]}
+    assert set(rows["threshold"]) == {record["alarm"]["threshold"]}
+    assert (rows["alarm"] == (rows["probability"] >= record["alarm"]["threshold"])).all()
+    assert list(rows.columns[:2]) == ["scenario_id", "timestamp"]
+    assert f"added {len(rows)} rows" in done.stdout
+
+
+def test_scoring_the_same_input_again_adds_nothing_and_is_recorded_once(
+    smoke_run, readings, tmp_path
+):
+    out = tmp_path / "alarms.csv"
+    first = _score(smoke_run, readings, out)
+    second = _score(smoke_run, readings, out)
+
+    assert first.returncode == second.returncode == 0, second.stderr
+    assert "already there, nothing added" in second.stdout
+    assert len(pd.read_csv(out)) == 2 * 672
+    scoring_id = first.stdout.rsplit("scoring ", 1)[1].strip()
+    document = json.loads(
+        (smoke_run.project / f"stores/metadata/scorings/{scoring_id}.json").read_text()
+    )
+    assert document["rows"] == 2 * 672 and document["alarms"] >= 0
+    assert document["run_id"] == smoke_run.record()["run_id"]
+
+
+def test_a_table_that_does_not_fit_writes_nothing_and_names_the_column(
+    smoke_run, readings, tmp_path
+):
+    broken = tmp_path / "broken.parquet"
+    pd.read_parquet(readings).drop(columns=["p_n1"]).to_parquet(broken)
+
+    done = _score(smoke_run, broken, tmp_path / "alarms.parquet")
+
+    assert done.returncode == 2
+    assert "column 'p_n1' (feature) is declared but not in the table" in done.stderr
+    assert not (tmp_path / "alarms.parquet").exists()
+
+
+def test_scoring_with_a_named_run(smoke_run, readings, tmp_path):
+    run_id = smoke_run.record()["run_id"]
+    done = _score(smoke_run, readings, tmp_path / "a.parquet", "--run", run_id)
+    assert done.returncode == 0 and f"with run {run_id}" in done.stdout
+
+
+def test_without_a_champion_scoring_says_how_to_get_one(tmp_path):
+    with pytest.raises(scoring.ScoringError, match="no champion yet for model 'm'"):
+        scoring.model_run(LocalMetadataStore(tmp_path), model_name="m", run_id=None)
