@@ -371,3 +371,65 @@ def plot_deviation_during_leak(
         wrap=True,
     )
     return fig
+
+
+def plot_alarms(
+    scored: pd.DataFrame,
+    *,
+    group: str | None,
+    timestamp: str | None,
+    target: str | None,
+    threshold: float,
+    most: int = 6,
+) -> Figure:
+    """The operator's view: leak probability and alarms over time, one panel per group.
+
+    True leak periods are shaded where the scored table carried the target. At most ``most``
+    groups are drawn: those with the most alarms.
+    """
+    x = timestamp if timestamp in scored else None
+    if group in scored:
+        counts = scored.groupby(group)["alarm"].sum().sort_values(ascending=False, kind="stable")
+        chosen = list(counts.index[:most])
+    else:
+        chosen, scored = ["all rows"], scored.assign(_all="all rows")
+        group = "_all"
+    fig, axes = plt.subplots(
+        len(chosen),
+        1,
+        figsize=(9, 1.6 * len(chosen) + 0.8),
+        sharey=True,
+        layout="constrained",
+        squeeze=False,
+    )
+    for ax, key in zip(axes[:, 0], chosen, strict=True):
+        rows = scored[scored[group] == key]
+        rows = rows.sort_values(x) if x else rows
+        when = rows[x] if x else np.arange(len(rows))
+        ax.plot(when, rows["probability"], lw=0.7, color="tab:blue")
+        ax.axhline(threshold, color="tab:red", lw=0.6, ls="--")
+        ax.plot(
+            when[rows["alarm"].to_numpy()],
+            rows["probability"][rows["alarm"]],
+            "|",
+            color="tab:red",
+            ms=8,
+        )
+        if target in rows:
+            ax.fill_between(
+                when,
+                0,
+                1,
+                where=rows[target].to_numpy() == 1,
+                color="tab:orange",
+                alpha=0.15,
+                transform=ax.get_xaxis_transform(),
+            )
+        ax.set_ylabel(f"{key}", fontsize=8)
+        ax.set_ylim(0, 1)
+    axes[0, 0].set_title(
+        "Leak probability and alarms (red) per group, true leaks shaded\n"
+        f"alarm threshold {threshold:.3f} (dashed); the groups with the most alarms",
+        fontsize=10,
+    )
+    return fig

@@ -17,11 +17,12 @@ from typing import Any
 
 import pandas as pd
 
-from leaklib import champion, models, runs
+from leaklib import champion, models, plots, runs
 from leaklib.features import derive_dataset, model_features
 from leaklib.metadata import ConflictError, MetadataStore
 from leaklib.modelling import feature_frame
 from leaklib.params import DatasetSpec, Params
+from leaklib.paths import resolve
 from leaklib.schema import validate_for_scoring
 from leaklib.sinks import SCORING_ID, write_scores
 from leaklib.snapshots import canonical_bytes, open_snapshot_store, sha256_hex
@@ -50,10 +51,11 @@ class Scoring:
     destination: str
     scored_at: str
     added: int  # rows written this time (0: this scoring was there already)
+    run_dataset: DatasetSpec | None = None  # the scoring model's dataset (keys, target)
 
     def to_dict(self) -> dict[str, Any]:
         """Return the scoring as plain values for the ``scorings`` collection."""
-        return {k: v for k, v in asdict(self).items() if k != "added"}
+        return {k: v for k, v in asdict(self).items() if k not in ("added", "run_dataset")}
 
 
 def model_run(store: MetadataStore, *, model_name: str, run_id: str | None) -> dict[str, Any]:
@@ -94,6 +96,24 @@ def score_frame(raw: pd.DataFrame, *, run: dict[str, Any], scored_at: str) -> pd
     return out
 
 
+def operator_view(done: Scoring, *, destination: str) -> Any:
+    """Return the figure of a scoring's rows as an operator reads them (a local destination)."""
+    rows = read_scores(destination, scoring_id=done.scoring_id)
+    run = done.run_dataset
+    return plots.plot_alarms(
+        rows, group=run.group, timestamp=run.timestamp, target=run.target, threshold=done.threshold
+    )
+
+
+def read_scores(destination: str, *, scoring_id: str) -> pd.DataFrame:
+    """Return one scoring's rows from a local Parquet/CSV destination."""
+    path = resolve(destination)
+    if not path.is_file():
+        raise ScoringError(f"--plot needs a local --out file; {destination!r} is not one")
+    frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    return frame[frame[SCORING_ID] == scoring_id]
+
+
 def score(
     params: Params, *, store: MetadataStore, destination: str, run_id: str | None = None
 ) -> Scoring:
@@ -120,6 +140,7 @@ def score(
         destination=destination,
         scored_at=scored_at,
         added=added,
+        run_dataset=DatasetSpec.model_validate(run["params"]["dataset"]),
     )
     try:
         store.create(SCORINGS, scoring_id, scoring.to_dict())

@@ -87,6 +87,12 @@ def test_a_table_that_does_not_fit_writes_nothing_and_names_the_column(
     assert not (tmp_path / "alarms.parquet").exists()
 
 
+def test_the_operators_view_is_drawn_from_the_scored_rows(smoke_run, readings, tmp_path):
+    done = _score(smoke_run, readings, tmp_path / "a.parquet", "--plot", str(tmp_path / "v.png"))
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "v.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_scoring_with_a_named_run(smoke_run, readings, tmp_path):
     run_id = smoke_run.record()["run_id"]
     done = _score(smoke_run, readings, tmp_path / "a.parquet", "--run", run_id)

@@ -166,6 +166,10 @@ def _score(args: argparse.Namespace) -> int:
     params = _params_of(args)
     store = open_metadata_store(params.metadata_store)
     done = scoring.score(params, store=store, destination=args.out, run_id=args.run)
+    if args.plot:
+        figure = scoring.operator_view(done, destination=args.out)
+        figure.savefig(args.plot, dpi=110)
+        print(f"operator's view written to {args.plot}")
     where = f"added {done.added} rows" if done.added else "already there, nothing added"
     print(
         f"scored {done.rows} rows of {params.dataset.source} with run {done.run_id} "
@@ -218,6 +222,11 @@ def _add_score(sub: Any) -> None:
         help="a .parquet/.csv file or bigquery://PROJECT.DATASET.TABLE (rows are appended)",
     )
     scorer.add_argument("--run", metavar="RUN_ID", help="score with this run's model instead")
+    scorer.add_argument(
+        "--plot",
+        metavar="FILE.png",
+        help="also draw the operator's view: probability and alarms over time per group",
+    )
     scorer.set_defaults(func=_score)
 
 
