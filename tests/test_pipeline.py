@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 import yaml
 
@@ -62,6 +63,33 @@ def test_smoke_run_is_in_mlflow_with_params_metrics_and_model(smoke_run, monkeyp
     )
     assert run.data.tags["leak.snapshot_sha256"] == record["snapshot"]["sha256"]
     assert run.inputs.dataset_inputs[0].dataset.digest == record["snapshot"]["sha256"][:36]
+
+
+def test_extract_derives_the_declared_features_into_the_snapshot(smoke_run):
+    record = smoke_run.record(smoke_run.run_ids()[0])
+    derived = record["derived_features"]
+    assert (
+        len(derived) == 2 * 37
+        and "p_n1__fdev96x1w8" in derived
+        and "q_p227__fdev96x1w48" in derived
+    )
+    snapshot = smoke_run.project / "stores/snapshots" / f"{record['snapshot']['sha256']}.parquet"
+    assert set(derived) <= set(pq.read_schema(snapshot).names)
+    assert (
+        record["alarm"]["chosen_by"] == "cv"
+        and record["model"]["threshold"] == record["alarm"]["threshold"]
+    )
+
+
+def test_a_derivation_longer_than_any_group_fails_extract_naming_the_key(tmp_path):
+    project = make_project(tmp_path / "project")
+    block = "[{kind: diff, columns: 'p_*', steps: 5000}]"
+    done = leak(project, "run", "-f", "parameters/smoke.yaml", "-p", "dataset.derive", block)
+    assert done.returncode == 1
+    record = done.record()
+    assert record["status"] == "failed" and record["steps"]["extract"]["status"] == "failed"
+    assert "derive[0].steps: 5000 needs 5000 earlier rows" in record["error"]
+    assert not list((project / "stores/snapshots").glob("*.parquet"))
 
 
 def test_same_inputs_give_the_same_metrics(smoke_run):
