@@ -59,6 +59,7 @@ def test_brief_keeps_the_identifying_fields():
         "version": "3",
         "model_uri": None,
         "model_sha256": None,
+        "mlflow_run_id": None,
         "promoted_at": None,
     }
     assert champion.brief(None) is None

@@ -125,7 +125,15 @@ def test_leak_run_on_bigquery_cloud_storage_and_firestore(
     # the plain Cloud Storage client under the hashes the run recorded
     recorded = {sha256, record["holdout"]["sha256"]}
     blobs = {b.name: b for b in storage_client.list_blobs(gcs_bucket, prefix="snapshots/")}
-    assert sorted(blobs) == sorted(f"snapshots/{h}.parquet" for h in recorded)
+    tables = sorted(name for name in blobs if name.count("/") == 1)
+    assert tables == sorted(f"snapshots/{h}.parquet" for h in recorded)
+    # beside them, the model file and the archived reports, under the hashes recorded too
+    assert f"snapshots/models/{record['model']['sha256']}.skops" in blobs
+    archived = {
+        f"snapshots/reports/{record['run_id']}/{e['sha256']}.html"
+        for e in record["reports_archive"].values()
+    }
+    assert len(archived) == 3 and archived <= set(blobs)
     for digest in recorded:
         blob = blobs[f"snapshots/{digest}.parquet"]
         assert blob.metadata == {"sha256": digest}

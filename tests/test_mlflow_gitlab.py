@@ -16,6 +16,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from leaklib import modelling
+from leaklib.features import model_features
 from leaklib.params import Params
 from leaklib.snapshots import load_snapshot, open_snapshot_store
 from tests.conftest import leak_smoke_named, make_project
@@ -101,7 +102,8 @@ def test_gitlab_registered_version_reproduces_the_holdout_roc_auc(gitlab, monkey
     store = open_snapshot_store(str(gitlab.project / params.snapshot_store))
     holdout = load_snapshot(record["holdout"]["sha256"], store=store)
     model = mlflow.pyfunc.load_model(record["model"]["registry_uri"])
-    proba = np.asarray(model.predict(modelling.feature_frame(holdout, params.dataset.features)))
+    features = model_features(params.dataset, record["derived_features"])
+    proba = np.asarray(model.predict(modelling.feature_frame(holdout, features)))
     proba = proba[:, 1] if proba.ndim == 2 else proba  # predict_proba: (rows, classes)
     score = round(float(roc_auc_score(holdout[params.dataset.target], proba)), 6)
     assert score == record["metrics"]["holdout_roc_auc"]
