@@ -46,11 +46,17 @@ class FeatureSpec(_Strict):
     type: FeatureType
     min: float | None = None
     max: float | None = None
+    # more distinct values than this refuses the table (an id declared as a category, say)
+    max_categories: Annotated[int, Field(ge=2)] | None = None
 
     @model_validator(mode="after")
     def _bounds(self) -> FeatureSpec:
         if (self.min is not None or self.max is not None) and self.type != "numeric":
             raise ValueError(f"min/max apply to numeric features only, not {self.type}")
+        if self.max_categories is not None and self.type != "categorical":
+            raise ValueError(
+                f"max_categories applies to categorical features only, not {self.type}"
+            )
         if self.min is not None and self.max is not None and self.min > self.max:
             raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
         return self

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
 from pathlib import Path
 
 ENV_PROJECT_DIR = "LEAK_PROJECT_DIR"
@@ -34,3 +36,30 @@ def resolve(path: str | Path) -> Path:
 def is_local_path(uri: str) -> bool:
     """Return True for a plain path or ``file://`` URI, False for a cloud URI."""
     return "://" not in uri or uri.startswith("file://")
+
+
+def write_atomic(path: str | Path, data: bytes | str, *, mode: int | None = None) -> Path:
+    """Write a file whole or not at all: a temporary file beside it, synced, then renamed.
+
+    A full disk or a crash leaves the previous file (or none) under ``path``, never part of
+    the new one; the temporary file is removed on failure.
+
+    Args:
+        path: The final name.
+        data: Bytes, or text written as UTF-8.
+        mode: Permissions for the new file (``0o444`` for write-once objects); default 0o644.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data.encode("utf-8") if isinstance(data, str) else data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644 if mode is None else mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return path

@@ -26,6 +26,7 @@ import nbformat
 import yaml
 
 from leaklib import metrics, plots
+from leaklib.paths import write_atomic
 from leaklib.runs import NOTEBOOKS, STEPS, list_runs, shown_status
 from leaklib.snapshots import (
     SnapshotError,
@@ -355,8 +356,7 @@ def render_report(
         "leak": {"css": _css(), "header": _header(run, step=step, failed_here=failed_here)},
     }
     body, _ = exporter.from_notebook_node(nb, resources=resources)
-    target = notebook.with_suffix(".html")
-    target.write_text(body, encoding="utf-8")
+    target = write_atomic(notebook.with_suffix(".html"), body)  # a full disk leaves no half page
     log.info("report %s written (%s step of run %s)", target, step, run["run_id"])
     return target
 
@@ -491,8 +491,7 @@ def write_index(runs: list[dict[str, Any]], *, out_dir: Path, reports_root: Path
             generated=_date(datetime.now(UTC).isoformat()),
         )
     )
-    target = out_dir / "index.html"
-    target.write_text(page, encoding="utf-8")
+    target = write_atomic(out_dir / "index.html", page)
     log.info("index of %d runs written to %s", len(rows), target)
     return target
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +23,9 @@ log = logging.getLogger(__name__)
 # True == 1 == 1.0 in a set: one entry covers bools, ints and floats
 _TRUE = {True, "true", "True", "TRUE", "1", "yes"}
 _FALSE = {False, "false", "False", "FALSE", "0", "no"}
+# the spellings a text target may use, compared after stripping and lower-casing
+TARGET_SPELLINGS = {"1": 1, "true": 1, "yes": 1, "0": 0, "false": 0, "no": 0}
+_OFFSET = re.compile(r"(?:[zZ]|[+-]\d{2}(?::?\d{2})?)$")
 
 
 class SchemaError(ValueError):
@@ -43,6 +48,7 @@ class ValidationReport:
     positive_rate: float
     missing: dict[str, int] = field(default_factory=dict)
     ignored_columns: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     def summary(self) -> pd.Series:
         """Return the headline figures as a one-column table for the notebook."""
@@ -53,6 +59,7 @@ class ValidationReport:
                 "leak rows": f"{self.positives:,} ({self.positive_rate:.1%})",
                 "columns with missing values": len(self.missing),
                 "undeclared columns ignored": ", ".join(self.ignored_columns) or "none",
+                "notes": "; ".join(self.notes) or "none",
             },
             name="value",
         )
@@ -66,6 +73,7 @@ class ValidationReport:
             "positive_rate": round(self.positive_rate, 6),
             "missing": self.missing,
             "ignored_columns": self.ignored_columns,
+            "notes": self.notes,
         }
 
 
@@ -92,6 +100,13 @@ def _coerce_target(series: pd.Series, name: str, problems: list[str]) -> pd.Seri
     if pd.api.types.is_float_dtype(series) and np.isinf(series.to_numpy()).any():
         problems.append(f"column {name!r} (target): infinite values; the target must be 0/1")
         return None
+    if series.dtype == object or pd.api.types.is_string_dtype(series):
+        # "yes"/"no", "True"/"False", "1"/"0" in any case: the obvious spellings of a label
+        spelled = series.map(
+            lambda v: TARGET_SPELLINGS.get(v.strip().lower()) if isinstance(v, str) else v
+        )
+        if spelled.notna().all():
+            series = spelled
     bad = series[~series.isin([0, 1, True, False])]
     if len(bad):
         problems.append(
@@ -117,7 +132,10 @@ def _coerce_feature(
         numeric = pd.to_numeric(series, errors="coerce")
         bad = series[numeric.isna() & series.notna()]
         if len(bad):
-            problems.append(f"column {name!r} (numeric): non-numeric values {_examples(bad)}")
+            problems.append(
+                f"column {name!r} (numeric): non-numeric values {_examples(bad)} in "
+                f"{len(bad)} row(s); expected numbers only"
+            )
             return None
         numeric = numeric.astype("float64")
         if np.isinf(numeric.to_numpy()).any():
@@ -146,7 +164,55 @@ def _coerce_feature(
             return None
         return series.map(lambda v: np.nan if pd.isna(v) else float(v in _TRUE)).astype("float64")
     # categorical: any value, kept as text so 1 and "1" are one category
-    return series.map(lambda v: np.nan if pd.isna(v) else str(v)).astype("object")
+    text = series.map(lambda v: np.nan if pd.isna(v) else str(v)).astype("object")
+    distinct = text.nunique()
+    if spec.max_categories is not None and distinct > spec.max_categories:
+        problems.append(
+            f"column {name!r} (categorical): {distinct:,} distinct values, more than its "
+            f"max_categories {spec.max_categories} (an id or a measurement declared as a "
+            "category?); raise the cap or declare the column numeric"
+        )
+        return None
+    return text
+
+
+def _times(values: pd.Series, name: str, problems: list[str], notes: list[str]) -> pd.Series:
+    """Parse a timestamp column: explicit UTC offsets that differ are converted to UTC."""
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return values
+    present = values.dropna()
+    text = present[present.map(lambda v: isinstance(v, str))].str.strip()
+    with_offset = text.str.contains(_OFFSET)
+    if with_offset.any() and not with_offset.all():
+        problems.append(
+            f"column {name!r} (timestamp): mixes times with a UTC offset "
+            f"({text[with_offset].iloc[0]!r}) and without one ({text[~with_offset].iloc[0]!r}); "
+            "expected every value with an offset, or none"
+        )
+        return pd.Series(pd.NaT, index=values.index)
+    try:
+        return pd.to_datetime(values, errors="coerce")
+    except ValueError as exc:
+        if "Mixed timezones" not in str(exc):
+            problems.append(f"column {name!r} (timestamp): cannot be read as times: {exc}")
+            return pd.Series(pd.NaT, index=values.index)
+    # several offsets, as a local clock gives across a daylight-saving change: unambiguous
+    notes.append(f"column {name!r}: times with several UTC offsets were converted to UTC")
+    log.warning("column %r: times with several UTC offsets converted to UTC", name)
+    return pd.to_datetime(values, errors="coerce", utc=True)
+
+
+def _fold(name: str) -> str:
+    """Return a column name without case, Unicode-form and spacing differences."""
+    return " ".join(unicodedata.normalize("NFKC", str(name)).casefold().split())
+
+
+def _near_miss(column: str, present: pd.Index) -> str:
+    """Return a hint naming a table column that differs from ``column`` only in spelling."""
+    close = [c for c in present if _fold(c) == _fold(column) and c != column]
+    if not close:
+        return ""
+    return f"; the table has {close[0]!r}, which differs only in case, spaces or Unicode form"
 
 
 def _check_split(frame: pd.DataFrame, params: Params, problems: list[str]) -> None:
@@ -165,7 +231,12 @@ def _check_split(frame: pd.DataFrame, params: Params, problems: list[str]) -> No
 
 
 def _check_columns(
-    frame: pd.DataFrame, dataset: DatasetSpec, problems: list[str], *, target: bool = True
+    frame: pd.DataFrame,
+    dataset: DatasetSpec,
+    problems: list[str],
+    notes: list[str],
+    *,
+    target: bool = True,
 ) -> dict[str, pd.Series]:
     """Type every declared column that is present; note every problem, missing ones too.
 
@@ -177,7 +248,8 @@ def _check_columns(
             continue
         if column not in frame.columns:
             problems.append(
-                f"column {column!r} ({dataset.role_of(column)}) is declared but not in the table"
+                f"column {column!r} ({dataset.role_of(column)}) is declared but not in the "
+                f"table{_near_miss(column, frame.columns)}"
             )
     out: dict[str, pd.Series] = {}
     if dataset.group in frame.columns:
@@ -188,9 +260,10 @@ def _check_columns(
             )
         out[dataset.group] = groups
     if dataset.timestamp in frame.columns:
-        stamps = pd.to_datetime(frame[dataset.timestamp], errors="coerce")
+        before = len(problems)
+        stamps = _times(frame[dataset.timestamp], dataset.timestamp, problems, notes)
         bad = frame[dataset.timestamp][stamps.isna()]
-        if len(bad):
+        if len(bad) and len(problems) == before:
             problems.append(
                 f"column {dataset.timestamp!r} (timestamp): values that are not times: {_examples(bad)}"
             )
@@ -221,9 +294,19 @@ def validate_table(frame: pd.DataFrame, *, params: Params) -> tuple[pd.DataFrame
     problems: list[str] = []
     if frame.empty:
         raise SchemaError([f"the table from {dataset.source!r} has no rows"])
+    repeated = frame.columns[frame.columns.duplicated()].unique()
+    if len(repeated):
+        raise SchemaError(
+            [
+                f"column {c!r} appears {int((frame.columns == c).sum())} times in the table; "
+                "expected unique column names"
+                for c in repeated
+            ]
+        )
     if dataset.max_groups and dataset.group in frame.columns:
         frame = limit_groups(frame, group=dataset.group, max_groups=dataset.max_groups)
-    out = _check_columns(frame, dataset, problems)
+    notes: list[str] = []
+    out = _check_columns(frame, dataset, problems, notes)
     if problems:
         raise SchemaError(problems)
     clean = pd.DataFrame(out)
@@ -240,6 +323,7 @@ def validate_table(frame: pd.DataFrame, *, params: Params) -> tuple[pd.DataFrame
         positive_rate=positives / len(clean),
         missing=missing_counts,
         ignored_columns=ignored,
+        notes=notes,
     )
     log.info("validated %d rows; %d ignored column(s)", len(clean), len(ignored))
     return clean, report
@@ -254,7 +338,7 @@ def validate_for_scoring(frame: pd.DataFrame, *, dataset: DatasetSpec) -> pd.Dat
     problems: list[str] = []
     if frame.empty:
         raise SchemaError([f"the table from {dataset.source!r} has no rows"])
-    out = _check_columns(frame, dataset, problems, target=False)
+    out = _check_columns(frame, dataset, problems, [], target=False)
     if problems:
         raise SchemaError(problems)
     return pd.DataFrame(out)

@@ -103,6 +103,9 @@ class FirestoreMetadataStore:
 
     check_timeout_s = 30.0  # how long check() waits for an unreachable endpoint
     transact_timeout_s = 120.0  # how long transact() retries when other writers keep winning
+    # how long one read or write keeps retrying an unavailable service (503, a dropped
+    # connection), backing off from 0.1 s by x1.5 up to 5 s; then it fails naming Firestore
+    retry_deadline_s = 60.0
 
     def __init__(
         self,
@@ -148,6 +151,31 @@ class FirestoreMetadataStore:
             check_doc_id(doc_id)
         )
 
+    def _retry(self):
+        """Retry transient errors with bounded backoff for ``retry_deadline_s``."""
+        # heavy: a Google client library, loaded only when this backend is used
+        from google.api_core import exceptions as gex
+
+        # heavy: a Google client library, loaded only when this backend is used
+        from google.api_core.retry import Retry, if_exception_type
+
+        return Retry(
+            predicate=if_exception_type(
+                gex.ServiceUnavailable,
+                gex.DeadlineExceeded,
+                gex.InternalServerError,
+                gex.ResourceExhausted,
+            ),
+            initial=0.1,
+            maximum=5.0,
+            multiplier=1.5,
+            timeout=self.retry_deadline_s,
+        )
+
+    def _calls(self) -> dict[str, Any]:
+        """The retry and per-attempt timeout every read or write passes to the client."""
+        return {"retry": self._retry(), "timeout": min(30.0, self.retry_deadline_s)}
+
     def _explain(self, exc: Exception, action: str) -> MetadataError:
         """Turn a client error into a MetadataError naming the database and the cause."""
         # heavy: Google client loaded only when a firestore:// store is used
@@ -165,7 +193,12 @@ class FirestoreMetadataStore:
                 f"no permission to {action} in {where}: the account needs "
                 f"roles/datastore.user on the project ({exc})"
             )
-        return MetadataError(f"cannot {action} in {where}: {exc}")
+        if isinstance(exc, gex.RetryError):
+            return MetadataError(
+                f"Firestore kept failing while trying to {action} in {where}, retried with "
+                f"backoff for {self.retry_deadline_s:g} s: {exc.cause or exc}"
+            )
+        return MetadataError(f"Firestore: cannot {action} in {where}: {exc}")
 
     def check(self) -> None:
         """Fail clearly unless the database exists and can be read."""
@@ -197,8 +230,8 @@ class FirestoreMetadataStore:
         from google.api_core import exceptions as gex
 
         try:
-            snapshot = self._ref(collection, doc_id).get()
-        except gex.GoogleAPICallError as exc:
+            snapshot = self._ref(collection, doc_id).get(**self._calls())
+        except (gex.GoogleAPICallError, gex.RetryError) as exc:
             raise self._explain(exc, f"read {collection}/{doc_id}") from exc
         return decode(snapshot.to_dict()) if snapshot.exists else None
 
@@ -208,10 +241,10 @@ class FirestoreMetadataStore:
         from google.api_core import exceptions as gex
 
         try:
-            self._ref(collection, doc_id).create(encode(to_json_safe(data)))
+            self._ref(collection, doc_id).create(encode(to_json_safe(data)), **self._calls())
         except gex.AlreadyExists as exc:
             raise ConflictError(f"{collection}/{doc_id} exists already in {self.uri}") from exc
-        except gex.GoogleAPICallError as exc:
+        except (gex.GoogleAPICallError, gex.RetryError) as exc:
             raise self._explain(exc, f"create {collection}/{doc_id}") from exc
 
     def transact(self, collection: str, doc_id: str, change: Transition) -> dict[str, Any]:
@@ -230,7 +263,7 @@ class FirestoreMetadataStore:
 
         @firestore.transactional
         def run(transaction) -> dict[str, Any]:
-            snapshot = ref.get(transaction=transaction)
+            snapshot = ref.get(transaction=transaction, **self._calls())
             current = decode(snapshot.to_dict()) if snapshot.exists else None
             new = to_json_safe(change(current))
             transaction.set(ref, encode(new))
@@ -256,7 +289,7 @@ class FirestoreMetadataStore:
                 log.debug("transaction on %s/%s aborted, retrying", collection, doc_id)
                 time.sleep(delay * (0.5 + random.random()))
                 delay = min(delay * 2, 2.0)
-            except gex.GoogleAPICallError as exc:
+            except (gex.GoogleAPICallError, gex.RetryError) as exc:
                 raise self._explain(exc, f"update {collection}/{doc_id}") from exc
 
     def list(self, collection: str) -> list[dict[str, Any]]:
@@ -265,7 +298,7 @@ class FirestoreMetadataStore:
         from google.api_core import exceptions as gex
 
         try:
-            documents = self.client.collection(self.collection_name(collection)).stream()
-            return [decode(d.to_dict()) for d in documents]
-        except gex.GoogleAPICallError as exc:
+            collection_ref = self.client.collection(self.collection_name(collection))
+            return [decode(d.to_dict()) for d in collection_ref.stream(**self._calls())]
+        except (gex.GoogleAPICallError, gex.RetryError) as exc:
             raise self._explain(exc, f"list {collection}") from exc

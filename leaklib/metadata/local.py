@@ -10,7 +10,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,7 +22,7 @@ from leaklib.metadata.base import (
     check_doc_id,
     to_json_safe,
 )
-from leaklib.paths import resolve
+from leaklib.paths import resolve, write_atomic
 
 
 class LocalMetadataStore:
@@ -64,11 +63,11 @@ class LocalMetadataStore:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
     def _write(self, path: Path, data: dict[str, Any]) -> None:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".json")
-        with os.fdopen(fd, "w") as handle:
-            json.dump(data, handle, indent=2, sort_keys=True, default=str)
-            handle.write("\n")
-        os.replace(tmp, path)
+        text = json.dumps(data, indent=2, sort_keys=True, default=str) + "\n"
+        try:
+            write_atomic(path, text)  # a full disk keeps the previous version whole
+        except OSError as exc:
+            raise MetadataError(f"cannot write {path} in metadata_store {self.uri}: {exc}") from exc
 
     def get(self, collection: str, doc_id: str) -> dict[str, Any] | None:
         """Return a document, or None."""

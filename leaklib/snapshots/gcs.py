@@ -75,6 +75,9 @@ class GCSSnapshotStore:
     """
 
     check_timeout_s = 30.0  # how long check() retries an unreachable endpoint
+    # how long one read or write keeps retrying 429/5xx answers and dropped connections, with
+    # the client's exponential backoff (1 s doubling to 60 s, jittered); then it fails
+    retry_deadline_s = 120.0
 
     def __init__(
         self,
@@ -120,6 +123,14 @@ class GCSSnapshotStore:
     def _bucket(self) -> Bucket:
         return self.client.bucket(self.bucket_name)
 
+    @property
+    def _retry(self):
+        """The client's retry policy (transient errors only), bounded by ``retry_deadline_s``."""
+        # heavy: a Google client library, loaded only when this backend is used
+        from google.cloud.storage.retry import DEFAULT_RETRY
+
+        return DEFAULT_RETRY.with_timeout(self.retry_deadline_s)
+
     def _name(self, sha256: str) -> str:
         name = f"{check_sha256(sha256)}{self.suffix}"
         return f"{self.prefix}/{name}" if self.prefix else name
@@ -147,7 +158,15 @@ class GCSSnapshotStore:
                 f"no permission to {action} in bucket {self.bucket_name!r}: the account needs "
                 f"roles/storage.objectCreator and roles/storage.objectViewer on it ({exc})"
             )
-        return SnapshotError(f"cannot {action} in bucket {self.bucket_name!r}: {exc}")
+        if isinstance(exc, gex.RetryError):
+            return SnapshotError(
+                f"Cloud Storage kept failing while trying to {action} in bucket "
+                f"{self.bucket_name!r}, retried with backoff until the time allowed ran out: "
+                f"{exc.cause or exc}"
+            )
+        return SnapshotError(
+            f"Cloud Storage: cannot {action} in bucket {self.bucket_name!r}: {exc}"
+        )
 
     def check(self) -> None:
         """Fail clearly unless the bucket exists and its objects can be listed."""
@@ -181,8 +200,8 @@ class GCSSnapshotStore:
         from google.api_core import exceptions as gex
 
         try:
-            return self._bucket.blob(self._name(sha256)).exists()
-        except gex.GoogleAPIError as exc:
+            return self._bucket.blob(self._name(sha256)).exists(retry=self._retry)
+        except (gex.GoogleAPIError, OSError) as exc:
             raise self._explain(exc, f"look up snapshot {sha256}") from exc
 
     def _same_content(self, sha256: str, data: bytes) -> None:
@@ -192,8 +211,8 @@ class GCSSnapshotStore:
 
         uri = self._object_uri(sha256)
         try:
-            blob = self._bucket.get_blob(self._name(sha256))
-        except gex.GoogleAPIError as exc:
+            blob = self._bucket.get_blob(self._name(sha256), retry=self._retry)
+        except (gex.GoogleAPIError, OSError) as exc:
             raise self._explain(exc, f"read snapshot {sha256}") from exc
         if blob is None:
             raise SnapshotError(f"snapshot {uri} disappeared while it was being written")
@@ -234,13 +253,14 @@ class GCSSnapshotStore:
                 content_type=self.content_type,
                 if_generation_match=0,  # create only: never replace an existing object
                 checksum="crc32c",
+                retry=self._retry,  # safe to repeat: the precondition makes it create-once
             )
         except gex.PreconditionFailed:
             # another writer created it between our look-up and our upload
             self._same_content(sha256, data)
             log.info("snapshot %s written concurrently by another run, reused", uri)
             return uri, False
-        except gex.GoogleAPIError as exc:
+        except (gex.GoogleAPIError, OSError) as exc:
             raise self._explain(exc, f"write snapshot {sha256}") from exc
         log.info("snapshot %s written (%d bytes)", uri, len(data))
         return uri, True
@@ -255,18 +275,20 @@ class GCSSnapshotStore:
 
         uri = self._object_uri(sha256)
         try:
-            blob = self._bucket.get_blob(self._name(sha256))
+            blob = self._bucket.get_blob(self._name(sha256), retry=self._retry)
             if blob is None:
                 raise SnapshotError(f"snapshot {sha256} not found in {self.uri}")
             # the same generation as the metadata just read, so both describe the same bytes
-            data = blob.download_as_bytes(checksum="crc32c", if_generation_match=blob.generation)
+            data = blob.download_as_bytes(
+                checksum="crc32c", if_generation_match=blob.generation, retry=self._retry
+            )
         except SnapshotError:
             raise
         except DataCorruption as exc:
             raise SnapshotError(f"snapshot {uri} failed its CRC32C check on download") from exc
         except gex.NotFound as exc:
             raise SnapshotError(f"snapshot {sha256} not found in {self.uri}") from exc
-        except gex.GoogleAPIError as exc:
+        except (gex.GoogleAPIError, OSError) as exc:
             raise self._explain(exc, f"read snapshot {sha256}") from exc
         actual = sha256_hex(data)
         if actual != sha256:

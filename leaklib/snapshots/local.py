@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from pathlib import Path
@@ -62,8 +63,9 @@ class LocalSnapshotStore:
         if target.exists():
             self.get(sha256)
             return target.as_uri(), False
-        fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".incoming-", suffix=self.suffix)
+        tmp = None
         try:
+            fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".incoming-", suffix=self.suffix)
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
                 handle.flush()
@@ -74,8 +76,12 @@ class LocalSnapshotStore:
                 created = True
             except FileExistsError:
                 created = False
+        except OSError as exc:  # a full disk, a lost mount: nothing appears under the hash
+            raise SnapshotError(f"cannot write {target.name} to {self.uri}: {exc}") from exc
         finally:
-            os.unlink(tmp)
+            if tmp is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
         if not created:
             self.get(sha256)
         return target.as_uri(), created

@@ -1,12 +1,17 @@
-"""What every source backend shares: the reader protocol and its error."""
+"""What every source backend shares: the reader protocol, its error and the memory check."""
 
 from __future__ import annotations
 
+import os
 from typing import Protocol
 
 import pandas as pd
+import psutil
 
 from leaklib.params import Params
+
+ENV_MAX_TABLE_BYTES = "LEAK_MAX_TABLE_BYTES"  # overrides the memory limit (bytes)
+MEMORY_SHARE = 0.5  # validation and the snapshot copy the table, so use at most half
 
 
 class SourceError(RuntimeError):
@@ -20,3 +25,43 @@ class SourceReader(Protocol):
 
     def read(self, params: Params) -> pd.DataFrame:
         """Return the table; SourceError when it cannot be read."""
+
+
+def _size(n: float) -> str:
+    for unit in ("bytes", "KB", "MB", "GB", "TB"):
+        if n < 1024 or unit == "TB":
+            return f"{n:,.0f} {unit}" if unit == "bytes" else f"{n:,.1f} {unit}"
+        n /= 1024
+    return f"{n:,.1f} TB"
+
+
+def memory_limit() -> tuple[int, str]:
+    """Return the most bytes a table may take in memory here, and where the limit comes from."""
+    override = os.environ.get(ENV_MAX_TABLE_BYTES)
+    if override:
+        try:
+            return int(float(override)), f"{ENV_MAX_TABLE_BYTES}={override}"
+        except ValueError:
+            raise SourceError(
+                f"{ENV_MAX_TABLE_BYTES} {override!r} is not a number of bytes"
+            ) from None
+    available = psutil.virtual_memory().available
+    limit = int(available * MEMORY_SHARE)
+    return limit, f"{MEMORY_SHARE:.0%} of the {_size(available)} of memory available now"
+
+
+def check_fits(estimate: int, *, source: str, what: str) -> None:
+    """Refuse a table whose estimated in-memory size is over :func:`memory_limit`.
+
+    Args:
+        estimate: Bytes the table would take once loaded.
+        source: The ``source`` parameter, as the user wrote it.
+        what: How the estimate was made (``12 M rows x 40 columns, from the Parquet metadata``).
+    """
+    limit, origin = memory_limit()
+    if estimate > limit:
+        raise SourceError(
+            f"source {source!r} would take about {_size(estimate)} in memory ({what}), more "
+            f"than the limit of {_size(limit)} ({origin}); read fewer rows (a BigQuery "
+            f"source with bigquery.where or bigquery.limit) or use a machine with more memory"
+        )

@@ -31,7 +31,7 @@ import pandas as pd
 
 from leaklib.gcp import PROJECT_ID_RULE, build_client, is_project_id
 from leaklib.params import Params
-from leaklib.sources.base import SourceError
+from leaklib.sources.base import SourceError, check_fits
 
 if TYPE_CHECKING:
     from google.cloud import bigquery
@@ -372,6 +372,26 @@ def _download(
         raise _explain(exc, table, billing) from exc
 
 
+def estimate_bytes(
+    client: bigquery.Client, sql: str, parameters: list[Any], *, table: TableRef, billing: str
+) -> int:
+    """Return the bytes the query would read, from a dry run (free: nothing is run or billed)."""
+    # heavy: Google client loaded only when a bigquery:// source is read
+    from google.api_core import exceptions as gex
+
+    # heavy: a Google client library, loaded only when this backend is used
+    from google.cloud import bigquery
+
+    config = bigquery.QueryJobConfig(
+        dry_run=True, use_query_cache=False, query_parameters=parameters
+    )
+    try:
+        job = client.query(sql, job_config=config)
+    except gex.GoogleAPIError as exc:
+        raise _explain(exc, table, billing) from exc
+    return int(job.total_bytes_processed or 0)
+
+
 def read_bigquery(params: Params, *, client: bigquery.Client | None = None) -> pd.DataFrame:
     """Read the columns a run uses from the table ``params.dataset.source`` names.
 
@@ -386,6 +406,12 @@ def read_bigquery(params: Params, *, client: bigquery.Client | None = None) -> p
     sql, parameters = build_query(params, table)
     client = client or make_client(billing)
     _require_columns(client, table, billing, params)
+    # BigQuery's logical bytes (8 per number, the text of strings) are close to pandas' own
+    check_fits(
+        estimate_bytes(client, sql, parameters, table=table, billing=billing),
+        source=params.dataset.source,
+        what="the bytes a dry run of the query reads",
+    )
     use_storage = _storage_api_usable(params.bigquery.use_storage_api)
     log.info("reading %s billed to %s: %s", table, billing, sql)
     frame = _download(
