@@ -15,6 +15,7 @@ import pytest
 
 from leaklib import models, reports
 from leaklib import params as P
+from leaklib.features import derive_dataset
 from leaklib.metadata import LocalMetadataStore, MetadataError
 from leaklib.schema import validate_table
 from leaklib.snapshots import LocalSnapshotStore, SnapshotError, canonical_bytes, sha256_hex
@@ -157,6 +158,7 @@ def test_leak_run_on_a_snapshot_altered_on_disk_fails_naming_the_object(project)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("LEAK_PROJECT_DIR", str(project))
         clean, _ = validate_table(read_source(smoke), params=smoke)
+        clean, _ = derive_dataset(clean, smoke.dataset)  # the snapshot holds derived columns
     digest = hashlib.sha256(canonical_bytes(clean)).hexdigest()
     store = project / "stores/snapshots"
     store.mkdir(parents=True, exist_ok=True)

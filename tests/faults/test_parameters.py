@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal, get_args, get_origin
 
 import annotated_types as at
 import pytest
-from pydantic import BaseModel
+from pydantic import BaseModel, RootModel
 
 from leaklib import params as P
 from leaklib.metadata import MetadataError, check_doc_id
@@ -87,6 +87,10 @@ def _walk(model: type[BaseModel], prefix: str, defaults: dict[str, Any]):
         plain, bounds = _options(info.annotation)
         bounds += info.metadata  # pydantic moves a top-level Annotated's bounds here
         kind = plain[0]
+        if isinstance(kind, type) and issubclass(kind, RootModel):  # a list (the derive block)
+            yield key, "wrong-type", "not a list"
+            yield key, "wrong-type", [{"kind": "no-such-derivation", "columns": "*"}]
+            continue
         if isinstance(kind, type) and issubclass(kind, BaseModel):
             yield key, "wrong-type", "not a mapping"
             yield from _walk(kind, f"{key}.", defaults.get(name) or {})
