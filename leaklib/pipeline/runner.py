@@ -20,6 +20,7 @@ from leaklib.kernel import KERNEL
 from leaklib.metadata import open_metadata_store
 from leaklib.params import Params, load, read_yaml
 from leaklib.paths import is_local_path, project_root
+from leaklib.pipeline import cache
 from leaklib.pipeline.guard import Heartbeat, Interrupted, interruptible, stop_kernels
 from leaklib.snapshots import open_snapshot_store
 
@@ -68,12 +69,17 @@ def _error_text(exc: BaseException) -> str:
     return f"{ename}: {evalue}".strip()
 
 
+def step_parameters(step: str, params: Params) -> dict[str, Any]:
+    """Return the parameters a step's notebook declares, with the run's values."""
+    plain = params.to_plain()
+    return {name: plain[name] for name in declared_parameters(notebook_path(step))}
+
+
 def execute_step(step: str, *, params: Params, out_dir: Path) -> tuple[Path, str | None]:
     """Run one notebook with the parameters it declares; return (executed notebook, error)."""
     source = notebook_path(step)
     output = out_dir / source.name
-    plain = params.to_plain()
-    values = {name: plain[name] for name in declared_parameters(source)}
+    values = step_parameters(step, params)
     try:
         papermill.execute_notebook(
             str(source),
@@ -198,6 +204,7 @@ def run_pipeline(
     durable: bool = False,
     params: Params | None = None,
     origin: str = "leak run",
+    use_cache: bool = True,
     progress: Callable[[str], None] = lambda line: None,
 ) -> RunResult:
     """Validate the parameters, then run extract, train and evaluate and render each report.
@@ -206,7 +213,9 @@ def run_pipeline(
     run, is recorded as failed with its error, and its executed notebook is rendered all the
     same. SIGTERM or SIGINT marks the current step and the run failed ("interrupted during
     <step>"), renders what exists, and sets the result's ``exit_code``. ``params``, when
-    given, is used as it is instead of loading ``files`` and ``overrides``.
+    given, is used as it is instead of loading ``files`` and ``overrides``. A step whose
+    inputs match a succeeded step of an earlier run is taken from it
+    (:mod:`leaklib.pipeline.cache`) unless ``use_cache`` is false.
     """
     params, store = _open_run(files, overrides, durable=durable, params=params, origin=origin)
     run_id = params.run_id
@@ -215,11 +224,14 @@ def run_pipeline(
     out_dir.mkdir(parents=True, exist_ok=True)
     progress(f"run {run_id}: {params.dataset.source}")
     executed: dict[str, Path] = {}
+    reused: dict[str, dict[str, Any]] = {}  # step -> the earlier run it was taken from
     current: list[str] = []  # the step running now, for an interruption's record
     interrupted: Interrupted | None = None
     with interruptible():
         try:
-            _run_steps(params, store, out_dir, executed, current, progress)
+            _run_steps(
+                params, store, out_dir, executed, reused, current, progress, use_cache=use_cache
+            )
         except Interrupted as stop:
             interrupted = stop
             stop_kernels()
@@ -230,7 +242,12 @@ def run_pipeline(
         record = runs.close_run(store, run_id)
         try:
             reports, index = _render(
-                store, record, executed, reports_root=reports_root, show_code=show_code
+                store,
+                record,
+                executed,
+                reused,
+                reports_root=reports_root,
+                show_code=show_code,
             )
         except Interrupted as stop:  # the record is final; leave the rendering unfinished
             interrupted = interrupted or stop
@@ -248,29 +265,90 @@ def run_pipeline(
     )
 
 
+def _key(step: str, params: Params, record: dict[str, Any]) -> cache.StepKey | None:
+    """Return the step's cache key; None when an input cannot be read (the step will say why)."""
+    try:
+        return cache.step_key(
+            step,
+            notebook=notebook_path(step),
+            declared=step_parameters(step, params),
+            run=record,
+            params=params,
+        )
+    except Exception as exc:  # e.g. a missing source: the notebook reports it properly
+        log.info("step %s has no cache key: %s", step, exc)
+        return None
+
+
+def explain(
+    files: list[str] | None = None, overrides: list[tuple[str, str]] | None = None
+) -> list[tuple[str, str]]:
+    """Return, per step, whether ``leak run`` would take it from the cache, and if not why.
+
+    Nothing is written. A step after one that would run cannot be looked up: its input is
+    the earlier step's output, unknown until it has run.
+    """
+    params = load(files, overrides)
+    store = open_metadata_store(params.metadata_store)
+    store.check()
+    record: dict[str, Any] = {}
+    lines = []
+    for step in runs.STEPS:
+        if lines and not lines[-1][1].startswith("cached"):
+            lines.append((step, f"runs: its input comes from {lines[-1][0]}, which runs"))
+            continue
+        key = _key(step, params, record)
+        if key is None:
+            lines.append((step, "runs: its inputs cannot be read (the step will say why)"))
+            continue
+        found = cache.lookup(store, key)
+        lines.append((step, found.explain()))
+        if found.hit:
+            record.update(
+                {name: found.source.get(name) for name in found.entry["outputs"]},
+            )
+    return lines
+
+
 def _run_steps(
     params: Params,
     store: Any,
     out_dir: Path,
     executed: dict[str, Path],
+    reused: dict[str, dict[str, Any]],
     current: list[str],
     progress: Callable[[str], None],
+    *,
+    use_cache: bool,
 ) -> None:
-    """Execute the notebooks in order under a heartbeat; stop at the first failed step."""
+    """Run or reuse the steps in order under a heartbeat; stop at the first failed step."""
     run_id = params.run_id
     with Heartbeat(store, run_id):
         for number, step in enumerate(runs.STEPS, start=1):
             current.append(step)
+            counter = f"[{number}/{len(runs.STEPS)}] {step:<9}"
+            before = runs.get_run(store, run_id)
+            key = _key(step, params, before)
+            found = cache.lookup(store, key) if use_cache and key else None
+            if found and found.hit:
+                runs.reuse_step(
+                    store, run_id, step, source=found.source, outputs=found.entry["outputs"]
+                )
+                reused[step] = found.source
+                progress(f"{counter} cached from run {found.run_id}")
+                continue
             started = time.monotonic()
             output, error = execute_step(step, params=params, out_dir=out_dir)
             elapsed = time.monotonic() - started
             if output.exists():
                 executed[step] = output
-            counter = f"[{number}/{len(runs.STEPS)}] {step:<9}"
             if error:
                 runs.fail_step(store, run_id, step, error=error, duration_s=round(elapsed, 1))
                 progress(f"{counter} FAILED after {elapsed:.1f} s: {error}")
                 return
+            if key:
+                outputs = cache.step_outputs(before, runs.get_run(store, run_id))
+                cache.remember(store, key, run_id=run_id, outputs=outputs)
             progress(f"{counter} ok in {elapsed:.1f} s")
 
 
@@ -286,13 +364,24 @@ def _render(
     store: Any,
     record: dict[str, Any],
     executed: dict[str, Path],
+    reused: dict[str, dict[str, Any]],
     *,
     reports_root: Path,
     show_code: bool,
 ) -> tuple[dict[str, Path], Path | None]:
-    """Render each executed notebook, archive the reports durably, refresh the local index."""
+    """Render each executed notebook, archive the reports durably, refresh the local index.
+
+    A step taken from the cache gets the earlier run's report under this run's header.
+    """
     run_id = record["run_id"]
     rendered: dict[str, Path] = {}
+    for step, earlier in reused.items():
+        try:
+            rendered[step] = reporting.reuse_report(
+                earlier, run=record, step=step, reports_root=reports_root
+            )
+        except Exception:  # a report that cannot be fetched must not hide the run's outcome
+            log.exception("report of step %s could not be taken from run %s", step, earlier)
     for step, notebook in executed.items():
         try:
             rendered[step] = reporting.render_report(
@@ -311,8 +400,9 @@ def _render(
     index = reporting.write_index(
         runs.list_runs(store), out_dir=reports_root, reports_root=reports_root
     )
-    _attach_to_mlflow(record, rendered)
-    return rendered, index
+    if "train" not in reused:  # a reused train's MLflow run is the earlier run's
+        _attach_to_mlflow(record, rendered)
+    return {s: rendered[s] for s in runs.STEPS if s in rendered}, index
 
 
 def _archive(record: dict[str, Any], rendered: dict[str, Path]) -> dict[str, dict[str, str]]:
