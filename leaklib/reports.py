@@ -367,6 +367,28 @@ _LINEAGE = re.compile(r'<header class="leak-lineage" id="lineage">.*?</header>',
 _TITLE = re.compile(r"<title>.*?</title>", re.S)
 
 
+def _with_header(text: str, *, run: dict[str, Any], step: str) -> str:
+    """Return a rendered report with the lineage header and title built from ``run``."""
+    header = _header(run, step=step, failed_here=False)
+    run_id = run["run_id"]
+    title = f"<title>{html.escape(f'{STEP_TITLES[step]} — run {run_id}')}</title>"
+    return _TITLE.sub(lambda _: title, _LINEAGE.sub(lambda _: header, text, count=1), count=1)
+
+
+def refresh_header(report: Path, *, run: dict[str, Any], step: str) -> Path:
+    """Rebuild the lineage header of a report rendered before its run finished; return it.
+
+    The runner renders a step's report while the next step runs; the header (status,
+    metrics, decision) is only known once the run is closed.
+    """
+    _check_run(run)
+    report = Path(report)
+    report.write_text(
+        _with_header(report.read_text(encoding="utf-8"), run=run, step=step), encoding="utf-8"
+    )
+    return report
+
+
 def reuse_report(
     earlier: dict[str, Any], *, run: dict[str, Any], step: str, reports_root: Path
 ) -> Path:
@@ -385,7 +407,7 @@ def reuse_report(
     Returns:
         The path of this run's report (``reports_root/<run_id>/NN_step.html``).
     """
-    run_id, earlier_id = _check_run(run), _check_run(earlier)
+    run_id, earlier_id = _check_run(run), _check_run(earlier)  # safe ids: they become paths
     name = NOTEBOOKS[step]
     local = reports_root / earlier_id / f"{name}.html"
     if local.is_file():
@@ -397,9 +419,7 @@ def reuse_report(
             raise ReportError(f"run {earlier_id!r} kept no report of its {step} step")
         data = archive_store(open_snapshot_store(location), earlier_id).get(entry["sha256"])
         text = data.decode("utf-8")
-    header = _header(run, step=step, failed_here=False)
-    title = f"<title>{html.escape(f'{STEP_TITLES[step]} — run {run_id}')}</title>"
-    text = _TITLE.sub(lambda _: title, _LINEAGE.sub(lambda _: header, text, count=1), count=1)
+    text = _with_header(text, run=run, step=step)
     target = reports_root / run_id / f"{name}.html"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(text, encoding="utf-8")

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import tempfile
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import papermill
+from jupyter_client.blocking import BlockingKernelClient
 from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+from jupyter_client.manager import AsyncKernelManager
+from jupyter_core.utils import run_sync
 from nbclient.exceptions import CellTimeoutError
 
 from leaklib import reports as reporting
@@ -75,11 +81,104 @@ def step_parameters(step: str, params: Params) -> dict[str, Any]:
     return {name: plain[name] for name in declared_parameters(notebook_path(step))}
 
 
-def execute_step(step: str, *, params: Params, out_dir: Path) -> tuple[Path, str | None]:
-    """Run one notebook with the parameters it declares; return (executed notebook, error)."""
+def warm_up_code(notebook: Path) -> str:
+    """Return the notebook's import cells (code cells of import lines only), for a warm kernel.
+
+    MLflow is added when the notebook imports ``leaklib.tracking``, which loads it on first use.
+    """
+    lines = []
+    for cell in json.loads(notebook.read_text(encoding="utf-8"))["cells"]:
+        source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+        code = [line for line in source.splitlines() if line.strip()]
+        if (
+            cell["cell_type"] == "code"
+            and code
+            and all(line.startswith(("import ", "from ")) for line in code)
+        ):
+            lines += code
+    if any("tracking" in line for line in lines):
+        lines.append("import mlflow")
+    return "\n".join(lines)
+
+
+class WarmKernel:
+    """A step's kernel, started ahead of the step with the notebook's imports already run.
+
+    The next step's kernel starts while the current step runs, so neither the kernel's start
+    nor its imports (pandas, scikit-learn, matplotlib, MLflow: seconds each) are on the run's
+    critical path. The notebook still runs every cell itself, imports included, in its own
+    fresh kernel, so it behaves exactly as in JupyterLab.
+    """
+
+    def __init__(self, step: str) -> None:
+        self.step = step
+        self.km = _KernelManager(kernel_name=KERNEL)
+        run_sync(self.km.start_kernel)(cwd=str(project_root()))
+        self._ready = threading.Thread(target=self._import, daemon=True, name=f"warm-{step}")
+        self._ready.start()
+
+    def _import(self) -> None:
+        client = BlockingKernelClient()
+        client.load_connection_info(self.km.get_connection_info())
+        try:
+            client.start_channels()
+            client.wait_for_ready(timeout=120)
+            client.execute_interactive(
+                warm_up_code(notebook_path(self.step)),
+                store_history=False,
+                timeout=300,
+                output_hook=lambda message: None,  # the import's chatter belongs nowhere
+            )
+        except Exception:  # the notebook's own import cell will fail and say why
+            log.info("kernel of step %s could not be warmed", self.step, exc_info=True)
+        finally:
+            client.stop_channels()
+
+    def ready(self) -> AsyncKernelManager:
+        """Wait until the imports ran; return the kernel's manager for papermill."""
+        self._ready.join()
+        return self.km
+
+    def shutdown(self) -> None:
+        """Stop the kernel in the background (papermill leaves a kernel it did not start)."""
+        self._stopping = threading.Thread(target=self.km.stop, daemon=True)
+        self._stopping.start()
+
+    def wait_stopped(self, timeout_s: float = 15.0) -> None:
+        """Wait for a shutdown started by :meth:`shutdown`."""
+        stopping = getattr(self, "_stopping", None)
+        if stopping is not None:
+            stopping.join(timeout_s)
+
+
+class _KernelManager(AsyncKernelManager):
+    """A kernel manager that also closes the clients papermill opened on it."""
+
+    def client(self, **kwargs: Any) -> Any:
+        client = super().client(**kwargs)
+        self.__dict__.setdefault("opened", []).append(client)
+        return client
+
+    def stop(self) -> None:
+        """Close the clients' channels and shut the kernel down."""
+        for client in self.__dict__.get("opened", []):
+            client.stop_channels()
+        run_sync(self.shutdown_kernel)()
+
+
+def execute_step(
+    step: str, *, params: Params, out_dir: Path, kernel: WarmKernel | None = None
+) -> tuple[Path, str | None]:
+    """Run one notebook with the parameters it declares; return (executed notebook, error).
+
+    Args:
+        kernel: A kernel started ahead for this step (it is shut down after the step);
+            without one papermill starts its own.
+    """
     source = notebook_path(step)
     output = out_dir / source.name
     values = step_parameters(step, params)
+    extra = {"km": kernel.ready()} if kernel else {}
     try:
         papermill.execute_notebook(
             str(source),
@@ -91,6 +190,7 @@ def execute_step(step: str, *, params: Params, out_dir: Path) -> tuple[Path, str
             log_output=False,
             request_save_on_cell_execute=True,  # an interrupted step shows its progress
             execution_timeout=params.step_timeout_s,
+            **extra,
         )
     except papermill.PapermillExecutionError as exc:
         return output, _error_text(exc)
@@ -102,6 +202,9 @@ def execute_step(step: str, *, params: Params, out_dir: Path) -> tuple[Path, str
     except Exception as exc:  # a kernel death or timeout is a failed step, not a crash
         log.exception("step %s could not run", step)
         return output, _error_text(exc)
+    finally:
+        if kernel:
+            kernel.shutdown()
     return output, None
 
 
@@ -225,12 +328,23 @@ def run_pipeline(
     progress(f"run {run_id}: {params.dataset.source}")
     executed: dict[str, Path] = {}
     reused: dict[str, dict[str, Any]] = {}  # step -> the earlier run it was taken from
+    rendering: dict[str, Future[Path]] = {}  # step -> its report, rendered while the next runs
     current: list[str] = []  # the step running now, for an interruption's record
     interrupted: Interrupted | None = None
-    with interruptible():
+    with interruptible(), ThreadPoolExecutor(1, thread_name_prefix="render") as renderer:
         try:
             _run_steps(
-                params, store, out_dir, executed, reused, current, progress, use_cache=use_cache
+                params,
+                store,
+                out_dir,
+                executed,
+                reused,
+                current,
+                progress,
+                use_cache=use_cache,
+                rendering=rendering,
+                renderer=renderer,
+                show_code=show_code,
             )
         except Interrupted as stop:
             interrupted = stop
@@ -246,6 +360,7 @@ def run_pipeline(
                 record,
                 executed,
                 reused,
+                rendering,
                 reports_root=reports_root,
                 show_code=show_code,
             )
@@ -320,36 +435,63 @@ def _run_steps(
     progress: Callable[[str], None],
     *,
     use_cache: bool,
+    rendering: dict[str, Future[Path]],
+    renderer: ThreadPoolExecutor,
+    show_code: bool,
 ) -> None:
-    """Run or reuse the steps in order under a heartbeat; stop at the first failed step."""
+    """Run or reuse the steps in order under a heartbeat; stop at the first failed step.
+
+    While a step runs, the next step's kernel starts and imports (:class:`WarmKernel`), and
+    the previous step's report renders in ``renderer`` (its header is redone at the end).
+    """
     run_id = params.run_id
-    with Heartbeat(store, run_id):
-        for number, step in enumerate(runs.STEPS, start=1):
-            current.append(step)
-            counter = f"[{number}/{len(runs.STEPS)}] {step:<9}"
-            before = runs.get_run(store, run_id)
-            key = _key(step, params, before)
-            found = cache.lookup(store, key) if use_cache and key else None
-            if found and found.hit:
-                runs.reuse_step(
-                    store, run_id, step, source=found.source, outputs=found.entry["outputs"]
-                )
-                reused[step] = found.source
-                progress(f"{counter} cached from run {found.run_id}")
-                continue
-            started = time.monotonic()
-            output, error = execute_step(step, params=params, out_dir=out_dir)
-            elapsed = time.monotonic() - started
-            if output.exists():
-                executed[step] = output
-            if error:
-                runs.fail_step(store, run_id, step, error=error, duration_s=round(elapsed, 1))
-                progress(f"{counter} FAILED after {elapsed:.1f} s: {error}")
-                return
-            if key:
-                outputs = cache.step_outputs(before, runs.get_run(store, run_id))
-                cache.remember(store, key, run_id=run_id, outputs=outputs)
-            progress(f"{counter} ok in {elapsed:.1f} s")
+    warm: dict[str, WarmKernel] = {}
+    started_kernels: list[WarmKernel] = []
+    try:
+        with Heartbeat(store, run_id):
+            for number, step in enumerate(runs.STEPS, start=1):
+                current.append(step)
+                counter = f"[{number}/{len(runs.STEPS)}] {step:<9}"
+                before = runs.get_run(store, run_id)
+                key = _key(step, params, before)
+                found = cache.lookup(store, key) if use_cache and key else None
+                if found and found.hit:
+                    runs.reuse_step(
+                        store, run_id, step, source=found.source, outputs=found.entry["outputs"]
+                    )
+                    reused[step] = found.source
+                    progress(f"{counter} cached from run {found.run_id}")
+                    continue
+                started = time.monotonic()
+                kernel = warm.pop(step, None) or WarmKernel(step)
+                started_kernels.append(kernel)
+                if number < len(runs.STEPS):
+                    following = runs.STEPS[number]
+                    warm[following] = WarmKernel(following)
+                    started_kernels.append(warm[following])
+                output, error = execute_step(step, params=params, out_dir=out_dir, kernel=kernel)
+                elapsed = time.monotonic() - started
+                if output.exists():
+                    executed[step] = output
+                if error:
+                    runs.fail_step(store, run_id, step, error=error, duration_s=round(elapsed, 1))
+                    progress(f"{counter} FAILED after {elapsed:.1f} s: {error}")
+                    return
+                after = runs.get_run(store, run_id)
+                if key:
+                    cache.remember(
+                        store, key, run_id=run_id, outputs=cache.step_outputs(before, after)
+                    )
+                if number < len(runs.STEPS):  # the last one renders after the run is closed
+                    rendering[step] = renderer.submit(
+                        reporting.render_report, output, run=after, step=step, show_code=show_code
+                    )
+                progress(f"{counter} ok in {elapsed:.1f} s")
+    finally:
+        for (
+            kernel
+        ) in warm.values():  # started for a step that then came from the cache or never ran
+            kernel.shutdown()
 
 
 def _collect(out_dir: Path, executed: dict[str, Path]) -> None:
@@ -365,6 +507,7 @@ def _render(
     record: dict[str, Any],
     executed: dict[str, Path],
     reused: dict[str, dict[str, Any]],
+    rendering: dict[str, Future[Path]],
     *,
     reports_root: Path,
     show_code: bool,
@@ -384,6 +527,11 @@ def _render(
             log.exception("report of step %s could not be taken from run %s", step, earlier)
     for step, notebook in executed.items():
         try:
+            if step in rendering:  # rendered while the next step ran: only the header is redone
+                rendered[step] = reporting.refresh_header(
+                    rendering[step].result(), run=record, step=step
+                )
+                continue
             rendered[step] = reporting.render_report(
                 notebook, run=record, step=step, show_code=show_code
             )
