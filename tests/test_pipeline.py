@@ -65,7 +65,7 @@ def test_smoke_run_is_in_mlflow_with_params_metrics_and_model(smoke_run, monkeyp
 
 
 def test_same_inputs_give_the_same_metrics(smoke_run):
-    again = leak(smoke_run.project, "run", "-f", "parameters/smoke.yaml")
+    again = leak(smoke_run.project, "run", "-f", "parameters/smoke.yaml", "--no-cache")
     assert again.returncode == 0, again.stderr
     first, second = (smoke_run.record(r) for r in smoke_run.run_ids()[-2:])
     assert first["snapshot"]["sha256"] == second["snapshot"]["sha256"]
