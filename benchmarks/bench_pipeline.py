@@ -61,12 +61,13 @@ def make_project(root: Path) -> Path:
     return root
 
 
-def _tree_rss(process: psutil.Process) -> int:
-    total = 0
+def _tree_rss(process: psutil.Process) -> tuple[int, int]:
+    """Return the summed RSS of a process tree and the RSS of its largest process."""
+    sizes = []
     for member in [process, *process.children(recursive=True)]:
         with contextlib.suppress(psutil.Error):
-            total += member.memory_info().rss
-    return total
+            sizes.append(member.memory_info().rss)
+    return sum(sizes), max(sizes, default=0)
 
 
 def measure(command: list[str], *, cwd: Path, env: dict[str, str]) -> dict:
@@ -77,6 +78,7 @@ def measure(command: list[str], *, cwd: Path, env: dict[str, str]) -> dict:
     )
     watched = psutil.Process(child.pid)
     samples: list[tuple[float, int]] = []
+    largest = 0
     marks: list[tuple[float, str, str]] = []  # (time, step, how) as progress lines arrive
     lines: list[str] = []
 
@@ -90,7 +92,9 @@ def measure(command: list[str], *, cwd: Path, env: dict[str, str]) -> dict:
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
     while child.poll() is None:
-        samples.append((time.perf_counter(), _tree_rss(watched)))
+        tree, single = _tree_rss(watched)
+        samples.append((time.perf_counter(), tree))
+        largest = max(largest, single)
         time.sleep(0.05)
     reader.join()
     wall = time.perf_counter() - started
@@ -118,6 +122,7 @@ def measure(command: list[str], *, cwd: Path, env: dict[str, str]) -> dict:
     return {
         "wall": wall,
         "peak_mib": max((rss for _, rss in samples), default=0) / 2**20,
+        "peak_process_mib": largest / 2**20,
         "stdout": "".join(lines),
         "steps": steps,
     }
@@ -147,11 +152,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pairs", type=int, default=3)
     parser.add_argument("--scales", type=int, nargs="*", default=[1, 4, 16])
+    parser.add_argument(
+        "--report", type=Path, help="print the tables of a results file; run nothing"
+    )
     parser.add_argument("-f", dest="files", action="append", default=[])
     parser.add_argument("-p", dest="overrides", action="append", nargs=2, default=[])
     parser.add_argument("--work", type=Path, default=REPO / ".cache" / "bench")
     parser.add_argument("--out", type=Path, default=REPO / ".cache" / "bench" / "results.json")
     args = parser.parse_args()
+    if args.report:
+        print(report(json.loads(args.report.read_text())))
+        return
     project = make_project(args.work / "project")
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING")}
     env.update(LEAK_PROJECT_DIR=str(project), MLFLOW_DISABLE_TELEMETRY="true")
@@ -183,6 +194,8 @@ def main() -> None:
                 "plain_wall": reference["wall"],
                 "leak_peak_mib": cold["peak_mib"],
                 "plain_peak_mib": reference["peak_mib"],
+                "leak_process_mib": cold["peak_process_mib"],
+                "plain_process_mib": reference["peak_process_mib"],
                 "same_metrics_as_plain": all(
                     abs(cold_run["metrics"].get(k, float("nan")) - v) < 1e-9
                     for k, v in plain_metrics.items()
@@ -212,6 +225,7 @@ def main() -> None:
             }
         )
         print(f"pair {number + 1}: {json.dumps(results['pairs'][-1]['leak_steps'])}", flush=True)
+        _save(args.out, results)
 
     results["scaling"] = {}
     for factor in args.scales:
@@ -229,12 +243,14 @@ def main() -> None:
         for item in (run,):
             item.pop("stdout")
         print(f"{factor}x: {json.dumps(results['scaling'][factor])}", flush=True)
-
-    for pair in results["pairs"]:
-        pair.pop("stdout", None)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=1, default=str))
+        _save(args.out, results)
     print(report(results))
+
+
+def _save(path: Path, results: dict) -> None:
+    """Write what has been measured so far (a long scaling run can be read while it goes)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=1, default=str))
 
 
 def report(results: dict) -> str:
@@ -243,14 +259,18 @@ def report(results: dict) -> str:
     med = statistics.median
     wall = med(p["leak_wall"] / p["plain_wall"] for p in pairs)
     rss = med(p["leak_peak_mib"] / p["plain_peak_mib"] for p in pairs)
+    one = med(p.get("leak_process_mib", 0) / p.get("plain_process_mib", 1) for p in pairs)
     out = [
-        "| | wall (median) | peak RSS (median) |",
-        "|---|---|---|",
+        "| | wall | peak RSS, process tree | peak RSS, largest process |",
+        "|---|---|---|---|",
         f"| `leak run --no-cache` | {med(p['leak_wall'] for p in pairs):.1f} s | "
-        f"{med(p['leak_peak_mib'] for p in pairs):.0f} MiB |",
+        f"{med(p['leak_peak_mib'] for p in pairs):.0f} MiB | "
+        f"{med(p.get('leak_process_mib', 0) for p in pairs):.0f} MiB |",
         f"| plain script | {med(p['plain_wall'] for p in pairs):.1f} s | "
-        f"{med(p['plain_peak_mib'] for p in pairs):.0f} MiB |",
-        f"| ratio (median of {len(pairs)} pairs) | **{wall:.2f}** | **{rss:.2f}** |",
+        f"{med(p['plain_peak_mib'] for p in pairs):.0f} MiB | "
+        f"{med(p.get('plain_process_mib', 0) for p in pairs):.0f} MiB |",
+        f"| ratio (median of {len(pairs)} pairs) | **{wall:.2f}** | **{rss:.2f}** | "
+        f"**{one:.2f}** |",
         "",
         "| re-run | wall (median) | ratio to cold (median) | reused steps identical |",
         "|---|---|---|---|",
