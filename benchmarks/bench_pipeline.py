@@ -153,6 +153,11 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=3)
     parser.add_argument("--scales", type=int, nargs="*", default=[1, 4, 16])
     parser.add_argument(
+        "--before-cache",
+        action="store_true",
+        help="for a checkout older than the step cache: no --no-cache flag, no cache re-runs",
+    )
+    parser.add_argument(
         "--report", type=Path, help="print the tables of a results file; run nothing"
     )
     parser.add_argument("-f", dest="files", action="append", default=[])
@@ -172,17 +177,21 @@ def main() -> None:
     extra += [item for pair in args.overrides for item in ("-p", *pair)]
     leak = [sys.executable, "-m", "leaklib.cli", "run", *extra]
 
-    seed = measure([*leak, "--no-cache", "-p", "model.params.max_iter", "30"], cwd=project, env=env)
+    cold_flag = [] if args.before_cache else ["--no-cache"]
+    seed = measure([*leak, *cold_flag, "-p", "model.params.max_iter", "30"], cwd=project, env=env)
     champion = record(project, run_id_of(seed["stdout"]))["model"]["sha256"]
     plain = [sys.executable, str(PLAIN), *extra, *TIMED, "--champion", champion]
 
     results: dict = {"pairs": [], "cache": []}
     for number in range(args.pairs):
-        cold = measure([*leak, "--no-cache", *TIMED], cwd=project, env=env)
+        cold = measure([*leak, *cold_flag, *TIMED], cwd=project, env=env)
         reference = measure(plain, cwd=project, env=env)
-        warm = measure([*leak, *TIMED], cwd=project, env=env)
-        threshold = ["-p", "threshold", f"{0.45 + 0.01 * number:.2f}"]
-        evaluate = measure([*leak, *TIMED, *threshold], cwd=project, env=env)
+        if args.before_cache:
+            warm = evaluate = cold
+        else:
+            warm = measure([*leak, *TIMED], cwd=project, env=env)
+            threshold = ["-p", "threshold", f"{0.45 + 0.01 * number:.2f}"]
+            evaluate = measure([*leak, *TIMED, *threshold], cwd=project, env=env)
         cold_run = record(project, run_id_of(cold["stdout"]))
         warm_run = record(project, run_id_of(warm["stdout"]))
         eval_run = record(project, run_id_of(evaluate["stdout"]))
@@ -231,7 +240,7 @@ def main() -> None:
     for factor in args.scales:
         source = scaled_table(project, factor)
         run = measure(
-            [*leak, "--no-cache", *TIMED, "-p", "dataset.source", source], cwd=project, env=env
+            [*leak, *cold_flag, *TIMED, "-p", "dataset.source", source], cwd=project, env=env
         )
         alone = measure([*plain, "-p", "dataset.source", source], cwd=project, env=env)
         results["scaling"][factor] = {
