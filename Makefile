@@ -10,7 +10,7 @@ ARGS   ?=
 export OMP_WAIT_POLICY ?= PASSIVE
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lab lint format lock clean-reports
+.PHONY: help install run test check bench lab lint format lock clean-reports
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -36,6 +36,12 @@ run: $(STAMP) ## run extract -> train -> evaluate on the embedded default (ARGS=
 test: $(STAMP) ## run the test suite (unit, notebooks, services)
 	@bash tests/emulators/install.sh || echo "make test: an emulator is unavailable; its tests will say why"
 	$(BIN)/python -m pytest $(ARGS)
+
+check: $(STAMP) ## the fast tier for the edit-test loop: no pipeline runs, services or browser (under 90 s)
+	$(BIN)/python -m pytest -q -m "not slow and not emulators and not browser" $(ARGS)
+
+bench: $(STAMP) ## paired benchmarks of leak run against a plain script, cache re-runs, 1x/4x/16x rows (minutes)
+	$(BIN)/python benchmarks/bench_pipeline.py $(ARGS)
 
 lab: $(STAMP) ## open JupyterLab on the repo with the leaklib kernel
 	$(BIN)/jupyter lab --notebook-dir=. notebooks/

@@ -131,6 +131,8 @@ def _run_facts(run: dict[str, Any], *, step: str | None = None) -> dict[str, Any
         "mlflow_experiment": mlflow.get("experiment_id"),
         "decision": promotion.get("decision"),
         "reason": promotion.get("reason") or "",
+        "decision_cached_from": promotion.get("cached_from"),
+        "cached_from": step_doc.get("cached_from"),
         "lock_hash": run.get("lock_hash"),
         "error": short_error(run.get("error")),
         "full_error": run.get("error") or "",
@@ -361,6 +363,73 @@ def render_report(
     return target
 
 
+_LINEAGE = re.compile(r'<header class="leak-lineage" id="lineage">.*?</header>', re.S)
+_TITLE = re.compile(r"<title>.*?</title>", re.S)
+
+
+def _with_header(text: str, *, run: dict[str, Any], step: str) -> str:
+    """Return a rendered report with the lineage header and title built from ``run``."""
+    header = _header(run, step=step, failed_here=False)
+    run_id = run["run_id"]
+    title = f"<title>{html.escape(f'{STEP_TITLES[step]} — run {run_id}')}</title>"
+    return _TITLE.sub(lambda _: title, _LINEAGE.sub(lambda _: header, text, count=1), count=1)
+
+
+def refresh_header(report: Path, *, run: dict[str, Any], step: str) -> Path:
+    """Rebuild the lineage header of a report rendered before its run finished; return it.
+
+    The runner renders a step's report while the next step runs; the header (status,
+    metrics, decision) is only known once the run is closed.
+    """
+    _check_run(run)
+    report = Path(report)
+    report.write_text(
+        _with_header(report.read_text(encoding="utf-8"), run=run, step=step), encoding="utf-8"
+    )
+    return report
+
+
+def reuse_report(
+    earlier: dict[str, Any], *, run: dict[str, Any], step: str, reports_root: Path
+) -> Path:
+    """Give a step taken from the step cache the earlier run's report, under this run's header.
+
+    The earlier report is read from ``reports_root/<earlier run>/`` when it was rendered on
+    this machine, else from the report archive beside the snapshots (verified by hash). Its
+    executed notebook is copied too when it is here.
+
+    Args:
+        earlier: The run record the step was taken from.
+        run: This run's record; its step carries ``cached_from``.
+        step: ``extract``, ``train`` or ``evaluate``.
+        reports_root: The folder of rendered reports (``reports/``).
+
+    Returns:
+        The path of this run's report (``reports_root/<run_id>/NN_step.html``).
+    """
+    run_id, earlier_id = _check_run(run), _check_run(earlier)  # safe ids: they become paths
+    name = NOTEBOOKS[step]
+    local = reports_root / earlier_id / f"{name}.html"
+    if local.is_file():
+        text = local.read_text(encoding="utf-8")
+    else:
+        entry = (earlier.get("reports_archive") or {}).get(step)
+        location = (earlier.get("params") or {}).get("snapshot_store")
+        if not (entry and location):
+            raise ReportError(f"run {earlier_id!r} kept no report of its {step} step")
+        data = archive_store(open_snapshot_store(location), earlier_id).get(entry["sha256"])
+        text = data.decode("utf-8")
+    text = _with_header(text, run=run, step=step)
+    target = reports_root / run_id / f"{name}.html"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text, encoding="utf-8")
+    notebook = local.with_suffix(".ipynb")
+    if notebook.is_file():
+        shutil.copyfile(notebook, target.with_suffix(".ipynb"))
+    log.info("report %s taken from run %s (%s step)", target, earlier_id, step)
+    return target
+
+
 # --- the index and the report site ---------------------------------------------------------
 
 
@@ -379,6 +448,7 @@ def _promotions(runs: Sequence[dict[str, Any]]) -> list[tuple[datetime, dict[str
         (_moment(promotion.get("decided_at") or r.get("finished_at") or r.get("created_at")), r)
         for r in runs
         if (promotion := r.get("promotion") or {}).get("decision") == "promoted"
+        and not promotion.get("cached_from")  # a carried-over verdict promotes nothing
     ]
     return sorted(events, key=lambda event: event[0])
 

@@ -5,7 +5,7 @@ Document (collection ``runs``, id = run id)::
     run_id, status (running | succeeded | failed), created_at, updated_at, finished_at,
     origin, params, param_files, git {commit, dirty}, lock_hash, environment {python, platform},
     seeds {seed}, steps {extract|train|evaluate: {status, started_at, finished_at,
-    duration_s, error, notebook, report}}, snapshot {uri, sha256, rows, columns, size_bytes},
+    duration_s, error, notebook, report, cached_from}}, snapshot {uri, sha256, rows, columns, size_bytes},
     validation {...}, metrics {...}, model {...}, mlflow {...}, promotion {...}, error
 
 Every change goes through :meth:`MetadataStore.transact`, so two processes never overwrite
@@ -132,6 +132,67 @@ def start_step(store: MetadataStore, run_id: str, step: str) -> dict[str, Any]:
             "notebook": NOTEBOOKS[step],
         }
         return {**current, "steps": steps, "updated_at": stamp}
+
+    return store.transact(RUNS, run_id, change)
+
+
+def reuse_step(
+    store: MetadataStore,
+    run_id: str,
+    step: str,
+    *,
+    source: dict[str, Any],
+    outputs: dict[str, list[str] | None],
+) -> dict[str, Any]:
+    """Take a step from an earlier run (the step cache): copy what it wrote, mark it succeeded.
+
+    Args:
+        source: The earlier run's record; its step must have succeeded.
+        outputs: The fields that step wrote (``None``: the whole field; a list: those keys of
+            a mapping several steps fill, such as ``metrics``).
+
+    The step gets ``cached_from`` (the earlier run id); a reused promotion decision too, so
+    nobody reads it as a new verdict. The last step reused finishes the run.
+    """
+    if step not in STEPS:
+        raise MetadataError(f"unknown step {step!r}; steps are {', '.join(STEPS)}")
+    earlier = source["run_id"]
+    done = (source.get("steps") or {}).get(step) or {}
+    if done.get("status") != "succeeded":
+        raise ConflictError(f"run {earlier!r}: step {step!r} did not succeed; it cannot be reused")
+    previous = STEPS[STEPS.index(step) - 1] if step != STEPS[0] else None
+
+    def change(current: dict[str, Any] | None) -> dict[str, Any]:
+        if current is None:
+            raise MetadataError(f"run {run_id!r} not found")
+        if current["status"] != "running":
+            raise ConflictError(f"run {run_id!r} is {current['status']}; start a new run")
+        if previous and current["steps"].get(previous, {}).get("status") != "succeeded":
+            raise ConflictError(f"run {run_id!r}: step {previous!r} has not succeeded")
+        new = dict(current)
+        for name, keys in outputs.items():
+            value = source.get(name)
+            if keys is not None and isinstance(value, dict):
+                new[name] = {**(new.get(name) or {}), **{k: value[k] for k in keys if k in value}}
+            elif isinstance(value, dict) and name == "promotion":
+                new[name] = {**value, "cached_from": earlier}
+            else:
+                new[name] = value
+        stamp = now()
+        steps = dict(current["steps"])
+        steps[step] = {
+            "status": "succeeded",
+            "started_at": stamp,
+            "finished_at": stamp,
+            "duration_s": 0.0,
+            "error": None,
+            "notebook": NOTEBOOKS[step],
+            "cached_from": earlier,
+        }
+        new.update(steps=steps, updated_at=stamp)
+        if step == STEPS[-1]:
+            new.update(status="succeeded", finished_at=stamp)
+        return new
 
     return store.transact(RUNS, run_id, change)
 

@@ -157,3 +157,54 @@ def test_supersede_promotion_keeps_the_gates_earlier_verdict(store):
 def test_supersede_promotion_names_an_unknown_run(store):
     with pytest.raises(MetadataError, match="run 'nope' not found"):
         runs.supersede_promotion(store, "nope", {"decision": "promoted"})
+
+
+def _finished_run(store, run_id="earlier"):
+    started(store, run_id)
+    for step in runs.STEPS:
+        runs.start_step(store, run_id, step)
+        if step == "evaluate":
+            runs.update_run(store, run_id, promotion={"decision": "promoted", "reason": "r"})
+        runs.update_run(store, run_id, metrics={f"{step}_m": 1.0}, **{step: {"sha256": step}})
+        runs.finish_step(store, run_id, step)
+    return runs.get_run(store, run_id)
+
+
+def test_reuse_step_copies_what_the_step_wrote_and_says_from_where(store):
+    earlier = _finished_run(store)
+    started(store, "later")
+    runs.reuse_step(
+        store,
+        "later",
+        "extract",
+        source=earlier,
+        outputs={"extract": None, "metrics": ["extract_m"]},
+    )
+    record = runs.reuse_step(
+        store, "later", "train", source=earlier, outputs={"train": None, "metrics": ["train_m"]}
+    )
+    assert record["metrics"] == {"extract_m": 1.0, "train_m": 1.0}
+    assert record["steps"]["train"]["cached_from"] == "earlier"
+    record = runs.reuse_step(
+        store, "later", "evaluate", source=earlier, outputs={"promotion": None}
+    )
+    assert record["status"] == "succeeded"
+    assert record["promotion"] == {"decision": "promoted", "reason": "r", "cached_from": "earlier"}
+
+
+def test_reuse_step_refuses_a_step_that_did_not_succeed(store):
+    started(store, "earlier")
+    runs.start_step(store, "earlier", "extract")
+    runs.finish_step(store, "earlier", "extract", error="boom")
+    started(store, "later")
+    with pytest.raises(ConflictError, match="step 'extract' did not succeed"):
+        runs.reuse_step(
+            store, "later", "extract", source=runs.get_run(store, "earlier"), outputs={}
+        )
+
+
+def test_reuse_step_keeps_the_order_of_steps(store):
+    earlier = _finished_run(store)
+    started(store, "later")
+    with pytest.raises(ConflictError, match="step 'extract' has not succeeded"):
+        runs.reuse_step(store, "later", "train", source=earlier, outputs={})

@@ -57,11 +57,17 @@ def _params_of(args: argparse.Namespace) -> Params:
 
 
 def _run(args: argparse.Namespace) -> int:
+    overrides = [tuple(o) for o in args.overrides]
+    if args.explain:
+        for step, verdict in runner.explain(args.files, overrides):
+            print(f"{step:<9} {verdict}")
+        return 0
     result = runner.run_pipeline(
         files=args.files,
-        overrides=[tuple(o) for o in args.overrides],
+        overrides=overrides,
         show_code=args.show_code,
         durable=args.durable,
+        use_cache=not args.no_cache,
         progress=lambda line: print(line, flush=True),
     )
     if result.exit_code:  # ended by a signal: the shell's code for it (143 for SIGTERM)
@@ -149,6 +155,7 @@ def _reproduce(args: argparse.Namespace) -> int:
     result = runner.run_pipeline(
         params=params,
         origin=f"leak reproduce {args.run_id}",
+        use_cache=False,  # reproducing means running again, not reading the earlier results
         progress=lambda line: print(line, flush=True),
     )
     if result.exit_code:
@@ -187,6 +194,17 @@ def _add_run(sub: Any) -> None:
         "--durable",
         action="store_true",
         help="refuse stores that live only on this machine (the CI retrain job sets it)",
+    )
+    run.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="run every step, even one whose inputs match an earlier run's (the step cache)",
+    )
+    run.add_argument(
+        "--explain",
+        action="store_true",
+        help="print per step whether it would come from the cache and, if not, what changed; "
+        "run nothing",
     )
     run.set_defaults(func=_run)
 

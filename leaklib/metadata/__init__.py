@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from leaklib.backends import open_backend
 from leaklib.metadata.base import (
+    CACHE,
     CHAMPION,
     RUNS,
     ConflictError,
@@ -22,6 +23,7 @@ from leaklib.metadata.base import (
 from leaklib.metadata.local import LocalMetadataStore
 
 __all__ = [
+    "CACHE",
     "CHAMPION",
     "RUNS",
     "ConflictError",

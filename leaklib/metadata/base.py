@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 RUNS = "runs"
 CHAMPION = "champion"
+CACHE = "cache"  # step cache: key -> the run whose step produced it (leaklib.pipeline.cache)
 _DOC_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 

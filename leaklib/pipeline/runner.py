@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import tempfile
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import papermill
+from jupyter_client.blocking import BlockingKernelClient
 from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+from jupyter_client.manager import AsyncKernelManager
+from jupyter_core.utils import run_sync
 from nbclient.exceptions import CellTimeoutError
 
 from leaklib import reports as reporting
@@ -20,6 +26,7 @@ from leaklib.kernel import KERNEL
 from leaklib.metadata import open_metadata_store
 from leaklib.params import Params, load, read_yaml
 from leaklib.paths import is_local_path, project_root
+from leaklib.pipeline import cache
 from leaklib.pipeline.guard import Heartbeat, Interrupted, interruptible, stop_kernels
 from leaklib.snapshots import open_snapshot_store
 
@@ -68,12 +75,110 @@ def _error_text(exc: BaseException) -> str:
     return f"{ename}: {evalue}".strip()
 
 
-def execute_step(step: str, *, params: Params, out_dir: Path) -> tuple[Path, str | None]:
-    """Run one notebook with the parameters it declares; return (executed notebook, error)."""
+def step_parameters(step: str, params: Params) -> dict[str, Any]:
+    """Return the parameters a step's notebook declares, with the run's values."""
+    plain = params.to_plain()
+    return {name: plain[name] for name in declared_parameters(notebook_path(step))}
+
+
+def warm_up_code(notebook: Path) -> str:
+    """Return the notebook's import cells (code cells of import lines only), for a warm kernel.
+
+    MLflow is added when the notebook imports ``leaklib.tracking``, which loads it on first use.
+    """
+    lines = []
+    for cell in json.loads(notebook.read_text(encoding="utf-8"))["cells"]:
+        source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+        code = [line for line in source.splitlines() if line.strip()]
+        if (
+            cell["cell_type"] == "code"
+            and code
+            and all(line.startswith(("import ", "from ")) for line in code)
+        ):
+            lines += code
+    if any("tracking" in line for line in lines):
+        lines.append("import mlflow")
+    return "\n".join(lines)
+
+
+class WarmKernel:
+    """A step's kernel, started ahead of the step with the notebook's imports already run.
+
+    The next step's kernel starts while the current step runs, so neither the kernel's start
+    nor its imports (pandas, scikit-learn, matplotlib, MLflow: seconds each) are on the run's
+    critical path. The notebook still runs every cell itself, imports included, in its own
+    fresh kernel, so it behaves exactly as in JupyterLab.
+    """
+
+    def __init__(self, step: str) -> None:
+        self.step = step
+        self.km = _KernelManager(kernel_name=KERNEL)
+        run_sync(self.km.start_kernel)(cwd=str(project_root()))
+        self._ready = threading.Thread(target=self._import, daemon=True, name=f"warm-{step}")
+        self._ready.start()
+
+    def _import(self) -> None:
+        client = BlockingKernelClient()
+        client.load_connection_info(self.km.get_connection_info())
+        try:
+            client.start_channels()
+            client.wait_for_ready(timeout=120)
+            client.execute_interactive(
+                warm_up_code(notebook_path(self.step)),
+                store_history=False,
+                timeout=300,
+                output_hook=lambda message: None,  # the import's chatter belongs nowhere
+            )
+        except Exception:  # the notebook's own import cell will fail and say why
+            log.info("kernel of step %s could not be warmed", self.step, exc_info=True)
+        finally:
+            client.stop_channels()
+
+    def ready(self) -> AsyncKernelManager:
+        """Wait until the imports ran; return the kernel's manager for papermill."""
+        self._ready.join()
+        return self.km
+
+    def shutdown(self) -> None:
+        """Stop the kernel in the background (papermill leaves a kernel it did not start)."""
+        self._stopping = threading.Thread(target=self.km.stop, daemon=True)
+        self._stopping.start()
+
+    def wait_stopped(self, timeout_s: float = 15.0) -> None:
+        """Wait for a shutdown started by :meth:`shutdown`."""
+        stopping = getattr(self, "_stopping", None)
+        if stopping is not None:
+            stopping.join(timeout_s)
+
+
+class _KernelManager(AsyncKernelManager):
+    """A kernel manager that also closes the clients papermill opened on it."""
+
+    def client(self, **kwargs: Any) -> Any:
+        client = super().client(**kwargs)
+        self.__dict__.setdefault("opened", []).append(client)
+        return client
+
+    def stop(self) -> None:
+        """Close the clients' channels and shut the kernel down."""
+        for client in self.__dict__.get("opened", []):
+            client.stop_channels()
+        run_sync(self.shutdown_kernel)()
+
+
+def execute_step(
+    step: str, *, params: Params, out_dir: Path, kernel: WarmKernel | None = None
+) -> tuple[Path, str | None]:
+    """Run one notebook with the parameters it declares; return (executed notebook, error).
+
+    Args:
+        kernel: A kernel started ahead for this step (it is shut down after the step);
+            without one papermill starts its own.
+    """
     source = notebook_path(step)
     output = out_dir / source.name
-    plain = params.to_plain()
-    values = {name: plain[name] for name in declared_parameters(source)}
+    values = step_parameters(step, params)
+    extra = {"km": kernel.ready()} if kernel else {}
     try:
         papermill.execute_notebook(
             str(source),
@@ -85,6 +190,7 @@ def execute_step(step: str, *, params: Params, out_dir: Path) -> tuple[Path, str
             log_output=False,
             request_save_on_cell_execute=True,  # an interrupted step shows its progress
             execution_timeout=params.step_timeout_s,
+            **extra,
         )
     except papermill.PapermillExecutionError as exc:
         return output, _error_text(exc)
@@ -96,6 +202,9 @@ def execute_step(step: str, *, params: Params, out_dir: Path) -> tuple[Path, str
     except Exception as exc:  # a kernel death or timeout is a failed step, not a crash
         log.exception("step %s could not run", step)
         return output, _error_text(exc)
+    finally:
+        if kernel:
+            kernel.shutdown()
     return output, None
 
 
@@ -198,6 +307,7 @@ def run_pipeline(
     durable: bool = False,
     params: Params | None = None,
     origin: str = "leak run",
+    use_cache: bool = True,
     progress: Callable[[str], None] = lambda line: None,
 ) -> RunResult:
     """Validate the parameters, then run extract, train and evaluate and render each report.
@@ -206,7 +316,9 @@ def run_pipeline(
     run, is recorded as failed with its error, and its executed notebook is rendered all the
     same. SIGTERM or SIGINT marks the current step and the run failed ("interrupted during
     <step>"), renders what exists, and sets the result's ``exit_code``. ``params``, when
-    given, is used as it is instead of loading ``files`` and ``overrides``.
+    given, is used as it is instead of loading ``files`` and ``overrides``. A step whose
+    inputs match a succeeded step of an earlier run is taken from it
+    (:mod:`leaklib.pipeline.cache`) unless ``use_cache`` is false.
     """
     params, store = _open_run(files, overrides, durable=durable, params=params, origin=origin)
     run_id = params.run_id
@@ -215,11 +327,25 @@ def run_pipeline(
     out_dir.mkdir(parents=True, exist_ok=True)
     progress(f"run {run_id}: {params.dataset.source}")
     executed: dict[str, Path] = {}
+    reused: dict[str, dict[str, Any]] = {}  # step -> the earlier run it was taken from
+    rendering: dict[str, Future[Path]] = {}  # step -> its report, rendered while the next runs
     current: list[str] = []  # the step running now, for an interruption's record
     interrupted: Interrupted | None = None
-    with interruptible():
+    with interruptible(), ThreadPoolExecutor(1, thread_name_prefix="render") as renderer:
         try:
-            _run_steps(params, store, out_dir, executed, current, progress)
+            _run_steps(
+                params,
+                store,
+                out_dir,
+                executed,
+                reused,
+                current,
+                progress,
+                use_cache=use_cache,
+                rendering=rendering,
+                renderer=renderer,
+                show_code=show_code,
+            )
         except Interrupted as stop:
             interrupted = stop
             stop_kernels()
@@ -230,7 +356,13 @@ def run_pipeline(
         record = runs.close_run(store, run_id)
         try:
             reports, index = _render(
-                store, record, executed, reports_root=reports_root, show_code=show_code
+                store,
+                record,
+                executed,
+                reused,
+                rendering,
+                reports_root=reports_root,
+                show_code=show_code,
             )
         except Interrupted as stop:  # the record is final; leave the rendering unfinished
             interrupted = interrupted or stop
@@ -248,30 +380,118 @@ def run_pipeline(
     )
 
 
+def _key(step: str, params: Params, record: dict[str, Any]) -> cache.StepKey | None:
+    """Return the step's cache key; None when an input cannot be read (the step will say why)."""
+    try:
+        return cache.step_key(
+            step,
+            notebook=notebook_path(step),
+            declared=step_parameters(step, params),
+            run=record,
+            params=params,
+        )
+    except Exception as exc:  # e.g. a missing source: the notebook reports it properly
+        log.info("step %s has no cache key: %s", step, exc)
+        return None
+
+
+def explain(
+    files: list[str] | None = None, overrides: list[tuple[str, str]] | None = None
+) -> list[tuple[str, str]]:
+    """Return, per step, whether ``leak run`` would take it from the cache, and if not why.
+
+    Nothing is written. A step after one that would run cannot be looked up: its input is
+    the earlier step's output, unknown until it has run.
+    """
+    params = load(files, overrides)
+    store = open_metadata_store(params.metadata_store)
+    store.check()
+    record: dict[str, Any] = {}
+    lines = []
+    for step in runs.STEPS:
+        if lines and not lines[-1][1].startswith("cached"):
+            lines.append((step, f"runs: its input comes from {lines[-1][0]}, which runs"))
+            continue
+        key = _key(step, params, record)
+        if key is None:
+            lines.append((step, "runs: its inputs cannot be read (the step will say why)"))
+            continue
+        found = cache.lookup(store, key)
+        lines.append((step, found.explain()))
+        if found.hit:
+            record.update(
+                {name: found.source.get(name) for name in found.entry["outputs"]},
+            )
+    return lines
+
+
 def _run_steps(
     params: Params,
     store: Any,
     out_dir: Path,
     executed: dict[str, Path],
+    reused: dict[str, dict[str, Any]],
     current: list[str],
     progress: Callable[[str], None],
+    *,
+    use_cache: bool,
+    rendering: dict[str, Future[Path]],
+    renderer: ThreadPoolExecutor,
+    show_code: bool,
 ) -> None:
-    """Execute the notebooks in order under a heartbeat; stop at the first failed step."""
+    """Run or reuse the steps in order under a heartbeat; stop at the first failed step.
+
+    While a step runs, the next step's kernel starts and imports (:class:`WarmKernel`), and
+    the previous step's report renders in ``renderer`` (its header is redone at the end).
+    """
     run_id = params.run_id
-    with Heartbeat(store, run_id):
-        for number, step in enumerate(runs.STEPS, start=1):
-            current.append(step)
-            started = time.monotonic()
-            output, error = execute_step(step, params=params, out_dir=out_dir)
-            elapsed = time.monotonic() - started
-            if output.exists():
-                executed[step] = output
-            counter = f"[{number}/{len(runs.STEPS)}] {step:<9}"
-            if error:
-                runs.fail_step(store, run_id, step, error=error, duration_s=round(elapsed, 1))
-                progress(f"{counter} FAILED after {elapsed:.1f} s: {error}")
-                return
-            progress(f"{counter} ok in {elapsed:.1f} s")
+    warm: dict[str, WarmKernel] = {}
+    started_kernels: list[WarmKernel] = []
+    try:
+        with Heartbeat(store, run_id):
+            for number, step in enumerate(runs.STEPS, start=1):
+                current.append(step)
+                counter = f"[{number}/{len(runs.STEPS)}] {step:<9}"
+                before = runs.get_run(store, run_id)
+                key = _key(step, params, before)
+                found = cache.lookup(store, key) if use_cache and key else None
+                if found and found.hit:
+                    runs.reuse_step(
+                        store, run_id, step, source=found.source, outputs=found.entry["outputs"]
+                    )
+                    reused[step] = found.source
+                    progress(f"{counter} cached from run {found.run_id}")
+                    continue
+                started = time.monotonic()
+                kernel = warm.pop(step, None) or WarmKernel(step)
+                started_kernels.append(kernel)
+                if number < len(runs.STEPS):
+                    following = runs.STEPS[number]
+                    warm[following] = WarmKernel(following)
+                    started_kernels.append(warm[following])
+                output, error = execute_step(step, params=params, out_dir=out_dir, kernel=kernel)
+                elapsed = time.monotonic() - started
+                if output.exists():
+                    executed[step] = output
+                if error:
+                    runs.fail_step(store, run_id, step, error=error, duration_s=round(elapsed, 1))
+                    progress(f"{counter} FAILED after {elapsed:.1f} s: {error}")
+                    return
+                after = runs.get_run(store, run_id)
+                if key:
+                    cache.remember(
+                        store, key, run_id=run_id, outputs=cache.step_outputs(before, after)
+                    )
+                if number < len(runs.STEPS):  # the last one renders after the run is closed
+                    rendering[step] = renderer.submit(
+                        reporting.render_report, output, run=after, step=step, show_code=show_code
+                    )
+                progress(f"{counter} ok in {elapsed:.1f} s")
+    finally:
+        for (
+            kernel
+        ) in warm.values():  # started for a step that then came from the cache or never ran
+            kernel.shutdown()
 
 
 def _collect(out_dir: Path, executed: dict[str, Path]) -> None:
@@ -286,15 +506,32 @@ def _render(
     store: Any,
     record: dict[str, Any],
     executed: dict[str, Path],
+    reused: dict[str, dict[str, Any]],
+    rendering: dict[str, Future[Path]],
     *,
     reports_root: Path,
     show_code: bool,
 ) -> tuple[dict[str, Path], Path | None]:
-    """Render each executed notebook, archive the reports durably, refresh the local index."""
+    """Render each executed notebook, archive the reports durably, refresh the local index.
+
+    A step taken from the cache gets the earlier run's report under this run's header.
+    """
     run_id = record["run_id"]
     rendered: dict[str, Path] = {}
+    for step, earlier in reused.items():
+        try:
+            rendered[step] = reporting.reuse_report(
+                earlier, run=record, step=step, reports_root=reports_root
+            )
+        except Exception:  # a report that cannot be fetched must not hide the run's outcome
+            log.exception("report of step %s could not be taken from run %s", step, earlier)
     for step, notebook in executed.items():
         try:
+            if step in rendering:  # rendered while the next step ran: only the header is redone
+                rendered[step] = reporting.refresh_header(
+                    rendering[step].result(), run=record, step=step
+                )
+                continue
             rendered[step] = reporting.render_report(
                 notebook, run=record, step=step, show_code=show_code
             )
@@ -311,8 +548,9 @@ def _render(
     index = reporting.write_index(
         runs.list_runs(store), out_dir=reports_root, reports_root=reports_root
     )
-    _attach_to_mlflow(record, rendered)
-    return rendered, index
+    if "train" not in reused:  # a reused train's MLflow run is the earlier run's
+        _attach_to_mlflow(record, rendered)
+    return {s: rendered[s] for s in runs.STEPS if s in rendered}, index
 
 
 def _archive(record: dict[str, Any], rendered: dict[str, Path]) -> dict[str, dict[str, str]]:

@@ -26,6 +26,12 @@ class SourceReader(Protocol):
     def read(self, params: Params) -> pd.DataFrame:
         """Return the table; SourceError when it cannot be read."""
 
+    def identity(self) -> str | None:
+        """Return what pins the table's content (a hash), or None when nothing does.
+
+        The step cache keys the extract step on it (:mod:`leaklib.pipeline.cache`): the same
+        identity must mean the same rows.
+        """
 
 def _size(n: float) -> str:
     for unit in ("bytes", "KB", "MB", "GB", "TB"):

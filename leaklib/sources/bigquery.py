@@ -438,6 +438,15 @@ class BigQueryReader:
         """Open the reader a ``bigquery://`` source parameter names."""
         return cls(uri, client=client)
 
+    def identity(self) -> None:
+        """Return None: a table has no content version this reader can pin.
+
+        BigQuery's time travel (``FOR SYSTEM_TIME AS OF``) is a moment, not a content hash, and
+        a table can change under the same name, so an extract from BigQuery is never taken from
+        the step cache; pin the data with ``source: snapshot:<sha256>`` to cache it.
+        """
+        return None
+
     def read(self, params: Params) -> pd.DataFrame:
         """Read the table (see :func:`read_bigquery`)."""
         return read_bigquery(params, client=self._client)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import csv
+import hashlib
 import logging
 from pathlib import Path
 
@@ -96,6 +97,17 @@ class FileReader:
     def from_uri(cls, uri: str) -> FileReader:
         """Open the reader a local ``source`` parameter names."""
         return cls(uri)
+
+    def identity(self) -> str:
+        """Return ``sha256:<hex>`` of the file's bytes, read in 1 MiB blocks."""
+        path = resolve(self.uri)
+        if not path.is_file():
+            raise SourceError(f"source {self.uri!r} does not exist (looked at {path})")
+        digest = hashlib.sha256()
+        with path.open("rb") as handle:
+            while block := handle.read(1 << 20):
+                digest.update(block)
+        return f"sha256:{digest.hexdigest()}"
 
     def read(self, params: Params) -> pd.DataFrame:
         """Read every column of the file (the schema check picks the declared ones)."""

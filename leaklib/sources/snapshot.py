@@ -42,6 +42,10 @@ class SnapshotReader:
                 f"snapshot object (.../SHA256.parquet) ({exc})"
             ) from exc
 
+    def identity(self) -> str:
+        """Return the snapshot's hash: a snapshot never changes."""
+        return f"sha256:{self.sha256}"
+
     def read(self, params: Params) -> pd.DataFrame:
         """Read the snapshot, verified against its hash."""
         location = self.store or params.snapshot_store

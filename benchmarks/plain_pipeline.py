@@ -1,0 +1,153 @@
+"""The work of ``leak run`` as one plain Python script: the reference of bench_pipeline.py.
+
+    .venv/bin/python benchmarks/plain_pipeline.py [-f PARAMS.yaml] [-p KEY VALUE] \
+        [--champion SHA256] [--work DIR]
+
+It calls the same library functions as the three notebooks, in the same order and on the
+same parameters: read and validate the table, profile it, the distributions figure, write
+the snapshot (canonical Parquet bytes and their SHA-256), the grouped holdout and its
+snapshot, grouped cross-validation, the final fit and the model file, the holdout metrics,
+operations and detection delays, the figures the evaluate notebook draws (each encoded to
+PNG, as the notebook's inline backend does), permutation importance and, given a champion
+model file (``--champion``), its scores and the paired group bootstrap of the gate. No
+notebooks, no kernels, no run record, no MLflow, no rendering. It prints one JSON line
+(per-step seconds and the figures it computed) so the benchmark can check the metrics equal
+those of ``leak run``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import sys
+import tempfile
+import time
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+from leaklib import evaluation, modelling, models, plots, schema, snapshots, sources  # noqa: E402
+from leaklib.bootstrap import paired_bootstrap  # noqa: E402
+from leaklib.gate import champion_scores  # noqa: E402
+from leaklib.params import load  # noqa: E402
+
+
+def _png_all() -> int:
+    """Encode every open figure to PNG (what the inline backend does), close them, count."""
+    import matplotlib.pyplot as plt
+
+    count = 0
+    for number in plt.get_fignums():
+        buffer = io.BytesIO()
+        plt.figure(number).savefig(buffer, format="png", bbox_inches="tight")
+        count += 1
+    plt.close("all")
+    return count
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("-f", dest="files", action="append", default=[])
+    parser.add_argument("-p", dest="overrides", action="append", nargs=2, default=[])
+    parser.add_argument("--champion", help="SHA-256 of a model file in --champion-store")
+    parser.add_argument("--champion-store", default="stores/snapshots")
+    parser.add_argument("--work", help="snapshot folder (default: a temporary one)")
+    args = parser.parse_args(argv)
+    params = load(args.files, [tuple(o) for o in args.overrides])
+    dataset = params.dataset
+    seconds: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        store = snapshots.open_snapshot_store(args.work or tmp)
+        store.check()
+
+        started = time.perf_counter()  # --- extract
+        raw = sources.read_source(params)
+        table, report = schema.validate_table(raw, params=params)
+        report.summary()
+        schema.profile(table, params=params)
+        separating = schema.most_separating(table, params=params, n=3)
+        plots.plot_distributions(table, columns=separating, target=dataset.target)
+        figures = _png_all()
+        snapshot = snapshots.snapshot_table(table, store=store)
+        seconds["extract"] = time.perf_counter() - started
+
+        started = time.perf_counter()  # --- train
+        table = snapshots.load_snapshot(snapshot.sha256, store=store)
+        train_rows, holdout_rows = modelling.split_holdout(
+            table,
+            target=dataset.target,
+            group=dataset.group,
+            test_size=params.test_size,
+            seed=params.seed,
+        )
+        train, holdout = table.iloc[train_rows], table.iloc[holdout_rows]
+        holdout_snapshot = snapshots.snapshot_table(holdout, store=store)
+        pipeline = modelling.build_pipeline(dataset.features, model=params.model, seed=params.seed)
+        cv_scores = modelling.cross_validate(
+            pipeline,
+            train,
+            features=dataset.features,
+            target=dataset.target,
+            group=dataset.group,
+            folds=params.cv_folds,
+            seed=params.seed,
+        )
+        cv_metrics = modelling.summarise_cv(cv_scores)
+        X_train = modelling.feature_frame(train, dataset.features)
+        fitted = pipeline.fit(X_train, train[dataset.target])
+        model_file = models.save_model(fitted, store=store)
+        seconds["train"] = time.perf_counter() - started
+
+        started = time.perf_counter()  # --- evaluate
+        holdout = snapshots.load_snapshot(holdout_snapshot.sha256, store=store)
+        model = models.load_model(model_file.sha256, store=store)
+        X = modelling.feature_frame(holdout, dataset.features)
+        y = holdout[dataset.target].to_numpy()
+        proba = model.predict_proba(X)[:, 1]
+        scores = evaluation.holdout_metrics(y, proba, threshold=params.threshold)
+        plots.plot_roc(y, proba)
+        plots.plot_pr(y, proba)
+        plots.plot_confusion(y, proba, threshold=params.threshold)
+        plots.plot_threshold_sweep(y, proba, threshold=params.threshold)
+        evaluation.operations(holdout, proba, params=params)
+        delays = evaluation.delays_if_possible(holdout, proba, params=params)
+        plots.plot_delays(delays)
+        plots.plot_calibration(y, proba)
+        importance = evaluation.permutation_table(
+            model, X, y, repeats=params.permutation_repeats, seed=params.seed
+        )
+        plots.plot_importance(importance)
+        if args.champion:
+            other = models.load_model(
+                args.champion, store=snapshots.open_snapshot_store(args.champion_store)
+            )
+            champion_proba = champion_scores(other, holdout)
+            evaluation.holdout_metrics(y, champion_proba, threshold=params.threshold)
+            spec = params.promotion
+            paired_bootstrap(
+                y,
+                proba,
+                champion_proba,
+                metric=spec.primary_metric,
+                groups=holdout[dataset.group].to_numpy() if dataset.group else None,
+                n_bootstrap=spec.n_bootstrap,
+                seed=params.seed,
+                confidence=spec.confidence,
+            )
+        figures += _png_all()
+        seconds["evaluate"] = time.perf_counter() - started
+    result = {
+        "seconds": {k: round(v, 2) for k, v in seconds.items()},
+        "figures": figures,
+        "snapshot_sha256": snapshot.sha256,
+        "model_sha256": model_file.sha256,
+        "metrics": {**cv_metrics, **{f"holdout_{k}": v for k, v in scores.items()}},
+    }
+    print(json.dumps(result), flush=True)  # noqa: T201
+    return result
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
