@@ -612,6 +612,13 @@ class _BodyLimit:
 
 
 UNAUTHORIZED = {401: {"model": Message, "description": "No or wrong bearer token."}}
+UNREADABLE = {400: {"model": Message, "description": "A body that cannot be read as JSON text."}}
+
+
+def _json_error(description: str) -> dict[str, Any]:
+    """An error documented as JSON on a route whose own answers are not JSON."""
+    schema = {"$ref": "#/components/schemas/Message"}
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
 def create_app(
@@ -696,6 +703,7 @@ def create_app(
         "`Location`. One run at a time: 409 while one is going.",
         response_model=RunStarted,
         responses={
+            **UNREADABLE,
             409: {"model": Busy, "description": "A run is still going."},
             413: {"model": Message, "description": "Request body too large."},
             422: {
@@ -803,7 +811,8 @@ def create_app(
         response_class=HTMLResponse,
         responses={
             200: {"content": {"text/html": {"example": "<!DOCTYPE html><html>...</html>"}}},
-            404: {"model": Message, "description": "No such run, or no report of that step."},
+            401: _json_error("No or wrong bearer token."),
+            404: _json_error("No such run, or no report of that step."),
         },
     )
     def read_report(run_id: RunId, step: StepName) -> HTMLResponse:
@@ -863,6 +872,7 @@ def create_app(
         f"records sent. At most {max_records} records (more: 413).",
         response_model=Predictions,
         responses={
+            **UNREADABLE,
             404: {"model": Message, "description": "No champion yet, or no such run/model."},
             413: {"model": Message, "description": "Too many records, or body too large."},
             422: {"description": "A record does not fit; each entry names its field."},
