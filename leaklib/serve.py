@@ -787,7 +787,9 @@ def create_app(
         summary="Read a run",
         description="The run record as stored (parameters, lineage, steps, snapshot, metrics, "
         "model, promotion), secrets masked, with `shown_status`. A run this server started "
-        "that has not recorded itself yet shows `starting` (or `failed` with the reason).",
+        "that has not recorded itself yet shows `starting` (or `failed` with the reason). "
+        "Reports are rendered after the last step: `reports_archive` lists them, seconds "
+        "after the status turns `succeeded` or `failed`.",
         responses={
             200: {"content": {"application/json": {"example": RUN_EXAMPLE}}},
             404: {"model": Message, "description": "No such run."},
@@ -819,8 +821,10 @@ def create_app(
         record = run_record(run_id)
         html = _report_html(record, step.value)
         if html is None:
+            rendering = worker.running() == run_id and record.get("status") != "running"
+            later = ": it is being rendered, ask again in a few seconds" if rendering else ""
             raise HTTPException(
-                status_code=404, detail=f"run {run_id!r} has no {step.value} report"
+                status_code=404, detail=f"run {run_id!r} has no {step.value} report{later}"
             )
         return HTMLResponse(html, headers={"X-Content-Type-Options": "nosniff"})
 
