@@ -338,6 +338,13 @@ class Params(_Strict):
         description="Promotion gate: primary_metric, min_improvement, confidence, "
         "n_bootstrap, floors."
     )
+    serve_allowed_locations: list[str] = Field(
+        description="Where parameters sent to `leak serve` (POST /runs) may point "
+        "dataset.source, snapshot_store and metadata_store: local folders (relative to the "
+        "project) or URI prefixes (gs://BUCKET/PREFIX/, bigquery://PROJECT.DATASET., "
+        "firestore://PROJECT/DATABASE, snapshot:). The command line is not limited by it, and "
+        "it cannot be set over HTTP."
+    )
 
     @field_validator("run_id")
     @classmethod

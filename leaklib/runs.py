@@ -397,6 +397,9 @@ def heartbeat(store: MetadataStore, run_id: str) -> dict[str, Any]:
     return store.transact(RUNS, run_id, change)
 
 
+SHOWN_STATUSES = ("running", "succeeded", "failed", "abandoned")  # what shown_status returns
+
+
 def shown_status(record: dict[str, Any], *, at: datetime | None = None) -> str:
     """Return the status a reader should see: ``abandoned`` for a running run gone silent.
 

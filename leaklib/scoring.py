@@ -74,14 +74,23 @@ def model_run(store: MetadataStore, *, model_name: str, run_id: str | None) -> d
     return run
 
 
-def score_frame(raw: pd.DataFrame, *, run: dict[str, Any], scored_at: str) -> pd.DataFrame:
-    """Return one row per input row: keys, probability, alarm, threshold and the model's ids."""
+def score_frame(
+    raw: pd.DataFrame, *, run: dict[str, Any], scored_at: str, model: Any = None
+) -> pd.DataFrame:
+    """Return one row per input row: keys, probability, alarm, threshold and the model's ids.
+
+    Args:
+        raw: The readings, in the model's recorded schema (the target is optional).
+        run: The run record whose model scores.
+        scored_at: When, as an ISO-8601 string.
+        model: That run's fitted model when the caller holds it already (a server scoring
+            many requests); read from the model store, verified by hash, when omitted.
+    """
     dataset = DatasetSpec.model_validate(run["params"]["dataset"])
     table = validate_for_scoring(raw, dataset=dataset)
     table, _ = derive_dataset(table, dataset)
-    model = models.load_model(
-        run["model"]["sha256"], store=open_snapshot_store(run["model"]["store"])
-    )
+    if model is None:
+        model = load_run_model(run)
     features = model_features(dataset, run.get("derived_features"))
     proba = model.predict_proba(feature_frame(table, features))[:, 1]
     threshold = runs.alarm_threshold(run)
@@ -94,6 +103,13 @@ def score_frame(raw: pd.DataFrame, *, run: dict[str, Any], scored_at: str) -> pd
     out["run_id"] = run["run_id"]
     out["scored_at"] = pd.Timestamp(scored_at)
     return out
+
+
+def load_run_model(run: dict[str, Any]) -> Any:
+    """Return a run's fitted model, read from its model store and verified by hash."""
+    return models.load_model(
+        run["model"]["sha256"], store=open_snapshot_store(run["model"]["store"])
+    )
 
 
 def operator_view(done: Scoring, *, destination: str) -> Any:

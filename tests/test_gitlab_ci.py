@@ -76,13 +76,43 @@ def test_gitlab_schema_rejects_a_broken_pipeline(tmp_path: Path) -> None:
     assert "$.retrain.when: 'sometimes' is not one of" in result.stdout
 
 
-def test_pipeline_has_test_retrain_and_pages_stages(pipeline: dict[str, Any]) -> None:
-    assert pipeline["stages"] == ["test", "retrain", "pages"]
-    assert {pipeline[j]["stage"] for j in ("test", "retrain", "pages")} == {
+def test_pipeline_has_test_retrain_pages_and_deploy_stages(pipeline: dict[str, Any]) -> None:
+    assert pipeline["stages"] == ["test", "retrain", "pages", "deploy"]
+    assert {pipeline[j]["stage"] for j in ("test", "retrain", "pages", "deploy")} == {
         "test",
         "retrain",
         "pages",
+        "deploy",
     }
+
+
+DEPLOY_VARIABLES = (
+    "GCP_PROJECT_ID",
+    "GCP_REGION",
+    "CLOUD_RUN_SERVICE",
+    "CLOUD_RUN_SERVICE_ACCOUNT",
+    "ARTIFACT_REGISTRY_REPOSITORY",
+    "GCP_DEPLOY_CREDENTIALS",
+    "LEAK_API_TOKEN_SECRET",
+)
+
+
+def test_deploy_is_manual_on_the_default_branch_after_the_tests(pipeline: dict[str, Any]) -> None:
+    job = pipeline["deploy"]
+    assert job["rules"] == [{"if": "$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH", "when": "manual"}]
+    assert job["needs"] == [{"job": "test"}]
+    script = "\n".join(job["script"])
+    assert "gcloud builds submit" in script and "gcloud run deploy" in script
+    assert "LEAK_API_TOKEN=$LEAK_API_TOKEN_SECRET:latest" in script  # from Secret Manager
+    for variable in DEPLOY_VARIABLES:
+        assert f"${variable}" in script + "\n".join(job["before_script"]), variable
+
+
+@pytest.mark.parametrize("variable", DEPLOY_VARIABLES)
+def test_deploy_variables_are_documented(variable: str) -> None:
+    comments = "\n".join(line for line in CI_FILE.read_text().splitlines() if line.startswith("#"))
+    assert variable in comments
+    assert variable in (ROOT / "docs" / "ci.md").read_text()
 
 
 def test_pipeline_runs_on_python_311(pipeline: dict[str, Any]) -> None:

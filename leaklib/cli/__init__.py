@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
 
+import uvicorn
 import yaml
 
-from leaklib import champion, parameter_cells, reports, runs, scoring
+from leaklib import champion, parameter_cells, reports, runs, scoring, serve
 from leaklib import gate as gatekeeping
 from leaklib import params as parameters
 from leaklib.cli import simulate as simulate_cli
@@ -186,6 +188,59 @@ def _score(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    host, token = args.host, os.environ.get(serve.ENV_TOKEN)
+    if args.insecure_local:
+        if host not in (None, "127.0.0.1", "localhost"):
+            raise serve.ServeError(f"--insecure-local binds to 127.0.0.1 only, not --host {host}")
+        host, token = "127.0.0.1", None
+        print(
+            f"leak serve: warning: --insecure-local: no token checked ({serve.ENV_TOKEN} is "
+            "ignored); anyone on this machine can start runs",
+            file=sys.stderr,
+        )
+    else:
+        token = serve.check_token(token)
+    port = args.port if args.port is not None else int(os.environ.get("PORT") or 8000)
+    app = serve.create_app(
+        files=args.files, overrides=[tuple(o) for o in args.overrides], token=token
+    )
+    print(f"leak serve: http://{host or '127.0.0.1'}:{port} (API docs at /docs)", flush=True)
+    uvicorn.run(
+        app,
+        host=host or "127.0.0.1",
+        port=port,
+        log_level="info" if args.verbose else "warning",
+        server_header=False,
+        proxy_headers=True,
+    )
+    return 0
+
+
+def _add_serve(sub: Any) -> None:
+    server = sub.add_parser(
+        "serve",
+        help="serve the HTTP API: start and follow runs, read reports, score with the champion",
+        description="Serve the HTTP API (FastAPI, docs at /docs) over the parameter set -f/-p "
+        f"names: runs start from it, and it names the stores and the dataset. Every endpoint "
+        f"but /health needs 'Authorization: Bearer ${serve.ENV_TOKEN}'; without that variable "
+        "the server does not start, unless --insecure-local.",
+    )
+    add_param_options(server)
+    server.add_argument(
+        "--host", help="address to bind (default 127.0.0.1; 0.0.0.0 in a container)"
+    )
+    server.add_argument(
+        "--port", type=int, help="port (default: $PORT, as Cloud Run sets it, else 8000)"
+    )
+    server.add_argument(
+        "--insecure-local",
+        action="store_true",
+        help=f"serve without {serve.ENV_TOKEN}, on 127.0.0.1 only (a laptop)",
+    )
+    server.set_defaults(func=_serve)
+
+
 def _add_run(sub: Any) -> None:
     run = sub.add_parser("run", help="run extract -> train -> evaluate and render the reports")
     add_param_options(run)
@@ -305,6 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
     simulate_cli.add_simulate_parser(sub)
     _add_pages(sub)
     _add_champion(sub)
+    _add_serve(sub)
     return parser
 
 
