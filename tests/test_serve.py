@@ -4,6 +4,7 @@ command here; the real `leak serve` round trip is in test_serve_http."""
 
 from __future__ import annotations
 
+import shutil
 import sys
 import time
 
@@ -19,10 +20,20 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def project(smoke_run):
+def project(smoke_run, tmp_path_factory):
+    """A copy of the session's smoke project holding only its first run, the champion.
+
+    Other modules add runs to the shared project; the API is checked against a fixed history.
+    """
+    copy = tmp_path_factory.mktemp("serve") / "project"
+    shutil.copytree(smoke_run.project, copy, symlinks=True)
+    first = smoke_run.run_ids()[0]
+    for record in (copy / "stores/metadata/runs").glob("*.json"):
+        if record.stem != first:
+            record.unlink()
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("LEAK_PROJECT_DIR", str(smoke_run.project))
-        yield smoke_run.project
+        patch.setenv("LEAK_PROJECT_DIR", str(copy))
+        yield copy
 
 
 def make_client(project, worker=None, **kwargs) -> TestClient:
@@ -43,7 +54,7 @@ def client(project):
 
 @pytest.fixture(scope="module")
 def run_id(smoke_run):
-    return smoke_run.run_ids()[-1]
+    return smoke_run.run_ids()[0]
 
 
 @pytest.fixture(scope="module")

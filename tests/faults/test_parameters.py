@@ -60,6 +60,8 @@ def _wrong_type(kind: Any) -> Any:
         return "many"
     if kind is str:
         return 3.5
+    if get_origin(kind) is list:
+        return 3.5  # a number is not a list of anything
     return _NOT_A_SCALAR  # mappings, nested models, Literal choices
 
 

@@ -103,12 +103,13 @@ def test_step_outputs_name_fields_and_the_keys_of_merged_mappings():
 
 @pytest.fixture(scope="module")
 def cached(smoke_run, tmp_path_factory):
-    """The smoke project copied, then `leak run` again: nothing changed, then one threshold."""
+    """The smoke project copied, then `leak run` again: nothing changed, then one evaluate
+    parameter (the permutation importance's repeats, which only 03_evaluate declares)."""
     project = tmp_path_factory.mktemp("cached") / "project"
     shutil.copytree(smoke_run.project, project, symlinks=True)
     explain = leak(project, "run", "-f", "parameters/smoke.yaml", "--explain")
     warm = leak(project, "run", "-f", "parameters/smoke.yaml")
-    changed = leak(project, "run", "-f", "parameters/smoke.yaml", "-p", "threshold", "0.4")
+    changed = leak(project, "run", "-f", "parameters/smoke.yaml", "-p", "permutation_repeats", "3")
     return project, smoke_run.record(), explain, warm, changed
 
 
