@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -108,17 +109,40 @@ def latest_run(store: MetadataStore, *, with_step: str | None = None) -> dict[st
     raise MetadataError(f"no run{wanted} in {store.uri}: run the earlier notebook first")
 
 
+def _transact(
+    store: MetadataStore,
+    run_id: str,
+    change: Callable[[dict[str, Any]], dict[str, Any]],
+    *,
+    finished: str,
+    why: str = "",
+) -> dict[str, Any]:
+    """Apply one named transition to a run's record atomically.
+
+    Args:
+        finished: What a run that is no longer ``running`` gets: ``refuse`` (ConflictError,
+            ``run X is <status><why>``), ``keep`` (left as it is) or ``allow`` (changed too).
+    """
+
+    def guarded(current: dict[str, Any] | None) -> dict[str, Any]:
+        if current is None:
+            raise MetadataError(f"run {run_id!r} not found")
+        if current["status"] != "running" and finished != "allow":
+            if finished == "refuse":
+                raise ConflictError(f"run {run_id!r} is {current['status']}{why}")
+            return current
+        return change(current)
+
+    return store.transact(RUNS, run_id, guarded)
+
+
 def start_step(store: MetadataStore, run_id: str, step: str) -> dict[str, Any]:
     """Mark a step running; refuse if the run is finished or the previous step did not succeed."""
     if step not in STEPS:
         raise MetadataError(f"unknown step {step!r}; steps are {', '.join(STEPS)}")
     previous = STEPS[STEPS.index(step) - 1] if step != STEPS[0] else None
 
-    def change(current: dict[str, Any] | None) -> dict[str, Any]:
-        if current is None:
-            raise MetadataError(f"run {run_id!r} not found")
-        if current["status"] != "running":
-            raise ConflictError(f"run {run_id!r} is {current['status']}; start a new run")
+    def change(current: dict[str, Any]) -> dict[str, Any]:
         if previous and current["steps"].get(previous, {}).get("status") != "succeeded":
             raise ConflictError(f"run {run_id!r}: step {previous!r} has not succeeded")
         stamp = now()
@@ -133,7 +157,7 @@ def start_step(store: MetadataStore, run_id: str, step: str) -> dict[str, Any]:
         }
         return {**current, "steps": steps, "updated_at": stamp}
 
-    return store.transact(RUNS, run_id, change)
+    return _transact(store, run_id, change, finished="refuse", why="; start a new run")
 
 
 def reuse_step(
@@ -162,11 +186,7 @@ def reuse_step(
         raise ConflictError(f"run {earlier!r}: step {step!r} did not succeed; it cannot be reused")
     previous = STEPS[STEPS.index(step) - 1] if step != STEPS[0] else None
 
-    def change(current: dict[str, Any] | None) -> dict[str, Any]:
-        if current is None:
-            raise MetadataError(f"run {run_id!r} not found")
-        if current["status"] != "running":
-            raise ConflictError(f"run {run_id!r} is {current['status']}; start a new run")
+    def change(current: dict[str, Any]) -> dict[str, Any]:
         if previous and current["steps"].get(previous, {}).get("status") != "succeeded":
             raise ConflictError(f"run {run_id!r}: step {previous!r} has not succeeded")
         new = dict(current)
@@ -194,17 +214,13 @@ def reuse_step(
             new.update(status="succeeded", finished_at=stamp)
         return new
 
-    return store.transact(RUNS, run_id, change)
+    return _transact(store, run_id, change, finished="refuse", why="; start a new run")
 
 
 def update_run(store: MetadataStore, run_id: str, **fields: Any) -> dict[str, Any]:
     """Set top-level fields of a running run (snapshot, metrics, model, ...); dicts are merged."""
 
-    def change(current: dict[str, Any] | None) -> dict[str, Any]:
-        if current is None:
-            raise MetadataError(f"run {run_id!r} not found")
-        if current["status"] != "running":
-            raise ConflictError(f"run {run_id!r} is {current['status']} and can no longer change")
+    def change(current: dict[str, Any]) -> dict[str, Any]:
         new = dict(current)
         for key, value in fields.items():
             if isinstance(value, dict) and isinstance(new.get(key), dict):
@@ -214,7 +230,7 @@ def update_run(store: MetadataStore, run_id: str, **fields: Any) -> dict[str, An
         new["updated_at"] = now()
         return new
 
-    return store.transact(RUNS, run_id, change)
+    return _transact(store, run_id, change, finished="refuse", why=" and can no longer change")
 
 
 def _elapsed(started: str | None, finished: str) -> float | None:
@@ -234,11 +250,7 @@ def finish_step(
 ) -> dict[str, Any]:
     """Mark a step succeeded (or failed with ``error``); the last success finishes the run."""
 
-    def change(current: dict[str, Any] | None) -> dict[str, Any]:
-        if current is None:
-            raise MetadataError(f"run {run_id!r} not found")
-        if current["status"] != "running":
-            raise ConflictError(f"run {run_id!r} is {current['status']} already")
+    def change(current: dict[str, Any]) -> dict[str, Any]:
         stamp = now()
         steps = dict(current["steps"])
         entry = dict(steps.get(step) or {"started_at": None, "notebook": NOTEBOOKS.get(step)})
@@ -258,17 +270,13 @@ def finish_step(
             new.update(status="succeeded", finished_at=stamp)
         return new
 
-    return store.transact(RUNS, run_id, change)
+    return _transact(store, run_id, change, finished="refuse", why=" already")
 
 
 def fail_run(store: MetadataStore, run_id: str, *, error: str) -> dict[str, Any]:
     """Mark a run failed (for errors outside a step); a finished run is left as it is."""
 
-    def change(current: dict[str, Any] | None) -> dict[str, Any]:
-        if current is None:
-            raise MetadataError(f"run {run_id!r} not found")
-        if current["status"] != "running":
-            return current
+    def change(current: dict[str, Any]) -> dict[str, Any]:
         stamp = now()
         steps = {
             name: (
@@ -287,7 +295,7 @@ def fail_run(store: MetadataStore, run_id: str, *, error: str) -> dict[str, Any]
             "updated_at": stamp,
         }
 
-    return store.transact(RUNS, run_id, change)
+    return _transact(store, run_id, change, finished="keep")
 
 
 def set_reports(
@@ -302,15 +310,13 @@ def set_reports(
     Allowed after the run has finished: rendering comes last.
     """
 
-    def change(current: dict[str, Any] | None) -> dict[str, Any]:
-        if current is None:
-            raise MetadataError(f"run {run_id!r} not found")
+    def change(current: dict[str, Any]) -> dict[str, Any]:
         new = {**current, "reports": {**(current.get("reports") or {}), **reports}}
         if archive:
             new["reports_archive"] = {**(current.get("reports_archive") or {}), **archive}
         return new
 
-    return store.transact(RUNS, run_id, change)
+    return _transact(store, run_id, change, finished="allow")
 
 
 def record_promotion(store: MetadataStore, run_id: str, decision: dict[str, Any]) -> dict[str, Any]:
@@ -323,16 +329,14 @@ def supersede_promotion(
 ) -> dict[str, Any]:
     """Record a manual promotion on a finished run, keeping the gate's earlier verdict."""
 
-    def change(current: dict[str, Any] | None) -> dict[str, Any]:
-        if current is None:
-            raise MetadataError(f"run {run_id!r} not found")
+    def change(current: dict[str, Any]) -> dict[str, Any]:
         earlier = current.get("promotion") or None
         kept = (
             {k: earlier.get(k) for k in ("decision", "reason", "decided_at")} if earlier else None
         )
         return {**current, "promotion": {**decision, "superseded": kept}}
 
-    return store.transact(RUNS, run_id, change)
+    return _transact(store, run_id, change, finished="allow")
 
 
 def fail_step(
@@ -351,11 +355,7 @@ def fail_step(
     left as it is.
     """
 
-    def change(current: dict[str, Any] | None) -> dict[str, Any]:
-        if current is None:
-            raise MetadataError(f"run {run_id!r} not found")
-        if current["status"] != "running":
-            return current
+    def change(current: dict[str, Any]) -> dict[str, Any]:
         stamp = now()
         steps = dict(current["steps"])
         entry = dict(steps.get(step) or {"started_at": None, "notebook": NOTEBOOKS.get(step)})
@@ -370,7 +370,7 @@ def fail_step(
             "updated_at": stamp,
         }
 
-    return store.transact(RUNS, run_id, change)
+    return _transact(store, run_id, change, finished="keep")
 
 
 def interrupt(store: MetadataStore, run_id: str, step: str, *, signal: str) -> dict[str, Any]:
@@ -387,14 +387,10 @@ def interrupt(store: MetadataStore, run_id: str, step: str, *, signal: str) -> d
 def heartbeat(store: MetadataStore, run_id: str) -> dict[str, Any]:
     """Stamp ``heartbeat_at`` on a running run; a finished run is left as it is."""
 
-    def change(current: dict[str, Any] | None) -> dict[str, Any]:
-        if current is None:
-            raise MetadataError(f"run {run_id!r} not found")
-        if current["status"] != "running":
-            return current
+    def change(current: dict[str, Any]) -> dict[str, Any]:
         return {**current, "heartbeat_at": now()}
 
-    return store.transact(RUNS, run_id, change)
+    return _transact(store, run_id, change, finished="keep")
 
 
 SHOWN_STATUSES = ("running", "succeeded", "failed", "abandoned")  # what shown_status returns
@@ -423,11 +419,7 @@ def shown_status(record: dict[str, Any], *, at: datetime | None = None) -> str:
 def close_run(store: MetadataStore, run_id: str) -> dict[str, Any]:
     """Return the finished run; one still running (a step did not record its end) is failed."""
 
-    def change(current: dict[str, Any] | None) -> dict[str, Any]:
-        if current is None:
-            raise MetadataError(f"run {run_id!r} not found")
-        if current["status"] != "running":
-            return current
+    def change(current: dict[str, Any]) -> dict[str, Any]:
         stamp = now()
         return {
             **current,
@@ -437,7 +429,7 @@ def close_run(store: MetadataStore, run_id: str) -> dict[str, Any]:
             "updated_at": stamp,
         }
 
-    return store.transact(RUNS, run_id, change)
+    return _transact(store, run_id, change, finished="keep")
 
 
 LEGACY_THRESHOLD = 0.5  # records made before thresholds were chosen per model
