@@ -240,6 +240,35 @@ def _elapsed(started: str | None, finished: str) -> float | None:
     return round(delta.total_seconds(), 1)
 
 
+def _ended(
+    current: dict[str, Any],
+    step: str,
+    *,
+    error: str | None,
+    duration_s: float | None,
+    run_error: str | None = None,
+) -> dict[str, Any]:
+    """Return the record with ``step`` ended: failed with ``error`` (and the run), or succeeded."""
+    stamp = now()
+    steps = dict(current["steps"])
+    entry = dict(steps.get(step) or {"started_at": None, "notebook": NOTEBOOKS.get(step)})
+    if duration_s is None:
+        duration_s = _elapsed(entry.get("started_at"), stamp)
+    entry.update(
+        status="failed" if error else "succeeded",
+        finished_at=stamp,
+        duration_s=duration_s,
+        error=error,
+    )
+    steps[step] = entry
+    new = {**current, "steps": steps, "updated_at": stamp}
+    if error:
+        new.update(status="failed", error=run_error or f"{step}: {error}", finished_at=stamp)
+    elif step == STEPS[-1]:
+        new.update(status="succeeded", finished_at=stamp)
+    return new
+
+
 def finish_step(
     store: MetadataStore,
     run_id: str,
@@ -251,24 +280,7 @@ def finish_step(
     """Mark a step succeeded (or failed with ``error``); the last success finishes the run."""
 
     def change(current: dict[str, Any]) -> dict[str, Any]:
-        stamp = now()
-        steps = dict(current["steps"])
-        entry = dict(steps.get(step) or {"started_at": None, "notebook": NOTEBOOKS.get(step)})
-        entry.update(
-            status="failed" if error else "succeeded",
-            finished_at=stamp,
-            duration_s=duration_s
-            if duration_s is not None
-            else _elapsed(entry.get("started_at"), stamp),
-            error=error,
-        )
-        steps[step] = entry
-        new = {**current, "steps": steps, "updated_at": stamp}
-        if error:
-            new.update(status="failed", error=f"{step}: {error}", finished_at=stamp)
-        elif step == STEPS[-1]:
-            new.update(status="succeeded", finished_at=stamp)
-        return new
+        return _ended(current, step, error=error, duration_s=duration_s)
 
     return _transact(store, run_id, change, finished="refuse", why=" already")
 
@@ -356,19 +368,7 @@ def fail_step(
     """
 
     def change(current: dict[str, Any]) -> dict[str, Any]:
-        stamp = now()
-        steps = dict(current["steps"])
-        entry = dict(steps.get(step) or {"started_at": None, "notebook": NOTEBOOKS.get(step)})
-        entry.update(status="failed", finished_at=stamp, error=error, duration_s=duration_s)
-        steps[step] = entry
-        return {
-            **current,
-            "steps": steps,
-            "status": "failed",
-            "error": run_error or f"{step}: {error}",
-            "finished_at": stamp,
-            "updated_at": stamp,
-        }
+        return _ended(current, step, error=error, duration_s=duration_s, run_error=run_error)
 
     return _transact(store, run_id, change, finished="keep")
 

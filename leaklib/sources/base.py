@@ -33,6 +33,7 @@ class SourceReader(Protocol):
         identity must mean the same rows.
         """
 
+
 def _size(n: float) -> str:
     for unit in ("bytes", "KB", "MB", "GB", "TB"):
         if n < 1024 or unit == "TB":
