@@ -301,21 +301,23 @@ def gate(
             f"(run {pointer['run_id']}); a model is never compared with itself."
         )
     else:
-        _decide_against(
+        champion_figures = pointer and _compare(
             decision,
-            store=store,
             params=params,
-            run=run,
             pointer=pointer,
-            compare=lambda: _compare(
-                decision,
-                params=params,
-                pointer=pointer,
-                holdout=holdout,
-                challenger_proba=challenger_proba,
-                load_champion=load_champion,
-            ),
+            holdout=holdout,
+            challenger_proba=challenger_proba,
+            load_champion=load_champion,
         )
+        if not decision.reason:  # a failed comparison has said why already
+            _decide_against(
+                decision,
+                champion_figures or None,
+                store=store,
+                params=params,
+                run=run,
+                pointer=pointer,
+            )
     plain = decision.to_dict()
     decision.mlflow = registry.mirror_decision(run, plain, model_name=name)
     runs.record_promotion(store, run["run_id"], {**plain, "mlflow": decision.mlflow})
@@ -325,17 +327,14 @@ def gate(
 
 def _decide_against(
     decision: Decision,
+    champion_figures: dict[str, float] | None,
     *,
     store: MetadataStore,
     params: Params,
     run: dict[str, Any],
     pointer: dict[str, Any] | None,
-    compare: Callable[[], dict[str, float] | None],
 ) -> None:
-    """Compare with the champion (if any), apply the rule and promote when it says so."""
-    champion_figures = compare() if pointer else None
-    if decision.reason:  # the comparison itself failed and said why
-        return
+    """Apply the rule to the challenger and the champion's figures; promote when it says so."""
     verdict, reason, criteria = decide(
         params.promotion,
         challenger=decision.challenger["metrics"],

@@ -63,3 +63,13 @@ def write_atomic(path: str | Path, data: bytes | str, *, mode: int | None = None
             os.unlink(tmp)
         raise
     return path
+
+
+def writable_folder(folder: Path, *, parameter: str, error: type[Exception]) -> None:
+    """Create a store's folder if needed; ``error`` naming ``parameter`` unless it is writable."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise error(f"{parameter} {str(folder)!r} cannot be created: {exc}") from exc
+    if not os.access(folder, os.W_OK):
+        raise error(f"{parameter} {str(folder)!r} is not writable")

@@ -11,7 +11,7 @@ nothing: its scoring id is the hash of both.
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,7 +22,6 @@ from leaklib.features import derive_dataset, model_features
 from leaklib.metadata import ConflictError, MetadataStore
 from leaklib.modelling import feature_frame
 from leaklib.params import DatasetSpec, Params
-from leaklib.paths import resolve
 from leaklib.schema import validate_for_scoring
 from leaklib.sinks import SCORING_ID, write_scores
 from leaklib.snapshots import canonical_bytes, open_snapshot_store, sha256_hex
@@ -52,10 +51,12 @@ class Scoring:
     scored_at: str
     added: int  # rows written this time (0: this scoring was there already)
     run_dataset: DatasetSpec | None = None  # the scoring model's dataset (keys, target)
+    scored: pd.DataFrame | None = field(default=None, repr=False, compare=False)  # the rows
 
     def to_dict(self) -> dict[str, Any]:
         """Return the scoring as plain values for the ``scorings`` collection."""
-        return {k: v for k, v in asdict(self).items() if k not in ("added", "run_dataset")}
+        skip = ("added", "run_dataset", "scored")
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in skip}
 
 
 def model_run(store: MetadataStore, *, model_name: str, run_id: str | None) -> dict[str, Any]:
@@ -112,22 +113,16 @@ def load_run_model(run: dict[str, Any]) -> Any:
     )
 
 
-def operator_view(done: Scoring, *, destination: str) -> Any:
-    """Return the figure of a scoring's rows as an operator reads them (a local destination)."""
-    rows = read_scores(destination, scoring_id=done.scoring_id)
-    run = done.run_dataset
+def operator_view(done: Scoring) -> Any:
+    """Return the figure of a scoring's rows as an operator reads them (any destination)."""
+    dataset = done.run_dataset
     return plots.plot_alarms(
-        rows, group=run.group, timestamp=run.timestamp, target=run.target, threshold=done.threshold
+        done.scored,
+        group=dataset.group,
+        timestamp=dataset.timestamp,
+        target=dataset.target,
+        threshold=done.threshold,
     )
-
-
-def read_scores(destination: str, *, scoring_id: str) -> pd.DataFrame:
-    """Return one scoring's rows from a local Parquet/CSV destination."""
-    path = resolve(destination)
-    if not path.is_file():
-        raise ScoringError(f"--plot needs a local --out file; {destination!r} is not one")
-    frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
-    return frame[frame[SCORING_ID] == scoring_id]
 
 
 def score(
@@ -157,6 +152,7 @@ def score(
         scored_at=scored_at,
         added=added,
         run_dataset=DatasetSpec.model_validate(run["params"]["dataset"]),
+        scored=rows,
     )
     try:
         store.create(SCORINGS, scoring_id, scoring.to_dict())

@@ -176,7 +176,7 @@ def _score(args: argparse.Namespace) -> int:
     store = open_metadata_store(params.metadata_store)
     done = scoring.score(params, store=store, destination=args.out, run_id=args.run)
     if args.plot:
-        figure = scoring.operator_view(done, destination=args.out)
+        figure = scoring.operator_view(done)
         figure.savefig(args.plot, dpi=110)
         print(f"operator's view written to {args.plot}")
     where = f"added {done.added} rows" if done.added else "already there, nothing added"

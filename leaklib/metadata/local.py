@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import fcntl
 import json
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,7 +21,7 @@ from leaklib.metadata.base import (
     check_doc_id,
     to_json_safe,
 )
-from leaklib.paths import resolve, write_atomic
+from leaklib.paths import resolve, writable_folder, write_atomic
 
 
 class LocalMetadataStore:
@@ -39,14 +38,7 @@ class LocalMetadataStore:
 
     def check(self) -> None:
         """Create the folder if needed and fail clearly if it cannot be written."""
-        try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise MetadataError(
-                f"metadata_store {str(self.folder)!r} cannot be created: {exc}"
-            ) from exc
-        if not os.access(self.folder, os.W_OK):
-            raise MetadataError(f"metadata_store {str(self.folder)!r} is not writable")
+        writable_folder(self.folder, parameter="metadata_store", error=MetadataError)
 
     def _path(self, collection: str, doc_id: str) -> Path:
         return self.folder / check_doc_id(collection) / f"{check_doc_id(doc_id)}.json"

@@ -7,7 +7,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from leaklib.paths import resolve
+from leaklib.paths import resolve, writable_folder
 from leaklib.snapshots.base import (
     SUFFIX,
     SnapshotError,
@@ -39,14 +39,7 @@ class LocalSnapshotStore:
 
     def check(self) -> None:
         """Create the folder if needed and fail clearly if it cannot be written."""
-        try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise SnapshotError(
-                f"snapshot_store {str(self.folder)!r} cannot be created: {exc}"
-            ) from exc
-        if not os.access(self.folder, os.W_OK):
-            raise SnapshotError(f"snapshot_store {str(self.folder)!r} is not writable")
+        writable_folder(self.folder, parameter="snapshot_store", error=SnapshotError)
 
     def object_uri(self, sha256: str) -> str:
         """Return the URI the object with this hash has (or would have) in this store."""
