@@ -29,13 +29,6 @@ log = logging.getLogger(__name__)
 EvaluationError = MetricError  # scores that cannot be computed, as the metrics module says
 
 
-def threshold_at_fpr(y: np.ndarray, proba: np.ndarray, *, fpr: float) -> float:
-    """Return the lowest threshold whose false-positive rate stays at or below ``fpr``."""
-    y, proba = checked(y, proba)
-    fprs, _, thresholds = roc_curve(y, proba)
-    return float(thresholds[fprs <= fpr].min())
-
-
 def threshold_for_false_alarm_rate(
     y: np.ndarray, oof_proba: np.ndarray, *, max_false_alarm_rate: float
 ) -> float:

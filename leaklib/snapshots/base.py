@@ -59,9 +59,6 @@ class SnapshotStore(Protocol):
     def exists(self, sha256: str) -> bool:
         """Return True when a snapshot with this hash is stored."""
 
-    def object_uri(self, sha256: str) -> str:
-        """Return the URI the object with this hash has (or would have) in this store."""
-
     def within(self, subfolder: str, *, suffix: str, content_type: str) -> SnapshotStore:
         """Return a store of other content-addressed objects (models, reports) beside these."""
 

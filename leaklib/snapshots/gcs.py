@@ -135,10 +135,6 @@ class GCSSnapshotStore:
         name = f"{check_sha256(sha256)}{self.suffix}"
         return f"{self.prefix}/{name}" if self.prefix else name
 
-    def object_uri(self, sha256: str) -> str:
-        """Return the URI the object with this hash has (or would have) in this store."""
-        return self._object_uri(sha256)
-
     def _object_uri(self, sha256: str) -> str:
         return f"gs://{self.bucket_name}/{self._name(sha256)}"
 

@@ -41,10 +41,6 @@ class LocalSnapshotStore:
         """Create the folder if needed and fail clearly if it cannot be written."""
         writable_folder(self.folder, parameter="snapshot_store", error=SnapshotError)
 
-    def object_uri(self, sha256: str) -> str:
-        """Return the URI the object with this hash has (or would have) in this store."""
-        return self._path(sha256).as_uri()
-
     def exists(self, sha256: str) -> bool:
         """Return True when the snapshot file is present."""
         return self._path(sha256).is_file()
