@@ -15,18 +15,24 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-import uvicorn
-import yaml
+# jsonschema (loaded by nbformat, so by papermill, nbconvert and the runner) imports
+# rfc3987-syntax when it is installed, and that module compiles a grammar on import: 1.1 s of
+# every `leak` command, for IRI format checks that no notebook or schema here uses. Marking it
+# absent, at the edge and before anything loads jsonschema, makes jsonschema skip them.
+sys.modules.setdefault("rfc3987_syntax", None)
 
-from leaklib import champion, parameter_cells, reports, runs, scoring, serve
-from leaklib import gate as gatekeeping
-from leaklib import params as parameters
-from leaklib.cli import simulate as simulate_cli
-from leaklib.metadata import open_metadata_store
-from leaklib.metrics import CATALOGUE
-from leaklib.params import Params
-from leaklib.paths import resolve
-from leaklib.pipeline import reproduce, runner
+import uvicorn  # noqa: E402 - after the line above, as every import below
+import yaml  # noqa: E402
+
+from leaklib import champion, parameter_cells, reports, runs, scoring, serve  # noqa: E402
+from leaklib import gate as gatekeeping  # noqa: E402
+from leaklib import params as parameters  # noqa: E402
+from leaklib.cli import simulate as simulate_cli  # noqa: E402
+from leaklib.metadata import open_metadata_store  # noqa: E402
+from leaklib.metrics import CATALOGUE  # noqa: E402
+from leaklib.params import Params  # noqa: E402
+from leaklib.paths import resolve  # noqa: E402
+from leaklib.pipeline import reproduce, runner  # noqa: E402
 
 log = logging.getLogger("leaklib")
 
