@@ -432,6 +432,19 @@ def close_run(store: MetadataStore, run_id: str) -> dict[str, Any]:
     return _transact(store, run_id, change, finished="keep")
 
 
+def recorded_params(record: dict[str, Any]) -> dict[str, Any]:
+    """Return a run's parameters as recorded, the features back in their declared order.
+
+    Stores may sort a mapping's keys (JSON files, Firestore), and a model's columns follow the
+    declared order; ``feature_order`` keeps it.
+    """
+    values = dict(record["params"])
+    features = values["dataset"]["features"]
+    order = record.get("feature_order") or list(features)
+    values["dataset"] = {**values["dataset"], "features": {n: features[n] for n in order}}
+    return values
+
+
 LEGACY_THRESHOLD = 0.5  # records made before thresholds were chosen per model
 
 

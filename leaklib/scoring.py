@@ -87,7 +87,7 @@ def score_frame(
         model: That run's fitted model when the caller holds it already (a server scoring
             many requests); read from the model store, verified by hash, when omitted.
     """
-    dataset = DatasetSpec.model_validate(run["params"]["dataset"])
+    dataset = DatasetSpec.model_validate(runs.recorded_params(run)["dataset"])
     table = validate_for_scoring(raw, dataset=dataset)
     table, _ = derive_dataset(table, dataset)
     if model is None:
@@ -151,7 +151,7 @@ def score(
         destination=destination,
         scored_at=scored_at,
         added=added,
-        run_dataset=DatasetSpec.model_validate(run["params"]["dataset"]),
+        run_dataset=DatasetSpec.model_validate(runs.recorded_params(run)["dataset"]),
         scored=rows,
     )
     try:

@@ -906,7 +906,7 @@ def create_app(
             return _unprocessable([(["records"], p) for p in exc.problems], "schema_error")
         except DeriveError as exc:
             return _unprocessable([(["records"], str(exc))], "derive_error")
-        dataset = DatasetSpec.model_validate(run["params"]["dataset"])
+        dataset = DatasetSpec.model_validate(runs.recorded_params(run)["dataset"])
         groups = scored.get(dataset.group)
         stamps = scored.get(dataset.timestamp)
         rows = [

@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from leaklib import lineage
+from leaklib import lineage, runs
 from leaklib.params import Params, validate
 
 
@@ -26,14 +26,8 @@ def reproduction_params(record: dict[str, Any]) -> Params:
         raise ReproduceError(
             f"run {record['run_id']!r} has no snapshot: its extract step did not succeed"
         )
-    values = dict(record["params"])
-    features = values["dataset"]["features"]
-    order = record.get("feature_order") or list(features)  # the declared order, as recorded
-    values["dataset"] = {
-        **values["dataset"],
-        "source": f"snapshot:{snapshot['sha256']}",
-        "features": {name: features[name] for name in order},
-    }
+    values = runs.recorded_params(record)
+    values["dataset"] = {**values["dataset"], "source": f"snapshot:{snapshot['sha256']}"}
     values["run_id"] = None
     return validate(values)
 
