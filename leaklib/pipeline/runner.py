@@ -81,74 +81,106 @@ def step_parameters(step: str, params: Params) -> dict[str, Any]:
     return {name: plain[name] for name in declared_parameters(notebook_path(step))}
 
 
-def warm_up_code(notebook: Path) -> str:
-    """Return the notebook's import cells (code cells of import lines only), for a warm kernel.
+def warm_up_code(notebooks: list[Path]) -> str:
+    """Return the notebooks' import cells (code cells of import lines only), for a warm kernel.
 
-    MLflow is added when the notebook imports ``leaklib.tracking``, which loads it on first use.
+    MLflow is added when a notebook imports ``leaklib.tracking``, which loads it on first use.
     """
-    lines = []
-    for cell in json.loads(notebook.read_text(encoding="utf-8"))["cells"]:
-        source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
-        code = [line for line in source.splitlines() if line.strip()]
-        if (
-            cell["cell_type"] == "code"
-            and code
-            and all(line.startswith(("import ", "from ")) for line in code)
-        ):
-            lines += code
+    lines: list[str] = []
+    for notebook in notebooks:
+        for cell in json.loads(notebook.read_text(encoding="utf-8"))["cells"]:
+            source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+            code = [line for line in source.splitlines() if line.strip()]
+            if (
+                cell["cell_type"] == "code"
+                and code
+                and all(line.startswith(("import ", "from ")) for line in code)
+            ):
+                lines += [line for line in code if line not in lines]
     if any("tracking" in line for line in lines):
         lines.append("import mlflow")
     return "\n".join(lines)
 
 
-class WarmKernel:
-    """A step's kernel, started ahead of the step with the notebook's imports already run.
+# Run in the run's kernel between two notebooks: what a notebook defined is gone (names, the
+# output history, open figures, the execution counter), what was imported stays imported.
+RESET_CODE = """\
+get_ipython().run_line_magic("reset", "-f")
+import gc as _gc, matplotlib.pyplot as _plt
+_plt.close("all")
+del _plt
+_gc.collect()
+del _gc
+get_ipython().execution_count = 1
+"""
 
-    The next step's kernel starts while the current step runs, so neither the kernel's start
-    nor its imports (pandas, scikit-learn, matplotlib, MLflow: seconds each) are on the run's
-    critical path. The notebook still runs every cell itself, imports included, in its own
-    fresh kernel, so it behaves exactly as in JupyterLab.
+
+class RunKernel:
+    """The one kernel a run's notebooks execute in, one after the other.
+
+    It starts, and runs every notebook's imports, while the runner checks the stores and the
+    step cache, so neither the kernel's start nor the imports (pandas, scikit-learn,
+    matplotlib, MLflow: seconds each) are paid once per step. Between two notebooks the
+    kernel's namespace is reset (:data:`RESET_CODE`): a notebook sees none of the names the
+    one before it defined, as in a fresh kernel, and still runs every cell itself, imports
+    included. One kernel means one process holding the step's data, not two.
     """
 
-    def __init__(self, step: str) -> None:
-        self.step = step
+    def __init__(self, steps: list[str]) -> None:
         self.km = _KernelManager(kernel_name=KERNEL)
         run_sync(self.km.start_kernel)(cwd=str(project_root()))
-        self._ready = threading.Thread(target=self._import, daemon=True, name=f"warm-{step}")
+        self._used = False
+        self._ready = threading.Thread(
+            target=self._warm_up,
+            args=(warm_up_code([notebook_path(step) for step in steps]),),
+            daemon=True,
+            name="warm-kernel",
+        )
         self._ready.start()
 
-    def _import(self) -> None:
+    def _execute(self, code: str) -> None:
+        """Run code in the kernel, quietly; raise RunnerError if it did not succeed."""
         client = BlockingKernelClient()
         client.load_connection_info(self.km.get_connection_info())
         try:
             client.start_channels()
             client.wait_for_ready(timeout=120)
-            client.execute_interactive(
-                warm_up_code(notebook_path(self.step)),
+            reply = client.execute_interactive(
+                code,
                 store_history=False,
                 timeout=300,
                 output_hook=lambda message: None,  # the import's chatter belongs nowhere
             )
-        except Exception:  # the notebook's own import cell will fail and say why
-            log.info("kernel of step %s could not be warmed", self.step, exc_info=True)
+        except Exception as exc:
+            raise RunnerError(f"the run's kernel did not answer: {_error_text(exc)}") from exc
         finally:
             client.stop_channels()
+        if reply["content"]["status"] != "ok":
+            content = reply["content"]
+            raise RunnerError(f"{content.get('ename')}: {content.get('evalue')}")
+
+    def _warm_up(self, code: str) -> None:
+        try:
+            self._execute(code)
+        except RunnerError:  # the notebook's own import cell will fail and say why
+            log.info("the run's kernel could not be warmed", exc_info=True)
 
     def ready(self) -> AsyncKernelManager:
-        """Wait until the imports ran; return the kernel's manager for papermill."""
+        """Return the kernel's manager for papermill, clean for the next notebook.
+
+        Raises:
+            RunnerError: the namespace could not be reset (the step then fails, saying so).
+        """
         self._ready.join()
+        if self._used:
+            self._execute(RESET_CODE)
+        self._used = True
         return self.km
 
     def shutdown(self) -> None:
         """Stop the kernel in the background (papermill leaves a kernel it did not start)."""
         self._stopping = threading.Thread(target=self.km.stop, daemon=True)
         self._stopping.start()
-
-    def wait_stopped(self, timeout_s: float = 15.0) -> None:
-        """Wait for a shutdown started by :meth:`shutdown`."""
-        stopping = getattr(self, "_stopping", None)
-        if stopping is not None:
-            stopping.join(timeout_s)
 
 
 class _KernelManager(AsyncKernelManager):
@@ -167,19 +199,19 @@ class _KernelManager(AsyncKernelManager):
 
 
 def execute_step(
-    step: str, *, params: Params, out_dir: Path, kernel: WarmKernel | None = None
+    step: str, *, params: Params, out_dir: Path, kernel: RunKernel | None = None
 ) -> tuple[Path, str | None]:
     """Run one notebook with the parameters it declares; return (executed notebook, error).
 
     Args:
-        kernel: A kernel started ahead for this step (it is shut down after the step);
-            without one papermill starts its own.
+        kernel: The run's kernel (left running for the next step); without one papermill
+            starts and stops its own.
     """
     source = notebook_path(step)
     output = out_dir / source.name
     values = step_parameters(step, params)
-    extra = {"km": kernel.ready()} if kernel else {}
     try:
+        extra = {"km": kernel.ready()} if kernel else {}
         papermill.execute_notebook(
             str(source),
             str(output),
@@ -202,9 +234,6 @@ def execute_step(
     except Exception as exc:  # a kernel death or timeout is a failed step, not a crash
         log.exception("step %s could not run", step)
         return output, _error_text(exc)
-    finally:
-        if kernel:
-            kernel.shutdown()
     return output, None
 
 
@@ -441,12 +470,12 @@ def _run_steps(
 ) -> None:
     """Run or reuse the steps in order under a heartbeat; stop at the first failed step.
 
-    While a step runs, the next step's kernel starts and imports (:class:`WarmKernel`), and
-    the previous step's report renders in ``renderer`` (its header is redone at the end).
+    The steps that run share one kernel (:class:`RunKernel`), started when the first of them
+    is due; the previous step's report renders in ``renderer`` while the next step runs (its
+    header is redone at the end).
     """
     run_id = params.run_id
-    warm: dict[str, WarmKernel] = {}
-    started_kernels: list[WarmKernel] = []
+    kernel: RunKernel | None = None
     try:
         with Heartbeat(store, run_id):
             for number, step in enumerate(runs.STEPS, start=1):
@@ -463,12 +492,7 @@ def _run_steps(
                     progress(f"{counter} cached from run {found.run_id}")
                     continue
                 started = time.monotonic()
-                kernel = warm.pop(step, None) or WarmKernel(step)
-                started_kernels.append(kernel)
-                if number < len(runs.STEPS):
-                    following = runs.STEPS[number]
-                    warm[following] = WarmKernel(following)
-                    started_kernels.append(warm[following])
+                kernel = kernel or RunKernel(list(runs.STEPS[number - 1 :]))
                 output, error = execute_step(step, params=params, out_dir=out_dir, kernel=kernel)
                 elapsed = time.monotonic() - started
                 if output.exists():
@@ -488,9 +512,7 @@ def _run_steps(
                     )
                 progress(f"{counter} ok in {elapsed:.1f} s")
     finally:
-        for (
-            kernel
-        ) in warm.values():  # started for a step that then came from the cache or never ran
+        if kernel:
             kernel.shutdown()
 
 

@@ -166,3 +166,48 @@ def test_an_unreachable_mlflow_fails_before_any_step_naming_the_variable(
     assert f"MLFLOW_TRACKING_URI {uri} is unreachable after 3 tries" in done.stderr
     assert not (project / "stores/metadata/runs").exists() or not _records(project)
     assert not (project / "reports").exists() or not any((project / "reports").iterdir())
+
+
+@pytest.fixture
+def run_kernel() -> Iterator:
+    from leaklib.pipeline.runner import RunKernel
+
+    kernel = RunKernel(["train"])
+    yield kernel
+    kernel.km.stop()
+
+
+def _evaluate(kernel, code: str) -> tuple[str, int]:
+    """Run ``code`` in the kernel; return what it printed and the cell's execution count."""
+    from jupyter_client.blocking import BlockingKernelClient
+
+    client = BlockingKernelClient()
+    client.load_connection_info(kernel.km.get_connection_info())
+    client.start_channels()
+    printed: list[str] = []
+    try:
+        client.wait_for_ready(timeout=60)
+        reply = client.execute_interactive(
+            code,
+            timeout=60,
+            output_hook=lambda msg: printed.append(msg["content"].get("text", "")),
+        )
+    finally:
+        client.stop_channels()
+    return "".join(printed), reply["content"]["execution_count"]
+
+
+def test_the_run_kernel_forgets_a_notebooks_names_and_figures_but_keeps_its_imports(run_kernel):
+    run_kernel.ready()  # the first notebook: warmed with train's imports, nothing reset
+    _evaluate(run_kernel, "table = list(range(3))\nimport matplotlib.pyplot as plt\nplt.figure()")
+
+    run_kernel.ready()  # the next notebook
+    seen, number = _evaluate(
+        run_kernel,
+        "import sys, matplotlib.pyplot as plt\n"
+        "print('table' in globals(), len(plt.get_fignums()),"
+        " 'mlflow' in sys.modules, 'leaklib.modelling' in sys.modules)",
+    )
+
+    assert seen.split() == ["False", "0", "True", "True"]
+    assert number == 1  # the notebook's cells are numbered from 1, as in a fresh kernel
