@@ -4,12 +4,13 @@
         [--champion SHA256] [--work DIR]
 
 It calls the same library functions as the three notebooks, in the same order and on the
-same parameters: read and validate the table, profile it, the distributions figure, write
-the snapshot (canonical Parquet bytes and their SHA-256), the grouped holdout and its
-snapshot, grouped cross-validation, the final fit and the model file, the holdout metrics,
-operations and detection delays, the figures the evaluate notebook draws (each encoded to
-PNG, as the notebook's inline backend does), permutation importance and, given a champion
-model file (``--champion``), its scores and the paired group bootstrap of the gate. No
+same parameters: read and validate the table, profile it, the distributions figure, the
+derived features and their figure, write the snapshot (canonical Parquet bytes and their
+SHA-256), the grouped holdout and its snapshot, grouped cross-validation with out-of-fold
+predictions (``tune``), the alarm threshold, the final fit and the model file, the holdout
+metrics, operations and detection delays, the figures the evaluate notebook draws (each
+encoded to PNG, as the notebook's inline backend does), permutation importance and, given a
+champion model file (``--champion``), its scores and the paired group bootstrap of the gate. No
 notebooks, no kernels, no run record, no MLflow, no rendering. It prints one JSON line
 (per-step seconds and the figures it computed) so the benchmark can check the metrics equal
 those of ``leak run``.
@@ -28,7 +29,17 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-from leaklib import evaluation, modelling, models, plots, schema, snapshots, sources  # noqa: E402
+from leaklib import (  # noqa: E402
+    evaluation,
+    features,
+    metrics,
+    modelling,
+    models,
+    plots,
+    schema,
+    snapshots,
+    sources,
+)
 from leaklib.bootstrap import paired_bootstrap  # noqa: E402
 from leaklib.gate import champion_scores  # noqa: E402
 from leaklib.params import load  # noqa: E402
@@ -62,19 +73,31 @@ def main(argv: list[str] | None = None) -> dict:
         store = snapshots.open_snapshot_store(args.work or tmp)
         store.check()
 
-        started = time.perf_counter()  # --- extract
+        started = time.perf_counter()  # --- extract (01_extract's cells, in order)
         raw = sources.read_source(params)
         table, report = schema.validate_table(raw, params=params)
         report.summary()
         schema.profile(table, params=params)
         separating = schema.most_separating(table, params=params, n=3)
         plots.plot_distributions(table, columns=separating, target=dataset.target)
+        table, derived = features.derive_dataset(table, dataset)
+        shown = features.strongest(table, list(derived), target=dataset.target)
+        if shown:
+            plots.plot_deviation_during_leak(
+                table,
+                column=shown[0],
+                derived=shown[1],
+                target=dataset.target,
+                group=dataset.group,
+                timestamp=dataset.timestamp,
+            )
         figures = _png_all()
         snapshot = snapshots.snapshot_table(table, store=store)
         seconds["extract"] = time.perf_counter() - started
 
-        started = time.perf_counter()  # --- train
+        started = time.perf_counter()  # --- train (02_train's cells)
         table = snapshots.load_snapshot(snapshot.sha256, store=store)
+        columns = features.model_features(dataset, list(derived))
         train_rows, holdout_rows = modelling.split_holdout(
             table,
             target=dataset.target,
@@ -84,35 +107,47 @@ def main(argv: list[str] | None = None) -> dict:
         )
         train, holdout = table.iloc[train_rows], table.iloc[holdout_rows]
         holdout_snapshot = snapshots.snapshot_table(holdout, store=store)
-        pipeline = modelling.build_pipeline(dataset.features, model=params.model, seed=params.seed)
-        cv_scores = modelling.cross_validate(
-            pipeline,
+        modelling.split_summary(train, holdout, target=dataset.target, group=dataset.group)
+        tuned = modelling.tune(
+            params.model,
             train,
-            features=dataset.features,
+            features=columns,
             target=dataset.target,
             group=dataset.group,
             folds=params.cv_folds,
             seed=params.seed,
+            primary=params.promotion.primary_metric,
         )
-        cv_metrics = modelling.summarise_cv(cv_scores)
-        X_train = modelling.feature_frame(train, dataset.features)
+        alarm = evaluation.alarm_threshold(
+            train[dataset.target],
+            tuned.cv.oof,
+            tuned.cv.fold,
+            max_false_alarm_rate=params.alarm.max_false_alarm_rate,
+            override=params.threshold,
+        )
+        cv_metrics = modelling.summarise_cv(tuned.cv.scores)
+        pipeline = modelling.build_pipeline(columns, model=tuned.model, seed=params.seed)
+        X_train = modelling.feature_frame(train, columns)
         fitted = pipeline.fit(X_train, train[dataset.target])
         model_file = models.save_model(fitted, store=store)
         seconds["train"] = time.perf_counter() - started
 
-        started = time.perf_counter()  # --- evaluate
+        started = time.perf_counter()  # --- evaluate (03_evaluate's cells)
         holdout = snapshots.load_snapshot(holdout_snapshot.sha256, store=store)
         model = models.load_model(model_file.sha256, store=store)
-        X = modelling.feature_frame(holdout, dataset.features)
+        X = modelling.feature_frame(holdout, columns)
         y = holdout[dataset.target].to_numpy()
         proba = model.predict_proba(X)[:, 1]
-        scores = evaluation.holdout_metrics(y, proba, threshold=params.threshold)
+        threshold = alarm.threshold
+        scores = evaluation.holdout_metrics(y, proba, threshold=threshold)
+        evaluation.headline(cv_metrics, scores)
         plots.plot_roc(y, proba)
         plots.plot_pr(y, proba)
-        plots.plot_confusion(y, proba, threshold=params.threshold)
-        plots.plot_threshold_sweep(y, proba, threshold=params.threshold)
-        evaluation.operations(holdout, proba, params=params)
-        delays = evaluation.delays_if_possible(holdout, proba, params=params)
+        evaluation.alarm_summary(alarm.to_dict(), scores)
+        plots.plot_confusion(y, proba, threshold=threshold)
+        plots.plot_threshold_sweep(y, proba, threshold=threshold)
+        operations = evaluation.operations(holdout, proba, params=params, threshold=threshold)
+        delays = evaluation.delays_if_possible(holdout, proba, params=params, threshold=threshold)
         plots.plot_delays(delays)
         plots.plot_calibration(y, proba)
         importance = evaluation.permutation_table(
@@ -124,7 +159,7 @@ def main(argv: list[str] | None = None) -> dict:
                 args.champion, store=snapshots.open_snapshot_store(args.champion_store)
             )
             champion_proba = champion_scores(other, holdout)
-            evaluation.holdout_metrics(y, champion_proba, threshold=params.threshold)
+            evaluation.holdout_metrics(y, champion_proba, threshold=threshold)
             spec = params.promotion
             paired_bootstrap(
                 y,
@@ -136,6 +171,7 @@ def main(argv: list[str] | None = None) -> dict:
                 seed=params.seed,
                 confidence=spec.confidence,
             )
+        metrics.prefixed(scores, operations.to_dict(), evaluation.detection_summary(delays))
         figures += _png_all()
         seconds["evaluate"] = time.perf_counter() - started
     result = {
@@ -143,7 +179,11 @@ def main(argv: list[str] | None = None) -> dict:
         "figures": figures,
         "snapshot_sha256": snapshot.sha256,
         "model_sha256": model_file.sha256,
-        "metrics": {**cv_metrics, **{f"holdout_{k}": v for k, v in scores.items()}},
+        "metrics": {
+            **cv_metrics,
+            "alarm_threshold": alarm.threshold,
+            **metrics.prefixed(scores, operations.to_dict(), evaluation.detection_summary(delays)),
+        },
     }
     print(json.dumps(result), flush=True)  # noqa: T201
     return result
