@@ -56,14 +56,17 @@ class ValidationReport:
 
     def summary(self) -> pd.Series:
         """Return the headline figures as a one-column table for the notebook."""
+        sample = self.sample
         return pd.Series(
             {
-                "rows": f"{self.rows:,}",
-                "groups": "-" if self.groups is None else f"{self.groups:,}",
+                "rows": f"{self.rows:,}" + (f" of {sample.of_rows:,}" if sample else ""),
+                "groups": "-"
+                if self.groups is None
+                else f"{self.groups:,}" + (f" of {sample.of_groups:,}" if sample else ""),
                 "leak rows": f"{self.positives:,} ({self.positive_rate:.1%})",
                 "columns with missing values": len(self.missing),
                 "undeclared columns ignored": ", ".join(self.ignored_columns) or "none",
-                "sample": self.sample.summary() if self.sample else "none: every group",
+                "sample": sample.rule if sample else "none: every group",
                 "notes": "; ".join(self.notes) or "none",
             },
             name="value",
@@ -297,10 +300,7 @@ def _sample_notes(sample: SampleReport, group: str, problems: list[str], notes: 
             "source; a row without a group is in no sample"
         )
     if sample.kept_groups < sample.of_groups:
-        notes.append(
-            f"dataset.sample {sample.rule} kept {sample.kept_groups:,} of {sample.of_groups:,} "
-            "groups: only their rows were validated; the other groups' rows were not checked"
-        )
+        notes.append("rows of unsampled groups were not validated")
 
 
 def validate_table(

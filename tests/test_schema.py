@@ -172,8 +172,10 @@ def test_a_sample_is_validated_on_its_groups_and_recorded_in_the_report(table, p
         "of_rows": len(table),
         "rows_without_group": 0,
     }
-    assert "only their rows were validated" in "; ".join(report.notes)
-    assert report.summary()["sample"].startswith("{groups: 12}: 12 of 24 groups")
+    assert report.notes == ["rows of unsampled groups were not validated"]
+    shown = report.summary()
+    assert shown["sample"] == "{groups: 12}" and shown["groups"] == "12 of 24"
+    assert shown["rows"] == f"{len(clean):,} of {len(table):,}"
 
 
 def test_without_a_sample_the_report_says_every_group(table, params):
