@@ -40,6 +40,7 @@ from pathlib import Path
 
 import pandas as pd
 import psutil
+import pyarrow.parquet as pq
 
 REPO = Path(__file__).resolve().parents[1]
 PLAIN = REPO / "benchmarks" / "plain_pipeline.py"
@@ -164,15 +165,23 @@ def record(project: Path, run_id: str) -> dict:
     return json.loads((project / f"stores/metadata/runs/{run_id}.json").read_text())
 
 
-def scaled_table(project: Path, factor: int) -> str:
-    """Write the default table replicated ``factor`` times with new group ids; its path."""
-    if factor == 1:
+def scaled_table(project: Path, factor: int, *, row_group_rows: int | None = None) -> str:
+    """Write the default table replicated ``factor`` times with new group ids; its path.
+
+    Row groups hold as many rows as the source's (``leak simulate`` writes 65,536), unless
+    ``row_group_rows`` says otherwise.
+    """
+    source = REPO / "data/l-town-leaks.parquet"
+    if factor == 1 and row_group_rows is None:
         return "data/l-town-leaks.parquet"
-    table = pd.read_parquet(REPO / "data/l-town-leaks.parquet")
+    row_group_rows = row_group_rows or pq.ParquetFile(source).metadata.row_group(0).num_rows
+    table = pd.read_parquet(source)
     span = int(table["scenario_id"].max()) + 1
     copies = [table.assign(scenario_id=table["scenario_id"] + k * span) for k in range(factor)]
-    path = project / f"scaled-{factor}x.parquet"
-    pd.concat(copies, ignore_index=True).to_parquet(path, index=False)
+    path = project / f"scaled-{factor}x-{row_group_rows}.parquet"
+    pd.concat(copies, ignore_index=True).to_parquet(
+        path, index=False, row_group_size=row_group_rows
+    )
     return path.name
 
 

@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> dict:
         store.check()
 
         started = time.perf_counter()  # --- extract (01_extract's cells, in order)
-        raw = sources.read_source(params)
+        raw = sources.extract_source(params)
         table, report = schema.validate_table(raw, params=params)
         report.summary()
         schema.profile(table, params=params)

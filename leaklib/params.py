@@ -19,8 +19,10 @@ from pydantic import (
     ConfigDict,
     Field,
     RootModel,
+    SerializerFunctionWrapHandler,
     ValidationError,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -94,6 +96,32 @@ class BigQuerySpec(_Strict):
     where_params: dict[str, Any] = Field(default_factory=dict)
     limit: Annotated[int, Field(gt=0)] | None = None
     use_storage_api: bool = True
+
+
+class SampleSpec(_Strict):
+    """A deterministic sample of whole groups: ``{groups: N}`` or ``{fraction: f}``.
+
+    Which groups is decided by :mod:`leaklib.sampling` (a hash of the group value).
+    """
+
+    groups: Annotated[int, Field(gt=0, strict=True)] | None = None
+    fraction: Annotated[float, Field(gt=0.0, le=1.0, strict=True)] | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> SampleSpec:
+        if (self.groups is None) == (self.fraction is None):
+            raise ValueError(SAMPLE_FORM)
+        return self
+
+    @model_serializer(mode="wrap")
+    def _only_the_rule(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return {key: value for key, value in handler(self).items() if value is not None}
+
+
+SAMPLE_FORM = (
+    "give exactly one of groups (a number of groups, > 0) or fraction (a share of the groups, "
+    "0 < f <= 1): {groups: 24} or {fraction: 0.1}, or null for every group"
+)
 
 
 class AlarmSpec(_Strict):
@@ -205,6 +233,13 @@ class DatasetSpec(_Strict):
         default=None,
         description="Keep only the first N groups of the table (quick iterations; null: all).",
     )
+    sample: SampleSpec | None = Field(
+        default=None,
+        description="A deterministic sample of whole groups, chosen by a hash of the group "
+        "value: {groups: N} keeps N groups, {fraction: f} about that share of them (null: "
+        "all). Pushed into the query for BigQuery; a Parquet file is read in batches, so "
+        "memory follows the sample. Needs group; not with max_groups.",
+    )
     model_name: str | None = Field(
         default=None,
         description="Name the dataset's models and champion are kept under "
@@ -231,6 +266,13 @@ class DatasetSpec(_Strict):
             raise ValueError("declare at least one feature column")
         return value
 
+    @field_validator("sample", mode="before")
+    @classmethod
+    def _sample_form(cls, value: Any) -> Any:
+        if value is not None and not isinstance(value, dict | SampleSpec):
+            raise ValueError(f"expected a mapping: {SAMPLE_FORM}")
+        return value
+
     @field_validator("model_name")
     @classmethod
     def _model_name(cls, value: str | None) -> str | None:
@@ -246,6 +288,15 @@ class DatasetSpec(_Strict):
                 raise ValueError(f"column {column!r} is the {role} and cannot also be a feature")
         if self.max_groups is not None and self.group is None:
             raise ValueError("max_groups needs a group column")
+        if self.sample is not None:
+            if self.group is None:
+                raise ValueError("dataset.sample needs dataset.group: whole groups are sampled")
+            if self.max_groups is not None:
+                raise ValueError(
+                    "dataset.sample and dataset.max_groups cannot both be set: max_groups keeps the first "
+                    "groups in sorted order, sample keeps groups chosen by a hash; set one "
+                    "to null"
+                )
         self._check_derive()
         if self.model_name is None:
             object.__setattr__(self, "model_name", default_model_name(self.source))
@@ -291,7 +342,7 @@ class Params(_Strict):
     )
     dataset: DatasetSpec = Field(
         description="The input table: source, target, features, group, timestamp, max_groups, "
-        "model_name. A later file that gives dataset replaces it whole."
+        "sample, model_name. A later file that gives dataset replaces it whole."
     )
     snapshot_store: str = Field(
         description="Where validated snapshots go: a local folder or gs://BUCKET/PREFIX."

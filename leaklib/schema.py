@@ -10,6 +10,7 @@ import contextlib
 import logging
 import re
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +18,8 @@ import numpy as np
 import pandas as pd
 
 from leaklib.params import DatasetSpec, FeatureSpec, Params
+from leaklib.sampling import SampleReport, sample_frame
+from leaklib.sources.base import SourceTable
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +43,7 @@ class SchemaError(ValueError):
 
 @dataclass
 class ValidationReport:
-    """What validation found: sizes, class balance, missing values, ignored columns."""
+    """What validation found: sizes, class balance, missing values, ignored columns, sample."""
 
     rows: int
     groups: int | None
@@ -49,16 +52,21 @@ class ValidationReport:
     missing: dict[str, int] = field(default_factory=dict)
     ignored_columns: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    sample: SampleReport | None = None
 
     def summary(self) -> pd.Series:
         """Return the headline figures as a one-column table for the notebook."""
+        sample = self.sample
         return pd.Series(
             {
-                "rows": f"{self.rows:,}",
-                "groups": "-" if self.groups is None else f"{self.groups:,}",
+                "rows": f"{self.rows:,}" + (f" of {sample.of_rows:,}" if sample else ""),
+                "groups": "-"
+                if self.groups is None
+                else f"{self.groups:,}" + (f" of {sample.of_groups:,}" if sample else ""),
                 "leak rows": f"{self.positives:,} ({self.positive_rate:.1%})",
                 "columns with missing values": len(self.missing),
                 "undeclared columns ignored": ", ".join(self.ignored_columns) or "none",
+                "sample": sample.rule if sample else "none: every group",
                 "notes": "; ".join(self.notes) or "none",
             },
             name="value",
@@ -74,6 +82,7 @@ class ValidationReport:
             "missing": self.missing,
             "ignored_columns": self.ignored_columns,
             "notes": self.notes,
+            "sample": self.sample.to_dict() if self.sample else None,
         }
 
 
@@ -237,19 +246,22 @@ def _check_columns(
     notes: list[str],
     *,
     target: bool = True,
+    present: Sequence[str] | None = None,
 ) -> dict[str, pd.Series]:
     """Type every declared column that is present; note every problem, missing ones too.
 
     With ``target=False`` (scoring new readings) the target may be absent; when present it is
-    checked like any other column.
+    checked like any other column. ``present`` names every column of the source when the
+    frame holds only the declared ones (for the hint that names a near miss).
     """
+    present = pd.Index(frame.columns if present is None else present)
     for column in dataset.columns():
         if column == dataset.target and not target:
             continue
         if column not in frame.columns:
             problems.append(
                 f"column {column!r} ({dataset.role_of(column)}) is declared but not in the "
-                f"table{_near_miss(column, frame.columns)}"
+                f"table{_near_miss(column, present)}"
             )
     out: dict[str, pd.Series] = {}
     if dataset.group in frame.columns:
@@ -280,11 +292,32 @@ def _check_columns(
     return out
 
 
-def validate_table(frame: pd.DataFrame, *, params: Params) -> tuple[pd.DataFrame, ValidationReport]:
+def _sample_notes(sample: SampleReport, group: str, problems: list[str], notes: list[str]) -> None:
+    """Say what a sample left unchecked, and name rows that no sample can hold."""
+    if sample.rows_without_group:
+        problems.append(
+            f"column {group!r} (group): {sample.rows_without_group:,} missing value(s) in the "
+            "source; a row without a group is in no sample"
+        )
+    if sample.kept_groups < sample.of_groups:
+        notes.append("rows of unsampled groups were not validated")
+
+
+def validate_table(
+    raw: pd.DataFrame | SourceTable, *, params: Params
+) -> tuple[pd.DataFrame, ValidationReport]:
     """Check a table against the declared schema and return it typed, with a report.
 
     The returned frame holds, in order, the group and timestamp columns (if set), the
     declared features and the target (int8). Undeclared columns are dropped and listed.
+    ``dataset.sample`` keeps whole groups before anything is checked, so only the kept rows
+    are validated (the report says so); ``dataset.max_groups`` likewise.
+
+    Args:
+        raw: The table, or what :func:`leaklib.sources.extract_source` read: sampled at the
+            source, with the names of the source's other columns. A plain table is sampled
+            here when ``dataset.sample`` is set.
+        params: The run's parameters.
 
     Raises:
         SchemaError: Naming every column that is missing, mistyped, out of bounds or
@@ -292,7 +325,11 @@ def validate_table(frame: pd.DataFrame, *, params: Params) -> tuple[pd.DataFrame
     """
     dataset = params.dataset
     problems: list[str] = []
-    if frame.empty:
+    if isinstance(raw, SourceTable):
+        frame, present, sample = raw.frame, list(raw.columns), raw.sample
+    else:
+        frame, present, sample = raw, None, None
+    if frame.empty and sample is None:
         raise SchemaError([f"the table from {dataset.source!r} has no rows"])
     repeated = frame.columns[frame.columns.duplicated()].unique()
     if len(repeated):
@@ -305,8 +342,20 @@ def validate_table(frame: pd.DataFrame, *, params: Params) -> tuple[pd.DataFrame
         )
     if dataset.max_groups and dataset.group in frame.columns:
         frame = limit_groups(frame, group=dataset.group, max_groups=dataset.max_groups)
+    if sample is None and dataset.sample and dataset.group in frame.columns:
+        present = list(frame.columns) if present is None else present
+        frame, sample = sample_frame(frame, group=dataset.group, spec=dataset.sample)
+    if sample is not None and frame.empty:
+        raise SchemaError(
+            [
+                f"dataset.sample {sample.rule} kept no group of the {sample.of_groups:,} in "
+                f"{dataset.source!r}; choose more groups or a larger fraction"
+            ]
+        )
     notes: list[str] = []
-    out = _check_columns(frame, dataset, problems, notes)
+    if sample is not None:
+        _sample_notes(sample, dataset.group, problems, notes)
+    out = _check_columns(frame, dataset, problems, notes, present=present)
     if problems:
         raise SchemaError(problems)
     clean = pd.DataFrame(out)
@@ -314,7 +363,7 @@ def validate_table(frame: pd.DataFrame, *, params: Params) -> tuple[pd.DataFrame
     if problems:
         raise SchemaError(problems)
     missing_counts = {c: int(n) for c, n in clean[list(dataset.features)].isna().sum().items() if n}
-    ignored = [c for c in frame.columns if c not in clean.columns]
+    ignored = [c for c in (frame.columns if present is None else present) if c not in clean.columns]
     positives = int(clean[dataset.target].sum())
     report = ValidationReport(
         rows=len(clean),
@@ -324,6 +373,7 @@ def validate_table(frame: pd.DataFrame, *, params: Params) -> tuple[pd.DataFrame
         missing=missing_counts,
         ignored_columns=ignored,
         notes=notes,
+        sample=sample,
     )
     log.info("validated %d rows; %d ignored column(s)", len(clean), len(ignored))
     return clean, report

@@ -121,6 +121,51 @@ def test_max_groups_needs_a_group():
         )
 
 
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("null", None), ("{groups: 24}", {"groups": 24}), ("{fraction: 0.25}", {"fraction": 0.25})],
+)
+def test_sample_is_null_or_one_rule_and_is_recorded_as_written(value, expected):
+    loaded = P.load(overrides=[("dataset.sample", value)])
+    assert loaded.to_plain()["dataset"]["sample"] == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("{groups: 0}", r"dataset\.sample\.groups: Input should be greater than 0"),
+        ("{groups: true}", r"dataset\.sample\.groups: Input should be a valid integer"),
+        ("{fraction: 0}", r"dataset\.sample\.fraction: Input should be greater than 0"),
+        ("{fraction: 1.5}", r"dataset\.sample\.fraction: Input should be less than or equal to 1"),
+        ("{}", r"dataset\.sample: .*exactly one of groups .* or fraction"),
+        ("{groups: 2, fraction: 0.1}", r"dataset\.sample: .*exactly one of groups"),
+        ("24", r"dataset\.sample: .*expected a mapping: .*\{groups: 24\} or \{fraction: 0\.1\}"),
+        ("{group: 3}", r"dataset\.sample\.group: Extra inputs are not permitted"),
+    ],
+)
+def test_a_bad_sample_is_named_with_the_expected_form(value, message):
+    with pytest.raises(P.ParameterError, match=message):
+        P.load(overrides=[("dataset.sample", value)])
+
+
+def test_sample_needs_a_group():
+    with pytest.raises(P.ParameterError, match="dataset.sample needs dataset.group"):
+        P.load(
+            overrides=[
+                ("dataset.derive", "[]"),
+                ("dataset.group", "null"),
+                ("dataset.sample", "{groups: 3}"),
+            ]
+        )
+
+
+def test_sample_and_max_groups_are_refused_together():
+    with pytest.raises(
+        P.ParameterError, match="dataset.sample and dataset.max_groups cannot both be set"
+    ):
+        P.load(overrides=[("dataset.max_groups", "3"), ("dataset.sample", "{fraction: 0.5}")])
+
+
 def test_dotted_override_sets_nested_value():
     loaded = P.load(overrides=[("model.params.max_iter", "7")])
     assert loaded.model.params["max_iter"] == 7 and loaded.model.name == "hist_gradient_boosting"

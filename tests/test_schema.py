@@ -3,7 +3,9 @@ import pandas as pd
 import pytest
 
 from leaklib import params as P
+from leaklib.params import SampleSpec
 from leaklib.schema import SchemaError, limit_groups, most_separating, profile, validate_table
+from leaklib.sources import SourceTable
 
 
 def test_valid_table_is_typed_and_undeclared_columns_listed(table, params):
@@ -148,3 +150,70 @@ def test_csv_values_are_coerced(tmp_path, table, params):
     table.to_csv(path, index=False)
     clean, _ = validate_table(pd.read_csv(path), params=params)
     assert clean["valve_open"].isin([0.0, 1.0]).all()
+
+
+# --- dataset.sample: validation sees the kept groups only ------------------------------------
+
+
+def sampled(params, **sample):
+    dataset = params.dataset.model_copy(update={"sample": SampleSpec(**sample)})
+    return params.model_copy(update={"dataset": dataset})
+
+
+def test_a_sample_is_validated_on_its_groups_and_recorded_in_the_report(table, params):
+    clean, report = validate_table(table, params=sampled(params, groups=12))
+
+    assert clean["scenario_id"].nunique() == 12 == report.groups
+    assert report.to_dict()["sample"] == {
+        "rule": "{groups: 12}",
+        "kept_groups": 12,
+        "of_groups": 24,
+        "rows": len(clean),
+        "of_rows": len(table),
+        "rows_without_group": 0,
+    }
+    assert report.notes == ["rows of unsampled groups were not validated"]
+    shown = report.summary()
+    assert shown["sample"] == "{groups: 12}" and shown["groups"] == "12 of 24"
+    assert shown["rows"] == f"{len(clean):,} of {len(table):,}"
+
+
+def test_without_a_sample_the_report_says_every_group(table, params):
+    _, report = validate_table(table, params=params)
+    assert report.sample is None and report.to_dict()["sample"] is None
+    assert report.summary()["sample"] == "none: every group"
+
+
+def test_a_bad_row_outside_the_sample_is_not_reported(table, params):
+    spec = sampled(params, groups=6)
+    kept = set(validate_table(table, params=spec)[0]["scenario_id"])
+    outside = table["scenario_id"] == min(set(range(24)) - kept)
+    table.loc[outside, "p_b"] = -1.0  # below the declared min 0, in a group not sampled
+
+    validate_table(table, params=spec)  # no error: those rows were never checked
+    with pytest.raises(SchemaError, match="below the declared min"):
+        validate_table(table, params=params)
+
+
+def test_rows_without_a_group_are_a_problem_even_in_a_sample(table, params):
+    table.loc[:4, "scenario_id"] = np.nan
+    table["scenario_id"] = table["scenario_id"].astype("Int64")
+    with pytest.raises(SchemaError, match=r"'scenario_id' \(group\): 5 missing value\(s\) in the"):
+        validate_table(table, params=sampled(params, fraction=1.0))
+
+
+def test_a_sample_that_keeps_no_group_names_the_parameter(table, params):
+    with pytest.raises(SchemaError, match=r"dataset.sample \{fraction: 1e-09\} kept no group"):
+        validate_table(table, params=sampled(params, fraction=1e-9))
+
+
+def test_a_source_table_lists_the_columns_it_did_not_read(table, params):
+    read = table[params.dataset.columns()].rename(columns={"p_b": "P_B"})
+    raw = SourceTable(read.drop(columns="P_B"), (*read.columns, "note"))
+
+    with pytest.raises(SchemaError, match="the table has 'P_B', which differs only in case"):
+        validate_table(raw, params=params)
+    _, report = validate_table(
+        SourceTable(table[params.dataset.columns()], tuple(table.columns)), params=params
+    )
+    assert report.ignored_columns == ["note"]

@@ -1,8 +1,12 @@
 """Read the input table a ``source`` parameter names.
 
 The backend is chosen by the parameter's scheme (:mod:`leaklib.backends`): a local Parquet or
-CSV file (:mod:`leaklib.sources.files`) or ``bigquery://PROJECT.DATASET.TABLE``
-(:mod:`leaklib.sources.bigquery`).
+CSV file (:mod:`leaklib.sources.files`), ``bigquery://PROJECT.DATASET.TABLE``
+(:mod:`leaklib.sources.bigquery`) or a recorded snapshot (:mod:`leaklib.sources.snapshot`).
+
+:func:`extract_source` is what the extract step reads: the sample of ``dataset.sample``
+applied where the source can do it (in the query for BigQuery, batch by batch for a Parquet
+file). :func:`read_source` reads the whole table (scoring new readings, say).
 """
 
 from __future__ import annotations
@@ -11,15 +15,28 @@ import pandas as pd
 
 from leaklib.backends import open_backend
 from leaklib.params import Params
-from leaklib.sources.base import SourceError, SourceReader
+from leaklib.sources.base import SourceError, SourceReader, SourceTable
 
-__all__ = ["SourceError", "SourceReader", "read_source", "source_identity"]
+__all__ = [
+    "SourceError",
+    "SourceReader",
+    "SourceTable",
+    "extract_source",
+    "read_source",
+    "source_identity",
+]
 
 
 def read_source(params: Params) -> pd.DataFrame:
     """Read the table named by ``params.dataset.source`` (local Parquet/CSV or ``bigquery://``)."""
     reader: SourceReader = open_backend("sources", params.dataset.source, error=SourceError)
     return reader.read(params)
+
+
+def extract_source(params: Params) -> SourceTable:
+    """Read the rows a run trains on from ``params.dataset.source``, sampled if it says so."""
+    reader: SourceReader = open_backend("sources", params.dataset.source, error=SourceError)
+    return reader.extract(params)
 
 
 def source_identity(params: Params) -> str | None:

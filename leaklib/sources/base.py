@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from typing import Protocol
 
 import pandas as pd
 import psutil
 
 from leaklib.params import Params
+from leaklib.sampling import SampleReport, sample_frame
 
 ENV_MAX_TABLE_BYTES = "LEAK_MAX_TABLE_BYTES"  # overrides the memory limit (bytes)
 MEMORY_SHARE = 0.5  # validation and the snapshot copy the table, so use at most half
@@ -18,13 +20,41 @@ class SourceError(RuntimeError):
     """The input table cannot be read."""
 
 
+@dataclass(frozen=True)
+class SourceTable:
+    """The rows a run extracts from its source, and what the source held besides.
+
+    Attributes:
+        frame: The declared columns the source has (a file read whole: every column), of the
+            rows ``dataset.sample`` keeps (all rows without a sample).
+        columns: Every column of the source, declared or not, for the schema check's report.
+        sample: What the sample kept, of how much; None without a sample.
+    """
+
+    frame: pd.DataFrame
+    columns: tuple[str, ...]
+    sample: SampleReport | None = None
+
+
+def sampled(frame: pd.DataFrame, params: Params) -> SourceTable:
+    """Apply ``dataset.sample`` to a table already in memory (a CSV file, a snapshot)."""
+    spec, group = params.dataset.sample, params.dataset.group
+    if spec is None or group is None:
+        return SourceTable(frame, tuple(frame.columns))
+    kept, report = sample_frame(frame, group=group, spec=spec)
+    return SourceTable(kept, tuple(frame.columns), report)
+
+
 class SourceReader(Protocol):
     """Reads the input table a ``source`` parameter names. Backends: local file, BigQuery."""
 
     uri: str
 
     def read(self, params: Params) -> pd.DataFrame:
-        """Return the table; SourceError when it cannot be read."""
+        """Return the whole table; SourceError when it cannot be read."""
+
+    def extract(self, params: Params) -> SourceTable:
+        """Return the rows a run trains on: ``dataset.sample`` applied, at the source if it can."""
 
     def identity(self) -> str | None:
         """Return what pins the table's content (a hash), or None when nothing does.

@@ -6,6 +6,12 @@ rules and quoted; the optional ``bigquery.where`` filter is SQL whose values com
 ``bigquery.where_params`` as query parameters, never pasted into the text; ``bigquery.limit``
 and ``max_groups`` are query parameters too.
 
+The extract step (:meth:`BigQueryReader.extract`) pushes ``dataset.sample`` into the query:
+whole groups chosen by a hash of the group value (:mod:`leaklib.sampling`, the same groups a
+local file gives), with the rule's number as a query parameter. The query still scans the
+selected columns of every row (BigQuery bills the bytes scanned), but only the sample is
+downloaded. A second, small query counts the groups and rows the sample was taken from.
+
 Credentials are Application Default Credentials (``GOOGLE_APPLICATION_CREDENTIALS``, a workload
 identity, or ``gcloud auth application-default login``); the query is billed to
 ``bigquery.billing_project``, else to the table's project. Results are downloaded with the
@@ -29,9 +35,10 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from leaklib import sampling
 from leaklib.gcp import PROJECT_ID_RULE, build_client, is_project_id
 from leaklib.params import Params
-from leaklib.sources.base import SourceError, check_fits
+from leaklib.sources.base import SourceError, SourceTable, check_fits
 
 if TYPE_CHECKING:
     from google.cloud import bigquery
@@ -50,7 +57,7 @@ _COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,299}$")
 _PARAM = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 _PARAM_USE = re.compile(r"@([A-Za-z_][A-Za-z0-9_]*)")
 _WHERE_FORBIDDEN = (";", "--", "/*", "*/", "#")
-_RESERVED_PARAMS = ("leak_limit", "leak_max_groups")
+_RESERVED_PARAMS = ("leak_limit", "leak_max_groups", "leak_sample_groups", "leak_sample_below")
 
 
 @dataclass(frozen=True)
@@ -183,8 +190,44 @@ def check_where(where: str, names: set[str]) -> str:
     return where
 
 
-def build_query(params: Params, table: TableRef) -> tuple[str, list[Any]]:
-    """Return the SELECT for a run and its query parameters."""
+def _sample_condition(
+    params: Params, table: TableRef, conditions: list[str]
+) -> tuple[str, Any] | None:
+    """Return the condition that keeps ``dataset.sample``'s groups and its query parameter;
+    None when every group is kept (``fraction: 1``)."""
+    # heavy: Google client loaded only when a bigquery:// source is read
+    from google.cloud import bigquery
+
+    spec = params.dataset.sample
+    group = quote_column(params.dataset.group)
+    hashed = sampling.sql_group_hash(group)
+    if spec.groups is not None:
+        # the N groups with the smallest hashes (those the filter lets through), as
+        # leaklib.sampling.chosen_groups keeps them; the subquery reads the group column only
+        inner = " AND ".join([*conditions, f"{group} IS NOT NULL"])
+        distinct = f"SELECT DISTINCT {group} FROM {table.sql} WHERE {inner}"
+        return (
+            f"{group} IN (SELECT {group} FROM ({distinct}) "
+            f"ORDER BY {hashed} LIMIT @leak_sample_groups)",
+            bigquery.ScalarQueryParameter("leak_sample_groups", "INT64", spec.groups),
+        )
+    bound = sampling.fraction_bound(spec.fraction)
+    if bound is None:
+        return None
+    return (
+        f"SUBSTR({hashed}, 1, {sampling.HEX_DIGITS}) < @leak_sample_below",
+        bigquery.ScalarQueryParameter("leak_sample_below", "STRING", bound),
+    )
+
+
+def build_query(params: Params, table: TableRef, *, sample: bool = False) -> tuple[str, list[Any]]:
+    """Return the SELECT for a run and its query parameters.
+
+    Args:
+        params: The run's parameters.
+        table: The table to read.
+        sample: Keep only the groups ``dataset.sample`` chooses (the extract step).
+    """
     # heavy: Google client loaded only when a bigquery:// source is read
     from google.cloud import bigquery
 
@@ -209,6 +252,11 @@ def build_query(params: Params, table: TableRef) -> tuple[str, list[Any]]:
         parameters.append(
             bigquery.ScalarQueryParameter("leak_max_groups", "INT64", params.dataset.max_groups)
         )
+    if sample and params.dataset.sample is not None and params.dataset.group:
+        sampled = _sample_condition(params, table, conditions)
+        if sampled is not None:
+            conditions.append(sampled[0])
+            parameters.append(sampled[1])
     sql = f"SELECT {', '.join(quote_column(c) for c in columns)} FROM {table.sql}"
     if conditions:
         sql += " WHERE " + " AND ".join(conditions)
@@ -288,8 +336,11 @@ def _explain(exc: Exception, table: TableRef, billing: str) -> SourceError:
 
 def _require_columns(
     client: bigquery.Client, table: TableRef, billing: str, params: Params
-) -> None:
-    """Fail naming every column the run needs that the table lacks (before any query runs)."""
+) -> list[str]:
+    """Fail naming every column the run needs that the table lacks (before any query runs).
+
+    Returns every column of the table. A sample's group column must hold whole numbers or text.
+    """
     # heavy: Google client loaded only when a bigquery:// source is read
     from google.api_core import exceptions as gex
 
@@ -306,6 +357,16 @@ def _require_columns(
             f"BigQuery table {table} has no column(s) {', '.join(missing)} "
             f"(it has: {', '.join(sorted(present))})"
         )
+    if params.dataset.sample is not None:
+        kind = next(f.field_type for f in schema if f.name == params.dataset.group)
+        # whole numbers and text only: their text form is Python's (leaklib.sampling)
+        sampling.check_group_type(
+            kind,
+            group=params.dataset.group,
+            integer=kind in ("INTEGER", "INT64"),
+            text=kind == "STRING",
+        )
+    return [field.name for field in schema]
 
 
 def _storage_api_usable(wanted: bool) -> bool:
@@ -392,33 +453,93 @@ def estimate_bytes(
     return int(job.total_bytes_processed or 0)
 
 
-def read_bigquery(params: Params, *, client: bigquery.Client | None = None) -> pd.DataFrame:
+def _sample_counts(
+    client: bigquery.Client, params: Params, table: TableRef, billing: str
+) -> dict[str, int]:
+    """Count the groups and rows a sample is taken from (those the filter lets through)."""
+    # heavy: Google client loaded only when a bigquery:// source is read
+    from google.api_core import exceptions as gex
+
+    # heavy: a Google client library, loaded only when this backend is used
+    from google.cloud import bigquery
+
+    spec = params.bigquery
+    group = quote_column(params.dataset.group)
+    sql = (
+        f"SELECT COUNT(DISTINCT {group}) AS of_groups, COUNT(*) AS of_rows, "
+        f"COUNTIF({group} IS NULL) AS without_group FROM {table.sql}"
+    )
+    if spec.where:
+        sql += f" WHERE ({check_where(spec.where.strip(), set(spec.where_params))})"
+    config = bigquery.QueryJobConfig(query_parameters=query_parameters(spec.where_params))
+    try:
+        row = next(iter(client.query(sql, job_config=config).result()))
+    except gex.GoogleAPIError as exc:
+        raise _explain(exc, table, billing) from exc
+    return {key: int(row[key] or 0) for key in ("of_groups", "of_rows", "without_group")}
+
+
+def read_bigquery(
+    params: Params, *, client: bigquery.Client | None = None, sample: bool = False
+) -> pd.DataFrame:
     """Read the columns a run uses from the table ``params.dataset.source`` names.
 
     Args:
         params: The run's parameters (``source``, the columns, ``bigquery``, ``max_groups``).
         client: A BigQuery client; built from the environment, billed to
             ``bigquery.billing_project`` or the table's project, when omitted.
+        sample: Keep only the groups ``dataset.sample`` chooses, in the query.
     """
+    return _read(params, client=client, sample=sample)[0]
+
+
+def _read(
+    params: Params, *, client: bigquery.Client | None, sample: bool
+) -> tuple[pd.DataFrame, list[str], dict[str, int] | None]:
+    """Run the query; return the rows, every column of the table and, for a sample, the
+    counts of groups and rows it was taken from."""
     table = parse_table(params.dataset.source)
     billing = params.bigquery.billing_project or table.project
     check_project(billing)
-    sql, parameters = build_query(params, table)
+    sql, parameters = build_query(params, table, sample=sample)
     client = client or make_client(billing)
-    _require_columns(client, table, billing, params)
+    columns = _require_columns(client, table, billing, params)
     # BigQuery's logical bytes (8 per number, the text of strings) are close to pandas' own
-    check_fits(
-        estimate_bytes(client, sql, parameters, table=table, billing=billing),
-        source=params.dataset.source,
-        what="the bytes a dry run of the query reads",
-    )
+    estimate = estimate_bytes(client, sql, parameters, table=table, billing=billing)
+    what = "the bytes a dry run of the query reads"
+    counts = None
+    spec = params.dataset.sample
+    if sample and spec is not None:
+        # the scan reads every row of the columns; only the sample's share is downloaded
+        counts = _sample_counts(client, params, table, billing)
+        share = spec.fraction or min(1.0, spec.groups / max(counts["of_groups"], 1))
+        estimate, what = int(estimate * share), f"{what}, times the sample's share of groups"
+    check_fits(estimate, source=params.dataset.source, what=what)
     use_storage = _storage_api_usable(params.bigquery.use_storage_api)
     log.info("reading %s billed to %s: %s", table, billing, sql)
     frame = _download(
         client, sql, parameters, use_storage=use_storage, table=table, billing=billing
     )
     log.info("read %d rows x %d columns from %s", len(frame), frame.shape[1], table)
-    return frame
+    return frame, columns, counts
+
+
+def extract_bigquery(params: Params, *, client: bigquery.Client | None = None) -> SourceTable:
+    """Read the rows a run trains on: ``dataset.sample`` pushed into the query, and counted."""
+    frame, columns, counts = _read(params, client=client, sample=True)
+    spec, group = params.dataset.sample, params.dataset.group
+    if spec is None or group is None or counts is None:
+        return SourceTable(frame, tuple(columns))
+    report = sampling.SampleReport(
+        rule=sampling.describe_rule(spec),
+        kept_groups=int(frame[group].nunique()),
+        of_groups=counts["of_groups"],
+        rows=len(frame),
+        of_rows=counts["of_rows"],
+        rows_without_group=counts["without_group"],
+    )
+    log.info("sampled %s from %s", report.summary(), params.dataset.source)
+    return SourceTable(frame, tuple(columns), report)
 
 
 class BigQueryReader:
@@ -450,3 +571,7 @@ class BigQueryReader:
     def read(self, params: Params) -> pd.DataFrame:
         """Read the table (see :func:`read_bigquery`)."""
         return read_bigquery(params, client=self._client)
+
+    def extract(self, params: Params) -> SourceTable:
+        """Read the sampled rows a run trains on (see :func:`extract_bigquery`)."""
+        return extract_bigquery(params, client=self._client)

@@ -3,6 +3,11 @@
 Before a byte of data is loaded the file's size in memory is estimated (the Parquet metadata,
 or the CSV's size on disk) and a table larger than this machine can hold is refused. A CSV
 must be UTF-8 (a byte-order mark is fine) and comma-separated; a file that is not says so.
+
+The extract step (:meth:`FileReader.extract`) reads a Parquet file in record batches, only the
+declared columns, and keeps from each batch the rows of the groups ``dataset.sample`` chooses
+(:mod:`leaklib.sampling`), so its memory follows the sample, not the file. ``{groups: N}``
+first reads the group column alone to know every group. A CSV file is read whole, then sampled.
 """
 
 from __future__ import annotations
@@ -14,17 +19,25 @@ import logging
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from leaklib.params import Params
+from leaklib import sampling
+from leaklib.params import DatasetSpec, Params
 from leaklib.paths import resolve
-from leaklib.sources.base import SourceError, check_fits
+from leaklib.sources.base import SourceError, SourceTable, check_fits, sampled
 
 log = logging.getLogger(__name__)
 
 ENCODING = "utf-8-sig"  # UTF-8, with or without a byte-order mark
 _OTHER_DELIMITERS = (";", "\t", "|")
 _OBJECT_BYTES = 8  # a pointer per value at least; Parquet's own sizes cover the values
+BATCH_ROWS = 8_192  # rows per record batch when a Parquet file is streamed (below a row group)
+# read column chunks through a 1 MiB buffer, not a whole row group at once (pre_buffer): the
+# reader then holds about two row groups of the declared columns; a file written as one huge
+# row group cannot be streamed in less than that
+_STREAM = {"pre_buffer": False, "buffer_size": 1 << 20}
 
 
 def _repeated(names: list[str], source: str) -> None:
@@ -44,17 +57,87 @@ def _check_parquet(path: Path, source: str) -> None:
     except Exception as exc:  # pyarrow raises several types for a file that is not Parquet
         raise SourceError(f"source {source!r} cannot be read: {exc}") from exc
     _repeated(metadata.schema.to_arrow_schema().names, source)
-    stored = sum(
-        metadata.row_group(g).column(c).total_uncompressed_size
-        for g in range(metadata.num_row_groups)
-        for c in range(metadata.num_columns)
-    )
-    estimate = max(stored, metadata.num_rows * metadata.num_columns * _OBJECT_BYTES)
     check_fits(
-        estimate,
+        _estimate(metadata, list(range(metadata.num_columns))),
         source=source,
         what=f"{metadata.num_rows:,} rows x {metadata.num_columns} columns, from its Parquet metadata",
     )
+
+
+def _estimate(metadata: pq.FileMetaData, columns: list[int]) -> int:
+    """Return the bytes these columns of a Parquet file take in memory, from its metadata."""
+    stored = sum(
+        metadata.row_group(g).column(c).total_uncompressed_size
+        for g in range(metadata.num_row_groups)
+        for c in columns
+    )
+    return max(stored, metadata.num_rows * len(columns) * _OBJECT_BYTES)
+
+
+def _distinct_groups(file: pq.ParquetFile, group: str) -> set:
+    """Return every group of the file, reading the group column alone, batch by batch."""
+    found: set = set()
+    for batch in file.iter_batches(batch_size=BATCH_ROWS, columns=[group]):
+        found.update(pc.unique(batch.column(0)).drop_null().to_pylist())
+    return found
+
+
+def _stream_parquet(path: Path, source: str, dataset: DatasetSpec) -> SourceTable:
+    """Read the declared columns of a Parquet file in batches, keeping the sampled groups."""
+    try:
+        file = pq.ParquetFile(path, **_STREAM)
+    except Exception as exc:  # pyarrow raises several types for a file that is not Parquet
+        raise SourceError(f"source {source!r} cannot be read: {exc}") from exc
+    schema = file.schema_arrow
+    _repeated(schema.names, source)
+    wanted = [name for name in dataset.columns() if name in schema.names]
+    metadata = file.metadata
+    estimate = _estimate(metadata, [schema.get_field_index(name) for name in wanted])
+    what = f"{metadata.num_rows:,} rows x {len(wanted)} declared columns, from its Parquet metadata"
+    spec, group = dataset.sample, dataset.group
+    if spec is None or group not in schema.names:
+        check_fits(estimate, source=source, what=what)
+        # no sample (or no group column, which validation names): the declared columns, whole
+        frame = file.read(columns=wanted).to_pandas()
+        return SourceTable(frame, tuple(schema.names))
+    kind = schema.field(group).type
+    sampling.check_group_type(
+        str(kind),
+        group=group,
+        integer=pa.types.is_integer(kind),
+        text=pa.types.is_string(kind) or pa.types.is_large_string(kind),
+    )
+    if spec.groups is not None:
+        every = _distinct_groups(file, group)
+        chosen = sampling.chosen_groups(every, spec)
+        share = len(chosen) / max(len(every), 1)
+        value_set = pa.array(list(chosen), type=kind)
+    else:
+        chooser = sampling.FractionChooser(spec)
+        share = spec.fraction
+    check_fits(int(estimate * share), source=source, what=f"{what}, times the sample's share")
+    kept: list[pa.RecordBatch] = []
+    without_group = 0
+    column = wanted.index(group)
+    for batch in file.iter_batches(batch_size=BATCH_ROWS, columns=wanted):
+        groups = batch.column(column)
+        without_group += groups.null_count
+        if spec.groups is None:
+            chosen = chooser.kept(pc.unique(groups).drop_null().to_pylist())
+            value_set = pa.array(chosen, type=kind)
+        kept.append(batch.filter(pc.is_in(groups, value_set=value_set)))
+    table = pa.Table.from_batches(kept) if kept else schema.empty_table().select(wanted)
+    frame = table.to_pandas()
+    report = sampling.SampleReport(
+        rule=sampling.describe_rule(spec),
+        kept_groups=len(chosen) if spec.groups is not None else frame[group].nunique(),
+        of_groups=len(every) if spec.groups is not None else chooser.seen,
+        rows=len(frame),
+        of_rows=metadata.num_rows,
+        rows_without_group=without_group,
+    )
+    log.info("sampled %s from %s", report.summary(), path)
+    return SourceTable(frame, tuple(schema.names), report)
 
 
 def _check_csv(path: Path, source: str) -> list[str]:
@@ -131,3 +214,20 @@ class FileReader:
             raise SourceError(f"source {source!r} cannot be read: {exc}") from exc
         log.info("read %d rows x %d columns from %s", len(frame), frame.shape[1], path)
         return frame
+
+    def extract(self, params: Params) -> SourceTable:
+        """Read what a run trains on: a Parquet file streamed in batches, a CSV file whole.
+
+        A Parquet file gives only its declared columns (the others are listed, for the
+        schema check's report) and only the rows of the sampled groups; a CSV file is read
+        whole, then sampled.
+        """
+        path = resolve(self.uri)
+        if path.is_file() and path.suffix.lower() == ".parquet":
+            try:
+                return _stream_parquet(path, self.uri, params.dataset)
+            except (SourceError, sampling.SampleError):
+                raise
+            except Exception as exc:  # pyarrow raises many types for a broken file
+                raise SourceError(f"source {self.uri!r} cannot be read: {exc}") from exc
+        return sampled(self.read(params), params)

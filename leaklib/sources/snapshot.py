@@ -12,7 +12,7 @@ import pandas as pd
 
 from leaklib.params import Params
 from leaklib.snapshots import SnapshotError, check_sha256, load_snapshot, open_snapshot_store
-from leaklib.sources.base import SourceError
+from leaklib.sources.base import SourceError, SourceTable, sampled
 
 log = logging.getLogger(__name__)
 
@@ -55,3 +55,8 @@ class SnapshotReader:
             raise SourceError(f"source {self.uri!r}: {exc}") from exc
         log.info("read snapshot %s (%d rows) from %s", self.sha256[:12], len(frame), location)
         return frame
+
+    def extract(self, params: Params) -> SourceTable:
+        """Read the snapshot and apply ``dataset.sample`` (a sampled run's own snapshot keeps
+        every group it has: the rule chooses the same ones again)."""
+        return sampled(self.read(params), params)

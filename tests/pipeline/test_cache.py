@@ -11,7 +11,7 @@ import pytest
 from leaklib import params as P
 from leaklib import runs
 from leaklib.metadata import LocalMetadataStore
-from leaklib.pipeline import cache
+from leaklib.pipeline import cache, runner
 from tests.conftest import leak
 
 NOTEBOOK = {
@@ -90,6 +90,31 @@ def test_lookup_hits_a_succeeded_step_and_names_what_changed_on_a_miss(notebook,
     missed = cache.lookup(store, _key("extract", notebook, params, threshold=0.4))
     assert not missed.hit
     assert missed.explain() == "runs: changed parameter threshold"
+
+
+def test_changing_dataset_sample_misses_the_extract_cache(params, table):
+    """01_extract declares dataset, so its sample is part of the key the runner computes."""
+    table.to_parquet(params.dataset.source)
+    store = LocalMetadataStore(Path(params.metadata_store))
+    runs.start_run(store, run_id="earlier", params={}, param_files=[], origin="test")
+    runs.start_step(store, "earlier", "extract")
+    runs.finish_step(store, "earlier", "extract")
+    notebook = runner.notebook_path("extract")
+
+    def key(sample):
+        values = params.to_plain()
+        values["dataset"]["sample"] = sample
+        changed = P.validate(values)
+        declared = runner.step_parameters("extract", changed)
+        return cache.step_key(
+            "extract", notebook=notebook, declared=declared, run={}, params=changed
+        )
+
+    cache.remember(store, key({"groups": 12}), run_id="earlier", outputs={"snapshot": None})
+    assert cache.lookup(store, key({"groups": 12})).hit
+    for other in (None, {"groups": 13}, {"fraction": 0.5}):
+        missed = cache.lookup(store, key(other))
+        assert not missed.hit and missed.explain() == "runs: changed parameter dataset"
 
 
 def test_step_outputs_name_fields_and_the_keys_of_merged_mappings():

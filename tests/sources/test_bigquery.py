@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from leaklib import params as P
-from leaklib.sources import SourceError, read_source
+from leaklib.sampling import SampleError, chosen_groups
+from leaklib.sources import SourceError, extract_source, read_source
 from leaklib.sources.bigquery import build_query, make_client, parse_table, read_bigquery
 
 pytestmark = pytest.mark.emulators
@@ -242,6 +243,7 @@ def test_bad_billing_project_is_refused():
         ("zone = @zone", {"zone": None}, "where_params.zone: None is a NoneType"),
         ("zone IN UNNEST(@z)", {"z": [1, "a"]}, "the list mixes INT64, STRING"),
         ("zone = @leak_limit", {"leak_limit": 1}, "'leak_limit' is reserved"),
+        ("zone = @leak_sample_below", {"leak_sample_below": "a"}, "is reserved"),
         ("zone = @`x`", {"`x`": 1}, "parameter name '`x`' is not valid"),
         (None, {"zone": "a"}, "where_params is set but bigquery.where is empty"),
     ],
@@ -272,3 +274,76 @@ def test_query_quotes_every_identifier_and_parameterises_values():
         ("leak_max_groups", 3),
         ("leak_limit", 5),
     ]
+
+
+# --- dataset.sample pushed into the query: the same groups as a local file -------------------
+
+GROUPS = range(-5, 35)  # negative ids too: their text form must match Python's
+
+
+@pytest.fixture(scope="module")
+def groups_table(dataset, bigquery_emulator) -> str:
+    """Forty groups of three rows, with an integer and a text group column."""
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import bigquery
+
+    client = bigquery.Client(
+        project=bigquery_emulator.extra["project"],
+        credentials=AnonymousCredentials(),
+        client_options={"api_endpoint": bigquery_emulator.host},
+    )
+    client.query(
+        f"CREATE TABLE `{dataset}.groups` AS SELECT g AS scenario_id, "
+        "CONCAT('sc-', CAST(g AS STRING)) AS name, CAST(g AS FLOAT64) AS score, "
+        "TIMESTAMP_ADD(TIMESTAMP '2024-01-01 00:00:00+00', INTERVAL r * 15 MINUTE) AS timestamp, "
+        "40.0 + r AS p_a, IF(MOD(g, 2) = 0, 'north', 'south') AS zone, "
+        "MOD(r, 2) = 0 AS valve_open, IF(r = 2, 1, 0) AS leaks "
+        f"FROM UNNEST(GENERATE_ARRAY({GROUPS[0]}, {GROUPS[-1]})) AS g, "
+        "UNNEST(GENERATE_ARRAY(0, 2)) AS r"
+    ).result()
+    return f"bigquery://{dataset}.groups"
+
+
+def sample_params(source: str, *, group: str, **sample) -> P.Params:
+    values = make_params(source).to_plain()
+    values["dataset"].update(group=group, sample=sample)
+    return P.validate(values)
+
+
+@pytest.mark.parametrize("group", ["scenario_id", "name"])
+@pytest.mark.parametrize("sample", [{"groups": 7}, {"fraction": 0.3}])
+def test_a_sample_keeps_the_same_groups_from_bigquery_and_from_a_local_file(
+    groups_table, bigquery_client, tmp_path, group, sample
+):
+    params = sample_params(groups_table, group=group, **sample)
+    whole = read_bigquery(params)  # read_source: the same table, every row, no sample
+    assert len(whole) == 3 * len(GROUPS)
+    whole.to_parquet(tmp_path / "groups.parquet")
+
+    remote = extract_source(params)
+    local = extract_source(sample_params(str(tmp_path / "groups.parquet"), group=group, **sample))
+
+    kept = set(remote.frame[group])
+    assert kept == set(local.frame[group])
+    assert kept == chosen_groups(set(whole[group]), P.SampleSpec(**sample))
+    assert 0 < len(kept) < len(GROUPS)
+    assert remote.sample == local.sample
+    assert remote.sample.of_groups == len(GROUPS) and remote.sample.rows == 3 * len(kept)
+
+
+def test_the_sample_query_hashes_the_group_and_takes_its_rule_as_a_parameter():
+    table = parse_table("bigquery://leak-test.ds.t")
+    params = sample_params("bigquery://leak-test.ds.t", group="scenario_id", fraction=0.25)
+
+    sql, parameters = build_query(params, table, sample=True)
+
+    assert sql.endswith(
+        "WHERE SUBSTR(TO_HEX(SHA256(CAST(`scenario_id` AS STRING))), 1, 16) < @leak_sample_below"
+    )
+    assert [(p.name, p.value) for p in parameters] == [("leak_sample_below", "4000000000000000")]
+    assert "SHA256" not in build_query(params, table)[0]  # read_source reads every group
+
+
+def test_a_float_group_column_is_refused_for_a_sample(groups_table, bigquery_client):
+    with pytest.raises(SampleError, match="group column 'score' is of type FLOAT"):
+        extract_source(sample_params(groups_table, group="score", groups=3))
