@@ -190,6 +190,12 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=3)
     parser.add_argument("--scales", type=int, nargs="*", default=[1, 4, 16])
     parser.add_argument(
+        "--plain-scales",
+        type=int,
+        nargs="*",
+        help="the scales at which the plain script runs too (default: every one of --scales)",
+    )
+    parser.add_argument(
         "--before-cache",
         action="store_true",
         help="for a checkout older than the step cache: no --no-cache flag, no cache re-runs",
@@ -277,13 +283,14 @@ def main() -> None:
         run = measure(
             [*leak, *cold_flag, *TIMED, "-p", "dataset.source", source], cwd=project, env=env
         )
-        alone = measure([*plain, "-p", "dataset.source", source], cwd=project, env=env)
-        results["scaling"][factor] = {
-            "leak": run,
-            "plain_wall": alone["wall"],
-            "plain_peak_mib": alone["peak_mib"],
-            "plain_steps": json.loads(alone["stdout"].strip().splitlines()[-1])["seconds"],
-        }
+        results["scaling"][factor] = {"leak": run}
+        if args.plain_scales is None or factor in args.plain_scales:
+            alone = measure([*plain, "-p", "dataset.source", source], cwd=project, env=env)
+            results["scaling"][factor].update(
+                plain_wall=alone["wall"],
+                plain_peak_mib=alone["peak_mib"],
+                plain_steps=json.loads(alone["stdout"].strip().splitlines()[-1])["seconds"],
+            )
         for item in (run,):
             item.pop("stdout")
         print(f"{factor}x: {json.dumps(results['scaling'][factor])}", flush=True)
@@ -299,7 +306,36 @@ def _save(path: Path, results: dict) -> None:
 
 def report(results: dict) -> str:
     """The Markdown tables of docs/benchmarks.md."""
-    pairs, cache = results["pairs"], results["cache"]
+    pairs, cache = results.get("pairs") or [], results.get("cache") or []
+    out = _pairs_report(pairs, cache) if pairs else []
+    out += [
+        "| rows | step | `leak run` wall | peak RSS, tree | peak RSS, largest process "
+        "| plain wall |",
+        "|---|---|---|---|---|---|",
+    ]
+    for factor, scaled in results.get("scaling", {}).items():
+        plain = scaled.get("plain_steps") or {}
+        for step, figures in scaled["leak"]["steps"].items():
+            shown = f"{plain[step]:.1f} s" if step in plain else ""
+            out.append(
+                f"| {factor}x | {step} | {figures['seconds']:.1f} s | {figures['peak_mib']} MiB | "
+                f"{figures.get('peak_process_mib', '')} MiB | {shown} |"
+            )
+        total = (
+            f"{scaled['plain_wall']:.1f} s ({scaled['plain_peak_mib']:.0f} MiB)"
+            if "plain_wall" in scaled
+            else "not run"
+        )
+        out.append(
+            f"| {factor}x | **total** | {scaled['leak']['wall']:.1f} s | "
+            f"{scaled['leak']['peak_mib']:.0f} MiB | "
+            f"{scaled['leak'].get('peak_process_mib', 0):.0f} MiB | {total} |"
+        )
+    return "\n".join(out)
+
+
+def _pairs_report(pairs: list[dict], cache: list[dict]) -> list[str]:
+    """The tables of the paired runs and of the cache re-runs."""
     med = statistics.median
     wall = med(p["leak_wall"] / p["plain_wall"] for p in pairs)
     rss = med(p["leak_peak_mib"] / p["plain_peak_mib"] for p in pairs)
@@ -326,21 +362,8 @@ def report(results: dict) -> str:
         f"**{med(c['evaluate_only_wall'] / c['cold_wall'] for c in cache):.3f}** | "
         f"{all(c['evaluate_only_same_cv'] and c['evaluate_only_same_snapshot_model'] for c in cache)} |",
         "",
-        "| rows | step | `leak run` wall | `leak run` peak RSS | plain wall |",
-        "|---|---|---|---|---|",
     ]
-    for factor, scaled in results.get("scaling", {}).items():
-        for step, figures in scaled["leak"]["steps"].items():
-            out.append(
-                f"| {factor}x | {step} | {figures['seconds']:.1f} s | {figures['peak_mib']} MiB | "
-                f"{scaled['plain_steps'].get(step, 0):.1f} s |"
-            )
-        out.append(
-            f"| {factor}x | **total** | {scaled['leak']['wall']:.1f} s | "
-            f"{scaled['leak']['peak_mib']:.0f} MiB | {scaled['plain_wall']:.1f} s "
-            f"({scaled['plain_peak_mib']:.0f} MiB) |"
-        )
-    return "\n".join(out)
+    return out
 
 
 if __name__ == "__main__":

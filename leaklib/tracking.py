@@ -292,7 +292,9 @@ def log_figures(figures: dict[str, Any], *, folder: str = "plots") -> None:
         mlflow.log_figure(figure, f"{folder}/{name}.png")
 
 
-def log_reports(mlflow_run_id: str, paths: list[Path], *, index_url: str | None = None) -> None:
+def log_reports(
+    mlflow_run_id: str, paths: list[Path] | list[str], *, index_url: str | None = None
+) -> None:
     """Attach the rendered reports to the MLflow run and tag where the report index is."""
     mlflow = mlflow_module()
     with resume(mlflow_run_id):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
@@ -63,6 +65,21 @@ def test_smoke_run_is_in_mlflow_with_params_metrics_and_model(smoke_run, monkeyp
     )
     assert run.data.tags["leak.snapshot_sha256"] == record["snapshot"]["sha256"]
     assert run.inputs.dataset_inputs[0].dataset.digest == record["snapshot"]["sha256"][:36]
+    schema = json.loads(run.inputs.dataset_inputs[0].dataset.schema)["mlflow_colspec"]
+    assert {"name": "p_n1", "type": "double", "required": True} in schema
+
+
+def test_smoke_runs_reports_are_attached_to_its_mlflow_run(smoke_run):
+    import mlflow
+
+    record = smoke_run.record()
+    client = mlflow.MlflowClient(f"sqlite:///{smoke_run.project / 'mlflow.db'}")
+    attached = client.list_artifacts(record["mlflow"]["run_id"], "reports")
+    assert sorted(a.path for a in attached) == [
+        "reports/01_extract.html",
+        "reports/02_train.html",
+        "reports/03_evaluate.html",
+    ]
 
 
 def test_extract_derives_the_declared_features_into_the_snapshot(smoke_run):

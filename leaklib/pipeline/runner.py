@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import tempfile
@@ -103,43 +104,53 @@ def warm_up_code(notebooks: list[Path]) -> str:
 
 
 # Run in the run's kernel between two notebooks: what a notebook defined is gone (names, the
-# output history, open figures, the execution counter), what was imported stays imported.
+# output history, open figures; the execution counter and the input history start anew, as
+# in a fresh kernel), what was imported stays imported.
 RESET_CODE = """\
-get_ipython().run_line_magic("reset", "-f")
+get_ipython().reset(new_session=True)
 import gc as _gc, matplotlib.pyplot as _plt
 _plt.close("all")
 del _plt
 _gc.collect()
 del _gc
-get_ipython().execution_count = 1
 """
 
 
 class RunKernel:
     """The one kernel a run's notebooks execute in, one after the other.
 
-    It starts, and runs every notebook's imports, while the runner checks the stores and the
-    step cache, so neither the kernel's start nor the imports (pandas, scikit-learn,
-    matplotlib, MLflow: seconds each) are paid once per step. Between two notebooks the
-    kernel's namespace is reset (:data:`RESET_CODE`): a notebook sees none of the names the
-    one before it defined, as in a fresh kernel, and still runs every cell itself, imports
-    included. One kernel means one process holding the step's data, not two.
+    It starts when the first step that is not taken from the cache is due, and runs every
+    notebook's imports once, so neither a kernel's start nor the imports (pandas,
+    scikit-learn, matplotlib, MLflow: seconds each) are paid once per step. Between two
+    notebooks the kernel's namespace is reset (:data:`RESET_CODE`): a notebook sees none of the
+    names the one before it defined, as in a fresh kernel, and still runs every cell itself,
+    imports included. One kernel means one process holding a step's data, not two.
     """
 
-    def __init__(self, steps: list[str]) -> None:
+    def __init__(self) -> None:
+        self.km: _KernelManager | None = None
+        self._used = False
+        self._ready: threading.Thread | None = None
+
+    @property
+    def started(self) -> bool:
+        return self.km is not None
+
+    def _start(self) -> None:
         self.km = _KernelManager(kernel_name=KERNEL)
         run_sync(self.km.start_kernel)(cwd=str(project_root()))
-        self._used = False
         self._ready = threading.Thread(
             target=self._warm_up,
-            args=(warm_up_code([notebook_path(step) for step in steps]),),
+            args=(warm_up_code([notebook_path(step) for step in runs.STEPS]),),
             daemon=True,
             name="warm-kernel",
         )
         self._ready.start()
 
-    def _execute(self, code: str) -> None:
+    def execute(self, code: str) -> None:
         """Run code in the kernel, quietly; raise RunnerError if it did not succeed."""
+        if self.km is None:
+            raise RunnerError("the run's kernel was never started")
         client = BlockingKernelClient()
         client.load_connection_info(self.km.get_connection_info())
         try:
@@ -161,7 +172,7 @@ class RunKernel:
 
     def _warm_up(self, code: str) -> None:
         try:
-            self._execute(code)
+            self.execute(code)
         except RunnerError:  # the notebook's own import cell will fail and say why
             log.info("the run's kernel could not be warmed", exc_info=True)
 
@@ -171,16 +182,18 @@ class RunKernel:
         Raises:
             RunnerError: the namespace could not be reset (the step then fails, saying so).
         """
+        if self.km is None:
+            self._start()
         self._ready.join()
         if self._used:
-            self._execute(RESET_CODE)
+            self.execute(RESET_CODE)
         self._used = True
         return self.km
 
-    def shutdown(self) -> None:
+    def close(self) -> None:
         """Stop the kernel in the background (papermill leaves a kernel it did not start)."""
-        self._stopping = threading.Thread(target=self.km.stop, daemon=True)
-        self._stopping.start()
+        if self.km is not None:
+            threading.Thread(target=self.km.stop, daemon=True).start()
 
 
 class _KernelManager(AsyncKernelManager):
@@ -360,7 +373,12 @@ def run_pipeline(
     rendering: dict[str, Future[Path]] = {}  # step -> its report, rendered while the next runs
     current: list[str] = []  # the step running now, for an interruption's record
     interrupted: Interrupted | None = None
-    with interruptible(), ThreadPoolExecutor(1, thread_name_prefix="render") as renderer:
+    kernel = RunKernel()  # started by the first step that runs
+    with (
+        interruptible(),
+        ThreadPoolExecutor(1, thread_name_prefix="render") as renderer,
+        contextlib.closing(kernel),
+    ):
         try:
             _run_steps(
                 params,
@@ -370,6 +388,7 @@ def run_pipeline(
                 reused,
                 current,
                 progress,
+                kernel=kernel,
                 use_cache=use_cache,
                 rendering=rendering,
                 renderer=renderer,
@@ -390,6 +409,7 @@ def run_pipeline(
                 executed,
                 reused,
                 rendering,
+                kernel=kernel,
                 reports_root=reports_root,
                 show_code=show_code,
             )
@@ -463,6 +483,7 @@ def _run_steps(
     current: list[str],
     progress: Callable[[str], None],
     *,
+    kernel: RunKernel,
     use_cache: bool,
     rendering: dict[str, Future[Path]],
     renderer: ThreadPoolExecutor,
@@ -470,50 +491,41 @@ def _run_steps(
 ) -> None:
     """Run or reuse the steps in order under a heartbeat; stop at the first failed step.
 
-    The steps that run share one kernel (:class:`RunKernel`), started when the first of them
-    is due; the previous step's report renders in ``renderer`` while the next step runs (its
-    header is redone at the end).
+    The steps that run share ``kernel``; the previous step's report renders in ``renderer``
+    while the next step runs (its header is redone at the end).
     """
     run_id = params.run_id
-    kernel: RunKernel | None = None
-    try:
-        with Heartbeat(store, run_id):
-            for number, step in enumerate(runs.STEPS, start=1):
-                current.append(step)
-                counter = f"[{number}/{len(runs.STEPS)}] {step:<9}"
-                before = runs.get_run(store, run_id)
-                key = _key(step, params, before)
-                found = cache.lookup(store, key) if use_cache and key else None
-                if found and found.hit:
-                    runs.reuse_step(
-                        store, run_id, step, source=found.source, outputs=found.entry["outputs"]
-                    )
-                    reused[step] = found.source
-                    progress(f"{counter} cached from run {found.run_id}")
-                    continue
-                started = time.monotonic()
-                kernel = kernel or RunKernel(list(runs.STEPS[number - 1 :]))
-                output, error = execute_step(step, params=params, out_dir=out_dir, kernel=kernel)
-                elapsed = time.monotonic() - started
-                if output.exists():
-                    executed[step] = output
-                if error:
-                    runs.fail_step(store, run_id, step, error=error, duration_s=round(elapsed, 1))
-                    progress(f"{counter} FAILED after {elapsed:.1f} s: {error}")
-                    return
-                after = runs.get_run(store, run_id)
-                if key:
-                    cache.remember(
-                        store, key, run_id=run_id, outputs=cache.step_outputs(before, after)
-                    )
-                if number < len(runs.STEPS):  # the last one renders after the run is closed
-                    rendering[step] = renderer.submit(
-                        reporting.render_report, output, run=after, step=step, show_code=show_code
-                    )
-                progress(f"{counter} ok in {elapsed:.1f} s")
-    finally:
-        if kernel:
-            kernel.shutdown()
+    with Heartbeat(store, run_id):
+        for number, step in enumerate(runs.STEPS, start=1):
+            current.append(step)
+            counter = f"[{number}/{len(runs.STEPS)}] {step:<9}"
+            before = runs.get_run(store, run_id)
+            key = _key(step, params, before)
+            found = cache.lookup(store, key) if use_cache and key else None
+            if found and found.hit:
+                runs.reuse_step(
+                    store, run_id, step, source=found.source, outputs=found.entry["outputs"]
+                )
+                reused[step] = found.source
+                progress(f"{counter} cached from run {found.run_id}")
+                continue
+            started = time.monotonic()
+            output, error = execute_step(step, params=params, out_dir=out_dir, kernel=kernel)
+            elapsed = time.monotonic() - started
+            if output.exists():
+                executed[step] = output
+            if error:
+                runs.fail_step(store, run_id, step, error=error, duration_s=round(elapsed, 1))
+                progress(f"{counter} FAILED after {elapsed:.1f} s: {error}")
+                return
+            after = runs.get_run(store, run_id)
+            if key:
+                cache.remember(store, key, run_id=run_id, outputs=cache.step_outputs(before, after))
+            if number < len(runs.STEPS):  # the last one renders after the run is closed
+                rendering[step] = renderer.submit(
+                    reporting.render_report, output, run=after, step=step, show_code=show_code
+                )
+            progress(f"{counter} ok in {elapsed:.1f} s")
 
 
 def _collect(out_dir: Path, executed: dict[str, Path]) -> None:
@@ -531,6 +543,7 @@ def _render(
     reused: dict[str, dict[str, Any]],
     rendering: dict[str, Future[Path]],
     *,
+    kernel: RunKernel,
     reports_root: Path,
     show_code: bool,
 ) -> tuple[dict[str, Path], Path | None]:
@@ -571,7 +584,7 @@ def _render(
         runs.list_runs(store), out_dir=reports_root, reports_root=reports_root
     )
     if "train" not in reused:  # a reused train's MLflow run is the earlier run's
-        _attach_to_mlflow(record, rendered)
+        _attach_to_mlflow(record, rendered, kernel=kernel)
     return {s: rendered[s] for s in runs.STEPS if s in rendered}, index
 
 
@@ -585,8 +598,14 @@ def _archive(record: dict[str, Any], rendered: dict[str, Path]) -> dict[str, dic
         return {}
 
 
-def _attach_to_mlflow(record: dict[str, Any], rendered: dict[str, Path]) -> None:
-    """Attach standalone copies of the reports (links to the site, or none) to the MLflow run."""
+def _attach_to_mlflow(
+    record: dict[str, Any], rendered: dict[str, Path], *, kernel: RunKernel
+) -> None:
+    """Attach standalone copies of the reports (links to the site, or none) to the MLflow run.
+
+    The run's kernel does it when it is alive: it has MLflow loaded and connected already
+    (seconds the runner would spend importing it); otherwise the runner does.
+    """
     mlflow_run = (record.get("mlflow") or {}).get("run_id")
     if not (mlflow_run and rendered):
         return
@@ -600,9 +619,19 @@ def _attach_to_mlflow(record: dict[str, Any], rendered: dict[str, Path]) -> None
                 reporting.standalone(text, run_id=record["run_id"], site=site), encoding="utf-8"
             )
             copies.append(copy)
+        index_url = f"{site}/index.html" if site else None
+        if kernel.started:
+            try:
+                kernel.execute(
+                    "from leaklib import tracking as _tracking\n"
+                    f"_tracking.log_reports({mlflow_run!r}, {[str(c) for c in copies]!r}, "
+                    f"index_url={index_url!r})\n"
+                    "del _tracking"
+                )
+                return
+            except RunnerError as exc:  # a dead kernel (a signal, a crash): the runner does it
+                log.info("the run's kernel could not attach the reports: %s", exc)
         try:
-            tracking.log_reports(
-                mlflow_run, copies, index_url=f"{site}/index.html" if site else None
-            )
+            tracking.log_reports(mlflow_run, copies, index_url=index_url)
         except Exception:  # the run is recorded; a tracking server hiccup must not fail it
             log.exception("reports could not be attached to MLflow run %s", mlflow_run)

@@ -172,9 +172,10 @@ def test_an_unreachable_mlflow_fails_before_any_step_naming_the_variable(
 def run_kernel() -> Iterator:
     from leaklib.pipeline.runner import RunKernel
 
-    kernel = RunKernel(["train"])
+    kernel = RunKernel()
     yield kernel
-    kernel.km.stop()
+    if kernel.started:
+        kernel.km.stop()
 
 
 def _evaluate(kernel, code: str) -> tuple[str, int]:
@@ -198,7 +199,7 @@ def _evaluate(kernel, code: str) -> tuple[str, int]:
 
 
 def test_the_run_kernel_forgets_a_notebooks_names_and_figures_but_keeps_its_imports(run_kernel):
-    run_kernel.ready()  # the first notebook: warmed with train's imports, nothing reset
+    run_kernel.ready()  # the first notebook: started, warmed with every notebook's imports
     _evaluate(run_kernel, "table = list(range(3))\nimport matplotlib.pyplot as plt\nplt.figure()")
 
     run_kernel.ready()  # the next notebook
