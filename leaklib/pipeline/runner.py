@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -15,10 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import papermill
-from jupyter_client.blocking import BlockingKernelClient
 from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
-from jupyter_client.manager import AsyncKernelManager
-from jupyter_core.utils import run_sync
 from nbclient.exceptions import CellTimeoutError
 
 from leaklib import reports as reporting
@@ -29,6 +24,7 @@ from leaklib.params import Params, load, read_yaml
 from leaklib.paths import is_local_path, project_root
 from leaklib.pipeline import cache
 from leaklib.pipeline.guard import Heartbeat, Interrupted, interruptible, stop_kernels
+from leaklib.pipeline.kernel import KernelError, RunKernel, notebook_path
 from leaklib.snapshots import open_snapshot_store
 
 log = logging.getLogger(__name__)
@@ -48,11 +44,6 @@ class RunResult:
     index: Path | None
     error: str | None
     exit_code: int | None = None  # set when a signal ended the run (128 + signal number)
-
-
-def notebook_path(step: str) -> Path:
-    """Return the source notebook of a step."""
-    return project_root() / "notebooks" / f"{runs.NOTEBOOKS[step]}.ipynb"
 
 
 def declared_parameters(notebook: Path) -> list[str]:
@@ -80,135 +71,6 @@ def step_parameters(step: str, params: Params) -> dict[str, Any]:
     """Return the parameters a step's notebook declares, with the run's values."""
     plain = params.to_plain()
     return {name: plain[name] for name in declared_parameters(notebook_path(step))}
-
-
-def warm_up_code(notebooks: list[Path]) -> str:
-    """Return the notebooks' import cells (code cells of import lines only), for a warm kernel.
-
-    MLflow is added when a notebook imports ``leaklib.tracking``, which loads it on first use.
-    """
-    lines: list[str] = []
-    for notebook in notebooks:
-        for cell in json.loads(notebook.read_text(encoding="utf-8"))["cells"]:
-            source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
-            code = [line for line in source.splitlines() if line.strip()]
-            if (
-                cell["cell_type"] == "code"
-                and code
-                and all(line.startswith(("import ", "from ")) for line in code)
-            ):
-                lines += [line for line in code if line not in lines]
-    if any("tracking" in line for line in lines):
-        lines.append("import mlflow")
-    return "\n".join(lines)
-
-
-# Run in the run's kernel between two notebooks: what a notebook defined is gone (names, the
-# output history, open figures; the execution counter and the input history start anew, as
-# in a fresh kernel), what was imported stays imported.
-RESET_CODE = """\
-get_ipython().reset(new_session=True)
-import gc as _gc, matplotlib.pyplot as _plt
-_plt.close("all")
-del _plt
-_gc.collect()
-del _gc
-"""
-
-
-class RunKernel:
-    """The one kernel a run's notebooks execute in, one after the other.
-
-    It starts when the first step that is not taken from the cache is due, and runs every
-    notebook's imports once, so neither a kernel's start nor the imports (pandas,
-    scikit-learn, matplotlib, MLflow: seconds each) are paid once per step. Between two
-    notebooks the kernel's namespace is reset (:data:`RESET_CODE`): a notebook sees none of the
-    names the one before it defined, as in a fresh kernel, and still runs every cell itself,
-    imports included. One kernel means one process holding a step's data, not two.
-    """
-
-    def __init__(self) -> None:
-        self.km: _KernelManager | None = None
-        self._used = False
-        self._ready: threading.Thread | None = None
-
-    @property
-    def started(self) -> bool:
-        return self.km is not None
-
-    def _start(self) -> None:
-        self.km = _KernelManager(kernel_name=KERNEL)
-        run_sync(self.km.start_kernel)(cwd=str(project_root()))
-        self._ready = threading.Thread(
-            target=self._warm_up,
-            args=(warm_up_code([notebook_path(step) for step in runs.STEPS]),),
-            daemon=True,
-            name="warm-kernel",
-        )
-        self._ready.start()
-
-    def execute(self, code: str) -> None:
-        """Run code in the kernel, quietly; raise RunnerError if it did not succeed."""
-        if self.km is None:
-            raise RunnerError("the run's kernel was never started")
-        client = BlockingKernelClient()
-        client.load_connection_info(self.km.get_connection_info())
-        try:
-            client.start_channels()
-            client.wait_for_ready(timeout=120)
-            reply = client.execute_interactive(
-                code,
-                store_history=False,
-                timeout=300,
-                output_hook=lambda message: None,  # the import's chatter belongs nowhere
-            )
-        except Exception as exc:
-            raise RunnerError(f"the run's kernel did not answer: {_error_text(exc)}") from exc
-        finally:
-            client.stop_channels()
-        if reply["content"]["status"] != "ok":
-            content = reply["content"]
-            raise RunnerError(f"{content.get('ename')}: {content.get('evalue')}")
-
-    def _warm_up(self, code: str) -> None:
-        try:
-            self.execute(code)
-        except RunnerError:  # the notebook's own import cell will fail and say why
-            log.info("the run's kernel could not be warmed", exc_info=True)
-
-    def ready(self) -> AsyncKernelManager:
-        """Return the kernel's manager for papermill, clean for the next notebook.
-
-        Raises:
-            RunnerError: the namespace could not be reset (the step then fails, saying so).
-        """
-        if self.km is None:
-            self._start()
-        self._ready.join()
-        if self._used:
-            self.execute(RESET_CODE)
-        self._used = True
-        return self.km
-
-    def close(self) -> None:
-        """Stop the kernel in the background (papermill leaves a kernel it did not start)."""
-        if self.km is not None:
-            threading.Thread(target=self.km.stop, daemon=True).start()
-
-
-class _KernelManager(AsyncKernelManager):
-    """A kernel manager that also closes the clients papermill opened on it."""
-
-    def client(self, **kwargs: Any) -> Any:
-        client = super().client(**kwargs)
-        self.__dict__.setdefault("opened", []).append(client)
-        return client
-
-    def stop(self) -> None:
-        """Close the clients' channels and shut the kernel down."""
-        for client in self.__dict__.get("opened", []):
-            client.stop_channels()
-        run_sync(self.shutdown_kernel)()
 
 
 def execute_step(
@@ -351,6 +213,7 @@ def run_pipeline(
     origin: str = "leak run",
     use_cache: bool = True,
     progress: Callable[[str], None] = lambda line: None,
+    kernel: RunKernel | None = None,
 ) -> RunResult:
     """Validate the parameters, then run extract, train and evaluate and render each report.
 
@@ -360,7 +223,9 @@ def run_pipeline(
     <step>"), renders what exists, and sets the result's ``exit_code``. ``params``, when
     given, is used as it is instead of loading ``files`` and ``overrides``. A step whose
     inputs match a succeeded step of an earlier run is taken from it
-    (:mod:`leaklib.pipeline.cache`) unless ``use_cache`` is false.
+    (:mod:`leaklib.pipeline.cache`) unless ``use_cache`` is false. ``kernel``, when given,
+    is the run's kernel already started (``leak run`` starts it before loading the library);
+    the run closes it.
     """
     params, store = _open_run(files, overrides, durable=durable, params=params, origin=origin)
     run_id = params.run_id
@@ -373,7 +238,7 @@ def run_pipeline(
     rendering: dict[str, Future[Path]] = {}  # step -> its report, rendered while the next runs
     current: list[str] = []  # the step running now, for an interruption's record
     interrupted: Interrupted | None = None
-    kernel = RunKernel()  # started by the first step that runs
+    kernel = kernel or RunKernel()  # started by the first step that runs, unless already
     with (
         interruptible(),
         ThreadPoolExecutor(1, thread_name_prefix="render") as renderer,
@@ -629,7 +494,7 @@ def _attach_to_mlflow(
                     "del _tracking"
                 )
                 return
-            except RunnerError as exc:  # a dead kernel (a signal, a crash): the runner does it
+            except KernelError as exc:  # a dead kernel (a signal, a crash): the runner does it
                 log.info("the run's kernel could not attach the reports: %s", exc)
         try:
             tracking.log_reports(mlflow_run, copies, index_url=index_url)

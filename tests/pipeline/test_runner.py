@@ -170,7 +170,7 @@ def test_an_unreachable_mlflow_fails_before_any_step_naming_the_variable(
 
 @pytest.fixture
 def run_kernel() -> Iterator:
-    from leaklib.pipeline.runner import RunKernel
+    from leaklib.pipeline.kernel import RunKernel
 
     kernel = RunKernel()
     yield kernel
