@@ -212,3 +212,29 @@ def test_the_run_kernel_forgets_a_notebooks_names_and_figures_but_keeps_its_impo
 
     assert seen.split() == ["False", "0", "True", "True"]
     assert number == 1  # the notebook's cells are numbered from 1, as in a fresh kernel
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="malloc_trim is glibc's")
+def test_the_run_kernel_gives_a_notebooks_freed_memory_back_before_the_next(run_kernel):
+    # A freed 16 MiB array raises glibc's mmap threshold, so the 8 MiB arrays after it come
+    # from the heap; small arrays kept across the reset (as a library's caches would be) pin
+    # the heap above them, so freeing them returns nothing to the system unless it is trimmed.
+    run_kernel.ready()
+    printed, _ = _evaluate(
+        run_kernel,
+        "import os, sys, numpy as np\n"
+        "big = np.ones(2 * 2**20)\n"
+        "del big\n"
+        "chunks, sys.pins = [], []\n"
+        "for _ in range(40):\n"
+        "    chunks.append(np.ones(2**20))\n"
+        "    sys.pins.append(np.ones(2**15))\n"
+        "print(os.getpid())",
+    )
+    kernel = psutil.Process(int(printed.split()[-1]))
+    held = kernel.memory_info().rss
+
+    run_kernel.ready()  # the next notebook: `chunks` is gone, and its pages with it
+
+    freed = held - kernel.memory_info().rss
+    assert freed > 0.5 * 40 * 8 * 2**20  # at least half of the 320 MiB the notebook held
