@@ -90,11 +90,25 @@ def leak_smoke_named(
 
 @pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory) -> Finished:
-    """One `leak run -f parameters/smoke.yaml` in a fresh project, shared by the tests that read it."""
+    """One `leak run -f parameters/smoke.yaml` in a fresh project, shared by the tests that read it.
+
+    Its store holds this one run: read it, never add runs to it. A test that runs more `leak`
+    commands on it works on ``copy_smoke_project`` instead (seconds, not a pipeline run).
+    """
     project = make_project(tmp_path_factory.mktemp("smoke") / "project")
     finished = leak(project, "run", "-f", "parameters/smoke.yaml")
     assert finished.returncode == 0, finished.stdout + finished.stderr
     return finished
+
+
+def copy_smoke_project(smoke_run: Finished, target: Path) -> Finished:
+    """Copy the session's smoke project (git, stores, MLflow, reports) to ``target``.
+
+    The copy holds the smoke run, its model registered and promoted, as if `leak run` had run
+    there; the data folder stays a link to the repository's.
+    """
+    shutil.copytree(smoke_run.project, target, symlinks=True)
+    return Finished(target, smoke_run.returncode, smoke_run.stdout, smoke_run.stderr)
 
 
 @pytest.fixture(autouse=True)
