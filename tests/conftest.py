@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -109,6 +110,34 @@ def copy_smoke_project(smoke_run: Finished, target: Path) -> Finished:
     """
     shutil.copytree(smoke_run.project, target, symlinks=True)
     return Finished(target, smoke_run.returncode, smoke_run.stdout, smoke_run.stderr)
+
+
+# one stump, one boosting round: a deliberately weaker challenger than the smoke model
+WEAK = ("-p", "model.params.max_iter", "1", "-p", "model.params.max_depth", "1")
+
+
+@pytest.fixture(scope="session")
+def gitlab_runs(mlflow_server, tmp_path_factory) -> Iterator[SimpleNamespace]:
+    """Two verbose smoke runs through the GitLab-like proxy: the first model, then a weaker one.
+
+    The proxy's token is a canary: the MLflow tests read what the runs did behind GitLab's
+    missing endpoints, the secrets tests search everything the runs left for the token.
+    """
+    from tests.mlflow_servers import start_gitlab_proxy
+
+    token = f"glpat-CANARY{uuid.uuid4().hex}"
+    proxy = start_gitlab_proxy(mlflow_server.uri, token=token)
+    try:
+        env = {"MLFLOW_TRACKING_URI": proxy.uri, "MLFLOW_TRACKING_TOKEN": token}
+        project = make_project(tmp_path_factory.mktemp("gitlab") / "project")
+        name = f"gitlab-{uuid.uuid4().hex[:8]}"
+        first = leak_smoke_named(project, name, env=env, verbose=True)
+        weak = leak_smoke_named(project, name, *WEAK, env=env, verbose=True)
+        yield SimpleNamespace(
+            proxy=proxy, token=token, env=env, project=project, name=name, first=first, weak=weak
+        )
+    finally:
+        proxy.close()
 
 
 @pytest.fixture(autouse=True)
