@@ -324,7 +324,9 @@ def test_durable_run_refuses_the_example_placeholders(tmp_path: Path) -> None:
 
 # --- three scheduled retrains on the emulators, with gitlab-ci-local -----------------------------
 
-# The model of each pipeline; everything else is parameters/smoke.yaml.
+# The model of each pipeline; everything else is parameters/smoke.yaml, with the least work the
+# loop's checks need (two folds, one permutation repeat, the fewest bootstrap draws allowed).
+LEAST_WORK = {"cv_folds": 2, "permutation_repeats": 1}
 PIPELINE_MODELS = (
     {"name": "hist_gradient_boosting", "params": {"max_iter": 40}},  # the first champion
     {"name": "hist_gradient_boosting", "params": {"max_iter": 80}},  # another reasonable model
@@ -346,6 +348,8 @@ def write_pipeline_params(project: Path, *, bucket: str, firestore_uri: str) -> 
     for number, model in enumerate(PIPELINE_MODELS, start=1):
         values = {
             **smoke,
+            **LEAST_WORK,
+            "promotion": {**smoke["promotion"], "n_bootstrap": 100},
             "model": model,
             "snapshot_store": f"gs://{bucket}/snapshots",
             "metadata_store": firestore_uri,
