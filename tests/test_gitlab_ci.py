@@ -300,6 +300,7 @@ def refused(project: Path, params_file: str) -> str:
     return done.stderr.splitlines()[0]
 
 
+@pytest.mark.slow
 def test_durable_run_refuses_local_stores_naming_them(tmp_path: Path) -> None:
     first = refused(make_project(tmp_path / "project"), "parameters/smoke.yaml")
     assert first.startswith(
@@ -309,6 +310,7 @@ def test_durable_run_refuses_local_stores_naming_them(tmp_path: Path) -> None:
     assert "set LEAK_PARAMS_FILE to a parameter set" in first
 
 
+@pytest.mark.slow
 def test_durable_run_refuses_the_example_placeholders(tmp_path: Path) -> None:
     first = refused(make_project(tmp_path / "project"), "parameters/gcp.example.yaml")
     assert first.startswith(
