@@ -6,6 +6,9 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 LOCK   := requirements/dev.lock
 ARGS   ?=
+# pytest-xdist workers of `make test`: its pipelines wait on kernels, servers and emulators
+# about a third of the time, so two workers pay even on two cores (docs/benchmarks.md)
+WORKERS ?= 2
 # see leaklib/kernel.py: OpenMP spin-waiting is ruinous on a busy 2-core machine
 export OMP_WAIT_POLICY ?= PASSIVE
 
@@ -33,9 +36,9 @@ install: $(STAMP) ## create .venv from the lock and register the Jupyter kernel
 run: $(STAMP) ## run extract -> train -> evaluate on the embedded default (ARGS="-f x.yaml -p k v")
 	$(BIN)/leak run $(ARGS)
 
-test: $(STAMP) ## run the test suite (unit, notebooks, services)
+test: $(STAMP) ## run the test suite (unit, notebooks, services) on two workers (WORKERS=0: one process)
 	@bash tests/emulators/install.sh || echo "make test: an emulator is unavailable; its tests will say why"
-	$(BIN)/python -m pytest $(ARGS)
+	$(BIN)/python -m pytest -n $(WORKERS) --dist loadfile $(ARGS)
 
 check: $(STAMP) ## the fast tier for the edit-test loop: no pipeline runs, services or browser (under 90 s)
 	$(BIN)/python -m pytest -q -m "not slow and not emulators and not browser" $(ARGS)

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -90,11 +91,53 @@ def leak_smoke_named(
 
 @pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory) -> Finished:
-    """One `leak run -f parameters/smoke.yaml` in a fresh project, shared by the tests that read it."""
+    """One `leak run -f parameters/smoke.yaml` in a fresh project, shared by the tests that read it.
+
+    Its store holds this one run: read it, never add runs to it. A test that runs more `leak`
+    commands on it works on ``copy_smoke_project`` instead (seconds, not a pipeline run).
+    """
     project = make_project(tmp_path_factory.mktemp("smoke") / "project")
     finished = leak(project, "run", "-f", "parameters/smoke.yaml")
     assert finished.returncode == 0, finished.stdout + finished.stderr
     return finished
+
+
+def copy_smoke_project(smoke_run: Finished, target: Path) -> Finished:
+    """Copy the session's smoke project (git, stores, MLflow, reports) to ``target``.
+
+    The copy holds the smoke run, its model registered and promoted, as if `leak run` had run
+    there; the data folder stays a link to the repository's.
+    """
+    shutil.copytree(smoke_run.project, target, symlinks=True)
+    return Finished(target, smoke_run.returncode, smoke_run.stdout, smoke_run.stderr)
+
+
+# one stump, one boosting round: a deliberately weaker challenger than the smoke model
+WEAK = ("-p", "model.params.max_iter", "1", "-p", "model.params.max_depth", "1")
+
+
+@pytest.fixture(scope="session")
+def gitlab_runs(mlflow_server, tmp_path_factory) -> Iterator[SimpleNamespace]:
+    """Two verbose smoke runs through the GitLab-like proxy: the first model, then a weaker one.
+
+    The proxy's token is a canary: the MLflow tests read what the runs did behind GitLab's
+    missing endpoints, the secrets tests search everything the runs left for the token.
+    """
+    from tests.mlflow_servers import start_gitlab_proxy
+
+    token = f"glpat-CANARY{uuid.uuid4().hex}"
+    proxy = start_gitlab_proxy(mlflow_server.uri, token=token)
+    try:
+        env = {"MLFLOW_TRACKING_URI": proxy.uri, "MLFLOW_TRACKING_TOKEN": token}
+        project = make_project(tmp_path_factory.mktemp("gitlab") / "project")
+        name = f"gitlab-{uuid.uuid4().hex[:8]}"
+        first = leak_smoke_named(project, name, env=env, verbose=True)
+        weak = leak_smoke_named(project, name, *WEAK, env=env, verbose=True)
+        yield SimpleNamespace(
+            proxy=proxy, token=token, env=env, project=project, name=name, first=first, weak=weak
+        )
+    finally:
+        proxy.close()
 
 
 @pytest.fixture(autouse=True)

@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 
 from tests import chromium
-from tests.test_gitlab_ci import need, project_copy
+from tests.conftest import copy_smoke_project
+from tests.test_gitlab_ci import need
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -53,11 +54,9 @@ def run_ids(project: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """A project copy with a smoke run, a run failed by a bad source, and `leak pages`."""
-    project = project_copy(tmp_path_factory.mktemp("browser") / "project")
-    smoke = leak(project, "run", "-f", "parameters/smoke.yaml")
-    assert smoke.returncode == 0, smoke.stdout[-3000:] + smoke.stderr[-3000:]
+def site(smoke_run: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The session's smoke project copied, a run failed by a bad source, and `leak pages`."""
+    project = copy_smoke_project(smoke_run, tmp_path_factory.mktemp("browser") / "project").project
     failed = leak(
         project,
         "run",

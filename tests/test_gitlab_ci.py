@@ -300,6 +300,7 @@ def refused(project: Path, params_file: str) -> str:
     return done.stderr.splitlines()[0]
 
 
+@pytest.mark.slow
 def test_durable_run_refuses_local_stores_naming_them(tmp_path: Path) -> None:
     first = refused(make_project(tmp_path / "project"), "parameters/smoke.yaml")
     assert first.startswith(
@@ -309,6 +310,7 @@ def test_durable_run_refuses_local_stores_naming_them(tmp_path: Path) -> None:
     assert "set LEAK_PARAMS_FILE to a parameter set" in first
 
 
+@pytest.mark.slow
 def test_durable_run_refuses_the_example_placeholders(tmp_path: Path) -> None:
     first = refused(make_project(tmp_path / "project"), "parameters/gcp.example.yaml")
     assert first.startswith(
@@ -324,7 +326,9 @@ def test_durable_run_refuses_the_example_placeholders(tmp_path: Path) -> None:
 
 # --- three scheduled retrains on the emulators, with gitlab-ci-local -----------------------------
 
-# The model of each pipeline; everything else is parameters/smoke.yaml.
+# The model of each pipeline; everything else is parameters/smoke.yaml, with the least work the
+# loop's checks need (two folds, one permutation repeat, the fewest bootstrap draws allowed).
+LEAST_WORK = {"cv_folds": 2, "permutation_repeats": 1}
 PIPELINE_MODELS = (
     {"name": "hist_gradient_boosting", "params": {"max_iter": 40}},  # the first champion
     {"name": "hist_gradient_boosting", "params": {"max_iter": 80}},  # another reasonable model
@@ -346,6 +350,8 @@ def write_pipeline_params(project: Path, *, bucket: str, firestore_uri: str) -> 
     for number, model in enumerate(PIPELINE_MODELS, start=1):
         values = {
             **smoke,
+            **LEAST_WORK,
+            "promotion": {**smoke["promotion"], "n_bootstrap": 100},
             "model": model,
             "snapshot_store": f"gs://{bucket}/snapshots",
             "metadata_store": firestore_uri,

@@ -20,12 +20,8 @@ from leaklib.features import model_features
 from leaklib.params import Params
 from leaklib.snapshots import load_snapshot, open_snapshot_store
 from tests.conftest import leak_smoke_named, make_project
-from tests.mlflow_servers import start_gitlab_proxy
 
 pytestmark = pytest.mark.slow
-
-# one stump, one boosting round: a deliberately weaker challenger than the smoke model
-WEAK = ("-p", "model.params.max_iter", "1", "-p", "model.params.max_depth", "1")
 
 
 def _use(monkeypatch, env):
@@ -35,20 +31,9 @@ def _use(monkeypatch, env):
 
 
 @pytest.fixture(scope="module")
-def gitlab(mlflow_server, tmp_path_factory):
-    """Two runs through the GitLab-like proxy: the first model, then a weaker challenger."""
-    proxy = start_gitlab_proxy(mlflow_server.uri, token="glpat-e2e-" + uuid.uuid4().hex[:12])
-    try:
-        env = {"MLFLOW_TRACKING_URI": proxy.uri, "MLFLOW_TRACKING_TOKEN": proxy.token}
-        project = make_project(tmp_path_factory.mktemp("gitlab") / "project")
-        name = f"gitlab-{uuid.uuid4().hex[:8]}"
-        first = leak_smoke_named(project, name, env=env)
-        weak = leak_smoke_named(project, name, *WEAK, env=env)
-        yield SimpleNamespace(
-            proxy=proxy, env=env, project=project, name=name, first=first, weak=weak
-        )
-    finally:
-        proxy.close()
+def gitlab(gitlab_runs):
+    """The session's two runs through the GitLab-like proxy (conftest.gitlab_runs)."""
+    return gitlab_runs
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from tests.conftest import leak, make_project, make_table
+from tests.conftest import copy_smoke_project, leak, make_project, make_table
 
 pytestmark = pytest.mark.slow
 
@@ -109,10 +109,12 @@ def test_a_derivation_longer_than_any_group_fails_extract_naming_the_key(tmp_pat
     assert not list((project / "stores/snapshots").glob("*.parquet"))
 
 
-def test_same_inputs_give_the_same_metrics(smoke_run):
-    again = leak(smoke_run.project, "run", "-f", "parameters/smoke.yaml", "--no-cache")
+def test_same_inputs_give_the_same_metrics(smoke_run, tmp_path):
+    project = copy_smoke_project(smoke_run, tmp_path / "project").project
+    again = leak(project, "run", "-f", "parameters/smoke.yaml", "--no-cache")
     assert again.returncode == 0, again.stderr
-    first, second = (smoke_run.record(r) for r in smoke_run.run_ids()[-2:])
+    first, second = (again.record(r) for r in again.run_ids())
+    assert first == smoke_run.record() and second["steps"]["extract"].get("cached_from") is None
     assert first["snapshot"]["sha256"] == second["snapshot"]["sha256"]
     for key in ("cv_roc_auc", "holdout_roc_auc", "holdout_pr_auc", "holdout_recall_at_1pct_fpr"):
         assert first["metrics"][key] == second["metrics"][key]

@@ -4,7 +4,6 @@ command here; the real `leak serve` round trip is in test_serve_http."""
 
 from __future__ import annotations
 
-import shutil
 import sys
 import time
 
@@ -14,6 +13,7 @@ from fastapi.testclient import TestClient
 
 from leaklib import champion, runs, scoring, serve
 from leaklib.metadata import open_metadata_store
+from tests.conftest import copy_smoke_project
 from tests.serving import AUTH, SLEEPER, TOKEN, predict_body, smoke_files
 
 pytestmark = pytest.mark.slow
@@ -21,16 +21,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def project(smoke_run, tmp_path_factory):
-    """A copy of the session's smoke project holding only its first run, the champion.
-
-    Other modules add runs to the shared project; the API is checked against a fixed history.
-    """
-    copy = tmp_path_factory.mktemp("serve") / "project"
-    shutil.copytree(smoke_run.project, copy, symlinks=True)
-    first = smoke_run.run_ids()[0]
-    for record in (copy / "stores/metadata/runs").glob("*.json"):
-        if record.stem != first:
-            record.unlink()
+    """A copy of the session's smoke project: one run, the champion (the API adds scorings)."""
+    copy = copy_smoke_project(smoke_run, tmp_path_factory.mktemp("serve") / "project").project
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("LEAK_PROJECT_DIR", str(copy))
         yield copy

@@ -140,6 +140,7 @@ def _failed(finished, project: Path):
     return record
 
 
+@pytest.mark.slow
 def test_leak_run_with_a_full_snapshot_store_fails_and_writes_no_snapshot(project, small_disk):
     disk = small_disk("full-store", "512k")  # the smoke snapshot is about 1 MB
     finished = leak(
@@ -153,6 +154,7 @@ def test_leak_run_with_a_full_snapshot_store_fails_and_writes_no_snapshot(projec
     assert_no_loss(LocalMetadataStore(project / "stores/metadata"), project=project)
 
 
+@pytest.mark.slow
 def test_leak_run_on_a_snapshot_altered_on_disk_fails_naming_the_object(project):
     smoke = P.load([project / "parameters/smoke.yaml"])
     with pytest.MonkeyPatch.context() as patch:

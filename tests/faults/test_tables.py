@@ -311,6 +311,7 @@ def failed_run(project, source: str, *, env=None):
     return finished, record, html
 
 
+@pytest.mark.slow
 def test_leak_run_on_a_table_that_mixes_time_zones_fails_naming_the_column(project):
     stamps = make_table()["timestamp"].dt.strftime("%Y-%m-%d %H:%M:%S+00:00")
     stamps.iloc[3] = "2024-01-01 00:45:00"
@@ -321,6 +322,7 @@ def test_leak_run_on_a_table_that_mixes_time_zones_fails_naming_the_column(proje
     assert "SchemaError" in html
 
 
+@pytest.mark.slow
 def test_leak_run_on_a_table_too_large_for_memory_fails_before_loading_it(project):
     make_table().to_parquet(project / "large.parquet")
     finished, record, html = failed_run(

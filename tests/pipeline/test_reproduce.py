@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 
 import pandas as pd
@@ -12,19 +11,20 @@ import pytest
 from leaklib.params import load
 from leaklib.pipeline import reproduce
 from leaklib.sources import SourceError, read_source
-from tests.conftest import REPO, leak, make_project
+from tests.conftest import REPO, copy_smoke_project, leak, make_project
 
 
 @pytest.fixture(scope="module")
-def reproduced(tmp_path_factory):
-    """A smoke run on a copy of the data, the copy then changed, and the run reproduced."""
-    project = make_project(tmp_path_factory.mktemp("reproduce") / "project")
-    source = project / "table.parquet"
-    shutil.copy(REPO / "data" / "l-town-leaks.parquet", source)
-    first = leak(project, "run", "-f", "parameters/smoke.yaml", "-p", "dataset.source", str(source))
-    assert first.returncode == 0, first.stdout + first.stderr
-    original = first.record()
-    table = pd.read_parquet(source)
+def reproduced(smoke_run, tmp_path_factory):
+    """The session's smoke run, copied; its source table then changed, and the run reproduced."""
+    project = copy_smoke_project(
+        smoke_run, tmp_path_factory.mktemp("reproduce") / "project"
+    ).project
+    original = smoke_run.record()
+    source = project / original["params"]["dataset"]["source"]
+    (project / "data").unlink()  # the copy's data folder links to the repository's: make it its own
+    (project / "data").mkdir()
+    table = pd.read_parquet(REPO / "data" / source.name)
     table["p_n1"] = table["p_n1"] + 5.0  # the source table changes after the run
     table.to_parquet(source)
     again = leak(project, "reproduce", original["run_id"])

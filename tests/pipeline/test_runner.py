@@ -94,17 +94,18 @@ def test_sigterm_during_train_fails_step_and_run_and_stops_the_kernel(project):
 
 
 def test_a_cell_over_step_timeout_s_fails_its_step_naming_the_limit(project):
-    path = project / "notebooks" / "02_train.ipynb"
+    path = project / "notebooks" / "01_extract.ipynb"  # the first step: fails soonest
     notebook = nbformat.read(path, as_version=4)
-    notebook.cells.insert(3, nbformat.v4.new_code_cell("import time\ntime.sleep(120)"))
+    opened = next(i for i, c in enumerate(notebook.cells) if "steps.open_step(" in c.source)
+    notebook.cells.insert(opened + 1, nbformat.v4.new_code_cell("import time\ntime.sleep(120)"))
     nbformat.write(notebook, path)
 
     done = leak(project, "run", "-f", "parameters/smoke.yaml", "-p", "step_timeout_s", "10")
 
     assert done.returncode == 1, done.stdout + done.stderr
     record = _records(project)[-1]
-    assert record["status"] == "failed" and record["steps"]["train"]["status"] == "failed"
-    assert "step train: a cell ran longer than step_timeout_s = 10 s" in record["error"]
+    assert record["status"] == "failed" and record["steps"]["extract"]["status"] == "failed"
+    assert "step extract: a cell ran longer than step_timeout_s = 10 s" in record["error"]
     assert "step_timeout_s = 10 s" in done.stdout
 
 
