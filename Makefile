@@ -43,7 +43,7 @@ test: $(STAMP) ## run the test suite (unit, notebooks, services) on two workers 
 check: $(STAMP) ## the fast tier for the edit-test loop: no pipeline runs, services or browser (under 90 s)
 	$(BIN)/python -m pytest -q -m "not slow and not emulators and not browser" $(ARGS)
 
-bench: $(STAMP) ## paired benchmarks of leak run against a plain script, cache re-runs, 1x/4x/16x rows (minutes)
+bench: $(STAMP) ## paired benchmarks of leak run against a plain script, cache re-runs, 1x/4x/16x rows (about an hour)
 	$(BIN)/python benchmarks/bench_pipeline.py $(ARGS)
 
 lab: $(STAMP) ## open JupyterLab on the repo with the leaklib kernel
