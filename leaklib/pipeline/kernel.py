@@ -80,10 +80,10 @@ class RunKernel:
     ``leak run`` starts it before loading the library, so the kernel's start and every
     notebook's imports (pandas, scikit-learn, matplotlib, MLflow: seconds) overlap the
     runner's own start; otherwise it starts with the first step that is not cached. Either
-    way they are paid once per run, not once per step. Between two
-    notebooks the kernel's namespace is reset (:data:`RESET_CODE`): a notebook sees none of the
-    names the one before it defined, as in a fresh kernel, and still runs every cell itself,
-    imports included. One kernel means one process holding a step's data, not two.
+    way they are paid once per run, not once per step. Between two notebooks the kernel's
+    namespace is reset (:data:`RESET_CODE`): a notebook sees none of the names the one before
+    it defined, as in a fresh kernel, and still runs every cell itself, imports included. One
+    kernel means one process holding a step's data, not two.
     """
 
     def __init__(self) -> None:
@@ -115,6 +115,8 @@ class RunKernel:
         """Run code in the kernel, quietly; raise KernelError if it did not succeed."""
         if self.km is None:
             raise KernelError("the run's kernel was never started")
+        if not run_sync(self.km.is_alive)():  # killed by a signal or out of memory
+            raise KernelError("the run's kernel is not running")
         client = BlockingKernelClient()
         client.load_connection_info(self.km.get_connection_info())
         try:
@@ -124,7 +126,7 @@ class RunKernel:
                 code,
                 store_history=False,
                 timeout=300,
-                output_hook=lambda message: None,  # the import's chatter belongs nowhere
+                output_hook=lambda message: None,  # the runner's own code prints nothing useful
             )
         except Exception as exc:
             raise KernelError(f"the run's kernel did not answer: {exc}") from exc

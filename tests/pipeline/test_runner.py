@@ -239,3 +239,15 @@ def test_the_run_kernel_gives_a_notebooks_freed_memory_back_before_the_next(run_
 
     freed = held - kernel.memory_info().rss
     assert freed > 0.5 * 40 * 8 * 2**20  # at least half of the 320 MiB the notebook held
+
+
+def test_code_for_a_killed_run_kernel_fails_at_once_naming_it(run_kernel):
+    from leaklib.pipeline.kernel import KernelError
+
+    run_kernel.ready()
+    printed, _ = _evaluate(run_kernel, "import os\nprint(os.getpid())")
+    psutil.Process(int(printed.split()[-1])).kill()
+    psutil.Process(int(printed.split()[-1])).wait(10)
+
+    with pytest.raises(KernelError, match="the run's kernel is not running"):
+        run_kernel.execute("1 + 1")
