@@ -145,6 +145,16 @@ def _quiet_mlflow(monkeypatch):
     monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
 
 
+def table_dataset(**keys) -> dict:
+    """The ``dataset`` mapping that declares :func:`make_table`'s columns (``keys`` added)."""
+    return {
+        "target": "leaks",
+        "features": {"p_a": "numeric", "p_b": "numeric", "zone": "categorical"},
+        "group": "scenario_id",
+        **keys,
+    }
+
+
 def make_table(*, scenarios: int = 24, rows_per: int = 48, seed: int = 0) -> pd.DataFrame:
     """A table of the default dataset's shape with a weak, learnable leak signal."""
     rng = np.random.default_rng(seed)
@@ -241,13 +251,9 @@ def promotion_history(local_mlflow_store, tmp_path_factory) -> SimpleNamespace:
         tracking.configure()
         values = P.defaults()
         values.update(
-            dataset={
-                "source": "unused.parquet",
-                "target": "leaks",
-                "features": {"p_a": "numeric", "p_b": "numeric", "zone": "categorical"},
-                "group": "scenario_id",
-                "model_name": f"gate-{uuid.uuid4().hex[:8]}",
-            },
+            dataset=table_dataset(
+                source="unused.parquet", model_name=f"gate-{uuid.uuid4().hex[:8]}"
+            ),
             metadata_store=str(root / "metadata"),
             model={"name": "logistic_regression", "params": {}},
             promotion={"primary_metric": "roc_auc", "n_bootstrap": 300, "confidence": 0.9},

@@ -32,13 +32,13 @@ def notebook_path(step: str) -> Path:
     return project_root() / "notebooks" / f"{runs.NOTEBOOKS[step]}.ipynb"
 
 
-def warm_up_code(notebooks: list[Path]) -> str:
-    """Return the notebooks' import cells (code cells of import lines only), for a warm kernel.
+def warm_up_code() -> str:
+    """Return every notebook's import cells (code cells of import lines only), for the kernel.
 
     MLflow is added when a notebook imports ``leaklib.tracking``, which loads it on first use.
     """
     lines: list[str] = []
-    for notebook in notebooks:
+    for notebook in (notebook_path(step) for step in runs.STEPS):
         for cell in json.loads(notebook.read_text(encoding="utf-8"))["cells"]:
             source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
             code = [line for line in source.splitlines() if line.strip()]
@@ -104,7 +104,7 @@ class RunKernel:
         run_sync(self.km.start_kernel)(cwd=str(project_root()))
         self._ready = threading.Thread(
             target=self._warm_up,
-            args=(warm_up_code([notebook_path(step) for step in runs.STEPS]),),
+            args=(warm_up_code(),),
             daemon=True,
             name="warm-kernel",
         )

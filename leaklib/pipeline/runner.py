@@ -74,19 +74,17 @@ def step_parameters(step: str, params: Params) -> dict[str, Any]:
 
 
 def execute_step(
-    step: str, *, params: Params, out_dir: Path, kernel: RunKernel | None = None
+    step: str, *, params: Params, out_dir: Path, kernel: RunKernel
 ) -> tuple[Path, str | None]:
     """Run one notebook with the parameters it declares; return (executed notebook, error).
 
     Args:
-        kernel: The run's kernel (left running for the next step); without one papermill
-            starts and stops its own.
+        kernel: The run's kernel (started if need be, left running for the next step).
     """
     source = notebook_path(step)
     output = out_dir / source.name
     values = step_parameters(step, params)
     try:
-        extra = {"km": kernel.ready()} if kernel else {}
         papermill.execute_notebook(
             str(source),
             str(output),
@@ -97,7 +95,7 @@ def execute_step(
             log_output=False,
             request_save_on_cell_execute=True,  # an interrupted step shows its progress
             execution_timeout=params.step_timeout_s,
-            **extra,
+            km=kernel.ready(),
         )
     except papermill.PapermillExecutionError as exc:
         return output, _error_text(exc)

@@ -19,7 +19,7 @@ from leaklib import champion, gate, runs
 from leaklib import params as P
 from leaklib.metadata import ConflictError, LocalMetadataStore
 from leaklib.metadata.firestore import FirestoreMetadataStore
-from tests.conftest import make_table
+from tests.conftest import make_table, table_dataset
 from tests.faults.loss import Walked, check_pointer
 
 pytestmark = pytest.mark.faults
@@ -41,13 +41,7 @@ def _record(store, run_id: str, params: P.Params, sha: str) -> dict:
 def _race(store, *, challengers: int = 2):
     values = P.defaults()
     values.update(
-        dataset={
-            "source": "unused.parquet",
-            "target": "leaks",
-            "features": {"p_a": "numeric", "p_b": "numeric", "zone": "categorical"},
-            "group": "scenario_id",
-            "model_name": f"race-{uuid.uuid4().hex[:8]}",
-        },
+        dataset=table_dataset(source="unused.parquet", model_name=f"race-{uuid.uuid4().hex[:8]}"),
         promotion={"primary_metric": "roc_auc", "n_bootstrap": 100, "confidence": 0.9},
     )
     params = P.validate(values)

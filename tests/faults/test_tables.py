@@ -25,7 +25,7 @@ from leaklib.snapshots import canonical_bytes
 from leaklib.sources import SourceError, read_source
 from leaklib.sources import bigquery as bq
 from leaklib.sources.base import ENV_MAX_TABLE_BYTES, check_fits
-from tests.conftest import leak, make_project, make_table
+from tests.conftest import leak, make_project, make_table, table_dataset
 from tests.faults.loss import assert_no_loss
 
 pytestmark = pytest.mark.faults
@@ -284,13 +284,7 @@ def test_a_utf8_csv_with_a_byte_order_mark_is_read(tmp_path, params):
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     project = make_project(tmp_path_factory.mktemp("badtables") / "project")
-    dataset = {
-        "source": "replaced.parquet",
-        "target": "leaks",
-        "features": {"p_a": "numeric", "p_b": "numeric", "zone": "categorical"},
-        "group": "scenario_id",
-        "timestamp": "timestamp",
-    }
+    dataset = table_dataset(source="replaced.parquet", timestamp="timestamp")
     (project / "mine.yaml").write_text(yaml.safe_dump({"dataset": dataset, "cv_folds": 3}))
     return project
 
