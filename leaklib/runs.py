@@ -136,15 +136,25 @@ def _transact(
     return store.transact(RUNS, run_id, guarded)
 
 
-def start_step(store: MetadataStore, run_id: str, step: str) -> dict[str, Any]:
-    """Mark a step running; refuse if the run is finished or the previous step did not succeed."""
+def _previous_step(step: str) -> str | None:
+    """Return the step before ``step`` (None for the first); refuse an unknown step."""
     if step not in STEPS:
         raise MetadataError(f"unknown step {step!r}; steps are {', '.join(STEPS)}")
-    previous = STEPS[STEPS.index(step) - 1] if step != STEPS[0] else None
+    return STEPS[STEPS.index(step) - 1] if step != STEPS[0] else None
+
+
+def _require_succeeded(current: dict[str, Any], run_id: str, previous: str | None) -> None:
+    """Refuse to go on when the previous step of the run has not succeeded."""
+    if previous and current["steps"].get(previous, {}).get("status") != "succeeded":
+        raise ConflictError(f"run {run_id!r}: step {previous!r} has not succeeded")
+
+
+def start_step(store: MetadataStore, run_id: str, step: str) -> dict[str, Any]:
+    """Mark a step running; refuse if the run is finished or the previous step did not succeed."""
+    previous = _previous_step(step)
 
     def change(current: dict[str, Any]) -> dict[str, Any]:
-        if previous and current["steps"].get(previous, {}).get("status") != "succeeded":
-            raise ConflictError(f"run {run_id!r}: step {previous!r} has not succeeded")
+        _require_succeeded(current, run_id, previous)
         stamp = now()
         steps = dict(current["steps"])
         steps[step] = {
@@ -178,17 +188,14 @@ def reuse_step(
     The step gets ``cached_from`` (the earlier run id); a reused promotion decision too, so
     nobody reads it as a new verdict. The last step reused finishes the run.
     """
-    if step not in STEPS:
-        raise MetadataError(f"unknown step {step!r}; steps are {', '.join(STEPS)}")
+    previous = _previous_step(step)
     earlier = source["run_id"]
     done = (source.get("steps") or {}).get(step) or {}
     if done.get("status") != "succeeded":
         raise ConflictError(f"run {earlier!r}: step {step!r} did not succeed; it cannot be reused")
-    previous = STEPS[STEPS.index(step) - 1] if step != STEPS[0] else None
 
     def change(current: dict[str, Any]) -> dict[str, Any]:
-        if previous and current["steps"].get(previous, {}).get("status") != "succeeded":
-            raise ConflictError(f"run {run_id!r}: step {previous!r} has not succeeded")
+        _require_succeeded(current, run_id, previous)
         new = dict(current)
         for name, keys in outputs.items():
             value = source.get(name)
