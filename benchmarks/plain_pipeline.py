@@ -39,6 +39,7 @@ from leaklib import (  # noqa: E402
     schema,
     snapshots,
     sources,
+    splits,
 )
 from leaklib.bootstrap import paired_bootstrap  # noqa: E402
 from leaklib.gate import champion_scores  # noqa: E402
@@ -98,14 +99,14 @@ def main(argv: list[str] | None = None) -> dict:
         started = time.perf_counter()  # --- train (02_train's cells)
         table = snapshots.load_snapshot(snapshot.sha256, store=store)
         columns = features.model_features(dataset, list(derived))
-        train_rows, holdout_rows = modelling.split_holdout(
+        split = splits.split_holdout(
             table,
             target=dataset.target,
             group=dataset.group,
+            columns=splits.identity_columns(dataset.features, dataset.target),
             test_size=params.test_size,
-            seed=params.seed,
         )
-        train, holdout = table.iloc[train_rows], table.iloc[holdout_rows]
+        train, holdout = table.iloc[split.train], table.iloc[split.holdout]
         holdout_snapshot = snapshots.snapshot_table(holdout, store=store)
         modelling.split_summary(train, holdout, target=dataset.target, group=dataset.group)
         tuned = modelling.tune(

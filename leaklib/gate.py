@@ -2,17 +2,22 @@
 
 The rule, exactly (``promotion`` parameters; ``M`` is ``primary_metric``):
 
-1. The current champion is re-scored on the challenger's frozen holdout (same rows, the same
-   metric functions as :func:`leaklib.evaluation.holdout_metrics`).
-2. ``difference = M(challenger) - M(champion)`` on the whole holdout.
+1. The compared rows are the challenger's holdout rows that the champion was never trained on
+   (:mod:`leaklib.splits`: from the champion's record, else from its snapshots). Rows it saw
+   are left out, and the decision says how many and why. When fewer than
+   ``min_unseen_rows`` remain, the gate does not compare and does not promote.
+2. The current champion is re-scored on the compared rows (the same metric functions as
+   :func:`leaklib.evaluation.holdout_metrics`), and so is the challenger;
+   ``difference = M(challenger) - M(champion)`` on those rows.
 3. Paired bootstrap (:mod:`leaklib.bootstrap`): ``n_bootstrap`` times, draw as many holdout
-   groups as there are, with replacement (``dataset.group``; single rows when it is null),
+   groups as there are among the compared rows, with replacement (``dataset.group``; single rows when it is null),
    seeded by ``seed``, and score both models on the same drawn rows. Draws holding a single
    class are discarded (and counted).
 4. The confidence interval is the two-sided percentile interval of the bootstrapped
    differences at ``confidence``: ``[q((1 - c) / 2), q((1 + c) / 2)]``.
 5. The challenger is promoted if and only if ``ci_low > min_improvement`` (strictly) and every
-   floor holds (``metric(challenger) >= floor``). With no champion yet, the floors alone decide.
+   floor holds (``metric(challenger) >= floor``, on its whole holdout). With no champion yet,
+   the floors alone decide.
 
 A decision is a :class:`Decision`; the run record keeps its plain form (``runs``), the
 champion pointer changes through :func:`leaklib.champion.promote`, and MLflow mirrors both
@@ -30,11 +35,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from leaklib import champion, metrics, registry, runs
+from leaklib import champion, metrics, registry, runs, splits
 from leaklib.bootstrap import BootstrapError, paired_bootstrap
 from leaklib.evaluation import holdout_metrics
 from leaklib.metadata import ConflictError, MetadataStore, to_json_safe
 from leaklib.params import Params, PromotionSpec
+from leaklib import snapshots
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +87,7 @@ class Decision:
     bootstrap: dict[str, Any] | None = None
     decided_at: str = field(default_factory=runs.now)
     previous_champion: dict[str, Any] | None = None
+    comparison: dict[str, Any] | None = None  # splits.Comparison: rows compared, left out, why
     manual: bool = False
     mlflow: dict[str, bool] = field(default_factory=dict)
 
@@ -147,14 +154,18 @@ def decide(
     challenger: dict[str, float],
     champion: dict[str, float] | None,
     bootstrap: dict[str, Any] | None,
+    compared: dict[str, float] | None = None,
+    comparison: str = "",
 ) -> tuple[Verdict, str, list[Criterion]]:
     """Apply the rule to the figures: return (verdict, one-sentence reason, criteria).
 
     Args:
         spec: The ``promotion`` parameters.
-        challenger: The challenger's holdout metrics.
-        champion: The champion's metrics on the same holdout, or None when there is none.
+        challenger: The challenger's holdout metrics (the floors apply to them).
+        champion: The champion's metrics on the compared rows, or None when there is none.
         bootstrap: :func:`leaklib.bootstrap.paired_bootstrap`'s result (None without a champion).
+        compared: The challenger's metrics on the compared rows (default: ``challenger``).
+        comparison: What was left out of the comparison, appended to the reason when set.
     """
     metric = spec.primary_metric
     if champion is not None and bootstrap is None:
@@ -171,9 +182,10 @@ def decide(
                 criteria,
             )
         return verdict, f"Not promoted: no champion yet, but {floors}.", criteria
+    mine = (compared or challenger)[metric]
     figures = (
-        f"{metric} {challenger[metric]:.4f} vs champion {champion[metric]:.4f}, "
-        f"difference {challenger[metric] - champion[metric]:+.4f}, "
+        f"{metric} {mine:.4f} vs champion {champion[metric]:.4f}, "
+        f"difference {mine - champion[metric]:+.4f}, "
         f"{_percent(spec.confidence)} CI [{bootstrap['ci_low']:+.4f}, {bootstrap['ci_high']:+.4f}]"
     )
     bound = f"the lower bound is above the minimum improvement {spec.min_improvement:+.4f}"
@@ -187,6 +199,8 @@ def decide(
         reason = f"Not promoted: {figures}; {bound.replace('is above', 'is not above')}" + (
             f"; {floors}." if floors else "."
         )
+    if comparison:
+        reason = f"{reason} Comparison: {comparison}."
     return verdict, reason, criteria
 
 
@@ -209,21 +223,44 @@ def _compare(
     holdout: pd.DataFrame,
     challenger_proba: np.ndarray,
     load_champion: Callable[[dict[str, Any]], Any],
+    seen: splits.TrainedOn,
 ) -> dict[str, float] | None:
-    """Score the champion on the holdout and bootstrap the difference; its metrics, or None."""
+    """Score both models on the rows the champion never saw and bootstrap the difference.
+
+    Returns the champion's metrics on those rows, or None when there is no comparison (the
+    decision's reason then says why).
+    """
     dataset, spec = params.dataset, params.promotion
-    y = holdout[dataset.target].to_numpy()
-    groups = holdout[dataset.group].to_numpy() if dataset.group else None
     decision.champion = {
         k: pointer.get(k) for k in ("run_id", "version", "model_uri", "model_sha256")
     }
+    mask, comparison = splits.comparison_rows(
+        holdout,
+        seen,
+        group=dataset.group,
+        columns=splits.identity_columns(dataset.features, dataset.target),
+        min_rows=spec.min_unseen_rows,
+    )
+    decision.comparison = comparison.to_dict()
+    if not comparison.enough:
+        decision.reason = (
+            f"Not compared: only {comparison.rows:,} of {len(holdout):,} holdout rows were never "
+            f"seen by the champion (at least promotion.min_unseen_rows = {spec.min_unseen_rows:,} "
+            f"are needed); {comparison.summary()}. Not promoted on the comparison; compare by "
+            "hand and use `leak promote` to override."
+        )
+        return None
+    rows = holdout[mask]
+    y = rows[dataset.target].to_numpy()
+    mine = challenger_proba[mask]
+    groups = rows[dataset.group].to_numpy() if dataset.group else None
     try:
-        champion_proba = champion_scores(load_champion(pointer), holdout)
+        champion_proba = champion_scores(load_champion(pointer), rows)
         at = pointer["threshold"] if pointer.get("threshold") is not None else runs.LEGACY_THRESHOLD
         figures = holdout_metrics(y, champion_proba, threshold=at)
         boot = paired_bootstrap(
             y,
-            challenger_proba,
+            mine,
             champion_proba,
             metric=spec.primary_metric,
             groups=groups,
@@ -238,7 +275,10 @@ def _compare(
         return None
     score = metric_function(spec.primary_metric)
     decision.champion["metrics"] = figures
-    decision.difference = round(float(score(y, challenger_proba) - score(y, champion_proba)), 6)
+    decision.comparison["challenger_metrics"] = holdout_metrics(
+        y, mine, threshold=decision.challenger["metrics"]["threshold"]
+    )
+    decision.difference = round(float(score(y, mine) - score(y, champion_proba)), 6)
     decision.ci_low, decision.ci_high, decision.bootstrap = boot["ci_low"], boot["ci_high"], boot
     return figures
 
@@ -262,8 +302,13 @@ def gate(
     holdout: pd.DataFrame,
     challenger_proba: np.ndarray,
     load_champion: Callable[[dict[str, Any]], Any] = champion.load_model,
+    load_snapshot: Callable[[str], pd.DataFrame] | None = None,
 ) -> Decision:
     """Compare the challenger with the champion on its holdout, decide, and record the decision.
+
+    Only the holdout rows the champion was never trained on are compared
+    (:func:`leaklib.splits.trained_on`); the decision's ``comparison`` says how many were left
+    out and why.
 
     The decision goes to the run record (``promotion``), to MLflow tags on the challenger's
     run and model version, and, when promoted, to the champion pointer and registry markers.
@@ -277,6 +322,8 @@ def gate(
         challenger_proba: The challenger's leak probabilities on ``holdout``, row for row.
         load_champion: Returns the champion's fitted pipeline from its pointer (tests pass
             their own to compare with a given model).
+        load_snapshot: Returns a snapshot frame from its SHA-256, to establish what an old
+            champion record trained on (default: from ``params.snapshot_store``).
     """
     run = runs.get_run(store, run["run_id"])
     if len(challenger_proba) != len(holdout):
@@ -308,6 +355,7 @@ def gate(
             holdout=holdout,
             challenger_proba=challenger_proba,
             load_champion=load_champion,
+            seen=_champion_trained_on(store, params, pointer, load_snapshot),
         )
         if not decision.reason:  # a failed comparison has said why already
             _decide_against(
@@ -325,6 +373,33 @@ def gate(
     return decision
 
 
+def _champion_trained_on(
+    store: MetadataStore,
+    params: Params,
+    pointer: dict[str, Any],
+    load_snapshot: Callable[[str], pd.DataFrame] | None,
+) -> splits.TrainedOn:
+    """Return what the champion was trained on, from its run record or its snapshots."""
+    record = runs.get_run_or_none(store, pointer["run_id"])
+    if record is None:
+        return splits.TrainedOn(
+            None, note=splits.UNKNOWN_NOTE.format(why="its run record is not in this store")
+        )
+    if load_snapshot is None:
+        snapshot_store = snapshots.open_snapshot_store(params.snapshot_store)
+
+        def load_snapshot(sha256: str) -> pd.DataFrame:
+            return snapshots.load_snapshot(sha256, store=snapshot_store)
+
+    dataset = params.dataset
+    return splits.trained_on(
+        record,
+        group=dataset.group,
+        columns=splits.identity_columns(dataset.features, dataset.target),
+        load_snapshot=load_snapshot,
+    )
+
+
 def _decide_against(
     decision: Decision,
     champion_figures: dict[str, float] | None,
@@ -335,11 +410,14 @@ def _decide_against(
     pointer: dict[str, Any] | None,
 ) -> None:
     """Apply the rule to the challenger and the champion's figures; promote when it says so."""
+    comparison = decision.comparison or {}
     verdict, reason, criteria = decide(
         params.promotion,
         challenger=decision.challenger["metrics"],
         champion=champion_figures,
         bootstrap=decision.bootstrap,
+        compared=comparison.get("challenger_metrics"),
+        comparison=_left_out_text(comparison),
     )
     decision.decision, decision.reason, decision.criteria = verdict, reason, criteria
     if verdict != PROMOTED:
@@ -357,6 +435,22 @@ def _decide_against(
     except ConflictError as exc:
         decision.decision = NOT_PROMOTED
         decision.reason = f"Not promoted: {exc}; run the evaluation again."
+
+
+def _left_out_text(comparison: dict[str, Any]) -> str:
+    """Return what the reason adds about the compared rows ("" when nothing was left out)."""
+    if not comparison:
+        return ""
+    if comparison["source"] == "unknown":
+        return comparison["why"]
+    if not comparison["left_out_rows"]:
+        return ""
+    groups = comparison.get("left_out_groups")
+    return (
+        f"{comparison['rows']:,} rows compared, {comparison['left_out_rows']:,} left out"
+        + (f" ({groups} groups)" if groups is not None else "")
+        + " because the champion was trained on them"
+    )
 
 
 def manual_promotion(store: MetadataStore, *, run_id: str, params: Params, reason: str) -> Decision:
@@ -393,8 +487,9 @@ def manual_promotion(store: MetadataStore, *, run_id: str, params: Params, reaso
 
 
 def decision_frame(decision: Decision) -> pd.DataFrame:
-    """Return champion | challenger | difference per metric on the challenger's holdout."""
-    mine_all = decision.challenger.get("metrics") or {}
+    """Return champion | challenger | difference per metric on the compared holdout rows."""
+    compared = (decision.comparison or {}).get("challenger_metrics")
+    mine_all = compared or decision.challenger.get("metrics") or {}
     theirs_all = (decision.champion or {}).get("metrics") or {}
     rows = {}
     for name in metrics.CATALOGUE:
@@ -411,6 +506,21 @@ def decision_frame(decision: Decision) -> pd.DataFrame:
         rows, orient="index", columns=["champion", "challenger", "difference"]
     )
     frame.index.name = "metric"
+    return frame
+
+
+def comparison_frame(decision: Decision) -> pd.DataFrame:
+    """Return the holdout rows (and groups) compared and left out, and why, for the report."""
+    comparison = decision.comparison
+    if not comparison:
+        return pd.DataFrame(columns=["compared", "left out", "why"])
+    rows = {
+        "rows": [comparison["rows"], comparison["left_out_rows"], comparison["why"]],
+    }
+    if comparison.get("groups") is not None:
+        rows["groups"] = [comparison["groups"], comparison["left_out_groups"], ""]
+    frame = pd.DataFrame.from_dict(rows, orient="index", columns=["compared", "left out", "why"])
+    frame.index.name = "holdout"
     return frame
 
 

@@ -78,32 +78,6 @@ def build_pipeline(features: dict[str, FeatureSpec], *, model: ModelSpec, seed: 
     return Pipeline([("preprocess", pre), ("model", make_estimator(model, seed=seed))])
 
 
-def split_holdout(
-    frame: pd.DataFrame, *, target: str, group: str | None, test_size: float, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Split rows into train and holdout positions, keeping groups whole and classes in both.
-
-    Groups (or rows) are stratified by whether they contain a positive, shuffled with the
-    seed, and ``test_size`` of each stratum goes to the holdout.
-    """
-    rng = np.random.default_rng(seed)
-    units = frame[group] if group else pd.Series(np.arange(len(frame)), index=frame.index)
-    has_positive = frame[target].groupby(units.to_numpy()).max()
-    holdout_units: list[Any] = []
-    for cls in (0, 1):
-        members = np.sort(has_positive.index[has_positive.to_numpy() == cls].to_numpy())
-        if len(members) == 0:
-            continue
-        take = max(1, round(test_size * len(members)))
-        if take >= len(members):
-            raise ModelError(
-                f"test_size {test_size} leaves no training {('groups' if group else 'rows')} with class {cls}"
-            )
-        holdout_units.extend(rng.permutation(members)[:take].tolist())
-    in_holdout = units.isin(holdout_units).to_numpy()
-    return np.flatnonzero(~in_holdout), np.flatnonzero(in_holdout)
-
-
 def feature_frame(frame: pd.DataFrame, features: dict[str, FeatureSpec]) -> pd.DataFrame:
     """Return the declared feature columns, in declared order."""
     return frame[list(features)]

@@ -138,6 +138,9 @@ class PromotionSpec(_Strict):
     confidence: Annotated[float, Field(gt=0.5, lt=1.0)] = 0.95
     n_bootstrap: Annotated[int, Field(ge=100)] = 1000
     floors: dict[PrimaryMetric, float] = Field(default_factory=dict)
+    # the fewest holdout rows the champion never saw that the gate compares on; below it the
+    # gate does not compare and does not promote (the floors are still checked and shown)
+    min_unseen_rows: Annotated[int, Field(ge=1)] = 1000
 
 
 # --- derived features (computed by leaklib.features) ---------------------------------
@@ -358,12 +361,19 @@ class Params(_Strict):
         "scored by the same grouped CV, within a time budget)."
     )
     test_size: Annotated[float, Field(gt=0.0, lt=0.9)] = Field(
-        description="Share of groups (or rows) held out as the frozen holdout."
+        description="Share of groups (or rows) held out as the frozen holdout. A group is held "
+        "out when the SHA-256 of 'holdout:' + its text falls below test_size (a row without "
+        "groups: of its declared feature and target values), so membership does not depend on "
+        "the seed or on other groups; per class by lowest hash if that leaves a class on one "
+        "side."
     )
     cv_folds: Annotated[int, Field(ge=2, le=20)] = Field(
         description="Folds of the grouped cross-validation on the training part."
     )
-    seed: int = Field(description="Seed for the split, the estimator and the bootstrap.")
+    seed: int = Field(
+        description="Seed for the estimator, the cross-validation folds and the bootstrap "
+        "(not the holdout, which is chosen by hash)."
+    )
     threshold: Annotated[float, Field(gt=0.0, lt=1.0)] | None = Field(
         description="Alarm threshold on the predicted leak probability, as an explicit "
         "override (null: chosen by alarm.max_false_alarm_rate on out-of-fold predictions)."
@@ -387,7 +397,8 @@ class Params(_Strict):
     )
     promotion: PromotionSpec = Field(
         description="Promotion gate: primary_metric, min_improvement, confidence, "
-        "n_bootstrap, floors."
+        "n_bootstrap, floors, min_unseen_rows (the fewest holdout rows the champion never "
+        "trained on that the gate compares on; rows it trained on are always left out)."
     )
     serve_allowed_locations: list[str] = Field(
         description="Where parameters sent to `leak serve` (POST /runs) may point "

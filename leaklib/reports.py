@@ -101,6 +101,19 @@ def _primary_metric(runs: Sequence[dict[str, Any]]) -> str:
     return "roc_auc"
 
 
+def _left_out(comparison: dict[str, Any] | None) -> str:
+    """Return what the gate left out of its comparison, in a few words ("" for nothing)."""
+    if not comparison:
+        return ""
+    if comparison.get("source") == "unknown":
+        return "compared on the whole holdout (the champion's training rows are unknown)"
+    left = comparison.get("left_out_rows") or 0
+    groups = comparison.get("left_out_groups")
+    if not left:
+        return ""
+    return f"{left:,} holdout rows" + (f" ({groups} groups)" if groups else "") + " left out"
+
+
 def _run_facts(run: dict[str, Any], *, step: str | None = None) -> dict[str, Any]:
     """Flatten the run document into what the header and the index print."""
     git = run.get("git") or {}
@@ -132,6 +145,7 @@ def _run_facts(run: dict[str, Any], *, step: str | None = None) -> dict[str, Any
         "decision": promotion.get("decision"),
         "reason": promotion.get("reason") or "",
         "decision_cached_from": promotion.get("cached_from"),
+        "left_out": _left_out(promotion.get("comparison")),
         "cached_from": step_doc.get("cached_from"),
         "lock_hash": run.get("lock_hash"),
         "error": short_error(run.get("error")),

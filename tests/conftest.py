@@ -222,6 +222,9 @@ def fit_and_register(store, params: P.Params, table, holdout, *, run_id: str, ex
     runs.start_run(store, run_id=run_id, params=params.to_plain(), param_files=[], origin="test")
     runs.update_run(store, run_id, snapshot={"sha256": "cd" * 32, "uri": "memory"})
     train = table[~table.index.isin(holdout.index)]
+    if dataset.group:  # what 02_train records of its split, so the gate knows what it saw
+        trained = sorted(train[dataset.group].unique().tolist())
+        runs.update_run(store, run_id, split={"units": "group", "train_groups": trained})
     X = modelling.feature_frame(train, dataset.features)
     fitted = modelling.build_pipeline(dataset.features, model=params.model, seed=params.seed)
     fitted.fit(X, train[dataset.target])
@@ -242,7 +245,7 @@ def promotion_history(local_mlflow_store, tmp_path_factory) -> SimpleNamespace:
 
     Shared by the gate, champion and command-line tests; read it, never change its store.
     """
-    from leaklib import champion, gate, modelling, runs, tracking
+    from leaklib import champion, gate, runs, splits, tracking
     from leaklib.metadata import LocalMetadataStore
 
     root = tmp_path_factory.mktemp("promotion")
@@ -256,15 +259,24 @@ def promotion_history(local_mlflow_store, tmp_path_factory) -> SimpleNamespace:
             ),
             metadata_store=str(root / "metadata"),
             model={"name": "logistic_regression", "params": {}},
-            promotion={"primary_metric": "roc_auc", "n_bootstrap": 300, "confidence": 0.9},
+            promotion={
+                "primary_metric": "roc_auc",
+                "n_bootstrap": 300,
+                "confidence": 0.9,
+                "min_unseen_rows": 100,
+            },
         )
         params = P.validate(values)
         store = LocalMetadataStore(root / "metadata")
         table = make_table(scenarios=40, rows_per=48)
-        _, rows = modelling.split_holdout(
-            table, target="leaks", group="scenario_id", test_size=0.3, seed=params.seed
+        split = splits.split_holdout(
+            table,
+            target="leaks",
+            group="scenario_id",
+            columns=splits.identity_columns(params.dataset.features, "leaks"),
+            test_size=0.3,
         )
-        holdout = table.iloc[rows]
+        holdout = table.iloc[split.holdout]
         y = holdout["leaks"].to_numpy()
         decisions, records, scores = {}, {}, {}
         for name in ("first", "weaker", "stronger"):

@@ -289,3 +289,73 @@ def test_manual_promotion_refuses_a_run_without_a_registered_version(promotion_h
     runs.update_run(store, "bare", model={"run_uri": "runs:/abc/model"})
     with pytest.raises(gate.PromotionError, match="run 'bare' has no registered model version"):
         gate.manual_promotion(store, run_id="bare", params=promotion_history.params, reason="x")
+
+
+# ---------------------------------------------------------------- only rows the champion never saw
+
+
+def _champion_saw(store, groups) -> None:
+    """Make the champion's record say it trained on these groups (a copy of the store only)."""
+    pointer_run = runs.get_run(store, "run-stronger")
+    split = {"units": "group", "train_groups": sorted(groups)}
+    store.transact("runs", "run-stronger", lambda _: {**pointer_run, "split": split})
+
+
+def _gate_weaker(promotion_history, store, **kwargs):
+    return gate.gate(
+        store=store,
+        params=promotion_history.params,
+        run=_reopened(store, "run-weaker"),
+        holdout=promotion_history.holdout,
+        challenger_proba=promotion_history.scores["weaker"],
+        **kwargs,
+    )
+
+
+def test_gate_leaves_out_the_holdout_rows_the_champion_trained_on(
+    promotion_history, local_mlflow, tmp_path
+):
+    store = _copy(promotion_history, tmp_path)
+    holdout = promotion_history.holdout
+    seen = sorted(holdout["scenario_id"].unique())[:3]
+    _champion_saw(store, seen)
+    decision = _gate_weaker(promotion_history, store)
+    comparison = decision.comparison
+    assert (comparison["left_out_groups"], comparison["source"]) == (3, "record")
+    assert comparison["left_out_rows"] == int(holdout["scenario_id"].isin(seen).sum())
+    assert comparison["rows"] == len(holdout) - comparison["left_out_rows"]
+    assert f"{comparison['left_out_rows']:,} left out (3 groups)" in decision.reason
+    recorded = runs.get_run(store, "run-weaker")["promotion"]["comparison"]
+    assert recorded["left_out_groups"] == 3
+    assert gate.comparison_frame(decision).loc["groups", "left out"] == 3
+
+
+def test_gate_compares_on_every_row_when_the_champion_saw_none(promotion_history):
+    comparison = promotion_history.decisions["weaker"].comparison
+    assert comparison["left_out_rows"] == 0 and comparison["rows"] == len(promotion_history.holdout)
+
+
+def test_gate_refuses_to_compare_on_too_few_unseen_rows(promotion_history, local_mlflow, tmp_path):
+    store = _copy(promotion_history, tmp_path)
+    groups = sorted(promotion_history.holdout["scenario_id"].unique())
+    _champion_saw(store, groups[:-1])  # one holdout group of 48 rows left: below 100
+    decision = _gate_weaker(promotion_history, store)
+    assert decision.decision == gate.NOT_PROMOTED and decision.bootstrap is None
+    assert decision.reason.startswith("Not compared: only 48 of ")
+    assert "promotion.min_unseen_rows = 100" in decision.reason
+
+
+def test_gate_says_an_unknown_training_set_may_favour_the_champion(
+    promotion_history, local_mlflow, tmp_path
+):
+    store = _copy(promotion_history, tmp_path)
+    old = {k: v for k, v in runs.get_run(store, "run-stronger").items() if k != "split"}
+    old["holdout"] = {"sha256": "ef" * 32}
+    store.transact("runs", "run-stronger", lambda _: old)
+    decision = _gate_weaker(promotion_history, store, load_snapshot=_no_snapshot)
+    assert decision.comparison["source"] == "unknown"
+    assert "may favour it" in decision.reason and "no snapshot cdcdcdcd" in decision.reason
+
+
+def _no_snapshot(sha256: str) -> pd.DataFrame:
+    raise FileNotFoundError(f"no snapshot {sha256[:8]}")

@@ -2,14 +2,13 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from leaklib import estimators
+from leaklib import estimators, splits
 from leaklib import params as P
 from leaklib.modelling import (
     ModelError,
     build_pipeline,
     cross_validate,
     feature_frame,
-    split_holdout,
     split_summary,
     summarise_cv,
     tune,
@@ -20,30 +19,6 @@ from leaklib.schema import validate_table
 @pytest.fixture
 def clean(table, params):
     return validate_table(table, params=params)[0]
-
-
-def test_holdout_keeps_groups_whole_and_both_classes(clean):
-    train, hold = split_holdout(clean, target="leaks", group="scenario_id", test_size=0.25, seed=1)
-    assert not set(clean.iloc[train]["scenario_id"]) & set(clean.iloc[hold]["scenario_id"])
-    assert clean.iloc[hold]["leaks"].nunique() == 2 and clean.iloc[train]["leaks"].nunique() == 2
-    assert len(train) + len(hold) == len(clean)
-
-
-def test_holdout_is_the_same_for_the_same_seed(clean):
-    a = split_holdout(clean, target="leaks", group="scenario_id", test_size=0.25, seed=5)
-    b = split_holdout(clean, target="leaks", group="scenario_id", test_size=0.25, seed=5)
-    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
-
-
-def test_rows_are_split_without_a_group(clean):
-    train, hold = split_holdout(clean, target="leaks", group=None, test_size=0.2, seed=1)
-    assert abs(len(hold) / len(clean) - 0.2) < 0.01
-
-
-def test_holdout_too_large_is_refused(clean):
-    small = clean[clean["scenario_id"].isin([0, 3])]
-    with pytest.raises(ModelError, match="leaves no training groups with class"):
-        split_holdout(small, target="leaks", group="scenario_id", test_size=0.5, seed=1)
 
 
 @pytest.mark.parametrize("name", estimators.NAMES)
@@ -137,7 +112,14 @@ def test_a_search_over_an_unknown_hyper_parameter_is_named(clean, params):
 
 
 def test_split_summary_reports_both_parts(clean):
-    train, hold = split_holdout(clean, target="leaks", group="scenario_id", test_size=0.25, seed=1)
+    split = splits.split_holdout(
+        clean,
+        target="leaks",
+        group="scenario_id",
+        columns=splits.identity_columns(["p_a"], "leaks"),
+        test_size=0.25,
+    )
+    train, hold = split.train, split.holdout
     summary = split_summary(
         clean.iloc[train], clean.iloc[hold], target="leaks", group="scenario_id"
     )

@@ -1,0 +1,305 @@
+"""Which rows are held out, and which rows a model was trained on: one rule for both.
+
+The holdout is chosen so that its membership never moves when the table grows or the seed
+changes; the promotion gate relies on that, and on :class:`TrainedOn`, to score the champion
+only on rows it never saw.
+
+- **Groups** (``dataset.group`` set): a group is in the holdout when the SHA-256 of
+  ``"holdout:" + str(value)`` (the text form, as :mod:`leaklib.sampling` hashes a group),
+  read as a number in [0, 1), is below ``test_size``. The prefix keeps the holdout
+  independent of ``dataset.sample``, which hashes the bare value: without it a
+  ``{fraction: 0.1}`` sample would keep only groups that are all in a 0.2 holdout.
+- **Rows** (no group): the same rule on the text of each row's declared feature and target
+  values, so a row that stays unchanged in a grown table keeps its side.
+- **Stratified fallback**: when the plain threshold leaves a class (units with and without a
+  leak) with no unit on one side, each class is instead ordered by that hash and its lowest
+  ``round(test_size * n)`` units go to the holdout. The split's ``rule`` says which happened;
+  only then does membership depend on which other units exist.
+
+The seed does not enter the split; it still drives the model and the folds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+log = logging.getLogger(__name__)
+
+HOLDOUT_SALT = "holdout:"
+RULE_GROUP = "group hash < test_size"
+RULE_ROW = "row hash < test_size"
+RULE_STRATIFIED = "lowest hashes per class (the plain threshold left a class on one side)"
+MAX_RECORDED_GROUPS = 20_000  # a run record names its training groups up to this many
+SEP = "\x1f"  # between a row's values in its hashed text
+
+Units = Literal["group", "row"]
+
+
+class SplitError(ValueError):
+    """The table cannot be split as the parameters ask; the message names the parameter."""
+
+
+def holdout_position(text: str) -> float:
+    """Return where a unit's text falls in [0, 1): the first 64 bits of its salted SHA-256."""
+    digest = hashlib.sha256((HOLDOUT_SALT + text).encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") / 2.0**64
+
+
+def row_texts(frame: pd.DataFrame, columns: Iterable[str]) -> pd.Series:
+    """Return each row's values of ``columns`` as one text, the identity a row split hashes."""
+    columns = list(columns)
+    if not columns:
+        raise SplitError("a row split needs at least one declared column to identify a row")
+    text = frame[columns[0]].astype(str)
+    for name in columns[1:]:
+        text = text + SEP + frame[name].astype(str)
+    return text
+
+
+def identity_columns(features: Iterable[str], target: str) -> list[str]:
+    """Return the columns whose values identify a row: the declared features and the target."""
+    return [*features, target]
+
+
+def unit_keys(frame: pd.DataFrame, *, group: str | None, columns: Iterable[str]) -> pd.Series:
+    """Return the unit each row belongs to: its group's text, or its own values' text."""
+    if group:
+        return frame[group].astype(str)
+    return row_texts(frame, columns)
+
+
+@dataclass(frozen=True)
+class HoldoutSplit:
+    """Train and holdout row positions, and how the holdout was chosen."""
+
+    train: np.ndarray
+    holdout: np.ndarray
+    units: Units
+    rule: str
+    test_size: float
+    train_groups: list[Any] = field(default_factory=list)
+
+    def describe(self) -> str:
+        """Return one sentence on how the holdout was chosen, for the train report."""
+        what = "groups" if self.units == "group" else "rows"
+        return (
+            f"Holdout: {what} whose salted SHA-256 falls below test_size {self.test_size:g} "
+            f"({self.rule}); membership does not depend on the seed or on other {what}."
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the split as the run record keeps it (``split``), without row positions."""
+        plain = asdict(self)
+        del plain["train"], plain["holdout"]
+        plain["train_groups"] = (
+            self.train_groups if len(self.train_groups) <= MAX_RECORDED_GROUPS else None
+        )
+        plain["train_rows"], plain["holdout_rows"] = len(self.train), len(self.holdout)
+        return plain
+
+
+def split_holdout(
+    frame: pd.DataFrame,
+    *,
+    target: str,
+    group: str | None,
+    columns: list[str],
+    test_size: float,
+) -> HoldoutSplit:
+    """Split rows into train and holdout by the hash of each unit (group or row).
+
+    Args:
+        frame: The snapshot.
+        target: The binary target column.
+        group: The column whose rows stay together, or None to split single rows.
+        columns: The columns that identify a row when there is no group
+            (:func:`identity_columns`).
+        test_size: The share of units held out.
+
+    Raises:
+        SplitError: A class has too few units to be on both sides.
+    """
+    units: Units = "group" if group else "row"
+    keys = unit_keys(frame, group=group, columns=columns)
+    has_positive = frame[target].groupby(keys.to_numpy()).max()
+    names = has_positive.index.to_numpy()
+    position = np.array([holdout_position(k) for k in names])
+    classes = has_positive.to_numpy()
+    chosen = position < test_size
+    rule = RULE_GROUP if group else RULE_ROW
+    if any(_one_sided(chosen[classes == c]) for c in np.unique(classes)):
+        chosen = _lowest_per_class(position, classes, test_size=test_size, units=units)
+        rule = RULE_STRATIFIED
+    held = set(names[chosen].tolist())
+    in_holdout = keys.isin(held).to_numpy()
+    train_groups = (
+        sorted(frame[group][~in_holdout].drop_duplicates().tolist(), key=str) if group else []
+    )
+    log.info("holdout: %d of %d %ss (%s)", chosen.sum(), len(names), units, rule)
+    return HoldoutSplit(
+        train=np.flatnonzero(~in_holdout),
+        holdout=np.flatnonzero(in_holdout),
+        units=units,
+        rule=rule,
+        test_size=test_size,
+        train_groups=train_groups,
+    )
+
+
+def _one_sided(chosen: np.ndarray) -> bool:
+    return bool(chosen.all() or not chosen.any())
+
+
+def _lowest_per_class(
+    position: np.ndarray, classes: np.ndarray, *, test_size: float, units: Units
+) -> np.ndarray:
+    chosen = np.zeros(len(position), dtype=bool)
+    for cls in np.unique(classes):
+        members = np.flatnonzero(classes == cls)
+        take = max(1, round(test_size * len(members)))
+        if take >= len(members):
+            raise SplitError(
+                f"test_size {test_size} leaves no training {units}s with class {cls} "
+                f"(only {len(members)} {units}(s) of that class)"
+            )
+        chosen[members[np.argsort(position[members], kind="stable")[:take]]] = True
+    return chosen
+
+
+# ---------------------------------------------------------------- what a champion saw
+
+
+@dataclass(frozen=True)
+class TrainedOn:
+    """The rows a model was trained on, as far as its record and snapshots tell."""
+
+    units: Units | None  # None: unknown
+    keys: frozenset[str] = frozenset()
+    source: str = "unknown"  # "record", "snapshots" or "unknown"
+    note: str = ""
+
+    @property
+    def known(self) -> bool:
+        """Whether the training rows could be established at all."""
+        return self.units is not None
+
+    def seen(self, frame: pd.DataFrame, *, group: str | None, columns: Iterable[str]) -> np.ndarray:
+        """Return a mask of the rows of ``frame`` that the model was trained on."""
+        if not self.known:
+            return np.zeros(len(frame), dtype=bool)
+        if self.units == "group" and not group:
+            raise SplitError("the champion was split by group, but this table has no group")
+        keys = unit_keys(frame, group=group if self.units == "group" else None, columns=columns)
+        return keys.isin(self.keys).to_numpy()
+
+
+UNKNOWN_NOTE = (
+    "what the champion was trained on cannot be established ({why}); it is compared on the "
+    "whole holdout, which may favour it"
+)
+
+
+def trained_on(
+    run: dict[str, Any],
+    *,
+    group: str | None,
+    columns: list[str],
+    load_snapshot: Callable[[str], pd.DataFrame],
+) -> TrainedOn:
+    """Return what a run's model was trained on: from its record, else from its snapshots.
+
+    Args:
+        run: The champion's run record (``split``, ``snapshot`` and ``holdout``).
+        group: The challenger's group column (units are compared by it).
+        columns: The challenger's declared feature and target columns (a row's identity
+            when there is no group).
+        load_snapshot: Returns a snapshot frame from its SHA-256.
+    """
+    split = run.get("split") or {}
+    if group and split.get("units") == "group" and split.get("train_groups") is not None:
+        keys = frozenset(str(v) for v in split["train_groups"])
+        return TrainedOn(units="group", keys=keys, source="record")
+    snapshot, holdout = run.get("snapshot") or {}, run.get("holdout") or {}
+    if not (snapshot.get("sha256") and holdout.get("sha256")):
+        return TrainedOn(None, note=UNKNOWN_NOTE.format(why="its record names no snapshots"))
+    try:
+        table = load_snapshot(snapshot["sha256"])
+        held = load_snapshot(holdout["sha256"])
+    except Exception as exc:  # noqa: BLE001 - any store error means: cannot tell
+        why = f"its snapshots cannot be read: {type(exc).__name__}: {exc}"
+        return TrainedOn(None, note=UNKNOWN_NOTE.format(why=why))
+    use_group = group if group and group in table.columns and group in held.columns else None
+    missing = [c for c in columns if c not in table.columns or c not in held.columns]
+    if not use_group and missing:
+        why = f"its snapshot lacks {', '.join(missing[:3])}"
+        return TrainedOn(None, note=UNKNOWN_NOTE.format(why=why))
+    all_keys = unit_keys(table, group=use_group, columns=columns)
+    held_keys = set(unit_keys(held, group=use_group, columns=columns))
+    keys = frozenset(k for k in all_keys.unique() if k not in held_keys)
+    return TrainedOn(units="group" if use_group else "row", keys=keys, source="snapshots")
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Which holdout rows the gate compares on, and how many it left out and why."""
+
+    rows: int
+    groups: int | None
+    left_out_rows: int
+    left_out_groups: int | None
+    source: str
+    why: str
+    enough: bool
+    min_rows: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the comparison as plain values for the decision."""
+        return asdict(self)
+
+    def summary(self) -> str:
+        """Return one sentence for the report and the decision text."""
+        groups = f" ({self.left_out_groups} groups)" if self.left_out_groups is not None else ""
+        return f"{self.left_out_rows:,} holdout rows{groups} left out: {self.why}"
+
+
+def comparison_rows(
+    holdout: pd.DataFrame,
+    seen: TrainedOn,
+    *,
+    group: str | None,
+    columns: list[str],
+    min_rows: int,
+) -> tuple[np.ndarray, Comparison]:
+    """Return the mask of holdout rows the champion never saw, and what was left out."""
+    mask = ~seen.seen(holdout, group=group, columns=columns)
+    left = int((~mask).sum())
+    if not seen.known:
+        why = seen.note
+    elif left:
+        why = (
+            f"the champion was trained on them (established from its {seen.source}); "
+            "they are left out of the comparison and the bootstrap"
+        )
+    else:
+        why = f"none: the champion never saw these rows (established from its {seen.source})"
+    groups = left_groups = None
+    if group:
+        groups = int(holdout.loc[mask, group].nunique())
+        left_groups = int(holdout.loc[~mask, group].nunique())
+    return mask, Comparison(
+        rows=int(mask.sum()),
+        groups=groups,
+        left_out_rows=left,
+        left_out_groups=left_groups,
+        source=seen.source,
+        why=why,
+        enough=bool(mask.sum() >= min_rows),
+        min_rows=min_rows,
+    )
