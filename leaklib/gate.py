@@ -35,12 +35,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from leaklib import champion, metrics, registry, runs, splits
+from leaklib import champion, metrics, registry, runs, snapshots, splits
 from leaklib.bootstrap import BootstrapError, paired_bootstrap
 from leaklib.evaluation import holdout_metrics
 from leaklib.metadata import ConflictError, MetadataStore, to_json_safe
 from leaklib.params import Params, PromotionSpec
-from leaklib import snapshots
 
 log = logging.getLogger(__name__)
 
