@@ -75,9 +75,16 @@ def alarm_threshold(
 
     Each fold's model scores on its own scale, so the threshold meeting the rate is found fold
     by fold and the median is taken; the pooled out-of-fold rate and recall it reaches are
-    reported. ``override`` (the ``threshold`` parameter) is used as it is when given.
+    reported. ``override`` (the ``threshold`` parameter) is used as it is when given. Rows in
+    no test fold (fold 0: the first block of forward folds) are left out.
     """
-    y, proba = checked(y, oof_proba)
+    scored = np.asarray(folds) > 0
+    y, proba, folds = (
+        np.asarray(y)[scored],
+        np.asarray(oof_proba)[scored],
+        np.asarray(folds)[scored],
+    )
+    y, proba = checked(y, proba)
     if override is not None:
         chosen, how = float(override), "parameter"
     else:

@@ -239,6 +239,7 @@ def _compare(
         group=dataset.group,
         columns=splits.identity_columns(dataset.features, dataset.target),
         min_rows=spec.min_unseen_rows,
+        timestamp=dataset.timestamp,
     )
     decision.comparison = comparison.to_dict()
     if not comparison.enough:
@@ -396,6 +397,7 @@ def _champion_trained_on(
         group=dataset.group,
         columns=splits.identity_columns(dataset.features, dataset.target),
         load_snapshot=load_snapshot,
+        timestamp=dataset.timestamp,
     )
 
 

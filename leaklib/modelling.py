@@ -12,7 +12,12 @@ import pandas as pd
 from sklearn.base import ClassifierMixin, clone
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
-from sklearn.model_selection import ParameterSampler, StratifiedGroupKFold, StratifiedKFold
+from sklearn.model_selection import (
+    ParameterSampler,
+    StratifiedGroupKFold,
+    StratifiedKFold,
+    TimeSeriesSplit,
+)
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
@@ -83,10 +88,33 @@ def feature_frame(frame: pd.DataFrame, features: dict[str, FeatureSpec]) -> pd.D
     return frame[list(features)]
 
 
+@dataclass(frozen=True)
+class Folds:
+    """How cross-validation splits the training part.
+
+    ``forward`` is the timestamp column when folds go forward in time (``split.by: time``):
+    each fold trains on the rows before its test block, ``gap`` rows short of it (the
+    derivations' lookback), so no fold trains on the future or on rows whose features saw
+    its test block. The first block is never a test block and has no out-of-fold prediction.
+    Otherwise folds are grouped (by ``group``) and stratified, shuffled with the seed.
+    """
+
+    count: int
+    group: str | None = None
+    forward: str | None = None
+    gap: int = 0
+
+
 def _folds(
-    frame: pd.DataFrame, y: np.ndarray, *, group: str | None, folds: int, seed: int
+    frame: pd.DataFrame, y: np.ndarray, *, group: str | None, folds: int | Folds, seed: int
 ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Return the (train, test) positions of the (grouped, stratified) k-fold split."""
+    """Return the (train, test) positions of the k-fold split (grouped or forward in time)."""
+    spec = folds if isinstance(folds, Folds) else Folds(count=folds, group=group)
+    folds, group = spec.count, spec.group
+    if spec.forward:
+        order = np.argsort(frame[spec.forward].to_numpy(), kind="stable")
+        splitter = TimeSeriesSplit(n_splits=folds, gap=spec.gap)
+        return [(order[train], order[test]) for train, test in splitter.split(order)]
     if group:
         splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
         return list(splitter.split(frame, y, groups=frame[group].to_numpy()))
@@ -95,7 +123,10 @@ def _folds(
 
 @dataclass
 class CrossValidation:
-    """Per-fold scores, and each training row's out-of-fold probability and fold number."""
+    """Per-fold scores, and each training row's out-of-fold probability and fold number.
+
+    A row in no test fold (the first block of forward folds) has NaN and fold 0.
+    """
 
     scores: pd.DataFrame
     oof: np.ndarray
@@ -109,7 +140,7 @@ def cross_validate(
     features: dict[str, FeatureSpec],
     target: str,
     group: str | None,
-    folds: int,
+    folds: int | Folds,
     seed: int,
 ) -> CrossValidation:
     """Score the pipeline by (grouped, stratified) k-fold, keeping the out-of-fold predictions.
@@ -125,9 +156,13 @@ def cross_validate(
         fitted = clone(pipeline).fit(X.iloc[train], y[train])
         oof[test] = fitted.predict_proba(X.iloc[test])[:, 1]
         fold_of[test] = fold
-        scores = {name: metrics.score(name, y[test], oof[test]) for name in metrics.CV_METRICS}
+        if len(np.unique(y[test])) < 2:  # a block of time with no leak, or only leaks
+            log.warning("fold %d holds a single class; its scores are left empty", fold)
+            scores = dict.fromkeys(metrics.CV_METRICS, np.nan)
+        else:
+            scores = {n: metrics.score(n, y[test], oof[test]) for n in metrics.CV_METRICS}
         rows.append({"fold": fold, "rows": len(test), **scores})
-        log.info("fold %d: ROC-AUC %.3f", fold, rows[-1]["roc_auc"])
+        log.info("fold %d: ROC-AUC %.3f", fold, rows[-1].get("roc_auc", np.nan))
     return CrossValidation(scores=pd.DataFrame(rows).set_index("fold"), oof=oof, fold=fold_of)
 
 
@@ -147,7 +182,7 @@ def tune(
     features: dict[str, FeatureSpec],
     target: str,
     group: str | None,
-    folds: int,
+    folds: int | Folds,
     seed: int,
     primary: str,
 ) -> Tuned:
@@ -179,7 +214,7 @@ def tune(
         cv = cross_validate(
             pipeline, frame, features=features, target=target, group=group, folds=folds, seed=seed
         )
-        mean = float(cv.scores[primary].mean())
+        mean = float(cv.scores[primary].mean())  # NaN folds (a single class) are skipped
         rows.append(
             {
                 "candidate": number,

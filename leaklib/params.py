@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -128,6 +129,21 @@ class AlarmSpec(_Strict):
     """The alarm threshold's target, in the operator's terms."""
 
     max_false_alarm_rate: Annotated[float, Field(gt=0.0, lt=0.5)] = 0.01
+
+
+class SplitSpec(_Strict):
+    """How the holdout is chosen: by the hash of each group (or row), or by time."""
+
+    by: Literal["group", "time"] = "group"
+    # split by time: the holdout is every row from this time on (null: the last test_size of
+    # the time span); an ISO date or date-time
+    holdout_start: datetime | None = None
+
+    @model_validator(mode="after")
+    def _start_needs_time(self) -> SplitSpec:
+        if self.holdout_start is not None and self.by != "time":
+            raise ValueError("holdout_start applies to split.by: time only")
+        return self
 
 
 class PromotionSpec(_Strict):
@@ -367,8 +383,16 @@ class Params(_Strict):
         "the seed or on other groups; per class by lowest hash if that leaves a class on one "
         "side."
     )
+    split: SplitSpec = Field(
+        description="How the holdout is chosen. by: group (by the hash of each group, or of "
+        "each row without groups; see test_size) or time (the holdout is the last test_size of "
+        "the time span, or every row from holdout_start on; the cross-validation folds then go "
+        "forward in time with a gap of the derivations' lookback). Needs dataset.timestamp for "
+        "time."
+    )
     cv_folds: Annotated[int, Field(ge=2, le=20)] = Field(
-        description="Folds of the grouped cross-validation on the training part."
+        description="Folds of the cross-validation on the training part (grouped, or forward "
+        "in time for split.by: time)."
     )
     seed: int = Field(
         description="Seed for the estimator, the cross-validation folds and the bootstrap "
@@ -407,6 +431,12 @@ class Params(_Strict):
         "firestore://PROJECT/DATABASE, snapshot:). The command line is not limited by it, and "
         "it cannot be set over HTTP."
     )
+
+    @model_validator(mode="after")
+    def _time_split_needs_a_timestamp(self) -> Params:
+        if self.split.by == "time" and self.dataset.timestamp is None:
+            raise ValueError("split.by: time needs dataset.timestamp (the column that orders rows)")
+        return self
 
     @field_validator("run_id")
     @classmethod

@@ -11,6 +11,9 @@ only on rows it never saw.
   ``{fraction: 0.1}`` sample would keep only groups that are all in a 0.2 holdout.
 - **Rows** (no group): the same rule on the text of each row's declared feature and target
   values, so a row that stays unchanged in a grown table keeps its side.
+- **Time** (``split.by: time``): the holdout is every row from ``split.holdout_start`` on, or
+  the last ``test_size`` of the time span (from ``first + (1 - test_size) * span``). The
+  record keeps the training period, and a later gate leaves out holdout rows inside it.
 - **Stratified fallback**: when the plain threshold leaves a class (units with and without a
   leak) with no unit on one side, each class is instead ordered by that hash and its lowest
   ``round(test_size * n)`` units go to the holdout. The split's ``rule`` says which happened;
@@ -30,6 +33,8 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from leaklib.params import DatasetSpec, SplitSpec
+
 log = logging.getLogger(__name__)
 
 HOLDOUT_SALT = "holdout:"
@@ -39,7 +44,7 @@ RULE_STRATIFIED = "lowest hashes per class (the plain threshold left a class on 
 MAX_RECORDED_GROUPS = 20_000  # a run record names its training groups up to this many
 SEP = "\x1f"  # between a row's values in its hashed text
 
-Units = Literal["group", "row"]
+Units = Literal["group", "row", "time"]
 
 
 class SplitError(ValueError):
@@ -85,9 +90,16 @@ class HoldoutSplit:
     rule: str
     test_size: float
     train_groups: list[Any] = field(default_factory=list)
+    train_period: tuple[str, str] | None = None  # first and last training timestamp (time)
+    holdout_start: str | None = None  # time: the holdout's first timestamp
 
     def describe(self) -> str:
         """Return one sentence on how the holdout was chosen, for the train report."""
+        if self.units == "time":
+            return (
+                f"Holdout: every row from {self.holdout_start} on ({self.rule}); the model "
+                f"trains on {self.train_period[0]} to {self.train_period[1]}, never on the future."
+            )
         what = "groups" if self.units == "group" else "rows"
         return (
             f"Holdout: {what} whose salted SHA-256 falls below test_size {self.test_size:g} "
@@ -153,6 +165,76 @@ def split_holdout(
     )
 
 
+def choose_holdout(
+    frame: pd.DataFrame,
+    *,
+    dataset: DatasetSpec,
+    split: SplitSpec,
+    test_size: float,
+) -> HoldoutSplit:
+    """Return the run's holdout as the ``split`` parameters say (by hash, or by time)."""
+    if split.by == "time":
+        return split_by_time(
+            frame,
+            target=dataset.target,
+            timestamp=dataset.timestamp,
+            test_size=test_size,
+            holdout_start=split.holdout_start,
+        )
+    return split_holdout(
+        frame,
+        target=dataset.target,
+        group=dataset.group,
+        columns=identity_columns(dataset.features, dataset.target),
+        test_size=test_size,
+    )
+
+
+def split_by_time(
+    frame: pd.DataFrame,
+    *,
+    target: str,
+    timestamp: str,
+    test_size: float,
+    holdout_start: Any = None,
+) -> HoldoutSplit:
+    """Hold out every row from ``holdout_start`` on, or the last ``test_size`` of the span.
+
+    Raises:
+        SplitError: The timestamp is missing, or a part would hold no row or a single class.
+    """
+    if timestamp not in frame.columns:
+        raise SplitError(f"split.by: time: the timestamp column {timestamp!r} is not in the table")
+    times = pd.to_datetime(frame[timestamp])
+    if times.isna().any():
+        raise SplitError(f"split.by: time: the timestamp column {timestamp!r} has missing values")
+    first, last = times.min(), times.max()
+    if holdout_start is not None:
+        start, rule = pd.Timestamp(holdout_start), "time >= split.holdout_start"
+    else:
+        start = first + (1 - test_size) * (last - first)
+        start, rule = times[times >= start].min(), f"the last {test_size:g} of the time span"
+    in_holdout = (times >= start).to_numpy()
+    for part, mask in (("training part", ~in_holdout), ("holdout", in_holdout)):
+        classes = frame[target].to_numpy()[mask]
+        if len(np.unique(classes)) < 2:
+            raise SplitError(
+                f"split.by: time with holdout start {start}: the {part} holds "
+                f"{'no rows' if not len(classes) else 'a single class'} (table: {first} to "
+                f"{last}); move split.holdout_start or change test_size"
+            )
+    trained = times[~in_holdout]
+    return HoldoutSplit(
+        train=np.flatnonzero(~in_holdout),
+        holdout=np.flatnonzero(in_holdout),
+        units="time",
+        rule=rule,
+        test_size=test_size,
+        train_period=(str(trained.min()), str(trained.max())),
+        holdout_start=str(start),
+    )
+
+
 def _one_sided(chosen: np.ndarray) -> bool:
     return bool(chosen.all() or not chosen.any())
 
@@ -184,16 +266,30 @@ class TrainedOn:
     keys: frozenset[str] = frozenset()
     source: str = "unknown"  # "record", "snapshots" or "unknown"
     note: str = ""
+    period: tuple[str, str] | None = None  # units "time": first and last training timestamp
 
     @property
     def known(self) -> bool:
         """Whether the training rows could be established at all."""
         return self.units is not None
 
-    def seen(self, frame: pd.DataFrame, *, group: str | None, columns: Iterable[str]) -> np.ndarray:
+    def seen(
+        self,
+        frame: pd.DataFrame,
+        *,
+        group: str | None,
+        columns: Iterable[str],
+        timestamp: str | None = None,
+    ) -> np.ndarray:
         """Return a mask of the rows of ``frame`` that the model was trained on."""
         if not self.known:
             return np.zeros(len(frame), dtype=bool)
+        if self.units == "time":
+            if not timestamp:
+                raise SplitError("the champion was split by time, but this table has no timestamp")
+            times = pd.to_datetime(frame[timestamp])
+            first, last = (pd.Timestamp(t) for t in self.period)
+            return ((times >= first) & (times <= last)).to_numpy()
         if self.units == "group" and not group:
             raise SplitError("the champion was split by group, but this table has no group")
         keys = unit_keys(frame, group=group if self.units == "group" else None, columns=columns)
@@ -212,6 +308,7 @@ def trained_on(
     group: str | None,
     columns: list[str],
     load_snapshot: Callable[[str], pd.DataFrame],
+    timestamp: str | None = None,
 ) -> TrainedOn:
     """Return what a run's model was trained on: from its record, else from its snapshots.
 
@@ -221,8 +318,11 @@ def trained_on(
         columns: The challenger's declared feature and target columns (a row's identity
             when there is no group).
         load_snapshot: Returns a snapshot frame from its SHA-256.
+        timestamp: The challenger's timestamp column (a time split's period is compared by it).
     """
     split = run.get("split") or {}
+    if timestamp and split.get("units") == "time" and split.get("train_period"):
+        return TrainedOn(units="time", source="record", period=tuple(split["train_period"]))
     if group and split.get("units") == "group" and split.get("train_groups") is not None:
         keys = frozenset(str(v) for v in split["train_groups"])
         return TrainedOn(units="group", keys=keys, source="record")
@@ -276,15 +376,21 @@ def comparison_rows(
     group: str | None,
     columns: list[str],
     min_rows: int,
+    timestamp: str | None = None,
 ) -> tuple[np.ndarray, Comparison]:
     """Return the mask of holdout rows the champion never saw, and what was left out."""
-    mask = ~seen.seen(holdout, group=group, columns=columns)
+    mask = ~seen.seen(holdout, group=group, columns=columns, timestamp=timestamp)
     left = int((~mask).sum())
     if not seen.known:
         why = seen.note
     elif left:
+        inside = (
+            f" (its training period {seen.period[0]} to {seen.period[1]})"
+            if seen.units == "time"
+            else ""
+        )
         why = (
-            f"the champion was trained on them (established from its {seen.source}); "
+            f"the champion was trained on them{inside} (established from its {seen.source}); "
             "they are left out of the comparison and the bootstrap"
         )
     else:

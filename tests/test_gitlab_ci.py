@@ -334,8 +334,13 @@ PIPELINE_MODELS = (
     {"name": "hist_gradient_boosting", "params": {"max_iter": 80}},  # another reasonable model
     {"name": "hist_gradient_boosting", "params": {"max_iter": 1, "max_depth": 1}},  # one stump
 )
+# The table grows between pipelines, as a scheduled retrain sees it: the smoke set's first
+# 20, then 22, then 24 scenarios
+GROWTH = ({"dataset.max_groups": 20}, {"dataset.max_groups": 22}, {"dataset.max_groups": 24})
 # Written by the jobs into the folder gitlab-ci-local runs in, or left by them there
-MODEL_NAME = "leak-detector"  # dataset.model_name of the smoke set
+MODEL_NAME = yaml.safe_load((ROOT / "parameters" / "smoke.yaml").read_text()).get(
+    "dataset.model_name", "leak-detector"
+)
 JOB_LEFTOVERS = ("reports", "public", "stores", "mlflow.db", "mlruns", "mlartifacts")
 PIPELINE_TIMEOUT_S = 900
 
@@ -347,10 +352,11 @@ def write_pipeline_params(project: Path, *, bucket: str, firestore_uri: str) -> 
     """
     smoke = yaml.safe_load((ROOT / "parameters" / "smoke.yaml").read_text())
     names = []
-    for number, model in enumerate(PIPELINE_MODELS, start=1):
+    for number, (model, growth) in enumerate(zip(PIPELINE_MODELS, GROWTH, strict=True), start=1):
         values = {
             **smoke,
             **LEAST_WORK,
+            **growth,
             "promotion": {**smoke["promotion"], "n_bootstrap": 100},
             "model": model,
             "snapshot_store": f"gs://{bucket}/snapshots",
@@ -499,6 +505,11 @@ def test_three_pipelines_retrain_against_the_champion_of_the_one_before(
     assert compared["model_sha256"] == first["model"]["sha256"] != second["model"]["sha256"]
     assert second["promotion"]["difference"] is not None, second["promotion"]["reason"]
     assert compared["metrics"], second["promotion"]["reason"]
+    # the table grew, but no holdout group moved: the champion never saw a compared row
+    for run in (second, third):
+        comparison = run["promotion"]["comparison"]
+        assert comparison["left_out_rows"] == 0 and comparison["rows"] > 0, comparison
+        assert comparison["source"] == "record", comparison
     # 3: the weaker challenger loses to the champion of the day, which stays
     compared = third["promotion"]["champion"]
     assert third["promotion"]["decision"] == "not promoted"

@@ -1,4 +1,5 @@
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
@@ -124,3 +125,16 @@ def test_split_summary_reports_both_parts(clean):
         clean.iloc[train], clean.iloc[hold], target="leaks", group="scenario_id"
     )
     assert summary.loc["holdout", "groups"] == 6
+
+
+def test_forward_folds_never_train_on_the_future_and_keep_a_gap(clean):
+    from leaklib.modelling import Folds, _folds
+
+    frame = clean.sort_values("timestamp", kind="stable").reset_index(drop=True)
+    frame["timestamp"] = pd.date_range("2018-01-01", periods=len(frame), freq="15min")
+    spec = Folds(count=3, forward="timestamp", gap=10)
+    folds = _folds(frame, frame["leaks"].to_numpy(), group=None, folds=spec, seed=0)
+    assert len(folds) == 3
+    for train, test in folds:
+        assert frame["timestamp"].iloc[train].max() < frame["timestamp"].iloc[test].min()
+        assert test.min() - train.max() == 11  # ten rows of gap between them

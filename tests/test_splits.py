@@ -169,3 +169,78 @@ def test_a_group_split_champion_cannot_judge_a_table_without_groups():
     seen = TrainedOn(units="group", keys=frozenset({"0"}), source="record")
     with pytest.raises(SplitError, match="split by group, but this table has no group"):
         seen.seen(make_table(scenarios=2), group=None, columns=COLUMNS)
+
+
+# ---------------------------------------------------------------- by time
+
+
+def _stream(days: int = 40) -> pd.DataFrame:
+    """One series of 15-minute rows with a leak in each ten days."""
+    stamps = pd.date_range("2018-01-01", periods=days * 96, freq="15min")
+    leaks = ((np.arange(len(stamps)) // 96) % 10 >= 6).astype(int)
+    return pd.DataFrame({"timestamp": stamps, "p_a": np.arange(len(stamps)) % 7, "leaks": leaks})
+
+
+def test_a_time_split_holds_out_the_last_share_of_the_span():
+    stream = _stream()
+    split = splits.split_by_time(stream, target="leaks", timestamp="timestamp", test_size=0.25)
+    held = stream.iloc[split.holdout]["timestamp"]
+    trained = stream.iloc[split.train]["timestamp"]
+    assert trained.max() < held.min() == pd.Timestamp("2018-01-31")
+    assert split.train_period == (str(trained.min()), str(trained.max()))
+    assert "never on the future" in split.describe()
+
+
+def test_a_time_split_from_a_fixed_start_keeps_it_as_the_stream_grows():
+    start = pd.Timestamp("2018-01-21")
+    small, grown = _stream(30), _stream(50)
+    a, b = (
+        splits.split_by_time(
+            s, target="leaks", timestamp="timestamp", test_size=0.2, holdout_start=start
+        )
+        for s in (small, grown)
+    )
+    assert a.holdout_start == b.holdout_start == str(start) and a.train_period == b.train_period
+
+
+def test_a_time_split_with_a_single_class_holdout_is_refused():
+    stream = _stream(12)
+    with pytest.raises(SplitError, match="the holdout holds a single class"):
+        splits.split_by_time(
+            stream,
+            target="leaks",
+            timestamp="timestamp",
+            test_size=0.2,
+            holdout_start=pd.Timestamp("2018-01-12"),
+        )
+
+
+def test_a_grown_stream_leaves_out_the_champions_training_period():
+    champion = splits.split_by_time(
+        _stream(30), target="leaks", timestamp="timestamp", test_size=0.25
+    )
+    grown = _stream(40)
+    challenger = splits.split_by_time(grown, target="leaks", timestamp="timestamp", test_size=0.2)
+    record = {"split": champion.to_dict()}
+    seen = splits.trained_on(
+        record,
+        group=None,
+        columns=["p_a", "leaks"],
+        load_snapshot=dict().__getitem__,
+        timestamp="timestamp",
+    )
+    holdout = grown.iloc[challenger.holdout]
+    mask, comparison = splits.comparison_rows(
+        holdout, seen, group=None, columns=["p_a", "leaks"], min_rows=10, timestamp="timestamp"
+    )
+    assert seen.source == "record" and seen.units == "time"
+    assert comparison.left_out_rows == 0 and comparison.rows == len(holdout)
+    wide = splits.split_by_time(grown, target="leaks", timestamp="timestamp", test_size=0.5)
+    holdout = grown.iloc[wide.holdout]
+    mask, comparison = splits.comparison_rows(
+        holdout, seen, group=None, columns=["p_a", "leaks"], min_rows=10, timestamp="timestamp"
+    )
+    inside = pd.to_datetime(holdout["timestamp"]) <= pd.Timestamp(champion.train_period[1])
+    assert comparison.left_out_rows == int(inside.sum()) > 0
+    assert holdout[mask]["timestamp"].min() > pd.Timestamp(champion.train_period[1])
+    assert "its training period" in comparison.why
