@@ -14,10 +14,11 @@ only on rows it never saw.
 - **Time** (``split.by: time``): the holdout is every row from ``split.holdout_start`` on, or
   the last ``test_size`` of the time span (from ``first + (1 - test_size) * span``). The
   record keeps the training period, and a later gate leaves out holdout rows inside it.
-- **Stratified fallback**: when the plain threshold leaves a class (units with and without a
-  leak) with no unit on one side, each class is instead ordered by that hash and its lowest
-  ``round(test_size * n)`` units go to the holdout. The split's ``rule`` says which happened;
-  only then does membership depend on which other units exist.
+- **Both classes on both sides**: when the plain threshold holds out no unit of a class
+  (units with and without a leak), that class's lowest-hash unit is held out; when it holds
+  out every unit of a class, the highest-hash one is kept for training. The split's ``rule``
+  says when this happened. A grown table can then only move such a unit back to its plain
+  side, so no unit a model trained on ever enters a later holdout through the first case.
 
 The seed does not enter the split; it still drives the model and the folds.
 """
@@ -40,7 +41,7 @@ log = logging.getLogger(__name__)
 HOLDOUT_SALT = "holdout:"
 RULE_GROUP = "group hash < test_size"
 RULE_ROW = "row hash < test_size"
-RULE_STRATIFIED = "lowest hashes per class (the plain threshold left a class on one side)"
+ADJUSTED = "; adjusted so both classes are on both sides: "
 MAX_RECORDED_GROUPS = 20_000  # a run record names its training groups up to this many
 SEP = "\x1f"  # between a row's values in its hashed text
 
@@ -145,10 +146,8 @@ def split_holdout(
     position = np.array([holdout_position(k) for k in names])
     classes = has_positive.to_numpy()
     chosen = position < test_size
-    rule = RULE_GROUP if group else RULE_ROW
-    if any(_one_sided(chosen[classes == c]) for c in np.unique(classes)):
-        chosen = _lowest_per_class(position, classes, test_size=test_size, units=units)
-        rule = RULE_STRATIFIED
+    moved = _both_sides(chosen, position, classes, test_size=test_size, units=units)
+    rule = (RULE_GROUP if group else RULE_ROW) + (ADJUSTED + "; ".join(moved) if moved else "")
     held = set(names[chosen].tolist())
     in_holdout = keys.isin(held).to_numpy()
     train_groups = (
@@ -235,24 +234,25 @@ def split_by_time(
     )
 
 
-def _one_sided(chosen: np.ndarray) -> bool:
-    return bool(chosen.all() or not chosen.any())
-
-
-def _lowest_per_class(
-    position: np.ndarray, classes: np.ndarray, *, test_size: float, units: Units
-) -> np.ndarray:
-    chosen = np.zeros(len(position), dtype=bool)
+def _both_sides(
+    chosen: np.ndarray, position: np.ndarray, classes: np.ndarray, *, test_size: float, units: str
+) -> list[str]:
+    """Move the fewest units so that each class has units on both sides; say which moved."""
+    moved = []
     for cls in np.unique(classes):
         members = np.flatnonzero(classes == cls)
-        take = max(1, round(test_size * len(members)))
-        if take >= len(members):
+        if len(members) < 2:
             raise SplitError(
                 f"test_size {test_size} leaves no training {units}s with class {cls} "
-                f"(only {len(members)} {units}(s) of that class)"
+                f"(only {len(members)} {units} of that class; both parts need one)"
             )
-        chosen[members[np.argsort(position[members], kind="stable")[:take]]] = True
-    return chosen
+        if not chosen[members].any():
+            chosen[members[np.argmin(position[members])]] = True
+            moved.append(f"class {cls}'s lowest-hash {units} held out")
+        elif chosen[members].all():
+            chosen[members[np.argmax(position[members])]] = False
+            moved.append(f"class {cls}'s highest-hash {units} kept for training")
+    return moved
 
 
 # ---------------------------------------------------------------- what a champion saw

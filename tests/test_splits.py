@@ -35,7 +35,7 @@ def test_holdout_keeps_groups_whole_and_both_classes():
 def test_a_grown_table_keeps_every_old_groups_side():
     small, grown = make_table(scenarios=20), make_table(scenarios=60)
     before, after = _split(small), _split(grown)
-    assert before.rule == after.rule == splits.RULE_GROUP
+    assert before.rule.startswith(splits.RULE_GROUP)
     assert _held_groups(small, before) == _held_groups(grown, after) & set(range(20))
     assert _held_groups(grown, after) - set(range(20))  # new groups go to both sides too
 
@@ -62,11 +62,26 @@ def test_rows_without_a_group_keep_their_side_in_a_grown_table():
     assert abs(len(after.holdout) / len(grown) - 0.25) < 0.03
 
 
-def test_a_class_on_one_side_falls_back_to_the_lowest_hashes_per_class():
+def test_a_class_held_out_whole_keeps_its_highest_hash_group_for_training():
     table = make_table(scenarios=8)  # quiet groups 3 and 7 both hash below 0.4 (0.334, 0.075)
     split = _split(table, test_size=0.4)
-    assert split.rule == splits.RULE_STRATIFIED
-    assert _held_groups(table, split) == {7, 4, 5}  # the lowest quiet one, two lowest leaking
+    assert split.rule.endswith("class 0's highest-hash group kept for training")
+    assert _held_groups(table, split) == {7, 4, 5}  # 4 and 5 leak and hash below 0.4
+
+
+def test_a_class_with_no_group_held_out_gets_its_lowest_hash_group_in():
+    table = make_table(scenarios=12)  # quiet groups 3 (0.334), 7 (0.075), 11 (0.425)
+    split = _split(table, test_size=0.07)
+    assert "class 0's lowest-hash group held out" in split.rule
+    assert 7 in _held_groups(table, split)
+
+
+def test_an_adjusted_holdout_never_takes_in_a_group_the_smaller_table_trained_on():
+    for size in range(8, 40, 4):
+        small, grown = _split(make_table(scenarios=size)), _split(make_table(scenarios=size + 4))
+        trained = set(small.train_groups)
+        held_later = _held_groups(make_table(scenarios=size + 4), grown)
+        assert not trained & held_later, size
 
 
 def test_a_holdout_that_leaves_a_class_no_training_group_is_refused():
@@ -79,10 +94,7 @@ def test_a_holdout_that_leaves_a_class_no_training_group_is_refused():
 def test_the_record_names_the_rule_and_the_training_groups():
     table = make_table(scenarios=12)
     plain = _split(table).to_dict()
-    assert plain["units"] == "group" and plain["rule"] in (
-        splits.RULE_GROUP,
-        splits.RULE_STRATIFIED,
-    )
+    assert plain["units"] == "group" and plain["rule"].startswith(splits.RULE_GROUP)
     assert plain["train_rows"] + plain["holdout_rows"] == len(table)
     assert "salted SHA-256" in _split(table).describe()
 
