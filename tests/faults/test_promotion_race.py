@@ -42,7 +42,12 @@ def _race(store, *, challengers: int = 2):
     values = P.defaults()
     values.update(
         dataset=table_dataset(source="unused.parquet", model_name=f"race-{uuid.uuid4().hex[:8]}"),
-        promotion={"primary_metric": "roc_auc", "n_bootstrap": 100, "confidence": 0.9},
+        promotion={
+            "primary_metric": "roc_auc",
+            "n_bootstrap": 100,
+            "confidence": 0.9,
+            "min_unseen_rows": 100,
+        },
     )
     params = P.validate(values)
     name = params.dataset.model_name
