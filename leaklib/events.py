@@ -56,6 +56,8 @@ import numpy as np
 import pandas as pd
 
 from leaklib.metrics import EVENT, EVENT_PER_KIND, LEAK_KINDS, MetricError
+from leaklib.params import EventsSpec
+from leaklib.paths import resolve
 
 log = logging.getLogger(__name__)
 
@@ -600,3 +602,83 @@ def event_scores(
             if "water" in name or "economic" in name:
                 scores[name] = math.nan
     return {name: round(float(scores[name]), 6) for name in EVENT}
+
+
+# --- from a scored table ----------------------------------------------------------------------
+
+
+def read_table(path: str, *, parameter: str) -> pd.DataFrame:
+    """Read a leak table or volume table (.csv or .parquet; relative to the project)."""
+    file = resolve(path)
+    if file.suffix not in (".csv", ".parquet"):
+        raise EventError(f"{parameter}: {path!r} must be a .csv or .parquet file")
+    if not file.is_file():
+        raise EventError(f"{parameter}: {path!r} does not exist")
+    return pd.read_parquet(file) if file.suffix == ".parquet" else pd.read_csv(file)
+
+
+def evaluate_events(
+    frame: pd.DataFrame,
+    proba: np.ndarray,
+    *,
+    threshold: float,
+    timestamp: str,
+    target: str,
+    spec: EventsSpec,
+    leak_table: pd.DataFrame | None = None,
+    volumes: pd.DataFrame | None = None,
+) -> EventResult:
+    """Turn one series' scored rows into alarm events and match them to its leaks.
+
+    Args:
+        frame: The rows of one time-ordered series (any row order; one row per time).
+        proba: Each row's leak probability; ``proba >= threshold`` alarms.
+        threshold: The alarm threshold.
+        timestamp: The time column.
+        target: The label column, whose runs are the leaks when no ``leak_table`` is given.
+        spec: The ``events`` parameters.
+        leak_table: The leaks (see :func:`leaks_from_table`), or None.
+        volumes: Leak volume per window (needs ``leak_table``), or None.
+    """
+    for role, column in (("timestamp", timestamp), ("target", target)):
+        if column not in frame.columns:
+            raise EventError(f"{role} column {column!r} is not in the table")
+    scores = np.asarray(proba, dtype=float)
+    if scores.shape != (len(frame),):
+        raise EventError(f"proba: {scores.shape} values for {len(frame)} rows")
+    if volumes is not None and leak_table is None:
+        raise EventError("volumes: leak volumes need the leak table (leak_table) they refer to")
+    stamps = pd.to_datetime(frame[timestamp]).to_numpy()
+    order = np.argsort(stamps, kind="stable")
+    times = stamps[order]
+    if len(times) > 1 and (np.diff(times) == np.timedelta64(0)).any():
+        raise EventError(
+            f"timestamp column {timestamp!r} repeats a time: events need one series "
+            "(one row per time)"
+        )
+    step = row_spacing(times)
+    found = alarm_events(
+        times,
+        scores[order] >= threshold,
+        min_duration=spec.min_duration,
+        join_gap=spec.join_gap,
+        spacing=step,
+        proba=scores[order],
+    )
+    leaks = (
+        leaks_from_table(leak_table)
+        if leak_table is not None
+        else leaks_from_target(times, frame[target].to_numpy()[order], spacing=step)
+    )
+    log.info("%d alarm events, %d leaks", len(found.events), len(leaks))
+    return match_events(
+        found.events,
+        leaks,
+        start=pd.Timestamp(times[0]),
+        end=pd.Timestamp(times[-1]) + step,
+        grace=spec.grace,
+        spacing=step,
+        volumes=volumes,
+        water_price_eur_m3=spec.water_price_eur_m3,
+        false_alarm_cost_eur=spec.false_alarm_cost_eur,
+    )

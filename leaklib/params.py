@@ -13,8 +13,10 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import pandas as pd
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -140,6 +142,51 @@ class PromotionSpec(_Strict):
     floors: dict[PrimaryMetric, float] = Field(default_factory=dict)
 
 
+def _duration(value: str) -> str:
+    """Refuse a text that is not a duration of zero or more (``"30min"``, ``"2h"``, ``"1D"``)."""
+    try:
+        parsed = pd.Timedelta(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{value!r} is not a duration (e.g. '30min', '2h', '1D')") from None
+    if pd.isna(parsed) or parsed < pd.Timedelta(0):
+        raise ValueError(f"{value!r} must be a duration of zero or more")
+    return value
+
+
+DurationText = Annotated[str, AfterValidator(_duration)]
+
+
+class EventsSpec(_Strict):
+    """How per-row alarms become alarm events and are scored against leak events.
+
+    The rules are those of :mod:`leaklib.events`; durations are pandas time texts ("30min",
+    "2h", "1D"), measured on the rows' times with the data's row spacing.
+    """
+
+    min_duration: DurationText = Field(
+        default="30min",
+        description="The shortest alarm event that counts: from its first alarm's window start "
+        "to its last alarm's window end (one 15-minute row lasts 15min).",
+    )
+    join_gap: DurationText = Field(
+        default="2h",
+        description="The longest quiet time between two alarms that still joins them into one "
+        "event (0min: only consecutive rows join).",
+    )
+    grace: DurationText = Field(
+        default="1h",
+        description="How long after a leak's end an alarm event that starts still detects it.",
+    )
+    water_price_eur_m3: Annotated[float, Field(ge=0)] = Field(
+        default=0.80,
+        description="What a cubic metre of water saved is worth in the economic score (EUR).",
+    )
+    false_alarm_cost_eur: Annotated[float, Field(ge=0)] = Field(
+        default=500.0,
+        description="What each false alarm costs in the economic score (EUR).",
+    )
+
+
 # --- derived features (computed by leaklib.features) ---------------------------------
 
 Selector = str | list[str]
@@ -245,6 +292,18 @@ class DatasetSpec(_Strict):
         description="Name the dataset's models and champion are kept under "
         "(null: derived from the source's table or file name).",
     )
+    leak_table: str | None = Field(
+        default=None,
+        description="Leak table (.csv or .parquet path), one row per leak: leak_id, start, end "
+        "(empty: lasts past the end of the data), kind (abrupt | incipient), and optionally "
+        "pipe; the evaluation's leak events (null: runs of the target column). Needs timestamp.",
+    )
+    leak_volumes: str | None = Field(
+        default=None,
+        description="Leak volume per window (.csv or .parquet path): leak_id, timestamp, "
+        "volume_m3; gives the water saved and the economic score (null: those are not "
+        "computed). Needs leak_table.",
+    )
     derive: DeriveSpec = Field(
         default_factory=DeriveSpec,
         description="Derived time features computed from past rows of each group: a list of "
@@ -297,6 +356,14 @@ class DatasetSpec(_Strict):
                     "groups in sorted order, sample keeps groups chosen by a hash; set one "
                     "to null"
                 )
+        if self.leak_table is not None and self.timestamp is None:
+            raise ValueError(
+                "dataset.leak_table needs dataset.timestamp: leaks are matched in time"
+            )
+        if self.leak_volumes is not None and self.leak_table is None:
+            raise ValueError(
+                "dataset.leak_volumes needs dataset.leak_table: volumes are given per leak_id"
+            )
         self._check_derive()
         if self.model_name is None:
             object.__setattr__(self, "model_name", default_model_name(self.source))
@@ -342,7 +409,8 @@ class Params(_Strict):
     )
     dataset: DatasetSpec = Field(
         description="The input table: source, target, features, group, timestamp, max_groups, "
-        "sample, model_name. A later file that gives dataset replaces it whole."
+        "sample, model_name. A later file that gives dataset replaces it whole. "
+        "Also leak_table, leak_volumes and derive (see each below)."
     )
     snapshot_store: str = Field(
         description="Where validated snapshots go: a local folder or gs://BUCKET/PREFIX."
@@ -389,9 +457,17 @@ class Params(_Strict):
         description="Promotion gate: primary_metric, min_improvement, confidence, "
         "n_bootstrap, floors."
     )
+    events: EventsSpec = Field(
+        description="Alarm events and their scores (leaklib.events): min_duration, the "
+        "shortest alarm event that counts; join_gap, the longest quiet time that still joins "
+        "two alarms; grace, how long after a leak's end an alarm that starts still detects it "
+        "(durations as '30min', '2h', '1D'); water_price_eur_m3 and false_alarm_cost_eur, the "
+        "economic score's price of water saved and cost of a false alarm."
+    )
     serve_allowed_locations: list[str] = Field(
         description="Where parameters sent to `leak serve` (POST /runs) may point "
-        "dataset.source, snapshot_store and metadata_store: local folders (relative to the "
+        "dataset.source, dataset.leak_table, dataset.leak_volumes, snapshot_store and "
+        "metadata_store: local folders (relative to the "
         "project) or URI prefixes (gs://BUCKET/PREFIX/, bigquery://PROJECT.DATASET., "
         "firestore://PROJECT/DATABASE, snapshot:). The command line is not limited by it, and "
         "it cannot be set over HTTP."
@@ -551,7 +627,7 @@ def _shown(value: Any) -> str:
 def describe() -> list[dict[str, str]]:
     """Return name, type, default and description of every parameter, for ``leak params``.
 
-    The dataset's keys are listed one by one (``dataset.source``, ...).
+    The keys of the dataset and events mappings are listed one by one (``dataset.source``, ...).
     """
     values = defaults()
     rows = []
@@ -564,14 +640,15 @@ def describe() -> list[dict[str, str]]:
                 "description": info.description or "",
             }
         )
-        if name == "dataset":
-            dataset = values.get("dataset") or {}
-            for key, sub in DatasetSpec.model_fields.items():
+        nested = {"dataset": DatasetSpec, "events": EventsSpec}.get(name)
+        if nested is not None:
+            given = values.get(name) or {}
+            for key, sub in nested.model_fields.items():
                 rows.append(
                     {
-                        "name": f"dataset.{key}",
+                        "name": f"{name}.{key}",
                         "type": _type_name(sub.annotation),
-                        "default": _shown(dataset.get(key)),
+                        "default": _shown(given.get(key, sub.default)),
                         "description": sub.description or "",
                     }
                 )

@@ -11,6 +11,7 @@ import pytest
 
 from leaklib import events as E
 from leaklib import metrics
+from leaklib import params as P
 
 T0 = pd.Timestamp("2024-01-01")
 HOUR = pd.Timedelta(hours=1)
@@ -385,3 +386,77 @@ def test_match_events_refuse_bad_input_naming_it(kwargs, message):
     }
     with pytest.raises(E.EventError, match=message):
         E.match_events([], E.leaks_from_table(LEAKS), **call)
+
+
+# --- from a scored table ------------------------------------------------------------------------
+
+
+def scored_frame() -> pd.DataFrame:
+    flags = alarms_at(ALARM_STARTS.values())
+    leaking = np.zeros(len(TIMES), dtype=int)
+    for leak in E.leaks_from_table(LEAKS):
+        leaking[(leak.start <= TIMES) & ((leak.end > TIMES) if leak.end else True)] = 1
+    frame = pd.DataFrame({"time": TIMES, "leaks": leaking, "proba": np.where(flags, 0.9, 0.1)})
+    return frame.sample(frac=1, random_state=0)  # any row order
+
+
+def test_evaluate_events_with_the_leak_table_scores_as_the_parts_do():
+    frame = scored_frame()
+    spec = P.EventsSpec(min_duration="2h", join_gap="1h", grace="2h")
+    result = E.evaluate_events(
+        frame,
+        frame["proba"].to_numpy(),
+        threshold=0.5,
+        timestamp="time",
+        target="leaks",
+        spec=spec,
+        leak_table=LEAKS,
+        volumes=volumes(),
+    )
+    assert E.event_scores(result) == E.event_scores(result_of(alarms_at(ALARM_STARTS.values())))
+
+
+def test_evaluate_events_without_a_leak_table_takes_runs_of_the_target():
+    frame = scored_frame()
+    spec = P.EventsSpec(min_duration="2h", join_gap="1h", grace="2h")
+    result = E.evaluate_events(
+        frame, frame["proba"].to_numpy(), threshold=0.5, timestamp="time", target="leaks", spec=spec
+    )
+    # L4 and L5 overlap: the target shows one run from L4's start, lasting past the data
+    assert len(result.leaks) == 4 and set(result.leaks["kind"]) == {E.UNKNOWN_KIND}
+    assert math.isnan(E.event_scores(result)["event_economic_share"])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"timestamp": "when"}, "timestamp column 'when' is not in the table"),
+        ({"proba": np.ones(3)}, r"proba: \(3,\) values for 240 rows"),
+        ({"volumes": pd.DataFrame()}, "volumes: leak volumes need the leak table"),
+        ({"frame": pd.concat([scored_frame()] * 2)}, "'time' repeats a time: events need one"),
+    ],
+)
+def test_evaluate_events_refuses_bad_input_naming_it(kwargs, message):
+    frame = kwargs.pop("frame", scored_frame())
+    call = {
+        "proba": np.full(len(frame), 0.1),
+        "threshold": 0.5,
+        "timestamp": "time",
+        "target": "leaks",
+        "spec": P.EventsSpec(),
+        **kwargs,
+    }
+    with pytest.raises(E.EventError, match=message):
+        E.evaluate_events(frame, **call)
+
+
+def test_read_table_reads_csv_and_parquet_and_names_the_parameter(tmp_path):
+    LEAKS.to_csv(tmp_path / "leaks.csv", index=False)
+    LEAKS.to_parquet(tmp_path / "leaks.parquet")
+    from_csv = E.leaks_from_table(E.read_table(str(tmp_path / "leaks.csv"), parameter="x"))
+    from_parquet = E.leaks_from_table(E.read_table(str(tmp_path / "leaks.parquet"), parameter="x"))
+    assert from_csv == from_parquet == E.leaks_from_table(LEAKS)
+    with pytest.raises(E.EventError, match="dataset.leak_table: '.*nowhere.csv' does not exist"):
+        E.read_table(str(tmp_path / "nowhere.csv"), parameter="dataset.leak_table")
+    with pytest.raises(E.EventError, match="dataset.leak_volumes: '.*v.json' must be a .csv"):
+        E.read_table("v.json", parameter="dataset.leak_volumes")
