@@ -209,22 +209,57 @@ class Diff(_Derivation):
     columns: Selector
     steps: Annotated[int, Field(gt=0)]
 
+    @property
+    def lookback(self) -> int:
+        """Earlier rows of its series a value needs: ``steps``."""
+        return self.steps
+
 
 class SeasonalDeviation(_Derivation):
     """Deviation from the same phase of earlier periods (the same time of day, for a day).
 
     ``baseline: previous`` averages the previous ``periods`` periods (a rolling seasonal
     baseline); ``baseline: first`` averages the group's first ``periods`` periods (a reference
-    taken when monitoring starts). ``window`` > 1 then smooths the deviation with a trailing
-    mean over that many rows.
+    taken when monitoring starts; it needs a group, since a stream's first day lies ever further
+    back); ``baseline: trailing`` takes the median of the same phase over the previous ``days``
+    periods, or with ``same_weekday`` over the same phase of the previous ``days`` weeks
+    (7 periods apart), robust to a leak or a fault on one of them. ``window`` > 1 then smooths
+    the deviation with a trailing mean over that many rows.
     """
 
     kind: Literal["seasonal_deviation"]
     columns: Selector
     period: Annotated[int, Field(gt=0)]
     periods: Annotated[int, Field(gt=0)] = 1
-    baseline: Literal["previous", "first"] = "previous"
+    baseline: Literal["previous", "first", "trailing"] = "previous"
     window: Annotated[int, Field(gt=0)] = 1
+    days: Annotated[int, Field(gt=0)] = 7
+    same_weekday: bool = False
+
+    @model_validator(mode="after")
+    def _keys_of_the_baseline(self) -> SeasonalDeviation:
+        given = self.model_fields_set
+        if self.baseline == "trailing" and "periods" in given:
+            raise ValueError("baseline trailing counts its periods in days (days: N), not periods")
+        if self.baseline != "trailing" and given & {"days", "same_weekday"}:
+            key = sorted(given & {"days", "same_weekday"})[0]
+            raise ValueError(f"{key} applies to baseline trailing only, not {self.baseline}")
+        return self
+
+    @property
+    def lag_step(self) -> int:
+        """Rows between two values of a trailing baseline: a period, or a week of them."""
+        return self.period * (7 if self.same_weekday else 1)
+
+    @property
+    def lookback(self) -> int | None:
+        """Earlier rows of its series a value needs; None for ``first`` (the series' start)."""
+        if self.baseline == "first":
+            return None
+        seasons = (
+            self.days * self.lag_step if self.baseline == "trailing" else self.periods * self.period
+        )
+        return seasons + self.window - 1
 
 
 class Rolling(_Derivation):
@@ -242,6 +277,16 @@ class Rolling(_Derivation):
             raise ValueError("each statistic at most once")
         return value
 
+    @property
+    def lookback(self) -> int:
+        """Earlier rows of its series a value needs: ``window - 1``."""
+        return self.window - 1
+
+
+FIRST_NEEDS_A_GROUP = (
+    "first needs a group: without one the table is one series, whose first period lies ever "
+    "further back on a stream (a reference that never moves); use baseline: trailing"
+)
 
 Derivation = Annotated[Diff | SeasonalDeviation | Rolling, Field(discriminator="kind")]
 
@@ -251,6 +296,15 @@ class DeriveSpec(RootModel[list[Derivation]]):
 
     model_config = ConfigDict(frozen=True)
     root: list[Derivation] = Field(default_factory=list)
+
+    @property
+    def lookback(self) -> int | None:
+        """Earlier rows of a series every derivation needs (the most of them; 0 without any).
+
+        None when a derivation needs its series from the start (``baseline: first``).
+        """
+        needs = [derivation.lookback for derivation in self.root]
+        return None if None in needs else max(needs, default=0)
 
 
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -307,8 +361,8 @@ class DatasetSpec(_Strict):
     derive: DeriveSpec = Field(
         default_factory=DeriveSpec,
         description="Derived time features computed from past rows of each group: a list of "
-        "{kind: diff | seasonal_deviation | rolling, columns: pattern(s), ...} (needs group "
-        "and timestamp).",
+        "{kind: diff | seasonal_deviation | rolling, columns: pattern(s), ...} (needs a "
+        "timestamp; without a group the table is one series).",
     )
 
     @field_validator("features", mode="before")
@@ -371,11 +425,14 @@ class DatasetSpec(_Strict):
 
     def _check_derive(self) -> None:
         """Refuse a derive block that cannot apply to this dataset, naming the key."""
-        if self.derive.root and (self.group is None or self.timestamp is None):
-            missing = "group" if self.group is None else "timestamp"
-            raise ValueError(f"derive needs a group and a timestamp column; {missing} is null")
+        if self.derive.root and self.timestamp is None:
+            raise ValueError(
+                "derive needs a timestamp column to order each series; timestamp is null"
+            )
         numeric = [name for name, spec in self.features.items() if spec.type == "numeric"]
         for i, derivation in enumerate(self.derive.root):
+            if self.group is None and getattr(derivation, "baseline", None) == "first":
+                raise ValueError(f"derive[{i}].baseline: {FIRST_NEEDS_A_GROUP}")
             patterns = derivation.columns
             for pattern in [patterns] if isinstance(patterns, str) else patterns:
                 if not fnmatch.filter(numeric, pattern):

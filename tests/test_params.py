@@ -95,11 +95,26 @@ def test_null_clears_an_optional_dataset_key():
     assert loaded.dataset.group is None
 
 
-def test_derive_needs_a_group_and_a_timestamp():
+def test_derive_needs_a_timestamp():
     with pytest.raises(
-        P.ParameterError, match="derive needs a group and a timestamp column; group is null"
+        P.ParameterError, match="derive needs a timestamp column to order each series"
+    ):
+        P.load(overrides=[("dataset.timestamp", "null")])
+
+
+def test_a_first_baseline_without_a_group_is_refused_with_the_reason():
+    with pytest.raises(
+        P.ParameterError, match=r"derive\[0\].baseline: first needs a group: without one"
     ):
         P.load(overrides=[("dataset.group", "null")])
+
+
+def test_a_trailing_baseline_derives_a_stream_without_a_group():
+    block = "[{kind: seasonal_deviation, columns: 'p_*', period: 96, baseline: trailing}]"
+    loaded = P.load(overrides=[("dataset.group", "null"), ("dataset.derive", block)])
+    (derivation,) = loaded.dataset.derive.root
+    assert (derivation.days, derivation.same_weekday, derivation.lookback) == (7, False, 672)
+    assert loaded.dataset.derive.lookback == 672
 
 
 def test_a_derive_pattern_that_matches_no_feature_is_named():
