@@ -454,6 +454,10 @@ def match_events(
             else:
                 outcomes.append((alarm, "false alarm", None))
 
+    per_leak: dict[str, pd.DataFrame] = {}
+    if water is not None:
+        within = water[(water["timestamp"] >= start) & (water["timestamp"] < end)]
+        per_leak = {str(key): part for key, part in within.groupby("leak_id", sort=False)}
     rows = []
     for leak in in_period:
         alarm = found.get(leak.leak_id)
@@ -461,11 +465,7 @@ def match_events(
         window = max((min(closes[leak.leak_id], end) - leak.start) + extra, step) / _HOUR
         volume = saved = math.nan
         if water is not None:
-            mine = water[
-                (water["leak_id"] == leak.leak_id)
-                & (water["timestamp"] >= start)
-                & (water["timestamp"] < end)
-            ]
+            mine = per_leak.get(leak.leak_id, water.iloc[:0])
             volume = float(mine["volume_m3"].sum())
             saved = (
                 float(mine.loc[mine["timestamp"] >= alarm.first_alarm, "volume_m3"].sum())
