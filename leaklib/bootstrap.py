@@ -1,7 +1,9 @@
-"""The paired group bootstrap behind the promotion gate: statistics only, no decisions.
+"""The paired bootstraps behind the promotion gate: statistics only, no decisions.
 
-Both models are scored on the same resampled holdout groups; the percentile interval of the
-differences says how sure the comparison is.
+Both models are scored on the same resampled holdout groups (row metrics,
+:func:`paired_bootstrap`) or the same resampled blocks of time (event metrics,
+:func:`event_bootstrap`); the percentile interval of the differences says how sure the
+comparison is.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from leaklib import metrics
+from leaklib.events import EventResult, event_scores
 
 _QUANTILES = (0.005, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.975, 0.995)
 _HISTOGRAM_BINS = 30
@@ -64,6 +67,10 @@ def weighted_scores(
     Other ranking metrics (recall at a false-alarm rate) are computed draw by draw.
     """
     y = np.asarray(y)
+    if metrics.metric(metric).kind == "event":
+        raise BootstrapError(
+            f"{metric!r} is an event metric: bootstrap it over blocks of time (event_bootstrap)"
+        )
     if metric not in _CURVE_METRICS:
         score = metrics.metric(metric).score
         rows = np.arange(len(y))
@@ -146,6 +153,26 @@ def paired_bootstrap(
             f"only {len(diffs)} of {n_bootstrap} bootstrap draws hold both classes: "
             "the holdout has too few groups with and without leaks to compare models"
         )
+    return _summary(
+        diffs,
+        n_bootstrap=n_bootstrap,
+        unit="groups" if groups is not None else "rows",
+        n_units=n_units,
+        seed=seed,
+        confidence=confidence,
+    )
+
+
+def _summary(
+    diffs: np.ndarray,
+    *,
+    n_bootstrap: int,
+    unit: str,
+    n_units: int,
+    seed: int,
+    confidence: float,
+) -> dict[str, Any]:
+    """The interval, summary quantiles and histogram of bootstrapped differences."""
     alpha = (1 - confidence) / 2
     low, high = np.quantile(diffs, [alpha, 1 - alpha])
     counts, edges = np.histogram(diffs, bins=_HISTOGRAM_BINS)
@@ -154,7 +181,7 @@ def paired_bootstrap(
         "ci_high": round(float(high), 6),
         "n_bootstrap": n_bootstrap,
         "n_valid": len(diffs),
-        "unit": "groups" if groups is not None else "rows",
+        "unit": unit,
         "n_units": n_units,
         "seed": seed,
         "mean": round(float(diffs.mean()), 6),
@@ -168,3 +195,86 @@ def paired_bootstrap(
             "counts": [int(c) for c in counts],
         },
     }
+
+
+def _blocks(times: pd.Series, start: pd.Timestamp, length: pd.Timedelta, n: int) -> np.ndarray:
+    """The block number of each time: whole ``length``s since ``start``."""
+    offsets = (pd.to_datetime(times) - start) // length
+    return np.clip(offsets.to_numpy(dtype=int), 0, n - 1)
+
+
+def event_bootstrap(
+    challenger: EventResult,
+    champion: EventResult,
+    *,
+    metric: str,
+    block: str | pd.Timedelta = "7D",
+    n_bootstrap: int,
+    seed: int,
+    confidence: float,
+) -> dict[str, Any]:
+    """Bootstrap the difference in an event metric (challenger minus champion) over blocks of time.
+
+    The period is cut into blocks of ``block`` (the last one may be shorter). Each leak
+    belongs to the block it starts in, each alarm event to the block of its first alarm. A
+    draw takes as many blocks as there are, with replacement; both models are scored on the
+    same draw, every leak and alarm event counted as often as its block was drawn, and the
+    period as long as the drawn blocks (:func:`leaklib.events.event_scores` with weights).
+    Draws where the metric is undefined (no leak drawn, no detection for a detection time) are
+    discarded and counted.
+
+    Returns:
+        The same figures as :func:`paired_bootstrap`, with ``unit`` naming the block.
+    """
+    if metrics.metric(metric).kind != "event":
+        raise BootstrapError(f"{metric!r} is a row metric: bootstrap it with paired_bootstrap")
+    if (challenger.start, challenger.end) != (champion.start, champion.end):
+        raise BootstrapError(
+            f"the models' events cover different periods ({challenger.start} to "
+            f"{challenger.end}, {champion.start} to {champion.end}); match both on the same rows"
+        )
+    if list(challenger.leaks["leak_id"]) != list(champion.leaks["leak_id"]):
+        raise BootstrapError("the models' events were matched to different leaks")
+    try:
+        length = pd.Timedelta(block)
+    except (TypeError, ValueError):
+        raise BootstrapError(f"block: {block!r} is not a duration (e.g. '7D')") from None
+    if pd.isna(length) or length <= pd.Timedelta(0):
+        raise BootstrapError(f"block: {block!r} must be longer than zero")
+    start, end = challenger.start, challenger.end
+    n_blocks = int(-(-(end - start) // length))
+    edges = [k * length for k in range(n_blocks)] + [end - start]
+    days = np.diff([edge / pd.Timedelta(days=1) for edge in edges])  # the last may be shorter
+    leak_block = _blocks(challenger.leaks["start"], start, length, n_blocks)
+    alarm_blocks = [
+        _blocks(result.alarms["first_alarm"], start, length, n_blocks)
+        for result in (challenger, champion)
+    ]
+    picks = np.random.default_rng(seed).integers(0, n_blocks, size=(n_bootstrap, n_blocks))
+    drawn = group_weights(np.arange(n_blocks), picks)  # draws x blocks: how often each block
+    diffs = []
+    for weights in drawn:
+        pair = [
+            event_scores(
+                result,
+                leak_weights=weights[leak_block],
+                alarm_weights=weights[blocks],
+                days=float(weights @ days),
+            )[metric]
+            for result, blocks in zip((challenger, champion), alarm_blocks, strict=True)
+        ]
+        if not np.isnan(pair).any():
+            diffs.append(pair[0] - pair[1])
+    if len(diffs) < n_bootstrap / 2:
+        raise BootstrapError(
+            f"only {len(diffs)} of {n_bootstrap} bootstrap draws define {metric}: the holdout "
+            f"has too few blocks of {block} with leaks to compare models"
+        )
+    return _summary(
+        np.array(diffs),
+        n_bootstrap=n_bootstrap,
+        unit=f"blocks of {block}",
+        n_units=n_blocks,
+        seed=seed,
+        confidence=confidence,
+    )

@@ -2,19 +2,28 @@
 
 Cross-validation, the holdout evaluation, the promotion gate, the parameters (which metrics
 may be primary or carry a floor) and the reports all read this module. A new metric is one
-entry in :data:`RANKING` (scored from probabilities) or :data:`AT_THRESHOLD` (scored from
-alarms at the threshold).
+entry in :data:`RANKING` (scored from probabilities), :data:`AT_THRESHOLD` (scored from
+alarms at the threshold) or :data:`EVENT` (scored from alarm events matched to leak events by
+:mod:`leaklib.events`, which computes exactly these names).
+
+A metric says what it needs in ``kind``: ``row`` metrics are computed from labels and
+probabilities row by row; ``event`` metrics need the alarm events and leak events of a
+time-ordered stream (:func:`leaklib.events.event_scores`), so they have no ``score`` function
+here and are bootstrapped over blocks of time (:func:`leaklib.bootstrap.event_bootstrap`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
 FALSE_ALARM_RATES = (0.005, 0.01, 0.05)
+# the kinds of leak a leak table names; event metrics are also reported for each
+LEAK_KINDS = ("abrupt", "incipient")
 CV_PREFIX = "cv_"
 HOLDOUT_PREFIX = "holdout_"
 
@@ -32,6 +41,9 @@ class Metric:
     score: Callable[[np.ndarray, np.ndarray], float] | None
     higher_is_better: bool = True
     primary: bool = False  # may be the gate's primary metric or carry a floor
+    # what it is computed from: "row" (labels and probabilities, row by row) or "event"
+    # (alarm events matched to leak events: leaklib.events.event_scores)
+    kind: Literal["row", "event"] = "row"
 
 
 def checked(y: np.ndarray, proba: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -88,12 +100,62 @@ AT_THRESHOLD: dict[str, Metric] = {
         Metric("false_positive_rate", "false-positive rate", None, higher_is_better=False),
     )
 }
-CATALOGUE: dict[str, Metric] = {**RANKING, **AT_THRESHOLD}
-PRIMARY = tuple(name for name, metric in RANKING.items() if metric.primary)
-# the ranking metrics cross-validation reports per fold, in this order
-CV_METRICS = PRIMARY
+
+
+def _event(name: str, label: str, *, lower: bool = False, primary: bool = False) -> Metric:
+    return Metric(name, label, None, higher_is_better=not lower, primary=primary, kind="event")
+
+
+# scored over all leaks (false alarms have no kind, so they are only here)
+_EVENT_OVERALL = (
+    _event("event_recall", "leaks detected (share)", primary=True),
+    _event("event_precision", "event precision", primary=True),
+    _event("event_f1", "event F1", primary=True),
+    _event("event_leaks_detected", "leaks detected"),
+    _event("event_false_alarms", "false alarms", lower=True),
+    _event("event_false_alarms_per_30d", "false alarms per 30 days", lower=True),
+    _event("event_detection_hours_median", "median detection time (h)", lower=True),
+    _event("event_detection_hours_p90", "P90 detection time (h)", lower=True),
+    _event("event_early_detection", "early detection score (LeakDB)", primary=True),
+    _event("event_water_saved_m3", "water saved (m³)"),
+    _event("event_economic_eur", "economic score (EUR)"),
+    _event("event_economic_perfect_eur", "perfect economic score (EUR)"),
+    _event("event_economic_share", "economic score, share of perfect", primary=True),
+)
+# scored again over the leaks of each kind in LEAK_KINDS: name_<kind>, "label (<kind>)"
+_EVENT_PER_KIND = (
+    _event("event_recall", "leaks detected (share)"),
+    _event("event_detection_hours_median", "median detection time (h)", lower=True),
+    _event("event_detection_hours_p90", "P90 detection time (h)", lower=True),
+    _event("event_early_detection", "early detection score (LeakDB)"),
+    _event("event_water_saved_share", "water saved, share of all leak water"),
+)
+EVENT_PER_KIND = tuple(m.name for m in _EVENT_PER_KIND)
+EVENT: dict[str, Metric] = {
+    metric.name: metric
+    for metric in (
+        *_EVENT_OVERALL,
+        *(
+            Metric(
+                f"{m.name}_{kind}",
+                f"{m.label} ({kind})",
+                None,
+                higher_is_better=m.higher_is_better,
+                kind="event",
+            )
+            for kind in LEAK_KINDS
+            for m in _EVENT_PER_KIND
+        ),
+    )
+}
+CATALOGUE: dict[str, Metric] = {**RANKING, **AT_THRESHOLD, **EVENT}
+# what may be the gate's primary metric or carry a floor: row and event metrics
+PRIMARY = tuple(name for name, metric in CATALOGUE.items() if metric.primary)
+# the ranking metrics cross-validation reports per fold, in this order (row metrics only:
+# a fold of rows has no alarm events)
+CV_METRICS = tuple(name for name in PRIMARY if CATALOGUE[name].kind == "row")
 # what a reader sees first: the header of a report, the run index, a run's summary
-HEADLINE = tuple(f"{HOLDOUT_PREFIX}{name}" for name in PRIMARY) + (f"{CV_PREFIX}roc_auc",)
+HEADLINE = tuple(f"{HOLDOUT_PREFIX}{name}" for name in CV_METRICS) + (f"{CV_PREFIX}roc_auc",)
 
 
 def metric(name: str) -> Metric:
@@ -106,6 +168,11 @@ def metric(name: str) -> Metric:
 def score(name: str, y: np.ndarray, proba: np.ndarray) -> float:
     """Return one ranking metric of ``proba`` against ``y``."""
     entry = metric(name)
+    if entry.kind == "event":
+        raise MetricError(
+            f"{name!r} is an event metric: it needs alarm events matched to leak events "
+            "(leaklib.events.event_scores), not labels and scores row by row"
+        )
     if entry.score is None:
         raise MetricError(f"{name!r} is measured at a threshold, not from scores alone")
     y, proba = checked(y, proba)

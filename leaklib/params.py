@@ -14,8 +14,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import pandas as pd
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -159,6 +161,51 @@ class PromotionSpec(_Strict):
     min_unseen_rows: Annotated[int, Field(ge=1)] = 1000
 
 
+def _duration(value: str) -> str:
+    """Refuse a text that is not a duration of zero or more (``"30min"``, ``"2h"``, ``"1D"``)."""
+    try:
+        parsed = pd.Timedelta(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{value!r} is not a duration (e.g. '30min', '2h', '1D')") from None
+    if pd.isna(parsed) or parsed < pd.Timedelta(0):
+        raise ValueError(f"{value!r} must be a duration of zero or more")
+    return value
+
+
+DurationText = Annotated[str, AfterValidator(_duration)]
+
+
+class EventsSpec(_Strict):
+    """How per-row alarms become alarm events and are scored against leak events.
+
+    The rules are those of :mod:`leaklib.events`; durations are pandas time texts ("30min",
+    "2h", "1D"), measured on the rows' times with the data's row spacing.
+    """
+
+    min_duration: DurationText = Field(
+        default="30min",
+        description="The shortest alarm event that counts: from its first alarm's window start "
+        "to its last alarm's window end (one 15-minute row lasts 15min).",
+    )
+    join_gap: DurationText = Field(
+        default="2h",
+        description="The longest quiet time between two alarms that still joins them into one "
+        "event (0min: only consecutive rows join).",
+    )
+    grace: DurationText = Field(
+        default="1h",
+        description="How long after a leak's end an alarm event that starts still detects it.",
+    )
+    water_price_eur_m3: Annotated[float, Field(ge=0)] = Field(
+        default=0.80,
+        description="What a cubic metre of water saved is worth in the economic score (EUR).",
+    )
+    false_alarm_cost_eur: Annotated[float, Field(ge=0)] = Field(
+        default=500.0,
+        description="What each false alarm costs in the economic score (EUR).",
+    )
+
+
 # --- derived features (computed by leaklib.features) ---------------------------------
 
 Selector = str | list[str]
@@ -181,22 +228,57 @@ class Diff(_Derivation):
     columns: Selector
     steps: Annotated[int, Field(gt=0)]
 
+    @property
+    def lookback(self) -> int:
+        """Earlier rows of its series a value needs: ``steps``."""
+        return self.steps
+
 
 class SeasonalDeviation(_Derivation):
     """Deviation from the same phase of earlier periods (the same time of day, for a day).
 
     ``baseline: previous`` averages the previous ``periods`` periods (a rolling seasonal
     baseline); ``baseline: first`` averages the group's first ``periods`` periods (a reference
-    taken when monitoring starts). ``window`` > 1 then smooths the deviation with a trailing
-    mean over that many rows.
+    taken when monitoring starts; it needs a group, since a stream's first day lies ever further
+    back); ``baseline: trailing`` takes the median of the same phase over the previous ``days``
+    periods, or with ``same_weekday`` over the same phase of the previous ``days`` weeks
+    (7 periods apart), robust to a leak or a fault on one of them. ``window`` > 1 then smooths
+    the deviation with a trailing mean over that many rows.
     """
 
     kind: Literal["seasonal_deviation"]
     columns: Selector
     period: Annotated[int, Field(gt=0)]
     periods: Annotated[int, Field(gt=0)] = 1
-    baseline: Literal["previous", "first"] = "previous"
+    baseline: Literal["previous", "first", "trailing"] = "previous"
     window: Annotated[int, Field(gt=0)] = 1
+    days: Annotated[int, Field(gt=0)] = 7
+    same_weekday: bool = False
+
+    @model_validator(mode="after")
+    def _keys_of_the_baseline(self) -> SeasonalDeviation:
+        given = self.model_fields_set
+        if self.baseline == "trailing" and "periods" in given:
+            raise ValueError("baseline trailing counts its periods in days (days: N), not periods")
+        if self.baseline != "trailing" and given & {"days", "same_weekday"}:
+            key = sorted(given & {"days", "same_weekday"})[0]
+            raise ValueError(f"{key} applies to baseline trailing only, not {self.baseline}")
+        return self
+
+    @property
+    def lag_step(self) -> int:
+        """Rows between two values of a trailing baseline: a period, or a week of them."""
+        return self.period * (7 if self.same_weekday else 1)
+
+    @property
+    def lookback(self) -> int | None:
+        """Earlier rows of its series a value needs; None for ``first`` (the series' start)."""
+        if self.baseline == "first":
+            return None
+        seasons = (
+            self.days * self.lag_step if self.baseline == "trailing" else self.periods * self.period
+        )
+        return seasons + self.window - 1
 
 
 class Rolling(_Derivation):
@@ -214,6 +296,16 @@ class Rolling(_Derivation):
             raise ValueError("each statistic at most once")
         return value
 
+    @property
+    def lookback(self) -> int:
+        """Earlier rows of its series a value needs: ``window - 1``."""
+        return self.window - 1
+
+
+FIRST_NEEDS_A_GROUP = (
+    "first needs a group: without one the table is one series, whose first period lies ever "
+    "further back on a stream (a reference that never moves); use baseline: trailing"
+)
 
 Derivation = Annotated[Diff | SeasonalDeviation | Rolling, Field(discriminator="kind")]
 
@@ -223,6 +315,15 @@ class DeriveSpec(RootModel[list[Derivation]]):
 
     model_config = ConfigDict(frozen=True)
     root: list[Derivation] = Field(default_factory=list)
+
+    @property
+    def lookback(self) -> int | None:
+        """Earlier rows of a series every derivation needs (the most of them; 0 without any).
+
+        None when a derivation needs its series from the start (``baseline: first``).
+        """
+        needs = [derivation.lookback for derivation in self.root]
+        return None if None in needs else max(needs, default=0)
 
 
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -264,11 +365,23 @@ class DatasetSpec(_Strict):
         description="Name the dataset's models and champion are kept under "
         "(null: derived from the source's table or file name).",
     )
+    leak_table: str | None = Field(
+        default=None,
+        description="Leak table (.csv or .parquet path), one row per leak: leak_id, start, end "
+        "(empty: lasts past the end of the data), kind (abrupt | incipient), and optionally "
+        "pipe; the evaluation's leak events (null: runs of the target column). Needs timestamp.",
+    )
+    leak_volumes: str | None = Field(
+        default=None,
+        description="Leak volume per window (.csv or .parquet path): leak_id, timestamp, "
+        "volume_m3; gives the water saved and the economic score (null: those are not "
+        "computed). Needs leak_table.",
+    )
     derive: DeriveSpec = Field(
         default_factory=DeriveSpec,
         description="Derived time features computed from past rows of each group: a list of "
-        "{kind: diff | seasonal_deviation | rolling, columns: pattern(s), ...} (needs group "
-        "and timestamp).",
+        "{kind: diff | seasonal_deviation | rolling, columns: pattern(s), ...} (needs a "
+        "timestamp; without a group the table is one series).",
     )
 
     @field_validator("features", mode="before")
@@ -316,6 +429,14 @@ class DatasetSpec(_Strict):
                     "groups in sorted order, sample keeps groups chosen by a hash; set one "
                     "to null"
                 )
+        if self.leak_table is not None and self.timestamp is None:
+            raise ValueError(
+                "dataset.leak_table needs dataset.timestamp: leaks are matched in time"
+            )
+        if self.leak_volumes is not None and self.leak_table is None:
+            raise ValueError(
+                "dataset.leak_volumes needs dataset.leak_table: volumes are given per leak_id"
+            )
         self._check_derive()
         if self.model_name is None:
             object.__setattr__(self, "model_name", default_model_name(self.source))
@@ -323,11 +444,14 @@ class DatasetSpec(_Strict):
 
     def _check_derive(self) -> None:
         """Refuse a derive block that cannot apply to this dataset, naming the key."""
-        if self.derive.root and (self.group is None or self.timestamp is None):
-            missing = "group" if self.group is None else "timestamp"
-            raise ValueError(f"derive needs a group and a timestamp column; {missing} is null")
+        if self.derive.root and self.timestamp is None:
+            raise ValueError(
+                "derive needs a timestamp column to order each series; timestamp is null"
+            )
         numeric = [name for name, spec in self.features.items() if spec.type == "numeric"]
         for i, derivation in enumerate(self.derive.root):
+            if self.group is None and getattr(derivation, "baseline", None) == "first":
+                raise ValueError(f"derive[{i}].baseline: {FIRST_NEEDS_A_GROUP}")
             patterns = derivation.columns
             for pattern in [patterns] if isinstance(patterns, str) else patterns:
                 if not fnmatch.filter(numeric, pattern):
@@ -361,7 +485,8 @@ class Params(_Strict):
     )
     dataset: DatasetSpec = Field(
         description="The input table: source, target, features, group, timestamp, max_groups, "
-        "sample, model_name. A later file that gives dataset replaces it whole."
+        "sample, model_name. A later file that gives dataset replaces it whole. "
+        "Also leak_table, leak_volumes and derive (see each below)."
     )
     snapshot_store: str = Field(
         description="Where validated snapshots go: a local folder or gs://BUCKET/PREFIX."
@@ -424,9 +549,17 @@ class Params(_Strict):
         "n_bootstrap, floors, min_unseen_rows (the fewest holdout rows the champion never "
         "trained on that the gate compares on; rows it trained on are always left out)."
     )
+    events: EventsSpec = Field(
+        description="Alarm events and their scores (leaklib.events): min_duration, the "
+        "shortest alarm event that counts; join_gap, the longest quiet time that still joins "
+        "two alarms; grace, how long after a leak's end an alarm that starts still detects it "
+        "(durations as '30min', '2h', '1D'); water_price_eur_m3 and false_alarm_cost_eur, the "
+        "economic score's price of water saved and cost of a false alarm."
+    )
     serve_allowed_locations: list[str] = Field(
         description="Where parameters sent to `leak serve` (POST /runs) may point "
-        "dataset.source, snapshot_store and metadata_store: local folders (relative to the "
+        "dataset.source, dataset.leak_table, dataset.leak_volumes, snapshot_store and "
+        "metadata_store: local folders (relative to the "
         "project) or URI prefixes (gs://BUCKET/PREFIX/, bigquery://PROJECT.DATASET., "
         "firestore://PROJECT/DATABASE, snapshot:). The command line is not limited by it, and "
         "it cannot be set over HTTP."
@@ -592,7 +725,7 @@ def _shown(value: Any) -> str:
 def describe() -> list[dict[str, str]]:
     """Return name, type, default and description of every parameter, for ``leak params``.
 
-    The dataset's keys are listed one by one (``dataset.source``, ...).
+    The keys of the dataset and events mappings are listed one by one (``dataset.source``, ...).
     """
     values = defaults()
     rows = []
@@ -605,14 +738,15 @@ def describe() -> list[dict[str, str]]:
                 "description": info.description or "",
             }
         )
-        if name == "dataset":
-            dataset = values.get("dataset") or {}
-            for key, sub in DatasetSpec.model_fields.items():
+        nested = {"dataset": DatasetSpec, "events": EventsSpec}.get(name)
+        if nested is not None:
+            given = values.get(name) or {}
+            for key, sub in nested.model_fields.items():
                 rows.append(
                     {
-                        "name": f"dataset.{key}",
+                        "name": f"{name}.{key}",
                         "type": _type_name(sub.annotation),
-                        "default": _shown(dataset.get(key)),
+                        "default": _shown(given.get(key, sub.default)),
                         "description": sub.description or "",
                     }
                 )

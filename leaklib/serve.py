@@ -63,7 +63,13 @@ MAX_PAGE = 100  # runs in one page of GET /runs
 # keys a client may not set over HTTP: the server picks the run id, and the allow-list
 # would be no limit if a request could widen it
 SERVER_ONLY = ("run_id", "serve_allowed_locations")
-LOCATIONS = ("dataset.source", "snapshot_store", "metadata_store")
+LOCATIONS = (
+    "dataset.source",
+    "dataset.leak_table",
+    "dataset.leak_volumes",
+    "snapshot_store",
+    "metadata_store",
+)
 RUN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 STOP_GRACE_S = 30.0  # a run still going at shutdown gets SIGTERM, then this long to record it
 
@@ -120,9 +126,11 @@ def within_locations(value: str, allowed: Sequence[str]) -> bool:
     return any(not _is_uri(a) and target.is_relative_to(resolve(a).resolve()) for a in allowed)
 
 
-def _location_values(params: Params) -> dict[str, str]:
+def _location_values(params: Params) -> dict[str, str | None]:
     return {
         "dataset.source": params.dataset.source,
+        "dataset.leak_table": params.dataset.leak_table,
+        "dataset.leak_volumes": params.dataset.leak_volumes,
         "snapshot_store": params.snapshot_store,
         "metadata_store": params.metadata_store,
     }
@@ -269,7 +277,8 @@ class RunRequest(BaseModel):
         description="Dotted keys (dataset.max_groups, model.params.max_iter) and JSON values, "
         "applied after the server's own -f/-p, validated as `leak run -p` validates them. "
         "run_id and serve_allowed_locations are the server's; dataset.source, "
-        "snapshot_store and metadata_store must stay within serve_allowed_locations.",
+        "dataset.leak_table, dataset.leak_volumes, snapshot_store and metadata_store must stay "
+        "within serve_allowed_locations.",
     )
 
 
@@ -742,7 +751,7 @@ def create_app(
         outside = [
             (["params", key], f"{key} {value!r} is outside serve_allowed_locations")
             for key, value in _location_values(chosen).items()
-            if value != before[key] and not within_locations(value, allowed)
+            if value is not None and value != before[key] and not within_locations(value, allowed)
         ]
         if outside:
             return _unprocessable(outside, "location_not_allowed")

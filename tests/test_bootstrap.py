@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from leaklib import bootstrap, metrics
+from leaklib import bootstrap, events, metrics
 
 
 def _scores(seed: int = 0, n: int = 400, groups: int = 20):
@@ -95,4 +98,116 @@ def test_paired_bootstrap_refuses_a_holdout_whose_groups_hold_one_class():
             n_bootstrap=200,
             seed=0,
             confidence=0.95,
+        )
+
+
+# --- event metrics over blocks of time ----------------------------------------------------------
+
+STREAM = pd.date_range("2024-01-01", periods=60 * 24, freq="h")  # 60 days, hourly
+
+
+def _stream_result(caught, *, false_alarms=(), days_apart: int = 3) -> events.EventResult:
+    """Twenty one-day leaks, three days apart; ``caught`` are detected at their start."""
+    table = pd.DataFrame(
+        {
+            "leak_id": [f"L{i:02d}" for i in range(20)],
+            "start": [STREAM[0] + pd.Timedelta(days=days_apart * i) for i in range(20)],
+            "kind": ["abrupt", "incipient"] * 10,
+        }
+    ).assign(end=lambda t: t["start"] + pd.Timedelta(days=1))
+    flags = np.zeros(len(STREAM), dtype=bool)
+    for start in [*table["start"].iloc[list(caught)], *false_alarms]:
+        flags[STREAM.get_loc(start) : STREAM.get_loc(start) + 2] = True
+    found = events.alarm_events(STREAM, flags, min_duration="2h", join_gap="1h")
+    return events.match_events(
+        found.events,
+        events.leaks_from_table(table),
+        start=STREAM[0],
+        end=STREAM[-1] + pd.Timedelta(hours=1),
+        grace="0h",
+        spacing="1h",
+        water_price_eur_m3=0.8,
+        false_alarm_cost_eur=500,
+    )
+
+
+def test_event_bootstrap_of_a_model_against_itself_is_zero():
+    result = _stream_result(range(0, 20, 2))
+    boot = bootstrap.event_bootstrap(
+        result, result, metric="event_f1", n_bootstrap=200, seed=0, confidence=0.95
+    )
+    assert (boot["ci_low"], boot["ci_high"]) == (0.0, 0.0)
+    assert boot["unit"] == "blocks of 7D" and boot["n_units"] == 9  # 60 days: 8 weeks and 4 days
+
+
+def test_event_bootstrap_interval_excludes_zero_for_a_model_finding_more_leaks():
+    better = _stream_result(range(20))
+    worse = _stream_result(range(0, 20, 2), false_alarms=[STREAM[0] + pd.Timedelta(days=2)])
+    boot = bootstrap.event_bootstrap(
+        better, worse, metric="event_recall", n_bootstrap=300, seed=0, confidence=0.95
+    )
+    assert 0 < boot["ci_low"] <= 0.5 <= boot["ci_high"]
+    assert boot["mean"] == pytest.approx(0.5, abs=0.05)
+    assert set(boot) == set(
+        bootstrap.paired_bootstrap(
+            *_scores()[:3], metric="roc_auc", groups=None, n_bootstrap=100, seed=0, confidence=0.9
+        )
+    )
+
+
+def test_event_bootstrap_is_reproducible_with_the_seed():
+    a, b = _stream_result(range(15)), _stream_result(range(0, 20, 3))
+    kwargs = dict(metric="event_early_detection", n_bootstrap=100, seed=3, confidence=0.9)
+    assert bootstrap.event_bootstrap(a, b, **kwargs) == bootstrap.event_bootstrap(a, b, **kwargs)
+
+
+def test_a_draw_scores_its_blocks_as_if_stacked():
+    # one block holding everything: every draw is the whole period, the difference exact
+    a, b = _stream_result(range(20)), _stream_result(range(10))
+    boot = bootstrap.event_bootstrap(
+        a, b, metric="event_recall", block="60D", n_bootstrap=100, seed=0, confidence=0.9
+    )
+    assert boot["n_units"] == 1 and boot["ci_low"] == boot["ci_high"] == 0.5
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"metric": "roc_auc"}, "'roc_auc' is a row metric: bootstrap it with paired_bootstrap"),
+        ({"block": "weekly"}, "block: 'weekly' is not a duration"),
+        ({"block": "0D"}, "block: '0D' must be longer than zero"),
+        (
+            {"metric": "event_detection_hours_median", "champion": _stream_result([])},
+            "bootstrap draws define event_detection_hours_median",
+        ),
+    ],
+)
+def test_event_bootstrap_refuses_what_it_cannot_compare(kwargs, message):
+    call = {
+        "challenger": _stream_result(range(20)),
+        "champion": _stream_result(range(5)),
+        "metric": "event_f1",
+        "n_bootstrap": 50,
+        "seed": 0,
+        "confidence": 0.9,
+        **kwargs,
+    }
+    with pytest.raises(bootstrap.BootstrapError, match=message):
+        bootstrap.event_bootstrap(**call)
+
+
+def test_event_bootstrap_refuses_results_over_different_periods():
+    whole = _stream_result(range(20))
+    shorter = replace(whole, end=whole.end - pd.Timedelta(days=1))
+    with pytest.raises(bootstrap.BootstrapError, match="cover different periods"):
+        bootstrap.event_bootstrap(
+            whole, shorter, metric="event_f1", n_bootstrap=50, seed=0, confidence=0.9
+        )
+
+
+def test_paired_bootstrap_refuses_an_event_metric():
+    y, good, noisy, codes = _scores()
+    with pytest.raises(bootstrap.BootstrapError, match="'event_f1' is an event metric"):
+        bootstrap.paired_bootstrap(
+            y, good, noisy, metric="event_f1", groups=codes, n_bootstrap=10, seed=0, confidence=0.9
         )

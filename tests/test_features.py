@@ -4,7 +4,7 @@ import pytest
 from pydantic import ValidationError
 
 from leaklib import params as P
-from leaklib.features import DeriveError, DeriveSpec, derive_features
+from leaklib.features import DeriveError, DeriveSpec, derive_features, lookback
 
 PERIOD = 4  # rows per "day" in the fixture
 FEATURES = {
@@ -66,7 +66,54 @@ ALL_KINDS = [
         "window": 3,
     },
     {"kind": "rolling", "columns": "p_a", "window": 3, "stats": ["mean", "std", "min", "max"]},
+    {
+        "kind": "seasonal_deviation",
+        "columns": "p_*",
+        "period": PERIOD,
+        "baseline": "trailing",
+        "days": 2,
+    },
+    {
+        "kind": "seasonal_deviation",
+        "columns": "q_in",
+        "period": PERIOD,
+        "baseline": "trailing",
+        "days": 1,
+        "window": 2,
+    },
 ]
+# every kind that a stream (no group) allows: no baseline first; same weekday needs weeks
+STREAM_KINDS = [block for block in ALL_KINDS if block.get("baseline") != "first"] + [
+    {
+        "kind": "seasonal_deviation",
+        "columns": ["p_a", "q_in"],
+        "period": PERIOD,
+        "baseline": "trailing",
+        "days": 2,
+        "same_weekday": True,
+        "window": 3,
+    },
+]
+
+
+def stream_table(n=80, seed=0) -> pd.DataFrame:
+    """One series without a group column: 20 "days" of 4 rows, rows shuffled."""
+    rng = np.random.default_rng(seed)
+    table = pd.DataFrame(
+        {
+            "time": pd.date_range("2024-01-01", periods=n, freq="6h"),
+            "p_a": rng.normal(50, 1, n),
+            "p_b": rng.normal(30, 1, n),
+            "q_in": rng.normal(10, 1, n),
+            "zone": rng.choice(["x", "y"], n),
+            "leaks": rng.integers(0, 2, n),
+        }
+    )
+    return table.sample(frac=1, random_state=seed)
+
+
+def derive_stream(table, blocks):
+    return derive(table, blocks, group=None)
 
 
 def test_diff_is_the_change_against_steps_rows_earlier_in_the_group():
@@ -202,10 +249,16 @@ def test_an_empty_block_returns_the_frame_unchanged_without_roles():
     assert out is table and new == {}
 
 
-@pytest.mark.parametrize("role", ["group", "timestamp"])
-def test_derive_without_a_group_or_timestamp_is_refused(role):
-    with pytest.raises(DeriveError, match=f"derive needs a {role} column.*{role} is null"):
-        derive(series_table(), ALL_KINDS, **{role: None})
+def test_derive_without_a_timestamp_is_refused():
+    with pytest.raises(DeriveError, match="derive needs a timestamp column.*timestamp is null"):
+        derive(series_table(), ALL_KINDS, timestamp=None)
+
+
+def test_a_first_baseline_without_a_group_is_refused_with_the_reason():
+    with pytest.raises(
+        DeriveError, match=r"derive\[2\]\.baseline: first needs a group: without one the table"
+    ):
+        derive(series_table(), ALL_KINDS, group=None)
 
 
 def test_a_pattern_that_matches_nothing_is_named():
@@ -266,5 +319,148 @@ def test_a_column_derived_twice_is_refused():
     ],
 )
 def test_a_malformed_block_is_refused_by_the_spec(block, message):
+    with pytest.raises(ValidationError, match=message):
+        DeriveSpec.model_validate([block])
+
+
+# --- the trailing baseline, streams without a group, lookback ---------------------------------
+
+
+def test_trailing_baseline_is_the_median_of_the_same_phase_over_previous_days():
+    block = {
+        "kind": "seasonal_deviation",
+        "columns": "p_a",
+        "period": PERIOD,
+        "baseline": "trailing",
+        "days": 3,
+    }
+    out, new = derive(series_table(), [block])
+    assert list(new) == ["p_a__tdev4x3"]
+    part = ordered(out, "s0")
+    x, d = part["p_a"].to_numpy(), part["p_a__tdev4x3"].to_numpy()
+    assert np.isnan(d[: 3 * PERIOD]).all()
+    expected = x[12:] - np.median([x[8:-4], x[4:-8], x[:-12]], axis=0)
+    np.testing.assert_allclose(d[12:], expected)
+    assert np.isnan(ordered(out, "s2")["p_a__tdev4x3"]).all()  # 9 rows: never 3 days back
+
+
+def test_same_weekday_takes_the_same_phase_of_previous_weeks():
+    block = {
+        "kind": "seasonal_deviation",
+        "columns": "p_a",
+        "period": PERIOD,
+        "baseline": "trailing",
+        "days": 2,
+        "same_weekday": True,
+    }
+    out, new = derive_stream(stream_table(), [block])
+    assert list(new) == ["p_a__tdev4x2wk"]
+    part = out.sort_values("time")
+    x, d = part["p_a"].to_numpy(), part["p_a__tdev4x2wk"].to_numpy()
+    week = 7 * PERIOD
+    assert np.isnan(d[: 2 * week]).all()
+    np.testing.assert_allclose(d[2 * week :], x[2 * week :] - (x[week:-week] + x[: -2 * week]) / 2)
+
+
+def test_a_missing_reading_is_left_out_of_the_trailing_median():
+    table = stream_table().sort_values("time").reset_index(drop=True)
+    table.loc[8, "p_a"] = np.nan  # a gap, two days before row 16
+    block = {
+        "kind": "seasonal_deviation",
+        "columns": "p_a",
+        "period": PERIOD,
+        "baseline": "trailing",
+        "days": 3,
+    }
+    out, _ = derive_stream(table, [block])
+    x = table["p_a"].to_numpy()
+    assert out.loc[16, "p_a__tdev4x3"] == pytest.approx(x[16] - np.median([x[12], x[4]]))
+
+
+def test_a_stream_without_a_group_is_one_series():
+    stream = stream_table()
+    alone, new = derive_stream(stream, STREAM_KINDS)
+    grouped, _ = derive(stream.assign(site="all"), STREAM_KINDS)
+    pd.testing.assert_frame_equal(alone, grouped.drop(columns="site"))
+    assert alone.index.equals(stream.index) and len(new) == 14
+
+
+def test_a_repeated_time_in_a_stream_is_refused():
+    stream = stream_table()
+    with pytest.raises(DeriveError, match="'time' repeats a time \\(the table is one series"):
+        derive_stream(pd.concat([stream, stream.iloc[:1]]), STREAM_KINDS)
+
+
+def test_history_longer_than_a_stream_is_refused_naming_the_table():
+    block = {
+        "kind": "seasonal_deviation",
+        "columns": "p_a",
+        "period": PERIOD,
+        "baseline": "trailing",
+        "days": 3,
+        "same_weekday": True,
+    }
+    with pytest.raises(
+        DeriveError,
+        match=r"derive\[0\]\.days: 3 needs 84 earlier rows, but the table \(one series\)",
+    ):
+        derive_stream(stream_table(), [block])
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_no_look_ahead_on_a_stream_for_every_kind(seed):
+    """Change, append or remove rows after a random cut: values up to the cut stay exactly."""
+    rng = np.random.default_rng(seed)
+    stream = stream_table(seed=seed)
+    base, new = derive_stream(stream, STREAM_KINDS)
+    cut = pd.Timestamp(np.sort(stream["time"].to_numpy())[rng.integers(60, len(stream))])
+    later, kept = stream["time"] > cut, stream["time"] <= cut
+    changed = stream.copy()
+    for column in ("p_a", "p_b", "q_in"):
+        changed.loc[later, column] = rng.normal(0, 100, later.sum())
+    extra = stream.iloc[:3].assign(time=cut + pd.to_timedelta([30, 31, 32], unit="D"))
+    extra.index = extra.index + 1000
+    for variant in (changed, pd.concat([changed, extra]), stream[kept]):
+        out, _ = derive_stream(variant, STREAM_KINDS)
+        np.testing.assert_array_equal(
+            out.loc[kept[kept].index, list(new)].to_numpy(),
+            base.loc[kept[kept].index, list(new)].to_numpy(),
+        )
+
+
+def test_each_derivation_states_its_lookback():
+    spec = DeriveSpec.model_validate(ALL_KINDS)
+    assert [d.lookback for d in spec.root] == [3, 8, None, None, 2, 8, 5]
+    assert spec.lookback is None and lookback(spec) is None  # first: the series from its start
+    stream = DeriveSpec.model_validate(STREAM_KINDS)
+    assert [d.lookback for d in stream.root][-1] == 2 * 7 * PERIOD + 2
+    assert lookback(stream) == 58 and lookback(DeriveSpec()) == 0
+
+
+@pytest.mark.parametrize("cut", [58, 63, 71])
+def test_lookback_rows_before_a_cut_give_the_values_of_the_whole_stream(cut):
+    """What `leak score --since` relies on: read lookback rows before the first row written."""
+    stream = stream_table().sort_values("time").reset_index(drop=True)
+    spec = DeriveSpec.model_validate(STREAM_KINDS)
+    whole, new = derive_stream(stream, STREAM_KINDS)
+    part, _ = derive_stream(stream.iloc[cut - lookback(spec) :], STREAM_KINDS)
+    np.testing.assert_array_equal(
+        part.loc[cut:, list(new)].to_numpy(), whole.loc[cut:, list(new)].to_numpy()
+    )
+    assert part.loc[cut:, list(new)].notna().all().all()
+    shorter, _ = derive_stream(stream.iloc[cut - lookback(spec) + 1 :], STREAM_KINDS)
+    assert shorter.loc[cut, list(new)].isna().any()  # one row fewer is not enough
+
+
+@pytest.mark.parametrize(
+    ("block", "message"),
+    [
+        ({"baseline": "trailing", "periods": 2}, "counts its periods in days"),
+        ({"baseline": "previous", "days": 3}, "days applies to baseline trailing only"),
+        ({"baseline": "first", "same_weekday": True}, "same_weekday applies to baseline trailing"),
+    ],
+)
+def test_trailing_keys_belong_to_the_trailing_baseline(block, message):
+    block = {"kind": "seasonal_deviation", "columns": "p_a", "period": PERIOD, **block}
     with pytest.raises(ValidationError, match=message):
         DeriveSpec.model_validate([block])

@@ -52,10 +52,42 @@ def test_checked_refuses_what_cannot_be_scored(y, proba, message):
         M.checked(np.array(y), np.array(proba))
 
 
-def test_primary_metrics_are_the_ranking_metrics_a_gate_may_use():
-    assert M.PRIMARY == ("roc_auc", "pr_auc", "recall_at_1pct_fpr")
-    assert all(M.RANKING[name].score is not None for name in M.PRIMARY)
+def test_primary_metrics_are_row_ranking_metrics_and_event_metrics():
+    assert M.PRIMARY == (
+        "roc_auc",
+        "pr_auc",
+        "recall_at_1pct_fpr",
+        "event_recall",
+        "event_precision",
+        "event_f1",
+        "event_early_detection",
+        "event_economic_share",
+    )
+    assert M.CV_METRICS == ("roc_auc", "pr_auc", "recall_at_1pct_fpr")
+    assert all(M.RANKING[name].score is not None for name in M.CV_METRICS)
+    assert all(M.CATALOGUE[name].higher_is_better for name in M.PRIMARY)
     assert M.HEADLINE[-1] == "cv_roc_auc" and "holdout_roc_auc" in M.HEADLINE
+
+
+def test_each_metric_says_what_it_needs():
+    assert {m.kind for m in M.RANKING.values()} | {m.kind for m in M.AT_THRESHOLD.values()} == {
+        "row"
+    }
+    assert {m.kind for m in M.EVENT.values()} == {"event"}
+    assert all(m.score is None for m in M.EVENT.values())
+
+
+def test_event_metrics_are_also_named_per_leak_kind():
+    for kind in M.LEAK_KINDS:
+        assert f"event_recall_{kind}" in M.EVENT
+        assert M.label(f"holdout_event_recall_{kind}") == f"holdout leaks detected (share) ({kind})"
+    assert not M.EVENT["event_false_alarms_per_30d"].higher_is_better
+    assert not M.EVENT["event_detection_hours_median_abrupt"].higher_is_better
+
+
+def test_score_refuses_an_event_metric():
+    with pytest.raises(M.MetricError, match="'event_f1' is an event metric: it needs alarm events"):
+        M.score("event_f1", np.array([0, 1]), np.array([0.1, 0.9]))
 
 
 def test_catalogue_knows_which_direction_is_better():

@@ -95,11 +95,26 @@ def test_null_clears_an_optional_dataset_key():
     assert loaded.dataset.group is None
 
 
-def test_derive_needs_a_group_and_a_timestamp():
+def test_derive_needs_a_timestamp():
     with pytest.raises(
-        P.ParameterError, match="derive needs a group and a timestamp column; group is null"
+        P.ParameterError, match="derive needs a timestamp column to order each series"
+    ):
+        P.load(overrides=[("dataset.timestamp", "null")])
+
+
+def test_a_first_baseline_without_a_group_is_refused_with_the_reason():
+    with pytest.raises(
+        P.ParameterError, match=r"derive\[0\].baseline: first needs a group: without one"
     ):
         P.load(overrides=[("dataset.group", "null")])
+
+
+def test_a_trailing_baseline_derives_a_stream_without_a_group():
+    block = "[{kind: seasonal_deviation, columns: 'p_*', period: 96, baseline: trailing}]"
+    loaded = P.load(overrides=[("dataset.group", "null"), ("dataset.derive", block)])
+    (derivation,) = loaded.dataset.derive.root
+    assert (derivation.days, derivation.same_weekday, derivation.lookback) == (7, False, 672)
+    assert loaded.dataset.derive.lookback == 672
 
 
 def test_a_derive_pattern_that_matches_no_feature_is_named():
@@ -250,3 +265,47 @@ def test_describe_lists_every_parameter_with_default_and_description():
     assert next(r for r in rows if r["name"] == "cv_folds")["default"] == "5"
     source = next(r for r in rows if r["name"] == "dataset.source")
     assert source["default"] == "data/l-town-leaks.parquet" and source["type"] == "str"
+
+
+def test_events_defaults_and_their_descriptions():
+    events = P.load().events
+    assert (events.min_duration, events.join_gap, events.grace) == ("30min", "2h", "1h")
+    assert (events.water_price_eur_m3, events.false_alarm_cost_eur) == (0.8, 500.0)
+    rows = {r["name"]: r for r in P.describe()}
+    assert rows["events.grace"]["default"] == "1h"
+    assert "joins them into one event" in rows["events.join_gap"]["description"]
+    assert rows["dataset.leak_table"]["default"] == "null"
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("events.min_duration", "soon", r"events.min_duration: .*'soon' is not a duration"),
+        ("events.grace", "-1h", r"events.grace: .*'-1h' must be a duration of zero or more"),
+        ("events.false_alarm_cost_eur", "-5", r"events.false_alarm_cost_eur: .*greater than"),
+    ],
+)
+def test_a_bad_events_value_is_named(key, value, message):
+    with pytest.raises(P.ParameterError, match=message):
+        P.load(overrides=[(key, value)])
+
+
+def test_a_leak_table_and_its_volumes_are_optional_paths():
+    loaded = P.load(
+        overrides=[("dataset.leak_table", "data/leaks.csv"), ("dataset.leak_volumes", "v.csv")]
+    )
+    assert (loaded.dataset.leak_table, loaded.dataset.leak_volumes) == ("data/leaks.csv", "v.csv")
+    assert P.load().dataset.leak_table is None
+
+
+def test_leak_volumes_need_a_leak_table_and_a_leak_table_a_timestamp():
+    with pytest.raises(P.ParameterError, match="leak_volumes needs dataset.leak_table"):
+        P.load(overrides=[("dataset.leak_volumes", "v.csv")])
+    with pytest.raises(P.ParameterError, match="leak_table needs dataset.timestamp"):
+        P.load(
+            overrides=[
+                ("dataset.derive", "[]"),
+                ("dataset.timestamp", "null"),
+                ("dataset.leak_table", "leaks.csv"),
+            ]
+        )

@@ -406,6 +406,7 @@ def test_a_bad_override_is_422_naming_the_key(client, overrides, key, message):
         ("dataset.source", "data/../../../etc/passwd.csv"),
         ("dataset.source", "file:///etc/passwd.csv"),
         ("dataset.source", "bigquery://someone.else.table"),
+        ("dataset.leak_table", "/etc/passwd"),
         ("snapshot_store", "/tmp/elsewhere"),
         ("snapshot_store", "gs://their-bucket/x"),
         ("metadata_store", "firestore://their-project/db"),
