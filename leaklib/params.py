@@ -257,11 +257,16 @@ class SeasonalDeviation(_Derivation):
 
     @model_validator(mode="after")
     def _keys_of_the_baseline(self) -> SeasonalDeviation:
-        given = self.model_fields_set
-        if self.baseline == "trailing" and "periods" in given:
+        # a key at its default is allowed anywhere: recorded parameters (a dump) carry them all
+        changed = {
+            k
+            for k in self.model_fields_set
+            if getattr(self, k) != type(self).model_fields[k].default
+        }
+        if self.baseline == "trailing" and "periods" in changed:
             raise ValueError("baseline trailing counts its periods in days (days: N), not periods")
-        if self.baseline != "trailing" and given & {"days", "same_weekday"}:
-            key = sorted(given & {"days", "same_weekday"})[0]
+        if self.baseline != "trailing" and changed & {"days", "same_weekday"}:
+            key = sorted(changed & {"days", "same_weekday"})[0]
             raise ValueError(f"{key} applies to baseline trailing only, not {self.baseline}")
         return self
 

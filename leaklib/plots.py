@@ -433,3 +433,79 @@ def plot_alarms(
         fontsize=10,
     )
     return fig
+
+
+_KIND_COLOURS = {"abrupt": "tab:red", "incipient": "tab:orange"}
+_OUTCOME_COLOURS = {"detection": "tab:green", "false alarm": "tab:red"}
+
+
+def plot_event_timeline(
+    result: Any,
+    *,
+    times: pd.Series,
+    proba: np.ndarray,
+    threshold: float,
+    faults: pd.DataFrame | None = None,
+) -> Figure:
+    """The evaluation period as an operator sees it: leaks as bars, alarms as ticks.
+
+    Args:
+        result: :class:`leaklib.events.EventResult` (its ``leaks`` and ``alarms`` tables).
+        times: The scored rows' timestamps.
+        proba: Their leak probabilities.
+        threshold: The alarm threshold.
+        faults: Sensor-fault events (``first``, ``last``), drawn in grey when given.
+    """
+    leaks, alarms = result.leaks, result.alarms
+    fig, (top, bottom) = plt.subplots(
+        2,
+        1,
+        sharex=True,
+        figsize=(10, 3.2 + 0.18 * max(len(leaks), 4)),
+        height_ratios=[1.3, max(1.0, 0.12 * len(leaks))],
+        layout="constrained",
+    )
+    order = np.argsort(pd.to_datetime(times).to_numpy(), kind="stable")
+    stamps = pd.to_datetime(times).to_numpy()[order]
+    top.plot(stamps, np.asarray(proba)[order], lw=0.4, color="tab:blue", label="leak probability")
+    top.axhline(threshold, color="black", lw=0.8, ls="--", label=f"threshold {threshold:.3g}")
+    for _, alarm in alarms.iterrows():
+        colour = _OUTCOME_COLOURS.get(alarm["outcome"], "tab:grey")
+        top.axvspan(alarm["first_alarm"], alarm["last_alarm"], color=colour, alpha=0.35, lw=0)
+    for _, fault in (faults if faults is not None else pd.DataFrame()).iterrows():
+        top.axvspan(fault["first"], fault["last"], color="tab:grey", alpha=0.3, lw=0)
+    top.set_ylim(0, 1)
+    top.set_ylabel("leak probability")
+    top.set_title(
+        f"Evaluation period: {len(leaks)} leaks, {int(leaks['detected'].sum())} detected, "
+        f"{int((alarms['outcome'] == 'false alarm').sum())} false alarms"
+    )
+    top.legend(loc="upper left", fontsize=7, ncols=2)
+    for row, (_, leak) in enumerate(leaks.iterrows()):
+        end = leak["end"] if pd.notna(leak["end"]) else result.end
+        colour = _KIND_COLOURS.get(leak["kind"], "tab:purple")
+        bottom.barh(
+            row, end - leak["start"], left=leak["start"], height=0.6, color=colour, alpha=0.6
+        )
+        if leak["detected"]:
+            bottom.plot(leak["detection_time"], row, marker="v", color="black", ms=5)
+    bottom.set_yticks(range(len(leaks)), [str(i) for i in leaks["leak_id"]], fontsize=6)
+    bottom.invert_yaxis()
+    bottom.set_ylabel("leak")
+    bottom.set_xlim(result.start, result.end)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=c, alpha=0.6) for c in _KIND_COLOURS.values()]
+    handles.append(plt.Line2D([], [], marker="v", color="black", lw=0))
+    bottom.legend(handles, [*_KIND_COLOURS, "detected at"], loc="lower right", fontsize=7)
+    fig.text(
+        0.01,
+        0.002,
+        "Top: probability, threshold, alarm events (green: detected a leak, red: false alarm, "
+        "grey band: sensor fault). Bottom: each true leak from start to repair; the triangle "
+        "is the detection time.",
+        fontsize=8,
+        style="italic",
+        ha="left",
+        va="bottom",
+        wrap=True,
+    )
+    return fig
