@@ -13,6 +13,10 @@ The rule, exactly (``promotion`` parameters; ``M`` is ``primary_metric``):
    groups as there are among the compared rows, with replacement (``dataset.group``; single rows when it is null),
    seeded by ``seed``, and score both models on the same drawn rows. Draws holding a single
    class are discarded (and counted).
+   For an event metric (:data:`leaklib.metrics.EVENT`, on a stream) both models' alarms
+   are turned into alarm events and matched to the leaks of the compared rows
+   (:mod:`leaklib.events`), and the bootstrap resamples blocks of ``promotion.block`` of
+   time instead (:func:`leaklib.bootstrap.event_bootstrap`).
 4. The confidence interval is the two-sided percentile interval of the bootstrapped
    differences at ``confidence``: ``[q((1 - c) / 2), q((1 + c) / 2)]``.
 5. The challenger is promoted if and only if ``ci_low > min_improvement`` (strictly) and every
@@ -35,8 +39,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from leaklib import champion, metrics, registry, runs, snapshots, splits
-from leaklib.bootstrap import BootstrapError, paired_bootstrap
+from leaklib import champion, events, metrics, registry, runs, snapshots, splits
+from leaklib.bootstrap import BootstrapError, event_bootstrap, paired_bootstrap
 from leaklib.evaluation import holdout_metrics
 from leaklib.metadata import ConflictError, MetadataStore, to_json_safe
 from leaklib.params import Params, PromotionSpec
@@ -102,11 +106,39 @@ class Decision:
         return to_json_safe(plain)
 
 
-def metric_function(name: str) -> Callable[[np.ndarray, np.ndarray], float]:
-    """Return the function behind one primary metric, as ``holdout_metrics`` computes it."""
-    if name not in metrics.PRIMARY:
-        raise PromotionError(f"primary_metric {name!r} is not one of {', '.join(metrics.PRIMARY)}")
-    return metrics.RANKING[name].score
+@dataclass(frozen=True)
+class Leaks:
+    """The true leaks of a stream, for event metrics: the leak table and its volumes."""
+
+    table: pd.DataFrame | None = None
+    volumes: pd.DataFrame | None = None
+
+
+def scored_figures(
+    frame: pd.DataFrame,
+    proba: np.ndarray,
+    *,
+    params: Params,
+    threshold: float,
+    leaks: Leaks | None,
+) -> tuple[dict[str, float], events.EventResult | None]:
+    """Return a model's metrics on these rows (row metrics; event metrics on a stream)."""
+    dataset = params.dataset
+    figures = holdout_metrics(frame[dataset.target].to_numpy(), proba, threshold=threshold)
+    if not dataset.is_stream:
+        return figures, None
+    leaks = leaks or Leaks()
+    result = events.evaluate_events(
+        frame,
+        proba,
+        threshold=threshold,
+        timestamp=dataset.timestamp,
+        target=dataset.target,
+        spec=params.events,
+        leak_table=leaks.table,
+        volumes=leaks.volumes,
+    )
+    return figures | events.event_scores(result), result
 
 
 def _percent(level: float) -> str:
@@ -223,6 +255,7 @@ def _compare(
     challenger_proba: np.ndarray,
     load_champion: Callable[[dict[str, Any]], Any],
     seen: splits.TrainedOn,
+    leaks: Leaks | None,
 ) -> dict[str, float] | None:
     """Score both models on the rows the champion never saw and bootstrap the difference.
 
@@ -254,31 +287,49 @@ def _compare(
     y = rows[dataset.target].to_numpy()
     mine = challenger_proba[mask]
     groups = rows[dataset.group].to_numpy() if dataset.group else None
+    metric = spec.primary_metric
     try:
         champion_proba = champion_scores(load_champion(pointer), rows)
         at = pointer["threshold"] if pointer.get("threshold") is not None else runs.LEGACY_THRESHOLD
-        figures = holdout_metrics(y, champion_proba, threshold=at)
-        boot = paired_bootstrap(
-            y,
-            mine,
-            champion_proba,
-            metric=spec.primary_metric,
-            groups=groups,
-            n_bootstrap=spec.n_bootstrap,
-            seed=params.seed,
-            confidence=spec.confidence,
+        figures, theirs = scored_figures(
+            rows, champion_proba, params=params, threshold=at, leaks=leaks
         )
-    except (PromotionError, BootstrapError, champion.ChampionError) as exc:
+        compared, ours = scored_figures(
+            rows,
+            mine,
+            params=params,
+            threshold=decision.challenger["metrics"]["threshold"],
+            leaks=leaks,
+        )
+        if metrics.CATALOGUE[metric].kind == "event":
+            boot = event_bootstrap(
+                ours,
+                theirs,
+                metric=metric,
+                block=spec.block,
+                n_bootstrap=spec.n_bootstrap,
+                seed=params.seed,
+                confidence=spec.confidence,
+            )
+        else:
+            boot = paired_bootstrap(
+                y,
+                mine,
+                champion_proba,
+                metric=metric,
+                groups=groups,
+                n_bootstrap=spec.n_bootstrap,
+                seed=params.seed,
+                confidence=spec.confidence,
+            )
+    except (PromotionError, BootstrapError, champion.ChampionError, events.EventError) as exc:
         decision.reason = (
             f"Not promoted: {exc}; compare by hand and use `leak promote` to override."
         )
         return None
-    score = metric_function(spec.primary_metric)
     decision.champion["metrics"] = figures
-    decision.comparison["challenger_metrics"] = holdout_metrics(
-        y, mine, threshold=decision.challenger["metrics"]["threshold"]
-    )
-    decision.difference = round(float(score(y, mine) - score(y, champion_proba)), 6)
+    decision.comparison["challenger_metrics"] = compared
+    decision.difference = round(float(compared[metric] - figures[metric]), 6)
     decision.ci_low, decision.ci_high, decision.bootstrap = boot["ci_low"], boot["ci_high"], boot
     return figures
 
@@ -303,6 +354,7 @@ def gate(
     challenger_proba: np.ndarray,
     load_champion: Callable[[dict[str, Any]], Any] = champion.load_model,
     load_snapshot: Callable[[str], pd.DataFrame] | None = None,
+    leaks: Leaks | None = None,
 ) -> Decision:
     """Compare the challenger with the champion on its holdout, decide, and record the decision.
 
@@ -324,12 +376,15 @@ def gate(
             their own to compare with a given model).
         load_snapshot: Returns a snapshot frame from its SHA-256, to establish what an old
             champion record trained on (default: from ``params.snapshot_store``).
+        leaks: The stream's leak table and volumes, for event metrics (None: the leaks are
+            runs of the target, and water figures are NaN).
     """
     run = runs.get_run(store, run["run_id"])
     if len(challenger_proba) != len(holdout):
         raise PromotionError(f"{len(challenger_proba)} scores for {len(holdout)} holdout rows")
-    y = holdout[params.dataset.target].to_numpy()
-    figures = holdout_metrics(y, challenger_proba, threshold=runs.alarm_threshold(run))
+    figures, _ = scored_figures(
+        holdout, challenger_proba, params=params, threshold=runs.alarm_threshold(run), leaks=leaks
+    )
     name = params.dataset.model_name
     pointer = champion.current_champion(store, model_name=name)
     decision = Decision(
@@ -356,6 +411,7 @@ def gate(
             challenger_proba=challenger_proba,
             load_champion=load_champion,
             seen=_champion_trained_on(store, params, pointer, load_snapshot),
+            leaks=leaks,
         )
         if not decision.reason:  # a failed comparison has said why already
             _decide_against(

@@ -148,19 +148,6 @@ class SplitSpec(_Strict):
         return self
 
 
-class PromotionSpec(_Strict):
-    """When a challenger replaces the champion."""
-
-    primary_metric: PrimaryMetric
-    min_improvement: float = 0.0
-    confidence: Annotated[float, Field(gt=0.5, lt=1.0)] = 0.95
-    n_bootstrap: Annotated[int, Field(ge=100)] = 1000
-    floors: dict[PrimaryMetric, float] = Field(default_factory=dict)
-    # the fewest holdout rows the champion never saw that the gate compares on; below it the
-    # gate does not compare and does not promote (the floors are still checked and shown)
-    min_unseen_rows: Annotated[int, Field(ge=1)] = 1000
-
-
 def _duration(value: str) -> str:
     """Refuse a text that is not a duration of zero or more (``"30min"``, ``"2h"``, ``"1D"``)."""
     try:
@@ -173,6 +160,22 @@ def _duration(value: str) -> str:
 
 
 DurationText = Annotated[str, AfterValidator(_duration)]
+
+
+class PromotionSpec(_Strict):
+    """When a challenger replaces the champion."""
+
+    primary_metric: PrimaryMetric
+    min_improvement: float = 0.0
+    confidence: Annotated[float, Field(gt=0.5, lt=1.0)] = 0.95
+    n_bootstrap: Annotated[int, Field(ge=100)] = 1000
+    floors: dict[PrimaryMetric, float] = Field(default_factory=dict)
+    # the fewest holdout rows the champion never saw that the gate compares on; below it the
+    # gate does not compare and does not promote (the floors are still checked and shown)
+    min_unseen_rows: Annotated[int, Field(ge=1)] = 1000
+    # an event metric's bootstrap resamples blocks of time this long (leaks and alarm events
+    # stay in the block they start in); a pandas time text
+    block: DurationText = "7D"
 
 
 class EventsSpec(_Strict):
@@ -468,6 +471,11 @@ class DatasetSpec(_Strict):
         columns += [c for c in (self.group, self.timestamp) if c and c not in columns]
         return columns
 
+    @property
+    def is_stream(self) -> bool:
+        """Whether the table is one time-ordered series (a timestamp, no group): events apply."""
+        return self.timestamp is not None and self.group is None
+
     def role_of(self, column: str) -> str:
         """Return what a declared column is for: target, group, timestamp or feature."""
         roles = {self.target: "target", self.group: "group", self.timestamp: "timestamp"}
@@ -552,7 +560,8 @@ class Params(_Strict):
     promotion: PromotionSpec = Field(
         description="Promotion gate: primary_metric, min_improvement, confidence, "
         "n_bootstrap, floors, min_unseen_rows (the fewest holdout rows the champion never "
-        "trained on that the gate compares on; rows it trained on are always left out)."
+        "trained on that the gate compares on; rows it trained on are always left out), block "
+        "(an event metric's bootstrap resamples blocks of time this long)."
     )
     events: EventsSpec = Field(
         description="Alarm events and their scores (leaklib.events): min_duration, the "
@@ -574,6 +583,17 @@ class Params(_Strict):
     def _time_split_needs_a_timestamp(self) -> Params:
         if self.split.by == "time" and self.dataset.timestamp is None:
             raise ValueError("split.by: time needs dataset.timestamp (the column that orders rows)")
+        return self
+
+    @model_validator(mode="after")
+    def _event_metrics_need_a_stream(self) -> Params:
+        chosen = [self.promotion.primary_metric, *self.promotion.floors]
+        event = [name for name in chosen if metrics.CATALOGUE[name].kind == "event"]
+        if event and not self.dataset.is_stream:
+            raise ValueError(
+                f"promotion: {event[0]} is an event metric, scored on one time-ordered series: "
+                "it needs dataset.timestamp and no dataset.group"
+            )
         return self
 
     @field_validator("run_id")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import uuid
 from types import SimpleNamespace
 
 import mlflow
@@ -10,11 +11,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from leaklib import evaluation, gate, runs
+from leaklib import gate, runs, splits
+from leaklib import params as P
 from leaklib.champion import ChampionError
 from leaklib.gate import Criterion, Decision
 from leaklib.metadata import LocalMetadataStore
 from leaklib.params import PromotionSpec
+from tests.conftest import fit_and_register
 
 
 def _spec(**changes) -> PromotionSpec:
@@ -85,18 +88,6 @@ def test_decide_refuses_a_first_model_below_a_floor():
 def test_decide_refuses_a_champion_comparison_without_an_interval():
     with pytest.raises(gate.PromotionError, match="needs the bootstrap interval"):
         gate.decide(_spec(), challenger=_BETTER, champion=_WORSE, bootstrap=None)
-
-
-@pytest.mark.parametrize("metric", ["roc_auc", "pr_auc", "recall_at_1pct_fpr"])
-def test_metric_function_is_the_code_of_holdout_metrics(metric):
-    y, good = _scores()
-    expected = evaluation.holdout_metrics(y, good, threshold=0.5)[metric]
-    assert round(gate.metric_function(metric)(y, good), 6) == expected
-
-
-def test_metric_function_refuses_an_unknown_metric():
-    with pytest.raises(gate.PromotionError, match="primary_metric 'f1' is not one of"):
-        gate.metric_function("f1")
 
 
 # ---------------------------------------------------------------- the decision as a type
@@ -359,3 +350,87 @@ def test_gate_says_an_unknown_training_set_may_favour_the_champion(
 
 def _no_snapshot(sha256: str) -> pd.DataFrame:
     raise FileNotFoundError(f"no snapshot {sha256[:8]}")
+
+
+# ---------------------------------------------------------------- a stream that grew, an event metric
+
+
+def _stream(days: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A 15-minute stream with a leak starting every four days, and its leak table."""
+    rng = np.random.default_rng(4)
+    stamps = pd.date_range("2018-01-01", periods=days * 96, freq="15min")
+    starts = [pd.Timestamp("2018-01-02") + pd.Timedelta(days=4 * k) for k in range(days // 4)]
+    table = pd.DataFrame(
+        {
+            "leak_id": range(1, len(starts) + 1),
+            "start": starts,
+            "end": [s + pd.Timedelta(hours=30) for s in starts],
+            "kind": ["abrupt", "incipient"] * (len(starts) // 2) + ["abrupt"] * (len(starts) % 2),
+        }
+    )
+    leak = np.zeros(len(stamps), dtype=int)
+    for _, row in table.iterrows():
+        leak[(stamps >= row["start"]) & (stamps < row["end"])] = 1
+    frame = pd.DataFrame(
+        {"timestamp": stamps, "p_a": rng.normal(40, 1, len(stamps)) - 2.5 * leak, "leaks": leak}
+    )
+    return frame, table
+
+
+def test_a_gate_on_a_grown_stream_leaves_out_the_champions_training_period(local_mlflow, tmp_path):
+    values = P.defaults()
+    values.update(
+        dataset={
+            "source": "unused.parquet",
+            "target": "leaks",
+            "features": {"p_a": "numeric"},
+            "timestamp": "timestamp",
+            "model_name": f"stream-{uuid.uuid4().hex[:8]}",
+        },
+        metadata_store=str(tmp_path / "metadata"),
+        model={"name": "logistic_regression", "params": {}},
+        split={"by": "time"},
+        promotion={
+            "primary_metric": "event_recall",
+            "n_bootstrap": 200,
+            "confidence": 0.9,
+            "min_unseen_rows": 100,
+            "block": "2D",
+        },
+    )
+    params = P.validate(values)
+    store = LocalMetadataStore(tmp_path / "metadata")
+    decisions = {}
+    for name, days, test_size in (("first", 40, 0.25), ("grown", 60, 0.6)):
+        frame, leak_table = _stream(days)
+        split = splits.split_by_time(
+            frame, target="leaks", timestamp="timestamp", test_size=test_size
+        )
+        holdout = frame.iloc[split.holdout]
+        run, proba = fit_and_register(
+            store,
+            params,
+            frame,
+            holdout,
+            run_id=f"run-{name}",
+            experiment_id=local_mlflow.experiment_id,
+        )
+        runs.update_run(store, run["run_id"], split=split.to_dict(), alarm={"threshold": 0.5})
+        decisions[name] = gate.gate(
+            store=store,
+            params=params,
+            run=run,
+            holdout=holdout,
+            challenger_proba=proba,
+            leaks=gate.Leaks(table=leak_table),
+        )
+    first, grown = decisions["first"], decisions["grown"]
+    assert first.promoted and "event_recall" in first.challenger["metrics"]
+    trained_until = pd.Timestamp(runs.get_run(store, "run-first")["split"]["train_period"][1])
+    holdout = _stream(60)[0].iloc[-int(0.6 * 60 * 96) :]
+    inside = int((holdout["timestamp"] <= trained_until).sum())
+    comparison = grown.comparison
+    assert comparison["source"] == "record" and comparison["left_out_rows"] == inside > 0
+    assert "its training period" in comparison["why"]
+    assert grown.bootstrap["unit"].startswith("block") and grown.difference is not None
+    assert "event_recall" in grown.champion["metrics"]
