@@ -29,9 +29,10 @@ import math
 import os
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
+from enum import StrEnum
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -344,6 +345,35 @@ def simulation_available() -> tuple[bool, str]:
     return True, ""
 
 
+class LeakKind(StrEnum):
+    """How a leak's hole opens: all at once, or growing linearly over a ramp."""
+
+    ABRUPT = "abrupt"
+    INCIPIENT = "incipient"
+
+
+def open_fraction(
+    t_s: float, *, kind: LeakKind, start_s: float, end_s: float | None, ramp_s: float
+) -> float:
+    """Return the share of a leak's full hole area open at ``t_s`` seconds.
+
+    The leak is closed before ``start_s`` and from ``end_s`` (its repair) on. An incipient leak
+    opens ``STEP_S / ramp_s`` of its area in its first 5-minute step and grows linearly after
+    that, so every sample labelled as leaking has some leak flow.
+    """
+    if t_s < start_s or (end_s is not None and t_s >= end_s):
+        return 0.0
+    if kind is LeakKind.ABRUPT:
+        return 1.0
+    return min(1.0, (t_s - start_s + STEP_S) / ramp_s)
+
+
+def emitter_coefficient(recipe: SimulationRecipe, diameter_cm: float) -> float:
+    """Return the emitter coefficient ``Cd * A * sqrt(2 g)`` of a hole, in L/s per m^0.5."""
+    area_m2 = math.pi * (diameter_cm / 100 / 2) ** 2
+    return recipe.discharge_coefficient * area_m2 * math.sqrt(2 * GRAVITY) * 1000
+
+
 @dataclass(frozen=True)
 class _Draws:
     """What one scenario's seed decides before the solver runs."""
@@ -353,11 +383,23 @@ class _Draws:
     node_factors: np.ndarray
     pipe_factors: np.ndarray
     leak_pipe: str | None
-    leak_kind: str  # "abrupt", "incipient" or "none"
+    leak_kind: LeakKind | None  # None: no leak
     leak_diameter_cm: float
     ramp_s: float
     leak_start_step: int  # 5-minute step of the observed window at which the leak starts
     repair_step: int | None  # 5-minute step at which it is repaired, if it is
+
+    def fraction(self, t_obs: float) -> float:
+        """Return the share of the leak area open at ``t_obs`` seconds into the observed window."""
+        if self.leak_kind is None:
+            return 0.0
+        return open_fraction(
+            t_obs,
+            kind=self.leak_kind,
+            start_s=self.leak_start_step * STEP_S,
+            end_s=None if self.repair_step is None else self.repair_step * STEP_S,
+            ramp_s=self.ramp_s,
+        )
 
 
 def _draw(
@@ -382,9 +424,9 @@ def _draw(
     if has_leak and u_repair < recipe.repair_probability and start + 1 < n_obs:
         repair = start + 1 + int(u_repair_time * (n_obs - start - 1))
     kind = (
-        "none"
+        None
         if not has_leak
-        else ("incipient" if u_kind < recipe.incipient_probability else "abrupt")
+        else (LeakKind.INCIPIENT if u_kind < recipe.incipient_probability else LeakKind.ABRUPT)
     )
     return _Draws(
         demand_scale=demand_scale,
@@ -400,20 +442,29 @@ def _draw(
     )
 
 
-def _leak_fraction(draws: _Draws, t_obs: float) -> float:
-    """Return the share of the full leak area open at ``t_obs`` seconds into the observed window.
+@dataclass(frozen=True)
+class ScenarioMeta:
+    """What one scenario drew and what its leak did: one row of the scenario table."""
 
-    An incipient leak opens ``STEP_S / ramp`` of its area in its first 5-minute step and grows
-    linearly after that, so every sample labelled as leaking has some leak flow.
-    """
-    if draws.leak_pipe is None:
-        return 0.0
-    start_s = draws.leak_start_step * STEP_S
-    if t_obs < start_s or (draws.repair_step is not None and t_obs >= draws.repair_step * STEP_S):
-        return 0.0
-    if draws.leak_kind == "abrupt":
-        return 1.0
-    return min(1.0, (t_obs - start_s + STEP_S) / draws.ramp_s)
+    scenario_id: int
+    leak_pipe: str | None
+    leak_kind: LeakKind | None
+    leak_diameter_cm: float  # NaN without a leak
+    leak_ramp_hours: float  # NaN unless incipient
+    leak_start: pd.Timestamp  # NaT without a leak
+    leak_end: pd.Timestamp  # the repair; NaT if not repaired in the window
+    leak_peak_flow_lps: float  # largest leak outflow during the observed window
+    leak_rows: int  # rows labelled 1
+    demand_scale: float
+    start_weekday: int  # 0 = Monday, of the first observed day
+    first_timestamp: pd.Timestamp
+
+    def to_row(self) -> dict[str, Any]:
+        """Return the scenario table's row: plain values, ``""`` and ``"none"`` for no leak."""
+        row = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        row["leak_pipe"] = self.leak_pipe or ""
+        row["leak_kind"] = str(self.leak_kind) if self.leak_kind else "none"
+        return row
 
 
 def _check_seed_and_id(*, seed: Any, scenario_id: Any) -> None:
@@ -421,99 +472,124 @@ def _check_seed_and_id(*, seed: Any, scenario_id: Any) -> None:
     _check_int("scenario_id", scenario_id, low=0, expected="an integer >= 0")
 
 
-def simulate_scenario(
-    recipe: SimulationRecipe, scenario_id: int, *, seed: int = DEFAULT_SEED
-) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Simulate one scenario and return its rows and a one-row description of what was drawn.
-
-    Args:
-        recipe: The knobs.
-        scenario_id: Which scenario; with ``seed`` it fixes every random draw.
-        seed: The dataset's seed.
-
-    Returns:
-        The rows (columns ``recipe.columns()``) and a dict with the scenario's metadata
-        (leak pipe, kind, diameter, start, end, demand scale, start weekday, ...).
-    """
-    _check_seed_and_id(seed=seed, scenario_id=scenario_id)
-    # the optional simulate extra: imported only when a scenario is solved
+def load_network() -> Any:
+    """Return a fresh ``wntr`` model of L-TOWN, checked for its 5-minute steps."""
+    # the optional simulate extra: imported only when a network is solved
     import wntr
-    from wntr.epanet.toolkit import ENepanet  # the same optional extra
 
-    rng_params, rng_patterns, rng_sensors = (
-        np.random.default_rng(child)
-        for child in np.random.SeedSequence([seed, scenario_id]).spawn(3)
-    )
     wn = wntr.network.WaterNetworkModel(str(network_path()))
     if wn.options.time.hydraulic_timestep != STEP_S or wn.options.time.pattern_timestep != STEP_S:
         raise ValueError(f"{NETWORK_FILE} must have 5-minute hydraulic and pattern steps")
-    junctions, pipes = list(wn.junction_name_list), list(wn.pipe_name_list)
-    draws = _draw(recipe, rng_params, n_junctions=len(junctions), pipes=pipes)
+    return wn
 
-    steps_per_day = 86_400 // STEP_S
-    n_warm = recipe.warmup_days * steps_per_day
-    n_obs = recipe.observed_days * steps_per_day
-    n_sim = n_warm + n_obs
-    pattern_offset = (draws.start_weekday_offset - recipe.warmup_days) * steps_per_day
 
-    wn.options.hydraulic.demand_multiplier = draws.demand_scale
-    for name, factor in zip(junctions, draws.node_factors, strict=True):
+def perturb_network(
+    wn: Any,
+    *,
+    demand_scale: float,
+    node_factors: np.ndarray,
+    pipe_factors: np.ndarray,
+    patterns: Callable[[np.ndarray], np.ndarray],
+    n_steps: int,
+    leak_pipes: Sequence[str] = (),
+    leak_nodes: Sequence[str] = (),
+) -> None:
+    """Perturb the network in place and split each leaking pipe at its midpoint.
+
+    Args:
+        wn: The ``wntr`` model (from ``load_network``).
+        demand_scale: Whole-town demand multiplier.
+        node_factors: One factor per junction on its base demands (``wn.junction_name_list``).
+        pipe_factors: One factor per pipe on its roughness (``wn.pipe_name_list``).
+        patterns: Maps a pattern's nominal multipliers to its ``n_steps`` simulated values;
+            called once per pattern, in ``wn.pattern_name_list`` order.
+        n_steps: 5-minute steps to simulate.
+        leak_pipes: Pipes that leak; each gets a node ``leak_nodes[i]`` at its midpoint.
+        leak_nodes: Names of those nodes.
+    """
+    # the optional simulate extra: imported only when a network is solved
+    import wntr
+
+    wn.options.hydraulic.demand_multiplier = demand_scale
+    for name, factor in zip(wn.junction_name_list, node_factors, strict=True):
         for demand in wn.get_node(name).demand_timeseries_list:
             demand.base_value = demand.base_value * float(factor)
-    for name, factor in zip(pipes, draws.pipe_factors, strict=True):
+    for name, factor in zip(wn.pipe_name_list, pipe_factors, strict=True):
         pipe = wn.get_link(name)
         pipe.roughness = pipe.roughness * float(factor)
     for name in list(wn.pattern_name_list):
         pattern = wn.get_pattern(name)
-        nominal = np.asarray(pattern.multipliers, dtype=float)
-        values = nominal[(pattern_offset + np.arange(n_sim)) % len(nominal)]
-        values = np.clip(
-            values * (1 + recipe.pattern_noise * rng_patterns.standard_normal(n_sim)), 0, None
-        )
-        pattern.multipliers = values
-    wn.options.time.duration = n_sim * STEP_S
+        pattern.multipliers = patterns(np.asarray(pattern.multipliers, dtype=float))
+    wn.options.time.duration = n_steps * STEP_S
     wn.options.time.pattern_start = 0
     wn.options.time.report_start = 0
-    if draws.leak_pipe is not None:
+    for pipe_name, node in zip(leak_pipes, leak_nodes, strict=True):
         wntr.morph.split_pipe(
             wn,
-            draws.leak_pipe,
-            f"{draws.leak_pipe}_leak_half",
-            _LEAK_NODE,
+            pipe_name,
+            f"{pipe_name}_leak_half",
+            node,
             add_pipe_at_end=True,
             split_at_point=0.5,
             return_copy=False,
         )
-    area_m2 = math.pi * (draws.leak_diameter_cm / 100 / 2) ** 2
-    full_emitter = (
-        recipe.discharge_coefficient * area_m2 * math.sqrt(2 * GRAVITY) * 1000
-    )  # L/s/m^0.5
+
+
+def solve(
+    wn: Any,
+    recipe: SimulationRecipe,
+    *,
+    n_steps: int,
+    leak_nodes: Sequence[str] = (),
+    emitters: Callable[[int], Sequence[float]] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Solve the network with EPANET, stepping every 5 minutes, and sample the sensors.
+
+    Args:
+        wn: The perturbed model.
+        recipe: Which sensors to sample.
+        n_steps: 5-minute samples to take.
+        leak_nodes: The leak nodes, whose emitter coefficients follow ``emitters``.
+        emitters: Maps a simulation time (s) to one emitter coefficient (L/s/m^0.5) per leak
+            node; it is asked before each solver step, so coefficients follow ramps and repairs.
+
+    Returns:
+        The raw samples, ``(n_steps, sensors)`` in ``recipe.sensor_columns`` order, and the
+        leak outflow of each leak node at each sample, ``(n_steps, len(leak_nodes))`` in L/s.
+
+    Raises:
+        RuntimeError: The solver skipped a 5-minute sample.
+    """
+    # the optional simulate extra: imported only when a network is solved
+    import wntr
+    from wntr.epanet.toolkit import ENepanet  # the same optional extra
 
     n_p, n_q = len(recipe.pressure_sensors), len(recipe.flow_sensors)
-    samples = np.full((n_sim, n_p + n_q + len(recipe.level_sensors)), np.nan)
-    leak_flow = np.zeros(n_sim)
+    samples = np.full((n_steps, n_p + n_q + len(recipe.level_sensors)), np.nan)
+    leak_flow = np.zeros((n_steps, len(leak_nodes)))
     with tempfile.TemporaryDirectory(prefix="leak-sim-") as tmp:
-        inp = os.path.join(tmp, "scenario.inp")
+        inp = os.path.join(tmp, "network.inp")
         wntr.network.write_inpfile(wn, inp, units="LPS")  # flows in L/s, pressures in m
         en = ENepanet()
-        en.ENopen(inp, os.path.join(tmp, "scenario.rpt"), "")
+        en.ENopen(inp, os.path.join(tmp, "network.rpt"), "")
         try:
             p_idx = [en.ENgetnodeindex(s) for s in recipe.pressure_sensors]
             q_idx = [en.ENgetlinkindex(s) for s in recipe.flow_sensors]
             h_idx = [en.ENgetnodeindex(s) for s in recipe.level_sensors]
             h_elev = [en.ENgetnodevalue(i, _EN_ELEVATION) for i in h_idx]
-            leak_idx = en.ENgetnodeindex(_LEAK_NODE) if draws.leak_pipe is not None else None
+            leak_idx = [en.ENgetnodeindex(node) for node in leak_nodes]
+            current = [0.0] * len(leak_idx)
             en.ENopenH()
             en.ENinitH(0)
-            t_next, emitter = 0, 0.0
+            t_next = 0
             while True:
-                if leak_idx is not None:
-                    wanted = full_emitter * _leak_fraction(draws, t_next - n_warm * STEP_S)
-                    if wanted != emitter:
-                        en.ENsetnodevalue(leak_idx, _EN_EMITTER, wanted)
-                        emitter = wanted
+                if leak_idx and emitters is not None:
+                    for j, wanted in enumerate(emitters(t_next)):
+                        if wanted != current[j]:
+                            en.ENsetnodevalue(leak_idx[j], _EN_EMITTER, wanted)
+                            current[j] = wanted
                 t = en.ENrunH()
-                if t % STEP_S == 0 and t // STEP_S < n_sim:
+                if t % STEP_S == 0 and t // STEP_S < n_steps:
                     k = t // STEP_S
                     row = samples[k]
                     for j, i in enumerate(p_idx):
@@ -522,8 +598,8 @@ def simulate_scenario(
                         row[n_p + j] = en.ENgetlinkvalue(i, _EN_FLOW)
                     for j, (i, z) in enumerate(zip(h_idx, h_elev, strict=True)):
                         row[n_p + n_q + j] = en.ENgetnodevalue(i, _EN_HEAD) - z
-                    if leak_idx is not None:
-                        leak_flow[k] = en.ENgetnodevalue(leak_idx, _EN_DEMAND)
+                    for j, i in enumerate(leak_idx):
+                        leak_flow[k, j] = en.ENgetnodevalue(i, _EN_DEMAND)
                 step = en.ENnextH()
                 if step <= 0:
                     break
@@ -532,62 +608,149 @@ def simulate_scenario(
         finally:
             en.ENclose()
     if np.isnan(samples).any():
-        raise RuntimeError(f"scenario {scenario_id}: the solver skipped 5-minute samples")
+        raise RuntimeError("the solver skipped 5-minute samples")
+    return samples, leak_flow
 
-    observed = samples[n_warm:]
-    noise = rng_sensors.standard_normal(observed.shape)
-    observed[:, :n_p] += recipe.pressure_noise_m * noise[:, :n_p]
-    observed[:, n_p : n_p + n_q] *= 1 + recipe.flow_noise_relative * noise[:, n_p : n_p + n_q]
-    observed[:, n_p + n_q :] += recipe.level_noise_m * noise[:, n_p + n_q :]
+
+def observe(
+    samples: np.ndarray, recipe: SimulationRecipe, *, rng: np.random.Generator
+) -> np.ndarray:
+    """Add sensor noise to 5-minute samples, average them into windows and round.
+
+    ``samples`` is changed in place. Returns one row per ``recipe.window_minutes`` window.
+    """
+    n_p, n_q = len(recipe.pressure_sensors), len(recipe.flow_sensors)
+    noise = rng.standard_normal(samples.shape)
+    samples[:, :n_p] += recipe.pressure_noise_m * noise[:, :n_p]
+    samples[:, n_p : n_p + n_q] *= 1 + recipe.flow_noise_relative * noise[:, n_p : n_p + n_q]
+    samples[:, n_p + n_q :] += recipe.level_noise_m * noise[:, n_p + n_q :]
     per_window = recipe.window_minutes * 60 // STEP_S
-    n_rows = n_obs // per_window
-    values = np.round(observed.reshape(n_rows, per_window, -1).mean(axis=1), recipe.decimals)
-    active = np.array([_leak_fraction(draws, k * STEP_S) > 0 for k in range(n_obs)])
-    leaks = active.reshape(n_rows, per_window).any(axis=1)
+    n_rows = len(samples) // per_window
+    return np.round(samples.reshape(n_rows, per_window, -1).mean(axis=1), recipe.decimals)
 
-    first = CALENDAR_ORIGIN + pd.Timedelta(days=draws.start_weekday_offset)
-    stamps = pd.DatetimeIndex(
-        first + pd.to_timedelta(np.arange(n_rows) * recipe.window_minutes, unit="min")
-    )
+
+def windows_any(active: np.ndarray, recipe: SimulationRecipe) -> np.ndarray:
+    """Return, per window, whether any of its 5-minute samples is true."""
+    per_window = recipe.window_minutes * 60 // STEP_S
+    return active.reshape(len(active) // per_window, per_window).any(axis=1)
+
+
+def sensor_table(
+    stamps: pd.DatetimeIndex, values: np.ndarray, leaks: np.ndarray, recipe: SimulationRecipe
+) -> pd.DataFrame:
+    """Return ``timestamp``, the sensor columns, the clock features and the ``leaks`` target."""
     stamps = stamps.as_unit("ns")
     hour = stamps.hour.to_numpy() + stamps.minute.to_numpy() / 60
-    frame = pd.DataFrame(
-        {"scenario_id": np.full(n_rows, scenario_id, dtype=np.int64), "timestamp": stamps}
-    )
+    frame = pd.DataFrame({"timestamp": stamps})
     sensor_frame = pd.DataFrame(values, columns=recipe.sensor_columns, dtype=np.float64)
     frame = pd.concat([frame, sensor_frame], axis=1)
     frame["hour_sin"] = np.sin(2 * np.pi * hour / 24)
     frame["hour_cos"] = np.cos(2 * np.pi * hour / 24)
     frame["day_of_week"] = stamps.day_of_week.to_numpy().astype(np.int64)
     frame["leaks"] = leaks.astype(np.int8)
+    return frame
 
-    obs_flow = leak_flow[n_warm:]
-    meta: dict[str, Any] = {
-        "scenario_id": scenario_id,
-        "leak_pipe": draws.leak_pipe or "",
-        "leak_kind": draws.leak_kind,
-        "leak_diameter_cm": round(draws.leak_diameter_cm, 4) if draws.leak_pipe else math.nan,
-        "leak_ramp_hours": round(draws.ramp_s / 3600, 2)
-        if draws.leak_kind == "incipient"
+
+def simulate_scenario(
+    recipe: SimulationRecipe, scenario_id: int, *, seed: int = DEFAULT_SEED
+) -> tuple[pd.DataFrame, ScenarioMeta]:
+    """Simulate one scenario and return its rows and what was drawn.
+
+    Args:
+        recipe: The knobs.
+        scenario_id: Which scenario; with ``seed`` it fixes every random draw.
+        seed: The dataset's seed.
+
+    Returns:
+        The rows (columns ``recipe.columns()``) and the scenario's metadata.
+    """
+    _check_seed_and_id(seed=seed, scenario_id=scenario_id)
+    rng_params, rng_patterns, rng_sensors = (
+        np.random.default_rng(child)
+        for child in np.random.SeedSequence([seed, scenario_id]).spawn(3)
+    )
+    wn = load_network()
+    draws = _draw(
+        recipe, rng_params, n_junctions=len(wn.junction_name_list), pipes=wn.pipe_name_list
+    )
+    steps_per_day = 86_400 // STEP_S
+    n_warm = recipe.warmup_days * steps_per_day
+    n_obs = recipe.observed_days * steps_per_day
+    n_sim = n_warm + n_obs
+    pattern_offset = (draws.start_weekday_offset - recipe.warmup_days) * steps_per_day
+
+    def patterns(nominal: np.ndarray) -> np.ndarray:
+        values = nominal[(pattern_offset + np.arange(n_sim)) % len(nominal)]
+        noise = rng_patterns.standard_normal(n_sim)
+        return np.clip(values * (1 + recipe.pattern_noise * noise), 0, None)
+
+    leak_nodes = [_LEAK_NODE] if draws.leak_pipe is not None else []
+    perturb_network(
+        wn,
+        demand_scale=draws.demand_scale,
+        node_factors=draws.node_factors,
+        pipe_factors=draws.pipe_factors,
+        patterns=patterns,
+        n_steps=n_sim,
+        leak_pipes=[draws.leak_pipe] if draws.leak_pipe is not None else [],
+        leak_nodes=leak_nodes,
+    )
+    full_emitter = emitter_coefficient(recipe, draws.leak_diameter_cm)
+    try:
+        samples, leak_flow = solve(
+            wn,
+            recipe,
+            n_steps=n_sim,
+            leak_nodes=leak_nodes,
+            emitters=lambda t: [full_emitter * draws.fraction(t - n_warm * STEP_S)],
+        )
+    except RuntimeError as exc:
+        raise RuntimeError(f"scenario {scenario_id}: {exc}") from exc
+
+    values = observe(samples[n_warm:], recipe, rng=rng_sensors)
+    leaks = windows_any(np.array([draws.fraction(k * STEP_S) > 0 for k in range(n_obs)]), recipe)
+    first = CALENDAR_ORIGIN + pd.Timedelta(days=draws.start_weekday_offset)
+    stamps = pd.DatetimeIndex(
+        first + pd.to_timedelta(np.arange(len(values)) * recipe.window_minutes, unit="min")
+    )
+    frame = sensor_table(stamps, values, leaks, recipe)
+    frame.insert(0, "scenario_id", np.full(len(frame), scenario_id, dtype=np.int64))
+    return frame, _scenario_meta(draws, scenario_id, first, leak_flow[n_warm:, :], leaks)
+
+
+def _scenario_meta(
+    draws: _Draws,
+    scenario_id: int,
+    first: pd.Timestamp,
+    leak_flow: np.ndarray,
+    leaks: np.ndarray,
+) -> ScenarioMeta:
+    has_leak = draws.leak_kind is not None
+    return ScenarioMeta(
+        scenario_id=scenario_id,
+        leak_pipe=draws.leak_pipe,
+        leak_kind=draws.leak_kind,
+        leak_diameter_cm=round(draws.leak_diameter_cm, 4) if has_leak else math.nan,
+        leak_ramp_hours=round(draws.ramp_s / 3600, 2)
+        if draws.leak_kind is LeakKind.INCIPIENT
         else math.nan,
-        "leak_start": first + pd.Timedelta(seconds=draws.leak_start_step * STEP_S)
-        if draws.leak_pipe
+        leak_start=first + pd.Timedelta(seconds=draws.leak_start_step * STEP_S)
+        if has_leak
         else pd.NaT,
-        "leak_end": first + pd.Timedelta(seconds=draws.repair_step * STEP_S)
-        if draws.leak_pipe and draws.repair_step is not None
+        leak_end=first + pd.Timedelta(seconds=draws.repair_step * STEP_S)
+        if has_leak and draws.repair_step is not None
         else pd.NaT,
-        "leak_peak_flow_lps": round(float(obs_flow.max()), 3) if draws.leak_pipe else math.nan,
-        "leak_rows": int(leaks.sum()),
-        "demand_scale": round(draws.demand_scale, 4),
-        "start_weekday": int(first.day_of_week),
-        "first_timestamp": first,
-    }
-    return frame, meta
+        leak_peak_flow_lps=round(float(leak_flow.max()), 3) if has_leak else math.nan,
+        leak_rows=int(leaks.sum()),
+        demand_scale=round(draws.demand_scale, 4),
+        start_weekday=int(first.day_of_week),
+        first_timestamp=first,
+    )
 
 
 def _simulate_one(
     job: tuple[SimulationRecipe, int, int],
-) -> tuple[int, pd.DataFrame, dict[str, Any]]:
+) -> tuple[int, pd.DataFrame, ScenarioMeta]:
     recipe, scenario_id, seed = job
     frame, meta = simulate_scenario(recipe, scenario_id, seed=seed)
     return scenario_id, frame, meta
@@ -624,7 +787,7 @@ def simulate_frames(
     _check_int("seed", seed, low=0, expected="an integer >= 0")
     _check_ready(recipe)
     jobs = [(recipe, sid, seed) for sid in range(first_scenario, first_scenario + scenarios)]
-    results: dict[int, tuple[pd.DataFrame, dict[str, Any]]] = {}
+    results: dict[int, tuple[pd.DataFrame, ScenarioMeta]] = {}
     with tqdm(total=len(jobs), desc="simulate", unit="scenario", disable=not progress) as bar:
         if workers == 1:
             for job in jobs:
@@ -641,7 +804,7 @@ def simulate_frames(
     order = sorted(results)
     frame = pd.concat([results[sid][0] for sid in order], ignore_index=True)
     frame = frame.sort_values(["scenario_id", "timestamp"], kind="stable", ignore_index=True)
-    meta = pd.DataFrame([results[sid][1] for sid in order])
+    meta = pd.DataFrame([results[sid][1].to_row() for sid in order])
     return frame, meta
 
 
