@@ -766,6 +766,25 @@ def _check_ready(recipe: SimulationRecipe) -> None:
     recipe._check_sensors()
 
 
+def run_in_workers(
+    func: Callable[[Any], Any], jobs: Sequence[Any], *, workers: int, progress: bool, unit: str
+) -> list[Any]:
+    """Return ``[func(job) for job in jobs]``, computed in ``workers`` processes, in job order."""
+    results: dict[int, Any] = {}
+    with tqdm(total=len(jobs), desc="simulate", unit=unit, disable=not progress) as bar:
+        if workers == 1:
+            for i, job in enumerate(jobs):
+                results[i] = func(job)
+                bar.update()
+        else:
+            with ProcessPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
+                futures = {pool.submit(func, job): i for i, job in enumerate(jobs)}
+                for future in as_completed(futures):
+                    results[futures[future]] = future.result()
+                    bar.update()
+    return [results[i] for i in range(len(jobs))]
+
+
 def simulate_frames(
     *,
     recipe: SimulationRecipe | None = None,
@@ -787,24 +806,12 @@ def simulate_frames(
     _check_int("seed", seed, low=0, expected="an integer >= 0")
     _check_ready(recipe)
     jobs = [(recipe, sid, seed) for sid in range(first_scenario, first_scenario + scenarios)]
-    results: dict[int, tuple[pd.DataFrame, ScenarioMeta]] = {}
-    with tqdm(total=len(jobs), desc="simulate", unit="scenario", disable=not progress) as bar:
-        if workers == 1:
-            for job in jobs:
-                sid, frame, meta = _simulate_one(job)
-                results[sid] = (frame, meta)
-                bar.update()
-        else:
-            with ProcessPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
-                futures = [pool.submit(_simulate_one, job) for job in jobs]
-                for future in as_completed(futures):
-                    sid, frame, meta = future.result()
-                    results[sid] = (frame, meta)
-                    bar.update()
-    order = sorted(results)
-    frame = pd.concat([results[sid][0] for sid in order], ignore_index=True)
+    results = run_in_workers(
+        _simulate_one, jobs, workers=workers, progress=progress, unit="scenario"
+    )
+    frame = pd.concat([frame for _, frame, _ in results], ignore_index=True)
     frame = frame.sort_values(["scenario_id", "timestamp"], kind="stable", ignore_index=True)
-    meta = pd.DataFrame([results[sid][1].to_row() for sid in order])
+    meta = pd.DataFrame([meta.to_row() for _, _, meta in results])
     return frame, meta
 
 
