@@ -599,7 +599,10 @@ def solve(
                     for j, (i, z) in enumerate(zip(h_idx, h_elev, strict=True)):
                         row[n_p + n_q + j] = en.ENgetnodevalue(i, _EN_HEAD) - z
                     for j, i in enumerate(leak_idx):
-                        leak_flow[k, j] = en.ENgetnodevalue(i, _EN_DEMAND)
+                        # EPANET keeps reporting a closed emitter's last flow (its hydraulics
+                        # do drop it), so a closed leak's outflow is taken as 0
+                        if current[j] > 0:
+                            leak_flow[k, j] = en.ENgetnodevalue(i, _EN_DEMAND)
                 step = en.ENnextH()
                 if step <= 0:
                     break
