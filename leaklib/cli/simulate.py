@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
 
-from leaklib import simulate, stream
+from leaklib import simulate
 
 _METAVARS = {"holidays": "DATE"}  # tuple fields whose items are not element IDs
 
@@ -66,7 +66,7 @@ def _configure_parser(parser: argparse.ArgumentParser) -> None:
         "--stream",
         action="store_true",
         help="simulate one continuous stream (two years, scheduled leaks and sensor faults) "
-        f"instead of independent scenarios; written to {stream.DEFAULT_STREAM_OUT} by default",
+        f"instead of independent scenarios; written to {simulate.DEFAULT_STREAM_OUT} by default",
     )
     parser.add_argument(
         "--scenarios",
@@ -91,7 +91,7 @@ def _configure_parser(parser: argparse.ArgumentParser) -> None:
         type=Path,
         default=None,
         help=f"Parquet file to write (default {simulate.DEFAULT_OUT}, "
-        f"or {stream.DEFAULT_STREAM_OUT} with --stream)",
+        f"or {simulate.DEFAULT_STREAM_OUT} with --stream)",
     )
     parser.add_argument(
         "--no-progress", dest="progress", action="store_false", help="hide the progress bar"
@@ -104,7 +104,7 @@ def _configure_parser(parser: argparse.ArgumentParser) -> None:
     )
     _add_knobs(
         parser,
-        stream.StreamRecipe,
+        simulate.StreamRecipe,
         title="stream knobs, with --stream (defaults: the committed stream)",
         prefix="stream_",
     )
@@ -119,7 +119,7 @@ def add_simulate_parser(subparsers: Any) -> None:
         description=(simulate.__doc__ or "").split("\n\n")[0]
         + f" Regenerate the committed file with: leak simulate --scenarios {simulate.DEFAULT_SCENARIOS} "
         f"--seed {simulate.DEFAULT_SEED} --out {simulate.DEFAULT_OUT}; the committed stream with: "
-        f"leak simulate --stream --seed {simulate.DEFAULT_SEED} --out {stream.DEFAULT_STREAM_OUT}",
+        f"leak simulate --stream --seed {simulate.DEFAULT_SEED} --out {simulate.DEFAULT_STREAM_OUT}",
     )
     _configure_parser(parser)
 
@@ -138,21 +138,21 @@ def recipe_from_args(args: argparse.Namespace) -> simulate.SimulationRecipe:
     return simulate.SimulationRecipe(**_changes(args, simulate.SimulationRecipe, "knob_"))
 
 
-def stream_recipe_from_args(args: argparse.Namespace) -> stream.StreamRecipe:
+def stream_recipe_from_args(args: argparse.Namespace) -> simulate.StreamRecipe:
     """Build a stream recipe from parsed arguments: the defaults, with the stream knobs given.
 
     Raises:
         ValueError: A stream knob without ``--stream``, or ``--scenarios`` with it.
     """
-    changes = _changes(args, stream.StreamRecipe, "stream_")
+    changes = _changes(args, simulate.StreamRecipe, "stream_")
     if not getattr(args, "stream", False):
         if changes:
             option = "--" + next(iter(changes)).replace("_", "-")
             raise ValueError(f"{option} is a stream knob: it needs --stream")
-        return stream.StreamRecipe()
+        return simulate.StreamRecipe()
     if getattr(args, "scenarios", None) is not None:
         raise ValueError("--scenarios makes independent scenarios: it cannot go with --stream")
-    return stream.StreamRecipe(**changes)
+    return simulate.StreamRecipe(**changes)
 
 
 def run_simulate(args: argparse.Namespace) -> int:
@@ -161,12 +161,12 @@ def run_simulate(args: argparse.Namespace) -> int:
         recipe = recipe_from_args(args)
         stream_recipe = stream_recipe_from_args(args)
         if args.stream:
-            stream.simulate_stream(
+            simulate.simulate_stream(
                 recipe=recipe,
                 stream=stream_recipe,
                 seed=args.seed,
                 workers=args.workers,
-                out=args.out or stream.DEFAULT_STREAM_OUT,
+                out=args.out or simulate.DEFAULT_STREAM_OUT,
                 progress=args.progress,
             )
         else:
