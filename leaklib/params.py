@@ -121,6 +121,19 @@ class SampleSpec(_Strict):
         return {key: value for key, value in handler(self).items() if value is not None}
 
 
+class PeriodSpec(_Strict):
+    """A stretch of time: the rows with ``start <= timestamp < end`` (either may be open)."""
+
+    start: datetime | None = None
+    end: datetime | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> PeriodSpec:
+        if self.start is not None and self.end is not None and self.start >= self.end:
+            raise ValueError(f"start ({self.start}) must be before end ({self.end})")
+        return self
+
+
 SAMPLE_FORM = (
     "give exactly one of groups (a number of groups, > 0) or fraction (a share of the groups, "
     "0 < f <= 1): {groups: 24} or {fraction: 0.1}, or null for every group"
@@ -368,6 +381,12 @@ class DatasetSpec(_Strict):
         "all). Pushed into the query for BigQuery; a Parquet file is read in batches, so "
         "memory follows the sample. Needs group; not with max_groups.",
     )
+    period: PeriodSpec | None = Field(
+        default=None,
+        description="Keep only the rows of this stretch of time, {start: T, end: U} (ISO "
+        "times; start included, end excluded, either may be null): a short stretch of a long "
+        "stream. Pushed into the query for BigQuery. Needs timestamp (null: every row).",
+    )
     model_name: str | None = Field(
         default=None,
         description="Name the dataset's models and champion are kept under "
@@ -437,6 +456,8 @@ class DatasetSpec(_Strict):
                     "groups in sorted order, sample keeps groups chosen by a hash; set one "
                     "to null"
                 )
+        if self.period is not None and self.timestamp is None:
+            raise ValueError("dataset.period needs dataset.timestamp: rows are kept by their time")
         if self.leak_table is not None and self.timestamp is None:
             raise ValueError(
                 "dataset.leak_table needs dataset.timestamp: leaks are matched in time"

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from leaklib.params import DatasetSpec, FeatureSpec, Params
+from leaklib.params import DatasetSpec, FeatureSpec, Params, PeriodSpec
 from leaklib.sampling import SampleReport, sample_frame
 from leaklib.sources.base import SourceTable
 
@@ -342,6 +342,8 @@ def validate_table(
         )
     if dataset.max_groups and dataset.group in frame.columns:
         frame = limit_groups(frame, group=dataset.group, max_groups=dataset.max_groups)
+    if dataset.period is not None and dataset.timestamp in frame.columns:
+        frame = within_period(frame, timestamp=dataset.timestamp, period=dataset.period)
     if sample is None and dataset.sample and dataset.group in frame.columns:
         present = list(frame.columns) if present is None else present
         frame, sample = sample_frame(frame, group=dataset.group, spec=dataset.sample)
@@ -392,6 +394,17 @@ def validate_for_scoring(frame: pd.DataFrame, *, dataset: DatasetSpec) -> pd.Dat
     if problems:
         raise SchemaError(problems)
     return pd.DataFrame(out)
+
+
+def within_period(frame: pd.DataFrame, *, timestamp: str, period: PeriodSpec) -> pd.DataFrame:
+    """Keep the rows with ``period.start <= timestamp < period.end`` (a short stretch)."""
+    times = pd.to_datetime(frame[timestamp], errors="coerce")
+    keep = pd.Series(True, index=frame.index)
+    if period.start is not None:
+        keep &= times >= pd.Timestamp(period.start)
+    if period.end is not None:
+        keep &= times < pd.Timestamp(period.end)
+    return frame[keep.to_numpy()].reset_index(drop=True)
 
 
 def limit_groups(frame: pd.DataFrame, *, group: str, max_groups: int) -> pd.DataFrame:

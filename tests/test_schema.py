@@ -217,3 +217,21 @@ def test_a_source_table_lists_the_columns_it_did_not_read(table, params):
         SourceTable(table[params.dataset.columns()], tuple(table.columns)), params=params
     )
     assert report.ignored_columns == ["note"]
+
+
+def test_a_period_keeps_its_stretch_of_time_before_validation(table, params):
+    values = params.to_plain()
+    values["dataset"]["period"] = {"start": "2024-01-01 02:00", "end": "2024-01-01 06:00"}
+    frame, _ = validate_table(table, params=P.validate(values))
+    assert frame["timestamp"].min() == pd.Timestamp("2024-01-01 02:00")
+    assert frame["timestamp"].max() == pd.Timestamp("2024-01-01 05:45")
+
+
+def test_a_period_needs_a_timestamp_and_an_order(params):
+    values = params.to_plain()
+    values["dataset"]["period"] = {"start": "2024-02-01", "end": "2024-01-01"}
+    with pytest.raises(P.ParameterError, match="start .* must be before end"):
+        P.validate(values)
+    values["dataset"].update(period={"start": "2024-01-01"}, timestamp=None)
+    with pytest.raises(P.ParameterError, match="dataset.period needs dataset.timestamp"):
+        P.validate(values)

@@ -57,7 +57,14 @@ _COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,299}$")
 _PARAM = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 _PARAM_USE = re.compile(r"@([A-Za-z_][A-Za-z0-9_]*)")
 _WHERE_FORBIDDEN = (";", "--", "/*", "*/", "#")
-_RESERVED_PARAMS = ("leak_limit", "leak_max_groups", "leak_sample_groups", "leak_sample_below")
+_RESERVED_PARAMS = (
+    "leak_limit",
+    "leak_max_groups",
+    "leak_sample_groups",
+    "leak_sample_below",
+    "leak_period_start",
+    "leak_period_end",
+)
 
 
 @dataclass(frozen=True)
@@ -252,6 +259,17 @@ def build_query(params: Params, table: TableRef, *, sample: bool = False) -> tup
         parameters.append(
             bigquery.ScalarQueryParameter("leak_max_groups", "INT64", params.dataset.max_groups)
         )
+    period = params.dataset.period
+    if period is not None and params.dataset.timestamp:
+        # the same stretch leaklib.schema.within_period keeps: start included, end excluded
+        stamp = quote_column(params.dataset.timestamp)
+        for name, op, value in (
+            ("leak_period_start", ">=", period.start),
+            ("leak_period_end", "<", period.end),
+        ):
+            if value is not None:
+                conditions.append(f"CAST({stamp} AS DATETIME) {op} @{name}")
+                parameters.append(bigquery.ScalarQueryParameter(name, "DATETIME", value))
     if sample and params.dataset.sample is not None and params.dataset.group:
         sampled = _sample_condition(params, table, conditions)
         if sampled is not None:

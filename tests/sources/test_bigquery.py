@@ -138,6 +138,15 @@ def test_max_groups_keeps_the_first_groups_in_sorted_order(source):
     assert len(frame) == 3
 
 
+def test_period_keeps_the_stretch_of_time_in_the_query(source):
+    values = make_params(source).to_plain()
+    values["dataset"]["period"] = {"start": "2024-01-01 00:15:00", "end": None}
+
+    frame = read_bigquery(P.validate(values))
+
+    assert sorted(frame["scenario_id"].tolist()) == [1, 3]  # the two rows at 00:15
+
+
 def test_billing_project_is_where_the_query_job_runs(source, dataset):
     params = make_params(source, billing_project="leak-billing")
 
