@@ -567,3 +567,16 @@ def test_simulate_refuses_bad_stream_options(tmp_path, capsys, argv, message) ->
     assert cli.main(["simulate", *argv, "--out", str(out)]) == 2
     assert message in capsys.readouterr().err
     assert not out.exists()
+
+
+@needs_solver
+def test_simulate_stream_writes_the_stream_files(tmp_path) -> None:
+    out = tmp_path / "s.parquet"
+    argv = ["simulate", "--stream", "--days", "2", "--evaluation-start", "2018-01-02"]
+    argv += ["--history-leaks", "1", "--evaluation-leaks", "1", "--chunk-days", "1"]
+    argv += ["--workers", "1", "--no-progress", "--out", str(out)]
+    assert cli.main(argv) == 0
+    written = stream_companion_paths(out)
+    assert all(path.is_file() for path in written)
+    assert len(pd.read_parquet(out)) == 2 * 96
+    assert json.loads(pq.read_schema(out).metadata[b"leaklib.simulate.stream"])["days"] == 2
