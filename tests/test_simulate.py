@@ -580,3 +580,18 @@ def test_simulate_stream_writes_the_stream_files(tmp_path) -> None:
     assert all(path.is_file() for path in written)
     assert len(pd.read_parquet(out)) == 2 * 96
     assert json.loads(pq.read_schema(out).metadata[b"leaklib.simulate.stream"])["days"] == 2
+
+
+@needs_solver
+def test_the_committed_leak_and_fault_tables_are_the_seeds_schedule() -> None:
+    schedule = _schedule(seed=int(_stream_provenance()["leaklib.simulate.seed"]))
+    leaks = _stream_leak_table()
+    first = StreamRecipe().first
+    assert list(leaks["pipe"]) == [leak.pipe for leak in schedule.leaks]
+    assert list(leaks["kind"]) == [str(leak.kind) for leak in schedule.leaks]
+    assert list(leaks["start"]) == [
+        first + pd.Timedelta(minutes=5 * leak.start_step) for leak in schedule.leaks
+    ]
+    assert leaks["diameter_cm"].tolist() == [round(leak.diameter_cm, 4) for leak in schedule.leaks]
+    faults = pd.read_csv(PATHS.faults)
+    assert list(faults["column"]) == [fault.column for fault in schedule.faults]
