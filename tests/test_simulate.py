@@ -567,3 +567,31 @@ def test_simulate_refuses_bad_stream_options(tmp_path, capsys, argv, message) ->
     assert cli.main(["simulate", *argv, "--out", str(out)]) == 2
     assert message in capsys.readouterr().err
     assert not out.exists()
+
+
+@needs_solver
+def test_simulate_stream_writes_the_stream_files(tmp_path) -> None:
+    out = tmp_path / "s.parquet"
+    argv = ["simulate", "--stream", "--days", "2", "--evaluation-start", "2018-01-02"]
+    argv += ["--history-leaks", "1", "--evaluation-leaks", "1", "--chunk-days", "1"]
+    argv += ["--workers", "1", "--no-progress", "--out", str(out)]
+    assert cli.main(argv) == 0
+    written = stream_companion_paths(out)
+    assert all(path.is_file() for path in written)
+    assert len(pd.read_parquet(out)) == 2 * 96
+    assert json.loads(pq.read_schema(out).metadata[b"leaklib.simulate.stream"])["days"] == 2
+
+
+@needs_solver
+def test_the_committed_leak_and_fault_tables_are_the_seeds_schedule() -> None:
+    schedule = _schedule(seed=int(_stream_provenance()["leaklib.simulate.seed"]))
+    leaks = _stream_leak_table()
+    first = StreamRecipe().first
+    assert list(leaks["pipe"]) == [leak.pipe for leak in schedule.leaks]
+    assert list(leaks["kind"]) == [str(leak.kind) for leak in schedule.leaks]
+    assert list(leaks["start"]) == [
+        first + pd.Timedelta(minutes=5 * leak.start_step) for leak in schedule.leaks
+    ]
+    assert leaks["diameter_cm"].tolist() == [round(leak.diameter_cm, 4) for leak in schedule.leaks]
+    faults = pd.read_csv(PATHS.faults)
+    assert list(faults["column"]) == [fault.column for fault in schedule.faults]

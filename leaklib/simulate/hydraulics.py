@@ -161,8 +161,7 @@ def solve(
     import wntr
     from wntr.epanet.toolkit import ENepanet  # the same optional extra
 
-    n_p, n_q = len(recipe.pressure_sensors), len(recipe.flow_sensors)
-    samples = np.full((n_steps, n_p + n_q + len(recipe.level_sensors)), np.nan)
+    samples = np.full((n_steps, len(recipe.sensor_columns)), np.nan)
     leak_flow = np.zeros((n_steps, len(leak_nodes)))
     with tempfile.TemporaryDirectory(prefix="leak-sim-") as tmp:
         inp = os.path.join(tmp, "network.inp")
@@ -170,46 +169,72 @@ def solve(
         en = ENepanet()
         en.ENopen(inp, os.path.join(tmp, "network.rpt"), "")
         try:
-            p_idx = [en.ENgetnodeindex(s) for s in recipe.pressure_sensors]
-            q_idx = [en.ENgetlinkindex(s) for s in recipe.flow_sensors]
-            h_idx = [en.ENgetnodeindex(s) for s in recipe.level_sensors]
-            h_elev = [en.ENgetnodevalue(i, _EN_ELEVATION) for i in h_idx]
-            leak_idx = [en.ENgetnodeindex(node) for node in leak_nodes]
-            current = [0.0] * len(leak_idx)
-            en.ENopenH()
-            en.ENinitH(0)
-            t_next = 0
-            while True:
-                if leak_idx and emitters is not None:
-                    for j, wanted in enumerate(emitters(t_next)):
-                        if wanted != current[j]:
-                            en.ENsetnodevalue(leak_idx[j], _EN_EMITTER, wanted)
-                            current[j] = wanted
-                t = en.ENrunH()
-                if t % STEP_S == 0 and t // STEP_S < n_steps:
-                    k = t // STEP_S
-                    row = samples[k]
-                    for j, i in enumerate(p_idx):
-                        row[j] = en.ENgetnodevalue(i, _EN_PRESSURE)
-                    for j, i in enumerate(q_idx):
-                        row[n_p + j] = en.ENgetlinkvalue(i, _EN_FLOW)
-                    for j, (i, z) in enumerate(zip(h_idx, h_elev, strict=True)):
-                        row[n_p + n_q + j] = en.ENgetnodevalue(i, _EN_HEAD) - z
-                    for j, i in enumerate(leak_idx):
-                        # EPANET keeps reporting a closed emitter's last flow (its hydraulics
-                        # do drop it), so a closed leak's outflow is taken as 0
-                        if current[j] > 0:
-                            leak_flow[k, j] = en.ENgetnodevalue(i, _EN_DEMAND)
-                step = en.ENnextH()
-                if step <= 0:
-                    break
-                t_next = t + step
-            en.ENcloseH()
+            _run_hydraulics(
+                en,
+                read=_sensor_reader(en, recipe),
+                leak_idx=[en.ENgetnodeindex(node) for node in leak_nodes],
+                emitters=emitters,
+                samples=samples,
+                leak_flow=leak_flow,
+            )
         finally:
             en.ENclose()
     if np.isnan(samples).any():
         raise RuntimeError("the solver skipped 5-minute samples")
     return samples, leak_flow
+
+
+def _sensor_reader(en: Any, recipe: SimulationRecipe) -> Callable[[], list[float]]:
+    """Return a function that reads every sensor now, in ``recipe.sensor_columns`` order."""
+    p_idx = [en.ENgetnodeindex(s) for s in recipe.pressure_sensors]
+    q_idx = [en.ENgetlinkindex(s) for s in recipe.flow_sensors]
+    h_idx = [en.ENgetnodeindex(s) for s in recipe.level_sensors]
+    h_elev = [en.ENgetnodevalue(i, _EN_ELEVATION) for i in h_idx]
+
+    def read() -> list[float]:
+        return [
+            *(en.ENgetnodevalue(i, _EN_PRESSURE) for i in p_idx),
+            *(en.ENgetlinkvalue(i, _EN_FLOW) for i in q_idx),
+            *(en.ENgetnodevalue(i, _EN_HEAD) - z for i, z in zip(h_idx, h_elev, strict=True)),
+        ]
+
+    return read
+
+
+def _run_hydraulics(
+    en: Any,
+    *,
+    read: Callable[[], list[float]],
+    leak_idx: list[int],
+    emitters: Callable[[int], Sequence[float]] | None,
+    samples: np.ndarray,
+    leak_flow: np.ndarray,
+) -> None:
+    """Run EPANET's hydraulics to the end: emitters set before each step, sensors every 5 min."""
+    current = [0.0] * len(leak_idx)
+    en.ENopenH()
+    en.ENinitH(0)
+    t_next = 0
+    while True:
+        if leak_idx and emitters is not None:
+            for j, wanted in enumerate(emitters(t_next)):
+                if wanted != current[j]:
+                    en.ENsetnodevalue(leak_idx[j], _EN_EMITTER, wanted)
+                    current[j] = wanted
+        t = en.ENrunH()
+        if t % STEP_S == 0 and t // STEP_S < len(samples):
+            k = t // STEP_S
+            samples[k] = read()
+            for j, i in enumerate(leak_idx):
+                # EPANET keeps reporting a closed emitter's last flow (its hydraulics do drop
+                # it), so a closed leak's outflow is taken as 0
+                if current[j] > 0:
+                    leak_flow[k, j] = en.ENgetnodevalue(i, _EN_DEMAND)
+        step = en.ENnextH()
+        if step <= 0:
+            break
+        t_next = t + step
+    en.ENcloseH()
 
 
 def observe(

@@ -286,22 +286,9 @@ def draw_schedule(
     drawn: list[tuple[int, Part, int, LeakKind, float, float, int | None, bool]] = []
     for part, (first, end) in stream.part_steps().items():
         for _ in range(counts[part]):
-            start = int(rng.integers(first, end))
-            u_kind, u_open = rng.random(2)
-            diameter = float(rng.uniform(*recipe.leak_diameter_cm))
-            ramp_s = float(rng.uniform(*stream.incipient_ramp_days)) * 86_400
-            low, high = (math.log(d) for d in stream.leak_days)
-            duration = int(round(math.exp(rng.uniform(low, high)) * _STEPS_PER_DAY))
-            if u_open < stream.unrepaired_probability:  # found too late: it runs to the end
-                start = max(first, end - duration)
-            unrepaired = bool(start + duration >= end)
-            repair: int | None = start + max(duration, 1)
-            if unrepaired:
-                repair = end if end < stream.n_steps else None
-            kind = LeakKind.INCIPIENT if u_kind < recipe.incipient_probability else LeakKind.ABRUPT
-            # an incipient leak reaches its full size by its repair at the latest
-            open_s = ((stream.n_steps if repair is None else repair) - start) * STEP_S
-            ramp_s = min(ramp_s, float(open_s))
+            start, kind, diameter, ramp_s, repair, unrepaired = _draw_leak(
+                recipe, stream, rng, first=first, end=end
+            )
             drawn.append((start, part, len(drawn), kind, diameter, ramp_s, repair, unrepaired))
     leaks = tuple(
         StreamLeak(
@@ -326,6 +313,33 @@ def draw_schedule(
         leaks=leaks,
         faults=_draw_faults(recipe, stream, rng),
     )
+
+
+def _draw_leak(
+    recipe: SimulationRecipe,
+    stream: StreamRecipe,
+    rng: np.random.Generator,
+    *,
+    first: int,
+    end: int,
+) -> tuple[int, LeakKind, float, float, int | None, bool]:
+    """Draw one leak of the part ``[first, end)``: start, kind, diameter, ramp, repair, unrepaired."""
+    start = int(rng.integers(first, end))
+    u_kind, u_open = rng.random(2)
+    diameter = float(rng.uniform(*recipe.leak_diameter_cm))
+    ramp_s = float(rng.uniform(*stream.incipient_ramp_days)) * 86_400
+    low, high = (math.log(d) for d in stream.leak_days)
+    duration = int(round(math.exp(rng.uniform(low, high)) * _STEPS_PER_DAY))
+    if u_open < stream.unrepaired_probability:  # found too late: it runs to the end
+        start = max(first, end - duration)
+    unrepaired = bool(start + duration >= end)
+    repair: int | None = start + max(duration, 1)
+    if unrepaired:
+        repair = end if end < stream.n_steps else None
+    kind = LeakKind.INCIPIENT if u_kind < recipe.incipient_probability else LeakKind.ABRUPT
+    # an incipient leak reaches its full size by its repair at the latest
+    open_s = ((stream.n_steps if repair is None else repair) - start) * STEP_S
+    return start, kind, diameter, min(ramp_s, float(open_s)), repair, unrepaired
 
 
 def _draw_faults(

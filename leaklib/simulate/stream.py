@@ -44,6 +44,7 @@ from leaklib.simulate.schedule import (
     _STEPS_PER_DAY,
     FaultKind,
     SensorFault,
+    StreamLeak,
     StreamRecipe,
     StreamSchedule,
     check_stream_recipe,
@@ -139,14 +140,24 @@ def simulate_chunk(
     except RuntimeError as exc:
         raise RuntimeError(f"chunk {chunk}: {exc}") from exc
     values = observe(samples[n_warm:], recipe, rng=rng_sensors)
+    return _chunk_result(chunk, values, flow[n_warm:], leaks, recipe)
+
+
+def _chunk_result(
+    chunk: int,
+    values: np.ndarray,
+    flow: np.ndarray,
+    leaks: list[StreamLeak],
+    recipe: SimulationRecipe,
+) -> ChunkResult:
+    """Return a chunk's windows with each leak's volume per window and its peak outflow."""
     per_window = recipe.window_minutes * 60 // STEP_S
-    observed = flow[n_warm:]
-    volumes = observed.reshape(len(values), per_window, -1).sum(axis=1) * STEP_S / 1000
+    volumes = flow.reshape(len(values), per_window, -1).sum(axis=1) * STEP_S / 1000
     return ChunkResult(
         chunk=chunk,
         values=values,
         leak_volume_m3={leak.leak_id: volumes[:, j] for j, leak in enumerate(leaks)},
-        leak_peak_lps={leak.leak_id: float(observed[:, j].max()) for j, leak in enumerate(leaks)},
+        leak_peak_lps={leak.leak_id: float(flow[:, j].max()) for j, leak in enumerate(leaks)},
     )
 
 
