@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from leaklib import metrics
-from leaklib.events import EventResult, event_scores
+from leaklib.leak_events import EventResult, event_scores
 
 _QUANTILES = (0.005, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.975, 0.995)
 _HISTOGRAM_BINS = 30
@@ -219,7 +219,7 @@ def event_bootstrap(
     belongs to the block it starts in, each alarm event to the block of its first alarm. A
     draw takes as many blocks as there are, with replacement; both models are scored on the
     same draw, every leak and alarm event counted as often as its block was drawn, and the
-    period as long as the drawn blocks (:func:`leaklib.events.event_scores` with weights).
+    period as long as the drawn blocks (:func:`leaklib.leak_events.event_scores` with weights).
     Draws where the metric is undefined (no leak drawn, no detection for a detection time) are
     discarded and counted.
 

@@ -21,7 +21,9 @@ from sklearn.metrics import (
     roc_curve,
 )
 
+from leaklib.leak_events import evaluate_events, event_scores
 from leaklib.metrics import CV_PREFIX, RANKING, MetricError, checked
+from leaklib.params import EventsSpec, Params
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +55,13 @@ class AlarmThreshold:
     """The alarm threshold of a model: its value, how it was chosen, what it reached."""
 
     threshold: float
-    chosen_by: str  # "cv" (out-of-fold, for max_false_alarm_rate) or "parameter"
+    chosen_by: str  # "cv" (out-of-fold rate), "cv-events" (out-of-fold events) or "parameter"
     max_false_alarm_rate: float | None
     cv_false_alarm_rate: float
     cv_recall: float
+    max_false_alarms_per_30d: float | None = None
+    cv_false_alarms_per_30d: float | None = None  # "cv-events": what the threshold reached
+    cv_event_recall: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Return the threshold as plain values for the run record and MLflow."""
@@ -103,6 +108,121 @@ def alarm_threshold(
         max_false_alarm_rate=None if override is not None else max_false_alarm_rate,
         cv_false_alarm_rate=round(float(alarms[y == 0].mean()), 6),
         cv_recall=round(float(alarms[y == 1].mean()), 6),
+    )
+
+
+def threshold_for_run(
+    train: pd.DataFrame,
+    oof_proba: np.ndarray,
+    folds: np.ndarray,
+    *,
+    params: Params,
+    leak_table: pd.DataFrame | None = None,
+) -> AlarmThreshold:
+    """Choose the run's alarm threshold as its ``threshold`` and ``alarm`` parameters say.
+
+    On a stream with ``alarm.max_false_alarms_per_30d``: by out-of-fold false alarm events
+    (:func:`threshold_for_false_alarm_events`); otherwise by the out-of-fold false-alarm rate
+    of rows (:func:`alarm_threshold`); an explicit ``threshold`` wins over both.
+    """
+    dataset, alarm = params.dataset, params.alarm
+    if (
+        params.threshold is None
+        and alarm.max_false_alarms_per_30d is not None
+        and dataset.is_stream
+    ):
+        return threshold_for_false_alarm_events(
+            train,
+            oof_proba,
+            folds,
+            max_per_30d=alarm.max_false_alarms_per_30d,
+            timestamp=dataset.timestamp,
+            target=dataset.target,
+            spec=params.events,
+            leak_table=leak_table,
+        )
+    return alarm_threshold(
+        train[dataset.target],
+        oof_proba,
+        folds,
+        max_false_alarm_rate=alarm.max_false_alarm_rate,
+        override=params.threshold,
+    )
+
+
+def threshold_for_false_alarm_events(
+    frame: pd.DataFrame,
+    oof_proba: np.ndarray,
+    folds: np.ndarray,
+    *,
+    max_per_30d: float,
+    timestamp: str,
+    target: str,
+    spec: EventsSpec,
+    leak_table: pd.DataFrame | None = None,
+) -> AlarmThreshold:
+    """Choose the lowest threshold whose out-of-fold false alarm events stay within the limit.
+
+    Each forward fold's test block is a stretch of time; at a candidate threshold its alarms
+    become alarm events and are matched to the leaks with the events rules
+    (:mod:`leaklib.leak_events`), and the false alarms are counted per 30 days. The count falls
+    as the threshold rises, so the candidates (the block's score quantiles) are bisected. Each
+    fold's model scores on its own scale (an early fold learned from little history), so the
+    threshold is found fold by fold and the median is taken, as for the rate of rows.
+
+    Args:
+        frame: The training part, row for row with ``oof_proba`` and ``folds``.
+        oof_proba: The out-of-fold probabilities (NaN in no fold).
+        folds: Each row's fold number (0: in no test fold).
+        max_per_30d: The most false alarm events per 30 days allowed.
+        timestamp: The time column.
+        target: The label column (its runs are the leaks without a leak table).
+        spec: The ``events`` parameters.
+        leak_table: The leaks, or None.
+    """
+    scored = np.asarray(folds) > 0
+    rows, proba = frame[scored], np.asarray(oof_proba, dtype=float)[scored]
+    fold_of = np.asarray(folds)[scored]
+    if rows.empty:
+        raise EvaluationError("no out-of-fold predictions to choose the threshold on")
+
+    def outcome(part: np.ndarray, threshold: float) -> dict[str, float]:
+        result = evaluate_events(
+            rows[part],
+            proba[part],
+            threshold=threshold,
+            timestamp=timestamp,
+            target=target,
+            spec=spec,
+            leak_table=leak_table,
+        )
+        return event_scores(result)
+
+    per_fold = []
+    for fold in np.unique(fold_of):  # each fold's model scores on its own scale
+        part = fold_of == fold
+        candidates = np.unique(np.quantile(proba[part], np.linspace(0.5, 1.0, 400)))
+        low, high = 0, len(candidates) - 1  # the top candidate alarms least
+        while low < high:
+            middle = (low + high) // 2
+            if outcome(part, candidates[middle])["event_false_alarms_per_30d"] <= max_per_30d:
+                high = middle
+            else:
+                low = middle + 1
+        per_fold.append(float(candidates[low]))
+    chosen = float(np.median(per_fold))
+    reached = outcome(np.ones(len(rows), dtype=bool), chosen)
+    y = rows[target].to_numpy()
+    alarms = proba >= chosen
+    return AlarmThreshold(
+        threshold=round(chosen, 6),
+        chosen_by="cv-events",
+        max_false_alarm_rate=None,
+        cv_false_alarm_rate=round(float(alarms[y == 0].mean()), 6) if (y == 0).any() else 0.0,
+        cv_recall=round(float(alarms[y == 1].mean()), 6) if (y == 1).any() else 0.0,
+        max_false_alarms_per_30d=max_per_30d,
+        cv_false_alarms_per_30d=round(reached["event_false_alarms_per_30d"], 6),
+        cv_event_recall=round(reached["event_recall"], 6),
     )
 
 

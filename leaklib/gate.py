@@ -15,7 +15,7 @@ The rule, exactly (``promotion`` parameters; ``M`` is ``primary_metric``):
    class are discarded (and counted).
    For an event metric (:data:`leaklib.metrics.EVENT`, on a stream) both models' alarms
    are turned into alarm events and matched to the leaks of the compared rows
-   (:mod:`leaklib.events`), and the bootstrap resamples blocks of ``promotion.block`` of
+   (:mod:`leaklib.leak_events`), and the bootstrap resamples blocks of ``promotion.block`` of
    time instead (:func:`leaklib.bootstrap.event_bootstrap`).
 4. The confidence interval is the two-sided percentile interval of the bootstrapped
    differences at ``confidence``: ``[q((1 - c) / 2), q((1 + c) / 2)]``.
@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from leaklib import champion, events, metrics, registry, runs, snapshots, splits
+from leaklib import champion, leak_events, metrics, registry, runs, snapshots, splits
 from leaklib.bootstrap import BootstrapError, event_bootstrap, paired_bootstrap
 from leaklib.evaluation import holdout_metrics
 from leaklib.metadata import ConflictError, MetadataStore, to_json_safe
@@ -106,29 +106,21 @@ class Decision:
         return to_json_safe(plain)
 
 
-@dataclass(frozen=True)
-class Leaks:
-    """The true leaks of a stream, for event metrics: the leak table and its volumes."""
-
-    table: pd.DataFrame | None = None
-    volumes: pd.DataFrame | None = None
-
-
 def scored_figures(
     frame: pd.DataFrame,
     proba: np.ndarray,
     *,
     params: Params,
     threshold: float,
-    leaks: Leaks | None,
-) -> tuple[dict[str, float], events.EventResult | None]:
+    leaks: leak_events.Leaks | None,
+) -> tuple[dict[str, float], leak_events.EventResult | None]:
     """Return a model's metrics on these rows (row metrics; event metrics on a stream)."""
     dataset = params.dataset
     figures = holdout_metrics(frame[dataset.target].to_numpy(), proba, threshold=threshold)
     if not dataset.is_stream:
         return figures, None
-    leaks = leaks or Leaks()
-    result = events.evaluate_events(
+    leaks = leaks or leak_events.Leaks()
+    result = leak_events.evaluate_events(
         frame,
         proba,
         threshold=threshold,
@@ -138,7 +130,7 @@ def scored_figures(
         leak_table=leaks.table,
         volumes=leaks.volumes,
     )
-    return figures | events.event_scores(result), result
+    return figures | leak_events.event_scores(result), result
 
 
 def _percent(level: float) -> str:
@@ -255,7 +247,7 @@ def _compare(
     challenger_proba: np.ndarray,
     load_champion: Callable[[dict[str, Any]], Any],
     seen: splits.TrainedOn,
-    leaks: Leaks | None,
+    leaks: leak_events.Leaks | None,
 ) -> dict[str, float] | None:
     """Score both models on the rows the champion never saw and bootstrap the difference.
 
@@ -322,7 +314,7 @@ def _compare(
                 seed=params.seed,
                 confidence=spec.confidence,
             )
-    except (PromotionError, BootstrapError, champion.ChampionError, events.EventError) as exc:
+    except (PromotionError, BootstrapError, champion.ChampionError, leak_events.EventError) as exc:
         decision.reason = (
             f"Not promoted: {exc}; compare by hand and use `leak promote` to override."
         )
@@ -354,7 +346,7 @@ def gate(
     challenger_proba: np.ndarray,
     load_champion: Callable[[dict[str, Any]], Any] = champion.load_model,
     load_snapshot: Callable[[str], pd.DataFrame] | None = None,
-    leaks: Leaks | None = None,
+    leaks: leak_events.Leaks | None = None,
 ) -> Decision:
     """Compare the challenger with the champion on its holdout, decide, and record the decision.
 

@@ -4,11 +4,11 @@ Cross-validation, the holdout evaluation, the promotion gate, the parameters (wh
 may be primary or carry a floor) and the reports all read this module. A new metric is one
 entry in :data:`RANKING` (scored from probabilities), :data:`AT_THRESHOLD` (scored from
 alarms at the threshold) or :data:`EVENT` (scored from alarm events matched to leak events by
-:mod:`leaklib.events`, which computes exactly these names).
+:mod:`leaklib.leak_events`, which computes exactly these names).
 
 A metric says what it needs in ``kind``: ``row`` metrics are computed from labels and
 probabilities row by row; ``event`` metrics need the alarm events and leak events of a
-time-ordered stream (:func:`leaklib.events.event_scores`), so they have no ``score`` function
+time-ordered stream (:func:`leaklib.leak_events.event_scores`), so they have no ``score`` function
 here and are bootstrapped over blocks of time (:func:`leaklib.bootstrap.event_bootstrap`).
 """
 
@@ -42,7 +42,7 @@ class Metric:
     higher_is_better: bool = True
     primary: bool = False  # may be the gate's primary metric or carry a floor
     # what it is computed from: "row" (labels and probabilities, row by row) or "event"
-    # (alarm events matched to leak events: leaklib.events.event_scores)
+    # (alarm events matched to leak events: leaklib.leak_events.event_scores)
     kind: Literal["row", "event"] = "row"
 
 
@@ -171,7 +171,7 @@ def score(name: str, y: np.ndarray, proba: np.ndarray) -> float:
     if entry.kind == "event":
         raise MetricError(
             f"{name!r} is an event metric: it needs alarm events matched to leak events "
-            "(leaklib.events.event_scores), not labels and scores row by row"
+            "(leaklib.leak_events.event_scores), not labels and scores row by row"
         )
     if entry.score is None:
         raise MetricError(f"{name!r} is measured at a threshold, not from scores alone")

@@ -22,7 +22,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from leaklib import estimators, metrics
-from leaklib.params import FeatureSpec, ModelSpec
+from leaklib.params import FeatureSpec, ModelSpec, Params
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +83,72 @@ def build_pipeline(features: dict[str, FeatureSpec], *, model: ModelSpec, seed: 
     return Pipeline([("preprocess", pre), ("model", make_estimator(model, seed=seed))])
 
 
+def onset_rows(
+    frame: pd.DataFrame,
+    *,
+    target: str,
+    timestamp: str,
+    onset: str,
+    leak_table: pd.DataFrame | None = None,
+) -> np.ndarray:
+    """Return which rows to train on: every quiet row, and leak rows in a leak's first ``onset``.
+
+    A detector's job is to find new leaks: once a leak is older than the features' trailing
+    baseline it looks normal, and labelling those rows 1 teaches the model noise. A leak row
+    is kept while any leak active at that time started at most ``onset`` before it. The leaks
+    are the leak table's (``start``, ``end``; an empty end lasts on), else runs of the target.
+    """
+    times = pd.to_datetime(frame[timestamp]).to_numpy()
+    leaking = frame[target].to_numpy() == 1
+    limit = pd.Timedelta(onset).to_timedelta64()
+    if leak_table is not None:
+        starts = pd.to_datetime(leak_table["start"]).to_numpy()
+        ends = pd.to_datetime(leak_table["end"]).fillna(pd.Timestamp.max).to_numpy()
+    else:
+        order = np.argsort(times, kind="stable")
+        flags = leaking[order].astype(int)
+        edges = np.diff(np.r_[0, flags, 0])
+        starts = times[order][np.flatnonzero(edges[:-1] == 1)]
+        ends = np.r_[times[order], times[order][-1:] + np.timedelta64(1, "ns")][
+            np.flatnonzero(edges == -1)
+        ]
+    young = np.zeros(len(frame), dtype=bool)
+    for start, end in zip(starts, ends, strict=True):
+        young |= (times >= start) & (times < end) & (times - start <= limit)
+    return ~leaking | young
+
+
+def learning_rows(
+    frame: pd.DataFrame, *, params: Params, leak_table: pd.DataFrame | None = None
+) -> np.ndarray:
+    """Return the mask of training rows a model learns from (all, or :func:`onset_rows`)."""
+    onset, dataset = params.model.leak_onset, params.dataset
+    if onset is None:
+        return np.ones(len(frame), dtype=bool)
+    if dataset.timestamp is None:
+        raise ModelError("model.leak_onset needs dataset.timestamp: a leak's age is a time")
+    keep = onset_rows(
+        frame,
+        target=dataset.target,
+        timestamp=dataset.timestamp,
+        onset=onset,
+        leak_table=leak_table,
+    )
+    log.info(
+        "model.leak_onset %s: learning from %d of %d training rows", onset, keep.sum(), len(keep)
+    )
+    return keep
+
+
+def cv_primary(metric: str) -> str:
+    """Return the metric cross-validation ranks candidates by: an event metric's is ROC-AUC.
+
+    Event metrics need alarm events over a stretch of time and a threshold, which a fold's
+    scores do not have; folds are ranked by ROC-AUC then.
+    """
+    return metric if metrics.CATALOGUE[metric].kind == "row" else "roc_auc"
+
+
 def feature_frame(frame: pd.DataFrame, features: dict[str, FeatureSpec]) -> pd.DataFrame:
     """Return the declared feature columns, in declared order."""
     return frame[list(features)]
@@ -103,6 +169,18 @@ class Folds:
     group: str | None = None
     forward: str | None = None
     gap: int = 0
+
+
+def folds_for(params: Params) -> Folds:
+    """Return the cross-validation the parameters ask for: grouped, or forward in time.
+
+    Forward folds keep a gap of the derivations' lookback between training and test rows.
+    """
+    dataset = params.dataset
+    if params.split.by == "time":
+        gap = dataset.derive.lookback or 0
+        return Folds(count=params.cv_folds, forward=dataset.timestamp, gap=gap)
+    return Folds(count=params.cv_folds, group=dataset.group)
 
 
 def _folds(
@@ -142,17 +220,21 @@ def cross_validate(
     group: str | None,
     folds: int | Folds,
     seed: int,
+    learn: np.ndarray | None = None,
 ) -> CrossValidation:
     """Score the pipeline by (grouped, stratified) k-fold, keeping the out-of-fold predictions.
 
     Each row's out-of-fold probability comes from the fold model that did not see its group:
-    what the alarm threshold is chosen on.
+    what the alarm threshold is chosen on. ``learn`` (a row mask, see :func:`onset_rows`)
+    limits the rows each fold model is fitted on; every row of a test fold is still scored.
     """
     X = feature_frame(frame, features)
     y = frame[target].to_numpy()
     oof, fold_of = np.full(len(frame), np.nan), np.zeros(len(frame), dtype=int)
     rows = []
     for fold, (train, test) in enumerate(_folds(frame, y, group=group, folds=folds, seed=seed), 1):
+        if learn is not None:  # fit on the rows it may learn from, score every row of the fold
+            train = train[learn[train]]
         fitted = clone(pipeline).fit(X.iloc[train], y[train])
         oof[test] = fitted.predict_proba(X.iloc[test])[:, 1]
         fold_of[test] = fold
@@ -185,6 +267,7 @@ def tune(
     folds: int | Folds,
     seed: int,
     primary: str,
+    learn: np.ndarray | None = None,
 ) -> Tuned:
     """Cross-validate the model, or search ``model.search`` and keep the best by ``primary``.
 
@@ -212,7 +295,14 @@ def tune(
         pipeline = build_pipeline(features, model=spec, seed=seed)
         began = time.monotonic()
         cv = cross_validate(
-            pipeline, frame, features=features, target=target, group=group, folds=folds, seed=seed
+            pipeline,
+            frame,
+            features=features,
+            target=target,
+            group=group,
+            folds=folds,
+            seed=seed,
+            learn=learn,
         )
         mean = float(cv.scores[primary].mean())  # NaN folds (a single class) are skipped
         rows.append(

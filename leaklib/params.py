@@ -35,6 +35,8 @@ from leaklib.paths import project_root
 FeatureType = Literal["numeric", "categorical", "boolean"]
 ModelName = Literal[estimators.NAMES]  # type: ignore[valid-type]
 PrimaryMetric = Literal[metrics.PRIMARY]  # type: ignore[valid-type]
+AUTO_STREAM_METRIC = "event_economic_share"  # promotion.primary_metric: auto, on a stream
+AUTO_TABLE_METRIC = "roc_auc"  # promotion.primary_metric: auto, otherwise
 
 
 class ParameterError(ValueError):
@@ -43,6 +45,20 @@ class ParameterError(ValueError):
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _duration(value: str) -> str:
+    """Refuse a text that is not a duration of zero or more (``"30min"``, ``"2h"``, ``"1D"``)."""
+    try:
+        parsed = pd.Timedelta(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{value!r} is not a duration (e.g. '30min', '2h', '1D')") from None
+    if pd.isna(parsed) or parsed < pd.Timedelta(0):
+        raise ValueError(f"{value!r} must be a duration of zero or more")
+    return value
+
+
+DurationText = Annotated[str, AfterValidator(_duration)]
 
 
 class FeatureSpec(_Strict):
@@ -89,6 +105,9 @@ class ModelSpec(_Strict):
     name: ModelName
     params: dict[str, Any] = Field(default_factory=dict)
     search: SearchSpec | None = None
+    # train on the first this-long of each leak only: later rows of a leak are left out of
+    # training (null: every row); see modelling.onset_rows
+    leak_onset: DurationText | None = None
 
 
 class BigQuerySpec(_Strict):
@@ -144,41 +163,32 @@ class AlarmSpec(_Strict):
     """The alarm threshold's target, in the operator's terms."""
 
     max_false_alarm_rate: Annotated[float, Field(gt=0.0, lt=0.5)] = 0.01
+    # on a stream: the threshold keeps the out-of-fold false alarm events (the events rules)
+    # at or below this many per 30 days instead (null: use max_false_alarm_rate)
+    max_false_alarms_per_30d: Annotated[float, Field(ge=0.0)] | None = None
 
 
 class SplitSpec(_Strict):
     """How the holdout is chosen: by the hash of each group (or row), or by time."""
 
-    by: Literal["group", "time"] = "group"
+    # auto: time on a stream (a timestamp and no group), group otherwise
+    by: Literal["auto", "group", "time"] = "auto"
     # split by time: the holdout is every row from this time on (null: the last test_size of
     # the time span); an ISO date or date-time
     holdout_start: datetime | None = None
 
     @model_validator(mode="after")
     def _start_needs_time(self) -> SplitSpec:
-        if self.holdout_start is not None and self.by != "time":
-            raise ValueError("holdout_start applies to split.by: time only")
+        if self.holdout_start is not None and self.by == "group":
+            raise ValueError("holdout_start applies to split.by: time (or auto on a stream) only")
         return self
-
-
-def _duration(value: str) -> str:
-    """Refuse a text that is not a duration of zero or more (``"30min"``, ``"2h"``, ``"1D"``)."""
-    try:
-        parsed = pd.Timedelta(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{value!r} is not a duration (e.g. '30min', '2h', '1D')") from None
-    if pd.isna(parsed) or parsed < pd.Timedelta(0):
-        raise ValueError(f"{value!r} must be a duration of zero or more")
-    return value
-
-
-DurationText = Annotated[str, AfterValidator(_duration)]
 
 
 class PromotionSpec(_Strict):
     """When a challenger replaces the champion."""
 
-    primary_metric: PrimaryMetric
+    # "auto": event_economic_share on a stream (a timestamp, no group), roc_auc otherwise
+    primary_metric: PrimaryMetric | Literal["auto"]
     min_improvement: float = 0.0
     confidence: Annotated[float, Field(gt=0.5, lt=1.0)] = 0.95
     n_bootstrap: Annotated[int, Field(ge=100)] = 1000
@@ -194,7 +204,7 @@ class PromotionSpec(_Strict):
 class EventsSpec(_Strict):
     """How per-row alarms become alarm events and are scored against leak events.
 
-    The rules are those of :mod:`leaklib.events`; durations are pandas time texts ("30min",
+    The rules are those of :mod:`leaklib.leak_events`; durations are pandas time texts ("30min",
     "2h", "1D"), measured on the rows' times with the data's row spacing.
     """
 
@@ -533,7 +543,9 @@ class Params(_Strict):
         description=f"Estimator: name ({' | '.join(estimators.NAMES)}), params (any of the "
         "estimator's, e.g. early_stopping or class_weight for hist_gradient_boosting) and "
         "search (null: off; {space: {param: [values]}, n_candidates, budget_s}: a random search "
-        "scored by the same grouped CV, within a time budget)."
+        "scored by the same grouped CV, within a time budget) and leak_onset (a duration such as "
+        "72h: train on the first this-long of each leak only, leaving its later rows out of "
+        "training, since a leak older than the trailing baseline looks normal; null: every row)."
     )
     test_size: Annotated[float, Field(gt=0.0, lt=0.9)] = Field(
         description="Share of groups (or rows) held out as the frozen holdout. A group is held "
@@ -543,7 +555,8 @@ class Params(_Strict):
         "side."
     )
     split: SplitSpec = Field(
-        description="How the holdout is chosen. by: group (by the hash of each group, or of "
+        description="How the holdout is chosen. by: auto (time on a stream: a timestamp and no "
+        "group; group otherwise), group (by the hash of each group, or of "
         "each row without groups; see test_size) or time (the holdout is the last test_size of "
         "the time span, or every row from holdout_start on; the cross-validation folds then go "
         "forward in time with a gap of the derivations' lookback). Needs dataset.timestamp for "
@@ -564,7 +577,9 @@ class Params(_Strict):
     alarm: AlarmSpec = Field(
         description="How the alarm threshold is chosen when threshold is null: "
         "max_false_alarm_rate, the share of quiet rows allowed to raise an alarm, met on the "
-        "training part's out-of-fold predictions (never the holdout)."
+        "training part's out-of-fold predictions (never the holdout); on a stream, "
+        "max_false_alarms_per_30d instead counts false alarm events (the events rules) on those "
+        "predictions and keeps them at or below this many per 30 days (null: off)."
     )
     permutation_repeats: Annotated[int, Field(ge=1)] = Field(
         description="Repeats of the permutation importance on the holdout."
@@ -579,13 +594,14 @@ class Params(_Strict):
         "`leak pages`; the index always lists every run."
     )
     promotion: PromotionSpec = Field(
-        description="Promotion gate: primary_metric, min_improvement, confidence, "
+        description="Promotion gate: primary_metric (auto: event_economic_share on a stream, "
+        "roc_auc otherwise), min_improvement, confidence, "
         "n_bootstrap, floors, min_unseen_rows (the fewest holdout rows the champion never "
         "trained on that the gate compares on; rows it trained on are always left out), block "
         "(an event metric's bootstrap resamples blocks of time this long)."
     )
     events: EventsSpec = Field(
-        description="Alarm events and their scores (leaklib.events): min_duration, the "
+        description="Alarm events and their scores (leaklib.leak_events): min_duration, the "
         "shortest alarm event that counts; join_gap, the longest quiet time that still joins "
         "two alarms; grace, how long after a leak's end an alarm that starts still detects it "
         "(durations as '30min', '2h', '1D'); water_price_eur_m3 and false_alarm_cost_eur, the "
@@ -602,18 +618,31 @@ class Params(_Strict):
 
     @model_validator(mode="after")
     def _time_split_needs_a_timestamp(self) -> Params:
+        if self.split.by == "auto":
+            by = "time" if self.dataset.is_stream else "group"
+            if by == "group" and self.split.holdout_start is not None:
+                raise ValueError(
+                    "split.holdout_start applies to a time split; split.by: auto splits this "
+                    "table by group (it has a group or no timestamp): set holdout_start: null"
+                )
+            object.__setattr__(self, "split", self.split.model_copy(update={"by": by}))
         if self.split.by == "time" and self.dataset.timestamp is None:
             raise ValueError("split.by: time needs dataset.timestamp (the column that orders rows)")
         return self
 
     @model_validator(mode="after")
     def _event_metrics_need_a_stream(self) -> Params:
+        if self.promotion.primary_metric == "auto":
+            primary = AUTO_STREAM_METRIC if self.dataset.is_stream else AUTO_TABLE_METRIC
+            promotion = self.promotion.model_copy(update={"primary_metric": primary})
+            object.__setattr__(self, "promotion", promotion)
         chosen = [self.promotion.primary_metric, *self.promotion.floors]
         event = [name for name in chosen if metrics.CATALOGUE[name].kind == "event"]
         if event and not self.dataset.is_stream:
             raise ValueError(
                 f"promotion: {event[0]} is an event metric, scored on one time-ordered series: "
-                "it needs dataset.timestamp and no dataset.group"
+                "it needs dataset.timestamp and no dataset.group (promotion.primary_metric: "
+                f"auto chooses {AUTO_TABLE_METRIC} for a table of groups)"
             )
         return self
 

@@ -323,25 +323,54 @@ def trend_png(trend: Trend) -> tuple[str, int, int]:
     return base64.b64encode(buffer.getvalue()).decode("ascii"), width, height
 
 
+def _leak_window(
+    frame: pd.DataFrame, *, target: str, group: str | None, timestamp: str
+) -> tuple[pd.DataFrame | None, str]:
+    """Return the rows to draw around one leak, and where they are from (for the title)."""
+    if group:
+        leaking = frame.groupby(group)[target].agg(["max", "min"])
+        chosen = leaking[(leaking["max"] == 1) & (leaking["min"] == 0)].index
+        if len(chosen) == 0:
+            return None, ""
+        return frame[frame[group] == chosen[0]].sort_values(timestamp), f"in {group} {chosen[0]}"
+    rows = frame.sort_values(timestamp)
+    times = pd.to_datetime(rows[timestamp])
+    flags = rows[target].to_numpy()
+    starts = np.flatnonzero((flags[1:] == 1) & (flags[:-1] == 0)) + 1
+    for start in starts:
+        begin = times.iloc[start] - pd.Timedelta(days=3)
+        if (
+            begin >= times.iloc[0]
+            and not flags[(times >= begin).to_numpy() & (np.arange(len(rows)) < start)].any()
+        ):
+            keep = (
+                (times >= begin) & (times < times.iloc[start] + pd.Timedelta(days=4))
+            ).to_numpy()
+            return rows[keep], f"around the leak starting {times.iloc[start]:%Y-%m-%d %H:%M}"
+    return None, ""
+
+
 def plot_deviation_during_leak(
     frame: pd.DataFrame,
     *,
     column: str,
     derived: str,
     target: str,
-    group: str,
+    group: str | None,
     timestamp: str,
 ) -> Figure:
-    """A sensor and one of its derived deviations over one leak scenario, the leak shaded."""
+    """A sensor and one of its derived deviations over one leak, the leak shaded.
+
+    With a group: the first group holding both leak and quiet rows. On a stream: the week
+    around its first leak start that follows at least three quiet days.
+    """
     fig, (raw, deviation) = plt.subplots(2, 1, figsize=(8, 4.8), sharex=True, layout="constrained")
-    leaking = frame.groupby(group)[target].agg(["max", "min"])
-    chosen = leaking[(leaking["max"] == 1) & (leaking["min"] == 0)].index
-    if len(chosen) == 0 or derived not in frame.columns:
+    rows, where = _leak_window(frame, target=target, group=group, timestamp=timestamp)
+    if rows is None or derived not in frame.columns:
         raw.text(
-            0.5, 0.5, "No scenario with a leak and quiet rows", ha="center", transform=raw.transAxes
+            0.5, 0.5, "No leak with quiet rows before it", ha="center", transform=raw.transAxes
         )
         return fig
-    rows = frame[frame[group] == chosen[0]].sort_values(timestamp)
     for ax, name, label in ((raw, column, "reading"), (deviation, derived, "derived deviation")):
         ax.plot(rows[timestamp], rows[name], lw=0.8, color="tab:blue")
         ax.fill_between(
@@ -356,7 +385,7 @@ def plot_deviation_during_leak(
         )
         ax.set_ylabel(f"{name}\n({label})", fontsize=8)
     deviation.axhline(0, color="grey", lw=0.6, ls=":")
-    raw.set_title(f"{column} in {group} {chosen[0]}: the reading and its deviation from normal")
+    raw.set_title(f"{column} {where}: the reading and its deviation from normal")
     raw.legend(loc="upper left", fontsize=8)
     deviation.set_xlabel("Time")
     fig.text(
@@ -450,7 +479,7 @@ def plot_event_timeline(
     """The evaluation period as an operator sees it: leaks as bars, alarms as ticks.
 
     Args:
-        result: :class:`leaklib.events.EventResult` (its ``leaks`` and ``alarms`` tables).
+        result: :class:`leaklib.leak_events.EventResult` (its ``leaks`` and ``alarms`` tables).
         times: The scored rows' timestamps.
         proba: Their leak probabilities.
         threshold: The alarm threshold.

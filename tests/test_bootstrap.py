@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from leaklib import bootstrap, events, metrics
+from leaklib import bootstrap, leak_events, metrics
 
 
 def _scores(seed: int = 0, n: int = 400, groups: int = 20):
@@ -106,7 +106,7 @@ def test_paired_bootstrap_refuses_a_holdout_whose_groups_hold_one_class():
 STREAM = pd.date_range("2024-01-01", periods=60 * 24, freq="h")  # 60 days, hourly
 
 
-def _stream_result(caught, *, false_alarms=(), days_apart: int = 3) -> events.EventResult:
+def _stream_result(caught, *, false_alarms=(), days_apart: int = 3) -> leak_events.EventResult:
     """Twenty one-day leaks, three days apart; ``caught`` are detected at their start."""
     table = pd.DataFrame(
         {
@@ -118,10 +118,10 @@ def _stream_result(caught, *, false_alarms=(), days_apart: int = 3) -> events.Ev
     flags = np.zeros(len(STREAM), dtype=bool)
     for start in [*table["start"].iloc[list(caught)], *false_alarms]:
         flags[STREAM.get_loc(start) : STREAM.get_loc(start) + 2] = True
-    found = events.alarm_events(STREAM, flags, min_duration="2h", join_gap="1h")
-    return events.match_events(
+    found = leak_events.alarm_events(STREAM, flags, min_duration="2h", join_gap="1h")
+    return leak_events.match_events(
         found.events,
-        events.leaks_from_table(table),
+        leak_events.leaks_from_table(table),
         start=STREAM[0],
         end=STREAM[-1] + pd.Timedelta(hours=1),
         grace="0h",

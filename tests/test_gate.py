@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from leaklib import gate, runs, splits
+from leaklib import gate, leak_events, runs, splits
 from leaklib import params as P
 from leaklib.champion import ChampionError
 from leaklib.gate import Criterion, Decision
@@ -422,7 +422,7 @@ def test_a_gate_on_a_grown_stream_leaves_out_the_champions_training_period(local
             run=run,
             holdout=holdout,
             challenger_proba=proba,
-            leaks=gate.Leaks(table=leak_table),
+            leaks=leak_events.Leaks(table=leak_table),
         )
     first, grown = decisions["first"], decisions["grown"]
     assert first.promoted and "event_recall" in first.challenger["metrics"]

@@ -16,7 +16,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from leaklib import params as P
-from leaklib.schema import limit_groups
+from leaklib.params import PeriodSpec
+from leaklib.schema import within_period
 from leaklib.sources import read_source
 from tests.conftest import leak, make_project
 
@@ -73,12 +74,14 @@ def test_leak_run_on_bigquery_cloud_storage_and_firestore(
     project = make_project(tmp_path / "project")
     monkeypatch.setenv("LEAK_PROJECT_DIR", str(project))
 
-    # the smoke data, from the local smoke source: the groups it keeps plus one more, so the
-    # run has to apply max_groups to the BigQuery table too
+    # the smoke data, from the local stream: its stretch plus a day on each side, so the run
+    # has to apply dataset.period to the BigQuery table too
     smoke = P.load([project / "parameters" / "smoke.yaml"])
     local = read_source(smoke)[smoke.dataset.columns()]
-    seeded = limit_groups(local, group=smoke.dataset.group, max_groups=smoke.dataset.max_groups + 1)
-    kept = limit_groups(local, group=smoke.dataset.group, max_groups=smoke.dataset.max_groups)
+    period, day = smoke.dataset.period, pd.Timedelta(days=1)
+    wider = PeriodSpec(start=period.start - day, end=period.end + day)
+    seeded = within_period(local, timestamp=smoke.dataset.timestamp, period=wider)
+    kept = within_period(local, timestamp=smoke.dataset.timestamp, period=period)
     dataset = f"{bigquery_emulator.extra['project']}.smoke_{uuid.uuid4().hex[:8]}"
     bigquery_client.create_dataset(dataset)
     seed_table(bigquery_client, f"{dataset}.readings", seeded)
@@ -139,5 +142,5 @@ def test_leak_run_on_bigquery_cloud_storage_and_firestore(
         assert blob.metadata == {"sha256": digest}
         assert hashlib.sha256(blob.download_as_bytes()).hexdigest() == digest
     snapshot = pq.read_table(io.BytesIO(blobs[f"snapshots/{sha256}.parquet"].download_as_bytes()))
-    groups = snapshot.column(smoke.dataset.group).to_pandas()
-    assert sorted(groups.unique()) == sorted(kept[smoke.dataset.group].unique())
+    times = snapshot.column(smoke.dataset.timestamp).to_pandas()
+    assert (times.min(), times.max()) == (kept["timestamp"].min(), kept["timestamp"].max())

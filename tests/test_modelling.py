@@ -138,3 +138,69 @@ def test_forward_folds_never_train_on_the_future_and_keep_a_gap(clean):
     for train, test in folds:
         assert frame["timestamp"].iloc[train].max() < frame["timestamp"].iloc[test].min()
         assert test.min() - train.max() == 11  # ten rows of gap between them
+
+
+def _stream_frame(days: int = 20) -> pd.DataFrame:
+    stamps = pd.date_range("2018-01-01", periods=days * 96, freq="15min")
+    leaks = ((stamps >= "2018-01-05") & (stamps < "2018-01-12")).astype(int)
+    return pd.DataFrame({"timestamp": stamps, "p_a": np.arange(len(stamps)) % 5, "leaks": leaks})
+
+
+def test_onset_rows_keep_quiet_rows_and_each_leaks_first_hours():
+    from leaklib.modelling import onset_rows
+
+    frame = _stream_frame()
+    keep = onset_rows(frame, target="leaks", timestamp="timestamp", onset="2D")
+    leak_times = frame["timestamp"][(frame["leaks"] == 1) & keep]
+    assert keep[frame["leaks"].to_numpy() == 0].all()
+    assert leak_times.min() == pd.Timestamp("2018-01-05")
+    assert leak_times.max() == pd.Timestamp("2018-01-07")
+
+
+def test_onset_rows_follow_the_leak_table_when_leaks_overlap():
+    from leaklib.modelling import onset_rows
+
+    frame = _stream_frame()
+    table = pd.DataFrame(
+        {"start": pd.to_datetime(["2018-01-05", "2018-01-09"]), "end": [pd.NaT, "2018-01-12"]}
+    )
+    keep = onset_rows(frame, target="leaks", timestamp="timestamp", onset="1D", leak_table=table)
+    kept = frame["timestamp"][(frame["leaks"] == 1) & keep]
+    assert set(kept.dt.date.astype(str)) == {"2018-01-05", "2018-01-06", "2018-01-09", "2018-01-10"}
+
+
+def test_a_leak_onset_needs_a_timestamp(params):
+    values = params.to_plain()
+    values["model"]["leak_onset"] = "72h"
+    values["dataset"]["timestamp"] = None
+    values["dataset"]["derive"] = []
+    from leaklib.modelling import learning_rows
+
+    with pytest.raises(ModelError, match="model.leak_onset needs dataset.timestamp"):
+        learning_rows(_stream_frame(), params=P.validate(values))
+
+
+def test_folds_go_forward_with_the_lookback_as_gap_on_a_time_split(params):
+    from leaklib.modelling import folds_for
+
+    values = params.to_plain()
+    values["split"] = {"by": "time"}
+    values["dataset"]["derive"] = [
+        {
+            "kind": "seasonal_deviation",
+            "columns": "p_a",
+            "period": 4,
+            "baseline": "trailing",
+            "days": 3,
+            "window": 2,
+        }
+    ]
+    folds = folds_for(P.validate(values))
+    assert folds.forward == "timestamp" and folds.gap == 4 * 3 + 1
+    assert folds_for(params).forward is None and folds_for(params).group == "scenario_id"
+
+
+def test_cross_validation_ranks_event_metrics_by_roc_auc():
+    from leaklib.modelling import cv_primary
+
+    assert cv_primary("event_economic_share") == "roc_auc" and cv_primary("pr_auc") == "pr_auc"

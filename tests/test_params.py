@@ -25,8 +25,32 @@ MINE = {
 def test_default_set_is_valid_and_complete():
     loaded = P.load()
     assert set(P.defaults()) == set(P.field_names())
-    assert loaded.dataset.target == "leaks" and loaded.dataset.group == "scenario_id"
+    assert loaded.dataset.target == "leaks" and loaded.dataset.group is None
+    assert loaded.dataset.is_stream and loaded.split.by == "time"
+    assert loaded.promotion.primary_metric == "event_economic_share"
     assert loaded.dataset.model_name == "leak-detector"
+
+
+def test_the_scenarios_set_keeps_the_grouped_table_and_its_own_champion():
+    scenarios = P.load([P.default_file().parent / "scenarios.yaml"])
+    assert scenarios.dataset.group == "scenario_id" and scenarios.split.by == "group"
+    assert scenarios.promotion.primary_metric == "roc_auc"
+    assert scenarios.dataset.model_name == "leak-detector-scenarios"
+
+
+def test_auto_splits_a_users_table_of_groups_by_group(tmp_path):
+    grouped = {**MINE, "group": "district", "timestamp": "time"}
+    loaded = P.load([write(tmp_path, "mine.yaml", {"dataset": grouped})])
+    assert (loaded.split.by, loaded.promotion.primary_metric) == ("group", "roc_auc")
+
+
+def test_an_event_metric_on_a_table_of_groups_is_refused_naming_auto(tmp_path):
+    grouped = {**MINE, "group": "district", "timestamp": "time"}
+    mine = write(
+        tmp_path, "mine.yaml", {"dataset": grouped, "promotion.primary_metric": "event_recall"}
+    )
+    with pytest.raises(P.ParameterError, match="event_recall is an event metric.*auto chooses"):
+        P.load([mine])
 
 
 def test_later_file_and_override_win(tmp_path):
@@ -45,14 +69,17 @@ def test_a_dataset_mapping_replaces_the_default_dataset_whole(tmp_path):
 
 
 def test_a_dotted_key_in_a_file_sets_one_dataset_value(tmp_path):
-    loaded = P.load([write(tmp_path, "quick.yaml", {"dataset.max_groups": 24})])
-    assert loaded.dataset.max_groups == 24
+    period = {"start": "2018-03-01", "end": "2018-04-01"}
+    loaded = P.load([write(tmp_path, "quick.yaml", {"dataset.period": period})])
+    assert loaded.dataset.period.end.month == 4
     assert loaded.dataset.source == P.load().dataset.source and len(loaded.dataset.features) > 3
 
 
-def test_the_smoke_set_cuts_the_default_dataset():
+def test_the_smoke_set_cuts_the_default_stream_and_names_its_own_model():
     smoke = P.load([P.default_file().parent / "smoke.yaml"])
-    assert smoke.dataset.max_groups == 24 and smoke.dataset.model_name == "leak-detector"
+    assert smoke.dataset.period.start.isoformat() == "2018-09-15T00:00:00"
+    assert smoke.dataset.source == P.load().dataset.source
+    assert smoke.dataset.model_name == "leak-detector-smoke"
 
 
 def test_a_dataset_mapping_after_a_dotted_key_replaces_it(tmp_path):

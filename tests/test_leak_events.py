@@ -1,4 +1,4 @@
-"""leaklib.events: alarm events, leak events, matching and the field's scores on known timelines."""
+"""leaklib.leak_events: alarm events, leak events, matching and the field's scores on known timelines."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from leaklib import events as E
+from leaklib import leak_events as E
 from leaklib import metrics
 from leaklib import params as P
 

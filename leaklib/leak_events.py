@@ -46,6 +46,7 @@ with row spacing ``s`` (given, or the median difference of the times), an alarm 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 from collections.abc import Sequence
@@ -56,7 +57,7 @@ import numpy as np
 import pandas as pd
 
 from leaklib.metrics import EVENT, EVENT_PER_KIND, LEAK_KINDS, MetricError
-from leaklib.params import EventsSpec
+from leaklib.params import DatasetSpec, EventsSpec, Params
 from leaklib.paths import resolve
 
 log = logging.getLogger(__name__)
@@ -615,6 +616,74 @@ def read_table(path: str, *, parameter: str) -> pd.DataFrame:
     if not file.is_file():
         raise EventError(f"{parameter}: {path!r} does not exist")
     return pd.read_parquet(file) if file.suffix == ".parquet" else pd.read_csv(file)
+
+
+@dataclass(frozen=True)
+class Leaks:
+    """The true leaks of a stream: the leak table and its volumes (either may be absent)."""
+
+    table: pd.DataFrame | None = None
+    volumes: pd.DataFrame | None = None
+    sha256: dict[str, str] = field(default_factory=dict)  # file -> content hash, for the record
+
+
+def load_leaks(dataset: DatasetSpec) -> Leaks:
+    """Read ``dataset.leak_table`` and ``dataset.leak_volumes`` (None where not set)."""
+    files = {"leak_table": dataset.leak_table, "leak_volumes": dataset.leak_volumes}
+    frames = {
+        key: read_table(path, parameter=f"dataset.{key}") if path else None
+        for key, path in files.items()
+    }
+    hashes = {
+        path: hashlib.sha256(resolve(path).read_bytes()).hexdigest()
+        for path in files.values()
+        if path
+    }
+    return Leaks(table=frames["leak_table"], volumes=frames["leak_volumes"], sha256=hashes)
+
+
+def evaluate_stream(
+    frame: pd.DataFrame, proba: np.ndarray, *, params: Params, threshold: float, leaks: Leaks
+) -> EventResult | None:
+    """Return the leak events of a stream's scored rows, or None when the table is no stream."""
+    dataset = params.dataset
+    if not dataset.is_stream:
+        return None
+    return evaluate_events(
+        frame,
+        proba,
+        threshold=threshold,
+        timestamp=dataset.timestamp,
+        target=dataset.target,
+        spec=params.events,
+        leak_table=leaks.table,
+        volumes=leaks.volumes,
+    )
+
+
+HEADLINE_EVENTS = (
+    "event_recall",
+    "event_detection_hours_median",
+    "event_detection_hours_p90",
+    "event_false_alarms_per_30d",
+    "event_precision",
+    "event_f1",
+    "event_early_detection",
+    "event_economic_share",
+)
+
+
+def score_table(scores: dict[str, float]) -> pd.DataFrame:
+    """Return the headline event scores as a table: all leaks, then abrupt and incipient."""
+    rows = {}
+    for name in HEADLINE_EVENTS:
+        row = {"all leaks": scores.get(name)}
+        for kind in LEAK_KINDS:
+            row[kind] = scores.get(f"{name}_{kind}")
+        rows[EVENT[name].label] = row
+    rows["economic score (EUR)"] = {"all leaks": scores.get("event_economic_eur")}
+    rows["perfect economic score (EUR)"] = {"all leaks": scores.get("event_economic_perfect_eur")}
+    return pd.DataFrame.from_dict(rows, orient="index")
 
 
 def evaluate_events(
