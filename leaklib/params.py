@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -363,7 +364,10 @@ class Params(_Strict):
     cv_folds: Annotated[int, Field(ge=2, le=20)] = Field(
         description="Folds of the grouped cross-validation on the training part."
     )
-    seed: int = Field(description="Seed for the split, the estimator and the bootstrap.")
+    seed: Annotated[int, Field(ge=0, lt=2**32)] = Field(
+        description="Seed for the split, the estimator and the bootstrap (0 to 2**32 - 1, "
+        "what numpy and scikit-learn accept)."
+    )
     threshold: Annotated[float, Field(gt=0.0, lt=1.0)] | None = Field(
         description="Alarm threshold on the predicted leak probability, as an explicit "
         "override (null: chosen by alarm.max_false_alarm_rate on out-of-fold predictions)."
@@ -499,18 +503,60 @@ def _set(merged: dict[str, Any], key: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
-def validate(values: dict[str, Any]) -> Params:
-    """Validate a merged parameter mapping, raising one error that names every bad key."""
+Check = Callable[[dict[str, Any]], list[str]]
+"""A further check of a merged parameter mapping: its problems, each ``key: what is wrong``."""
+
+
+def estimator_problems(values: dict[str, Any]) -> list[str]:
+    """Return what the chosen estimator refuses in ``model.params`` and ``model.search.space``.
+
+    Parameter names and values are checked by scikit-learn's own declared constraints
+    (:func:`leaklib.estimators.check_params`); a model mapping that is itself malformed is
+    left to the contract, which names it.
+    """
+    model = values.get("model")
+    if not isinstance(model, dict) or model.get("name") not in estimators.CATALOGUE:
+        return []
+    name = model["name"]
+    problems = []
+    given = model.get("params")
+    if isinstance(given, dict):
+        for param, problem in estimators.check_params(name, given):
+            problems.append(f"model.params.{param}: {problem}")
+    search = model.get("search")
+    space = search.get("space") if isinstance(search, dict) else None
+    if isinstance(space, dict):
+        for param, tried in space.items():
+            for value in tried if isinstance(tried, list) else []:
+                found = estimators.check_params(name, {param: value})
+                if found:
+                    problems.append(f"model.search.space.{param}: {found[0][1]}")
+                    break
+    return problems
+
+
+def validate(values: dict[str, Any], *, checks: Sequence[Check] = ()) -> Params:
+    """Validate a merged parameter mapping, raising one error that names every bad key.
+
+    The contract (:class:`Params`), the estimator's own parameter constraints and each of
+    ``checks`` (such as whether the source exists) all run, so every problem is listed at once.
+    """
+    problems = []
+    params = None
     try:
-        return Params.model_validate(values)
+        params = Params.model_validate(values)
     except ValidationError as exc:
-        problems = []
         for err in exc.errors():
             where = ".".join(str(p) for p in err["loc"]) or "parameters"
             got = err.get("input")
             shown = "" if isinstance(got, dict | list) else f" (got {got!r})"
             problems.append(f"{where}: {err['msg']}{shown}")
-        raise ParameterError("invalid parameters:\n  " + "\n  ".join(problems)) from None
+    problems += estimator_problems(values)
+    for check in checks:
+        problems += check(values)
+    if problems or params is None:
+        raise ParameterError("invalid parameters:\n  " + "\n  ".join(problems))
+    return params
 
 
 def load(
@@ -518,6 +564,7 @@ def load(
     overrides: list[tuple[str, str]] | None = None,
     *,
     base: str | Path | None = None,
+    checks: Sequence[Check] = (),
 ) -> Params:
     """Load the embedded default, then each file, then each ``-p`` override, and validate.
 
@@ -525,11 +572,12 @@ def load(
         files: Parameter files applied in order after the default.
         overrides: ``(key, yaml_text)`` pairs from the command line, applied last.
         base: The base set (``parameters/default.yaml`` when omitted).
+        checks: Further checks of the merged mapping (see :func:`validate`).
     """
     layers = [read_yaml(base or default_file())]
     layers += [read_yaml(f) for f in files or []]
     parsed = [parse_override(k, v) for k, v in overrides or []]
-    return validate(merge(layers, parsed))
+    return validate(merge(layers, parsed), checks=checks)
 
 
 def defaults() -> dict[str, Any]:
