@@ -515,9 +515,9 @@ def estimator_problems(values: dict[str, Any]) -> list[str]:
     left to the contract, which names it.
     """
     model = values.get("model")
-    if not isinstance(model, dict) or model.get("name") not in estimators.CATALOGUE:
+    name = model.get("name") if isinstance(model, dict) else None
+    if not isinstance(name, str) or name not in estimators.CATALOGUE:
         return []
-    name = model["name"]
     problems = []
     given = model.get("params")
     if isinstance(given, dict):
