@@ -335,7 +335,7 @@ PIPELINE_MODELS = (
     {"name": "hist_gradient_boosting", "params": {"max_iter": 1, "max_depth": 1}},  # one stump
 )
 # Written by the jobs into the folder gitlab-ci-local runs in, or left by them there
-MODEL_NAME = "leak-detector"  # dataset.model_name of the smoke set
+MODEL_NAME = "leak-detector-smoke"  # dataset.model_name of the smoke set
 JOB_LEFTOVERS = ("reports", "public", "stores", "mlflow.db", "mlruns", "mlartifacts")
 PIPELINE_TIMEOUT_S = 900
 

@@ -52,7 +52,7 @@ def test_a_dotted_key_in_a_file_sets_one_dataset_value(tmp_path):
 
 def test_the_smoke_set_cuts_the_default_dataset():
     smoke = P.load([P.default_file().parent / "smoke.yaml"])
-    assert smoke.dataset.max_groups == 24 and smoke.dataset.model_name == "leak-detector"
+    assert smoke.dataset.max_groups == 24 and smoke.dataset.model_name == "leak-detector-smoke"
 
 
 def test_a_dataset_mapping_after_a_dotted_key_replaces_it(tmp_path):

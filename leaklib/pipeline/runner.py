@@ -232,7 +232,8 @@ def run_pipeline(
     run, is recorded as failed with its error, and its executed notebook is rendered all the
     same. SIGTERM or SIGINT marks the current step and the run failed ("interrupted during
     <step>"), renders what exists, and sets the result's ``exit_code``. ``params``, when
-    given, is used as it is instead of loading ``files`` and ``overrides``. A step whose
+    given, is used as it is instead of loading ``files`` and ``overrides`` (``files`` then only
+    name the parameter set in the record, as a reproduction does). A step whose
     inputs match a succeeded step of an earlier run is taken from it
     (:mod:`leaklib.pipeline.cache`) unless ``use_cache`` is false. ``kernel``, when given,
     is the run's kernel already started (``leak run`` starts it before loading the library);
