@@ -12,7 +12,8 @@ import fnmatch
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import (
@@ -68,9 +69,16 @@ class FeatureSpec(_Strict):
 class SearchSpec(_Strict):
     """A bounded random search over declared hyper-parameter values, scored by the grouped CV."""
 
-    space: dict[str, list[Any]] = Field(min_length=1)
-    n_candidates: Annotated[int, Field(ge=1, le=200)] = 8
-    budget_s: Annotated[float, Field(gt=0)] = 900.0
+    space: dict[str, list[Any]] = Field(
+        min_length=1,
+        description="The values to try, per parameter of the estimator: {param: [values]}.",
+    )
+    n_candidates: Annotated[int, Field(ge=1, le=200)] = Field(
+        8, description="How many candidates are drawn (with the run's seed) and scored."
+    )
+    budget_s: Annotated[float, Field(gt=0)] = Field(
+        900.0, description="Seconds the search may take; it keeps the best scored by then."
+    )
 
     @field_validator("space")
     @classmethod
@@ -84,19 +92,39 @@ class SearchSpec(_Strict):
 class ModelSpec(_Strict):
     """Which scikit-learn estimator to fit, its hyper-parameters, and an optional search."""
 
-    name: ModelName
-    params: dict[str, Any] = Field(default_factory=dict)
-    search: SearchSpec | None = None
+    name: ModelName = Field(description="Which estimator (leaklib/estimators.py).")
+    params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The estimator's own parameters, checked against scikit-learn's "
+        "declared constraints (e.g. max_iter, learning_rate, early_stopping, class_weight).",
+    )
+    search: SearchSpec | None = Field(
+        default=None, description="A random search over model.params values (null: off)."
+    )
 
 
 class BigQuerySpec(_Strict):
     """Options for a ``bigquery://`` source."""
 
-    billing_project: str | None = None
-    where: str | None = None
-    where_params: dict[str, Any] = Field(default_factory=dict)
-    limit: Annotated[int, Field(gt=0)] | None = None
-    use_storage_api: bool = True
+    billing_project: str | None = Field(
+        default=None, description="Project billed for the queries (null: the table's project)."
+    )
+    where: str | None = Field(
+        default=None,
+        description="One SQL filter expression; its values go in bigquery.where_params (@name).",
+    )
+    where_params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The filter's values, sent as typed query parameters: {name: value}.",
+    )
+    limit: Annotated[int, Field(gt=0)] | None = Field(
+        default=None, description="Read at most this many rows (null: all)."
+    )
+    use_storage_api: bool = Field(
+        default=True,
+        description="Read large results through the BigQuery Storage Read API (falls back to "
+        "REST when the account may not use it).",
+    )
 
 
 class SampleSpec(_Strict):
@@ -105,8 +133,12 @@ class SampleSpec(_Strict):
     Which groups is decided by :mod:`leaklib.sampling` (a hash of the group value).
     """
 
-    groups: Annotated[int, Field(gt=0, strict=True)] | None = None
-    fraction: Annotated[float, Field(gt=0.0, le=1.0, strict=True)] | None = None
+    groups: Annotated[int, Field(gt=0, strict=True)] | None = Field(
+        default=None, description="Keep this many groups (not with fraction)."
+    )
+    fraction: Annotated[float, Field(gt=0.0, le=1.0, strict=True)] | None = Field(
+        default=None, description="Keep about this share of the groups (not with groups)."
+    )
 
     @model_validator(mode="after")
     def _exactly_one(self) -> SampleSpec:
@@ -128,17 +160,30 @@ SAMPLE_FORM = (
 class AlarmSpec(_Strict):
     """The alarm threshold's target, in the operator's terms."""
 
-    max_false_alarm_rate: Annotated[float, Field(gt=0.0, lt=0.5)] = 0.01
+    max_false_alarm_rate: Annotated[float, Field(gt=0.0, lt=0.5)] = Field(
+        0.01,
+        description="Share of quiet rows allowed to raise an alarm, met on the training "
+        "part's out-of-fold predictions.",
+    )
 
 
 class PromotionSpec(_Strict):
     """When a challenger replaces the champion."""
 
-    primary_metric: PrimaryMetric
-    min_improvement: float = 0.0
-    confidence: Annotated[float, Field(gt=0.5, lt=1.0)] = 0.95
-    n_bootstrap: Annotated[int, Field(ge=100)] = 1000
-    floors: dict[PrimaryMetric, float] = Field(default_factory=dict)
+    primary_metric: PrimaryMetric = Field(description="The holdout metric the gate compares.")
+    min_improvement: float = Field(
+        0.0, description="How much the challenger must beat the champion by."
+    )
+    confidence: Annotated[float, Field(gt=0.5, lt=1.0)] = Field(
+        0.95, description="Confidence of the bootstrap comparison on the holdout."
+    )
+    n_bootstrap: Annotated[int, Field(ge=100)] = Field(
+        1000, description="Bootstrap draws of the holdout for that comparison."
+    )
+    floors: dict[PrimaryMetric, float] = Field(
+        default_factory=dict,
+        description="Least value of each metric a model needs to be promoted: {metric: value}.",
+    )
 
 
 # --- derived features (computed by leaklib.features) ---------------------------------
@@ -364,9 +409,9 @@ class Params(_Strict):
     cv_folds: Annotated[int, Field(ge=2, le=20)] = Field(
         description="Folds of the grouped cross-validation on the training part."
     )
+    # 0 to 2**32 - 1: what numpy's generators and scikit-learn's random_state accept
     seed: Annotated[int, Field(ge=0, lt=2**32)] = Field(
-        description="Seed for the split, the estimator and the bootstrap (0 to 2**32 - 1, "
-        "what numpy and scikit-learn accept)."
+        description="Seed for the split, the estimator and the bootstrap."
     )
     threshold: Annotated[float, Field(gt=0.0, lt=1.0)] | None = Field(
         description="Alarm threshold on the predicted leak probability, as an explicit "
@@ -585,10 +630,67 @@ def defaults() -> dict[str, Any]:
     return read_yaml(default_file())
 
 
-def _type_name(annotation: Any) -> str:
-    name = getattr(annotation, "__name__", None) or str(annotation)
-    name = name.replace("typing.", "").replace("leaklib.params.", "")
-    return re.sub(r"Annotated\[(\w+), [^\]]*\]", r"\1", name)
+_BASIC_TYPES = {
+    int: "integer",
+    float: "number",
+    str: "text",
+    bool: "boolean",
+    type(None): "null",
+    Any: "any value",
+}
+_BOUNDS = (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<="))
+
+
+def _bounds(metadata: Sequence[Any]) -> str:
+    """Return ``>= 2, <= 20`` from a field's constraints (pydantic's or annotated-types')."""
+    shown = []
+    for item in metadata:
+        for constraint in getattr(item, "metadata", None) or [item]:
+            for attribute, sign in _BOUNDS:
+                value = getattr(constraint, attribute, None)
+                if value is not None and not callable(value):
+                    shown.append(f"{sign} {value}")
+    return ", ".join(shown)
+
+
+def type_text(annotation: Any, metadata: Sequence[Any] = ()) -> str:
+    """Return a parameter's whole type in words: ``integer > 0 or null``, ``list of text``.
+
+    Args:
+        annotation: The field's annotation.
+        metadata: Constraints pydantic moved out of a top-level ``Annotated`` (``FieldInfo.metadata``).
+    """
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is Annotated:
+        return type_text(args[0], [*args[1:], *metadata])
+    if origin in (Union, UnionType):
+        parts = [type_text(arg) for arg in args if arg is not type(None)]
+        if type(None) in args:
+            parts.append("null")
+        text = " or ".join(parts)
+    elif origin is Literal:
+        text = "one of " + " | ".join(str(arg) for arg in args)
+    elif origin is list:
+        text = f"list of {type_text(args[0])}"
+    elif origin is dict:
+        text = f"mapping of {type_text(args[0])} to {type_text(args[1])}"
+    elif isinstance(annotation, type) and issubclass(annotation, RootModel):
+        text = "list of mappings"
+    elif isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        text = "mapping"
+    else:
+        text = _BASIC_TYPES.get(annotation, getattr(annotation, "__name__", str(annotation)))
+    bounds = _bounds(metadata)
+    return f"{text} ({bounds})" if bounds else text
+
+
+def _nested_model(annotation: Any) -> type[BaseModel] | None:
+    """Return the mapping model a field holds (also when it may be null), else None."""
+    members = get_args(annotation) if get_origin(annotation) in (Union, UnionType) else ()
+    for arg in (annotation, *members):
+        if isinstance(arg, type) and issubclass(arg, BaseModel) and not issubclass(arg, RootModel):
+            return arg
+    return None
 
 
 def _shown(value: Any) -> str:
@@ -596,31 +698,28 @@ def _shown(value: Any) -> str:
     return text.strip().removesuffix("\n...")
 
 
-def describe() -> list[dict[str, str]]:
-    """Return name, type, default and description of every parameter, for ``leak params``.
-
-    The dataset's keys are listed one by one (``dataset.source``, ...).
-    """
-    values = defaults()
+def _describe(model: type[BaseModel], prefix: str, values: Any) -> list[dict[str, str]]:
+    values = values if isinstance(values, dict) else {}
     rows = []
-    for name, info in Params.model_fields.items():
+    for name, info in model.model_fields.items():
         rows.append(
             {
-                "name": name,
-                "type": _type_name(info.annotation),
+                "name": f"{prefix}{name}",
+                "type": type_text(info.annotation, info.metadata),
                 "default": _shown(values.get(name)),
                 "description": info.description or "",
             }
         )
-        if name == "dataset":
-            dataset = values.get("dataset") or {}
-            for key, sub in DatasetSpec.model_fields.items():
-                rows.append(
-                    {
-                        "name": f"dataset.{key}",
-                        "type": _type_name(sub.annotation),
-                        "default": _shown(dataset.get(key)),
-                        "description": sub.description or "",
-                    }
-                )
+        nested = _nested_model(info.annotation)
+        if nested is not None:
+            rows += _describe(nested, f"{prefix}{name}.", values.get(name))
     return rows
+
+
+def describe() -> list[dict[str, str]]:
+    """Return name, type, default and description of every parameter, for ``leak params``.
+
+    The keys of each mapping are listed one by one after it (``dataset.source``, ...,
+    ``promotion.confidence``), with their whole types (``integer > 0 or null``).
+    """
+    return _describe(Params, "", defaults())
