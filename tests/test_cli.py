@@ -39,6 +39,20 @@ def test_params_lists_every_parameter_with_its_default(capsys):
     assert "dataset.max_groups  (integer (> 0) or null)" in out and "(Optional)" not in out
 
 
+def test_params_stops_quietly_when_its_reader_closes_the_pipe():
+    """`leak params | head`: the reader goes away before the listing is written."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "leaklib.cli", "params"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    process.stdout.close()  # closed before the command has loaded, so every write fails
+    stderr = process.stderr.read()
+    assert process.wait() == cli.SIGPIPE_EXIT
+    assert stderr == ""
+
+
 def test_params_prints_the_merged_set(capsys):
     assert cli.main(["params", "-p", "dataset.source", "mine.parquet"]) == 0
     assert "dataset:\n  source: mine.parquet\n" in capsys.readouterr().out
