@@ -159,7 +159,7 @@ def test_index_shows_the_domain_metrics_of_the_smoke_run(visit: Any, site: dict[
 def test_index_marks_the_failed_run_failed(visit: Any, site: dict[str, Any]) -> None:
     row = visit("site index")["rows"][f"run-{site['ids']['failed']}"]
     assert "failed" in row.lower()  # folded under the successes: its text is not styled
-    assert "p_n1" in row
+    assert "SchemaError: the input table does not fit" in row
 
 
 def test_failed_report_shows_the_error(visit: Any) -> None:
