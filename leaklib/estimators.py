@@ -13,6 +13,9 @@ from sklearn.base import ClassifierMixin
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 
+# scikit-learn's own check of a parameter against its declared constraints (what fit calls)
+from sklearn.utils._param_validation import InvalidParameterError, validate_parameter_constraints
+
 
 @dataclass(frozen=True)
 class Estimator:
@@ -37,3 +40,34 @@ CATALOGUE: dict[str, Estimator] = {
     )
 }
 NAMES = tuple(CATALOGUE)
+
+
+def check_params(name: str, params: dict[str, Any]) -> list[tuple[str, str]]:
+    """Return (parameter, problem) for each of ``params`` that ``name``'s estimator refuses.
+
+    Names are checked against the estimator's own parameters, and values against the
+    constraints scikit-learn declares for it (``_parameter_constraints``), the same check
+    ``fit`` would make, so a bad value is found before any data is read. Constraints between
+    parameters that only ``fit`` checks are left to it.
+    """
+    entry = CATALOGUE[name]
+    known = entry.cls(**entry.defaults).get_params()
+    constraints = getattr(entry.cls, "_parameter_constraints", {})
+    problems = []
+    for param, value in params.items():
+        if param not in known:
+            problems.append(
+                (
+                    str(param),
+                    f"{param!r} is not a parameter of {name} ({entry.cls.__name__}); "
+                    f"valid: {', '.join(sorted(known))}",
+                )
+            )
+        elif param in constraints:
+            try:
+                validate_parameter_constraints(
+                    {param: constraints[param]}, {param: value}, caller_name=entry.cls.__name__
+                )
+            except InvalidParameterError as exc:
+                problems.append((str(param), str(exc)))
+    return problems

@@ -36,17 +36,14 @@ def make_estimator(model: ModelSpec, *, seed: int) -> ClassifierMixin:
     entry = estimators.CATALOGUE[model.name]
     cls = entry.cls
     estimator = cls(**entry.defaults)
-    known = estimator.get_params()
-    unknown = sorted(set(model.params) - set(known))
-    if unknown:
-        raise ModelError(
-            f"model.params: {unknown[0]!r} is not a parameter of {model.name} "
-            f"({cls.__name__}); valid: {', '.join(sorted(known))}"
-        )
+    problems = estimators.check_params(model.name, model.params)
+    if problems:
+        raise ModelError(f"model.params: {problems[0][1]}")
     try:
         estimator.set_params(**model.params)
     except (TypeError, ValueError) as exc:
         raise ModelError(f"model.params for {model.name}: {exc}") from exc
+    known = estimator.get_params()
     if "random_state" in known:
         estimator.set_params(random_state=seed)
     return estimator

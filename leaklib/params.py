@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import fnmatch
 import re
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import pandas as pd
 import yaml
@@ -86,9 +88,16 @@ class FeatureSpec(_Strict):
 class SearchSpec(_Strict):
     """A bounded random search over declared hyper-parameter values, scored by the grouped CV."""
 
-    space: dict[str, list[Any]] = Field(min_length=1)
-    n_candidates: Annotated[int, Field(ge=1, le=200)] = 8
-    budget_s: Annotated[float, Field(gt=0)] = 900.0
+    space: dict[str, list[Any]] = Field(
+        min_length=1,
+        description="The values to try, per parameter of the estimator: {param: [values]}.",
+    )
+    n_candidates: Annotated[int, Field(ge=1, le=200)] = Field(
+        8, description="How many candidates are drawn (with the run's seed) and scored."
+    )
+    budget_s: Annotated[float, Field(gt=0)] = Field(
+        900.0, description="Seconds the search may take; it keeps the best scored by then."
+    )
 
     @field_validator("space")
     @classmethod
@@ -102,22 +111,45 @@ class SearchSpec(_Strict):
 class ModelSpec(_Strict):
     """Which scikit-learn estimator to fit, its hyper-parameters, and an optional search."""
 
-    name: ModelName
-    params: dict[str, Any] = Field(default_factory=dict)
-    search: SearchSpec | None = None
-    # train on the first this-long of each leak only: later rows of a leak are left out of
-    # training (null: every row); see modelling.onset_rows
-    leak_onset: DurationText | None = None
+    name: ModelName = Field(description="Which estimator (leaklib/estimators.py).")
+    params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The estimator's own parameters, checked against scikit-learn's "
+        "declared constraints (e.g. max_iter, learning_rate, early_stopping, class_weight).",
+    )
+    search: SearchSpec | None = Field(
+        default=None, description="A random search over model.params values (null: off)."
+    )
+    leak_onset: DurationText | None = Field(
+        default=None,
+        description="Train on the first this-long of each leak only (e.g. 72h): its later rows "
+        "are left out of training, since a leak older than the trailing baseline looks normal "
+        "(null: every row). Needs dataset.timestamp; uses dataset.leak_table when set.",
+    )
 
 
 class BigQuerySpec(_Strict):
     """Options for a ``bigquery://`` source."""
 
-    billing_project: str | None = None
-    where: str | None = None
-    where_params: dict[str, Any] = Field(default_factory=dict)
-    limit: Annotated[int, Field(gt=0)] | None = None
-    use_storage_api: bool = True
+    billing_project: str | None = Field(
+        default=None, description="Project billed for the queries (null: the table's project)."
+    )
+    where: str | None = Field(
+        default=None,
+        description="One SQL filter expression; its values go in bigquery.where_params (@name).",
+    )
+    where_params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The filter's values, sent as typed query parameters: {name: value}.",
+    )
+    limit: Annotated[int, Field(gt=0)] | None = Field(
+        default=None, description="Read at most this many rows (null: all)."
+    )
+    use_storage_api: bool = Field(
+        default=True,
+        description="Read large results through the BigQuery Storage Read API (falls back to "
+        "REST when the account may not use it).",
+    )
 
 
 class SampleSpec(_Strict):
@@ -126,8 +158,12 @@ class SampleSpec(_Strict):
     Which groups is decided by :mod:`leaklib.sampling` (a hash of the group value).
     """
 
-    groups: Annotated[int, Field(gt=0, strict=True)] | None = None
-    fraction: Annotated[float, Field(gt=0.0, le=1.0, strict=True)] | None = None
+    groups: Annotated[int, Field(gt=0, strict=True)] | None = Field(
+        default=None, description="Keep this many groups (not with fraction)."
+    )
+    fraction: Annotated[float, Field(gt=0.0, le=1.0, strict=True)] | None = Field(
+        default=None, description="Keep about this share of the groups (not with groups)."
+    )
 
     @model_validator(mode="after")
     def _exactly_one(self) -> SampleSpec:
@@ -162,20 +198,32 @@ SAMPLE_FORM = (
 class AlarmSpec(_Strict):
     """The alarm threshold's target, in the operator's terms."""
 
-    max_false_alarm_rate: Annotated[float, Field(gt=0.0, lt=0.5)] = 0.01
-    # on a stream: the threshold keeps the out-of-fold false alarm events (the events rules)
-    # at or below this many per 30 days instead (null: use max_false_alarm_rate)
-    max_false_alarms_per_30d: Annotated[float, Field(ge=0.0)] | None = None
+    max_false_alarm_rate: Annotated[float, Field(gt=0.0, lt=0.5)] = Field(
+        0.01,
+        description="Share of quiet rows allowed to raise an alarm, met on the training "
+        "part's out-of-fold predictions.",
+    )
+    max_false_alarms_per_30d: Annotated[float, Field(ge=0.0)] | None = Field(
+        default=None,
+        description="On a stream: the most false alarm events per 30 days (the events rules) "
+        "the training part's out-of-fold predictions may make; the threshold is chosen by it "
+        "instead of max_false_alarm_rate (null: off).",
+    )
 
 
 class SplitSpec(_Strict):
     """How the holdout is chosen: by the hash of each group (or row), or by time."""
 
-    # auto: time on a stream (a timestamp and no group), group otherwise
-    by: Literal["auto", "group", "time"] = "auto"
-    # split by time: the holdout is every row from this time on (null: the last test_size of
-    # the time span); an ISO date or date-time
-    holdout_start: datetime | None = None
+    by: Literal["auto", "group", "time"] = Field(
+        default="auto",
+        description="auto: time on a stream (a timestamp and no group), group otherwise; group: "
+        "by the hash of each group (or row); time: the holdout is the latest rows.",
+    )
+    holdout_start: datetime | None = Field(
+        default=None,
+        description="A time split's holdout is every row from this time on, an ISO date or "
+        "date-time (null: the last test_size of the time span).",
+    )
 
     @model_validator(mode="after")
     def _start_needs_time(self) -> SplitSpec:
@@ -187,18 +235,33 @@ class SplitSpec(_Strict):
 class PromotionSpec(_Strict):
     """When a challenger replaces the champion."""
 
-    # "auto": event_economic_share on a stream (a timestamp, no group), roc_auc otherwise
-    primary_metric: PrimaryMetric | Literal["auto"]
-    min_improvement: float = 0.0
-    confidence: Annotated[float, Field(gt=0.5, lt=1.0)] = 0.95
-    n_bootstrap: Annotated[int, Field(ge=100)] = 1000
-    floors: dict[PrimaryMetric, float] = Field(default_factory=dict)
-    # the fewest holdout rows the champion never saw that the gate compares on; below it the
-    # gate does not compare and does not promote (the floors are still checked and shown)
-    min_unseen_rows: Annotated[int, Field(ge=1)] = 1000
-    # an event metric's bootstrap resamples blocks of time this long (leaks and alarm events
-    # stay in the block they start in); a pandas time text
-    block: DurationText = "7D"
+    primary_metric: PrimaryMetric | Literal["auto"] = Field(
+        description="The holdout metric the gate compares (auto: event_economic_share on a "
+        "stream, roc_auc otherwise)."
+    )
+    min_improvement: float = Field(
+        0.0, description="How much the challenger must beat the champion by."
+    )
+    confidence: Annotated[float, Field(gt=0.5, lt=1.0)] = Field(
+        0.95, description="Confidence of the bootstrap comparison on the holdout."
+    )
+    n_bootstrap: Annotated[int, Field(ge=100)] = Field(
+        1000, description="Bootstrap draws of the holdout for that comparison."
+    )
+    floors: dict[PrimaryMetric, float] = Field(
+        default_factory=dict,
+        description="Least value of each metric a model needs to be promoted: {metric: value}.",
+    )
+    min_unseen_rows: Annotated[int, Field(ge=1)] = Field(
+        1000,
+        description="The fewest holdout rows the champion never trained on that the gate "
+        "compares on; below it the gate does not compare and does not promote.",
+    )
+    block: DurationText = Field(
+        "7D",
+        description="An event metric's bootstrap resamples blocks of time this long (each leak "
+        "and alarm event stays in the block it starts in).",
+    )
 
 
 class EventsSpec(_Strict):
@@ -566,7 +629,8 @@ class Params(_Strict):
         description="Folds of the cross-validation on the training part (grouped, or forward "
         "in time for split.by: time)."
     )
-    seed: int = Field(
+    # 0 to 2**32 - 1: what numpy's generators and scikit-learn's random_state accept
+    seed: Annotated[int, Field(ge=0, lt=2**32)] = Field(
         description="Seed for the estimator, the cross-validation folds and the bootstrap "
         "(not the holdout, which is chosen by hash)."
     )
@@ -748,18 +812,60 @@ def _set(merged: dict[str, Any], key: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
-def validate(values: dict[str, Any]) -> Params:
-    """Validate a merged parameter mapping, raising one error that names every bad key."""
+Check = Callable[[dict[str, Any]], list[str]]
+"""A further check of a merged parameter mapping: its problems, each ``key: what is wrong``."""
+
+
+def estimator_problems(values: dict[str, Any]) -> list[str]:
+    """Return what the chosen estimator refuses in ``model.params`` and ``model.search.space``.
+
+    Parameter names and values are checked by scikit-learn's own declared constraints
+    (:func:`leaklib.estimators.check_params`); a model mapping that is itself malformed is
+    left to the contract, which names it.
+    """
+    model = values.get("model")
+    name = model.get("name") if isinstance(model, dict) else None
+    if not isinstance(name, str) or name not in estimators.CATALOGUE:
+        return []
+    problems = []
+    given = model.get("params")
+    if isinstance(given, dict):
+        for param, problem in estimators.check_params(name, given):
+            problems.append(f"model.params.{param}: {problem}")
+    search = model.get("search")
+    space = search.get("space") if isinstance(search, dict) else None
+    if isinstance(space, dict):
+        for param, tried in space.items():
+            for value in tried if isinstance(tried, list) else []:
+                found = estimators.check_params(name, {param: value})
+                if found:
+                    problems.append(f"model.search.space.{param}: {found[0][1]}")
+                    break
+    return problems
+
+
+def validate(values: dict[str, Any], *, checks: Sequence[Check] = ()) -> Params:
+    """Validate a merged parameter mapping, raising one error that names every bad key.
+
+    The contract (:class:`Params`), the estimator's own parameter constraints and each of
+    ``checks`` (such as whether the source exists) all run, so every problem is listed at once.
+    """
+    problems = []
+    params = None
     try:
-        return Params.model_validate(values)
+        params = Params.model_validate(values)
     except ValidationError as exc:
-        problems = []
         for err in exc.errors():
             where = ".".join(str(p) for p in err["loc"]) or "parameters"
             got = err.get("input")
             shown = "" if isinstance(got, dict | list) else f" (got {got!r})"
             problems.append(f"{where}: {err['msg']}{shown}")
-        raise ParameterError("invalid parameters:\n  " + "\n  ".join(problems)) from None
+    problems += estimator_problems(values)
+    for check in checks:
+        problems += check(values)
+    if problems or params is None:
+        raise ParameterError("invalid parameters:\n  " + "\n  ".join(problems))
+    return params
 
 
 def load(
@@ -767,6 +873,7 @@ def load(
     overrides: list[tuple[str, str]] | None = None,
     *,
     base: str | Path | None = None,
+    checks: Sequence[Check] = (),
 ) -> Params:
     """Load the embedded default, then each file, then each ``-p`` override, and validate.
 
@@ -774,11 +881,12 @@ def load(
         files: Parameter files applied in order after the default.
         overrides: ``(key, yaml_text)`` pairs from the command line, applied last.
         base: The base set (``parameters/default.yaml`` when omitted).
+        checks: Further checks of the merged mapping (see :func:`validate`).
     """
     layers = [read_yaml(base or default_file())]
     layers += [read_yaml(f) for f in files or []]
     parsed = [parse_override(k, v) for k, v in overrides or []]
-    return validate(merge(layers, parsed))
+    return validate(merge(layers, parsed), checks=checks)
 
 
 def defaults() -> dict[str, Any]:
@@ -786,10 +894,67 @@ def defaults() -> dict[str, Any]:
     return read_yaml(default_file())
 
 
-def _type_name(annotation: Any) -> str:
-    name = getattr(annotation, "__name__", None) or str(annotation)
-    name = name.replace("typing.", "").replace("leaklib.params.", "")
-    return re.sub(r"Annotated\[(\w+), [^\]]*\]", r"\1", name)
+_BASIC_TYPES = {
+    int: "integer",
+    float: "number",
+    str: "text",
+    bool: "boolean",
+    type(None): "null",
+    Any: "any value",
+}
+_BOUNDS = (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<="))
+
+
+def _bounds(metadata: Sequence[Any]) -> str:
+    """Return ``>= 2, <= 20`` from a field's constraints (pydantic's or annotated-types')."""
+    shown = []
+    for item in metadata:
+        for constraint in getattr(item, "metadata", None) or [item]:
+            for attribute, sign in _BOUNDS:
+                value = getattr(constraint, attribute, None)
+                if value is not None and not callable(value):
+                    shown.append(f"{sign} {value}")
+    return ", ".join(shown)
+
+
+def type_text(annotation: Any, metadata: Sequence[Any] = ()) -> str:
+    """Return a parameter's whole type in words: ``integer > 0 or null``, ``list of text``.
+
+    Args:
+        annotation: The field's annotation.
+        metadata: Constraints pydantic moved out of a top-level ``Annotated`` (``FieldInfo.metadata``).
+    """
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is Annotated:
+        return type_text(args[0], [*args[1:], *metadata])
+    if origin in (Union, UnionType):
+        parts = [type_text(arg) for arg in args if arg is not type(None)]
+        if type(None) in args:
+            parts.append("null")
+        text = " or ".join(parts)
+    elif origin is Literal:
+        text = "one of " + " | ".join(str(arg) for arg in args)
+    elif origin is list:
+        text = f"list of {type_text(args[0])}"
+    elif origin is dict:
+        text = f"mapping of {type_text(args[0])} to {type_text(args[1])}"
+    elif isinstance(annotation, type) and issubclass(annotation, RootModel):
+        text = "list of mappings"
+    elif isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        text = "mapping"
+    else:
+        text = _BASIC_TYPES.get(annotation, getattr(annotation, "__name__", str(annotation)))
+    bounds = _bounds(metadata)
+    return f"{text} ({bounds})" if bounds else text
+
+
+def _nested_model(annotation: Any) -> type[BaseModel] | None:
+    """Return the mapping model a field holds (also when it may be null), else None."""
+    members = get_args(annotation) if get_origin(annotation) in (Union, UnionType) else ()
+    for arg in (annotation, *members):
+        if isinstance(arg, type) and issubclass(arg, BaseModel) and not issubclass(arg, RootModel):
+            return arg
+    return None
 
 
 def _shown(value: Any) -> str:
@@ -797,32 +962,28 @@ def _shown(value: Any) -> str:
     return text.strip().removesuffix("\n...")
 
 
-def describe() -> list[dict[str, str]]:
-    """Return name, type, default and description of every parameter, for ``leak params``.
-
-    The keys of the dataset and events mappings are listed one by one (``dataset.source``, ...).
-    """
-    values = defaults()
+def _describe(model: type[BaseModel], prefix: str, values: Any) -> list[dict[str, str]]:
+    values = values if isinstance(values, dict) else {}
     rows = []
-    for name, info in Params.model_fields.items():
+    for name, info in model.model_fields.items():
         rows.append(
             {
-                "name": name,
-                "type": _type_name(info.annotation),
+                "name": f"{prefix}{name}",
+                "type": type_text(info.annotation, info.metadata),
                 "default": _shown(values.get(name)),
                 "description": info.description or "",
             }
         )
-        nested = {"dataset": DatasetSpec, "events": EventsSpec}.get(name)
+        nested = _nested_model(info.annotation)
         if nested is not None:
-            given = values.get(name) or {}
-            for key, sub in nested.model_fields.items():
-                rows.append(
-                    {
-                        "name": f"{name}.{key}",
-                        "type": _type_name(sub.annotation),
-                        "default": _shown(given.get(key, sub.default)),
-                        "description": sub.description or "",
-                    }
-                )
+            rows += _describe(nested, f"{prefix}{name}.", values.get(name))
     return rows
+
+
+def describe() -> list[dict[str, str]]:
+    """Return name, type, default and description of every parameter, for ``leak params``.
+
+    The keys of each mapping are listed one by one after it (``dataset.source``, ...,
+    ``promotion.confidence``), with their whole types (``integer > 0 or null``).
+    """
+    return _describe(Params, "", defaults())

@@ -26,8 +26,9 @@ import nbformat
 import yaml
 
 from leaklib import metrics, plots
+from leaklib.params import default_model_name
 from leaklib.paths import write_atomic
-from leaklib.runs import NOTEBOOKS, STEPS, list_runs, shown_status
+from leaklib.runs import NOTEBOOKS, STEPS, list_runs, reached_a_step, shown_status
 from leaklib.snapshots import (
     SnapshotError,
     SnapshotStore,
@@ -528,8 +529,57 @@ def _report_links(
     return links
 
 
+def run_model_name(run: dict[str, Any]) -> str:
+    """Return the model name a run's models and champion are kept under (its index section)."""
+    dataset = (run.get("params") or {}).get("dataset") or {}
+    if dataset.get("model_name"):
+        return str(dataset["model_name"])
+    source = dataset.get("source")
+    return default_model_name(str(source)) if source else "unnamed"
+
+
+def _index_section(
+    name: str, runs: list[dict[str, Any]], *, out_dir: Path, reports_root: Path
+) -> dict[str, Any]:
+    """Return one model name's part of the index: its champion, its chart, its runs.
+
+    Failed runs are set apart (listed under the others, folded), so however many there are
+    the successes stay in view; the chart draws the runs that did not fail.
+    """
+    metric = _primary_metric(runs)
+    champion = _champion_id(runs)
+    rows = []
+    for run in runs:
+        facts = _run_facts(run)
+        figures = run.get("metrics") or {}
+        facts.update(
+            metrics=[_fmt_metric(figures.get(key)) for key, _ in KEY_METRICS],
+            reports=_report_links(run, out_dir=out_dir, reports_root=reports_root),
+            is_champion=run["run_id"] == champion,
+            primary=_fmt_metric(figures.get(f"holdout_{metric}")),
+            error=short_error(run.get("error"), limit=120),
+        )
+        rows.append(facts)
+    chart = trend_chart([r for r in runs if r.get("status") != "failed"], metric=metric)
+    return {
+        "model_name": name,
+        "runs": [row for row in rows if row["status"] != "failed"],
+        "failed": [row for row in rows if row["status"] == "failed"],
+        "champion": next((row for row in rows if row["is_champion"]), None),
+        "primary_label": metrics.label(f"{metrics.HOLDOUT_PREFIX}{metric}"),
+        "chart": chart[0] if chart else None,
+        "chart_width": chart[1] if chart else 0,
+        "chart_height": chart[2] if chart else 0,
+    }
+
+
 def write_index(runs: list[dict[str, Any]], *, out_dir: Path, reports_root: Path) -> Path:
-    """Write ``out_dir/index.html``: every run, newest first, with links relative to ``out_dir``.
+    """Write ``out_dir/index.html``: a section per model name, runs newest first, links relative.
+
+    Each model name (``dataset.model_name``) has its own champion, trend chart and table, so
+    a smoke run never shares a chart with a default run; in each, failed runs are listed
+    apart from the others. Runs that ended before their first step are left out
+    (:func:`leaklib.runs.reached_a_step`).
 
     Args:
         runs: Run documents (see :mod:`leaklib.runs`), e.g. from ``list_runs``.
@@ -543,40 +593,29 @@ def write_index(runs: list[dict[str, Any]], *, out_dir: Path, reports_root: Path
     if out_dir.exists() and not out_dir.is_dir():
         raise ReportError(f"index folder {str(out_dir)!r} exists and is not a folder")
     out_dir.mkdir(parents=True, exist_ok=True)
-    ordered = sorted(runs, key=lambda r: r.get("created_at") or "", reverse=True)
-    metric = _primary_metric(ordered)
-    champion = _champion_id(ordered)
-    rows = []
-    for run in ordered:
-        facts = _run_facts(run)
-        figures = run.get("metrics") or {}
-        facts.update(
-            metrics=[_fmt_metric(figures.get(key)) for key, _ in KEY_METRICS],
-            reports=_report_links(run, out_dir=out_dir, reports_root=reports_root),
-            is_champion=run["run_id"] == champion,
-            primary=_fmt_metric(figures.get(f"holdout_{metric}")),
-            error=short_error(run.get("error"), limit=120),
-        )
-        rows.append(facts)
-    chart = trend_chart(ordered, metric=metric)
+    listed = [run for run in runs if reached_a_step(run)]
+    ordered = sorted(listed, key=lambda r: r.get("created_at") or "", reverse=True)
+    by_name: dict[str, list[dict[str, Any]]] = {}
+    for run in ordered:  # the model name of the newest run first
+        by_name.setdefault(run_model_name(run), []).append(run)
+    sections = [
+        _index_section(name, named, out_dir=out_dir, reports_root=reports_root)
+        for name, named in by_name.items()
+    ]
     page = (
         _environment()
         .get_template("index.html.j2")
         .render(
             title="Leak detection runs",
             css=_css(),
-            runs=rows,
-            champion=next((r for r in rows if r["is_champion"]), None),
-            primary_label=metrics.label(f"{metrics.HOLDOUT_PREFIX}{metric}"),
+            total=len(ordered),
+            sections=sections,
             metric_labels=[label for _, label in KEY_METRICS],
-            chart=chart[0] if chart else None,
-            chart_width=chart[1] if chart else 0,
-            chart_height=chart[2] if chart else 0,
             generated=_date(datetime.now(UTC).isoformat()),
         )
     )
     target = write_atomic(out_dir / "index.html", page)
-    log.info("index of %d runs written to %s", len(rows), target)
+    log.info("index of %d runs (%d model names) written to %s", len(ordered), len(sections), target)
     return target
 
 

@@ -423,6 +423,16 @@ def shown_status(record: dict[str, Any], *, at: datetime | None = None) -> str:
     return "abandoned" if silent > ABANDONED_AFTER_S else status
 
 
+def reached_a_step(record: dict[str, Any], *, at: datetime | None = None) -> bool:
+    """Whether a run is a pipeline run to list: it opened a step, or is still starting.
+
+    A run that ended before its first step (a start refused after its record was written, a
+    crash in between) ran nothing and has no report; parameter problems are refused before a
+    record exists, so such a run is rare, and the index leaves it out.
+    """
+    return bool(record.get("steps")) or shown_status(record, at=at) == "running"
+
+
 def close_run(store: MetadataStore, run_id: str) -> dict[str, Any]:
     """Return the finished run; one still running (a step did not record its end) is failed."""
 

@@ -22,10 +22,10 @@ from leaklib.features import derive_dataset, model_features
 from leaklib.metadata import ConflictError, MetadataStore
 from leaklib.modelling import feature_frame
 from leaklib.params import DatasetSpec, Params
-from leaklib.schema import validate_for_scoring
+from leaklib.schema import limit_groups, validate_for_scoring
 from leaklib.sinks import SCORING_ID, write_scores
 from leaklib.snapshots import canonical_bytes, open_snapshot_store, sha256_hex
-from leaklib.sources import read_source
+from leaklib.sources import extract_source
 
 log = logging.getLogger(__name__)
 
@@ -125,15 +125,30 @@ def operator_view(done: Scoring) -> Any:
     )
 
 
+def selected_rows(params: Params) -> pd.DataFrame:
+    """Return the rows of ``params.dataset.source`` its parameters select, as a run keeps them.
+
+    ``dataset.sample`` and ``dataset.max_groups`` apply (so ``-f parameters/smoke.yaml``
+    scores the smoke set's groups, not the whole table); a Parquet file or a BigQuery table
+    gives its declared columns only.
+    """
+    frame = extract_source(params).frame
+    dataset = params.dataset
+    if dataset.max_groups is not None and dataset.group in frame.columns:
+        frame = limit_groups(frame, group=dataset.group, max_groups=dataset.max_groups)
+    return frame
+
+
 def score(
     params: Params, *, store: MetadataStore, destination: str, run_id: str | None = None
 ) -> Scoring:
     """Score ``params.dataset.source`` with the champion (or ``run_id``'s model) into ``destination``.
 
-    Nothing is written when the table does not fit the model's recorded schema.
+    The champion is that of ``params.dataset.model_name``, and the rows those the parameters
+    select (:func:`selected_rows`). Nothing is written when the table does not fit the model's recorded schema.
     """
     run = model_run(store, model_name=params.dataset.model_name, run_id=run_id)
-    raw = read_source(params)
+    raw = selected_rows(params)
     scored_at = datetime.now(UTC).isoformat(timespec="seconds")
     rows = score_frame(raw, run=run, scored_at=scored_at)
     input_sha = sha256_hex(canonical_bytes(raw))

@@ -38,7 +38,8 @@ return {
   links: Array.from(document.querySelectorAll('a[href]')).map(a => a.getAttribute('href')),
   ids: Array.from(document.querySelectorAll('[id]')).map(e => e.id),
   resources: performance.getEntriesByType('resource').map(r => r.name),
-  rows: Object.fromEntries(Array.from(document.querySelectorAll('tr[id]')).map(r => [r.id, r.innerText])),
+  // a row folded in a closed <details> (the index's failed runs) has no innerText
+  rows: Object.fromEntries(Array.from(document.querySelectorAll('tr[id]')).map(r => [r.id, r.innerText || r.textContent])),
   text: document.body.innerText,
 };
 """

@@ -34,8 +34,23 @@ def test_the_package_runs_as_a_module():
 def test_params_lists_every_parameter_with_its_default(capsys):
     assert cli.main(["params"]) == 0
     out = capsys.readouterr().out
-    assert "cv_folds  (int)" in out and "default: 5" in out
-    assert "dataset.source  (str)" in out and "default: data/l-town-leaks.parquet" in out
+    assert "cv_folds  (integer (>= 2, <= 20))" in out and "default: 5" in out
+    assert "dataset.source  (text)" in out and "default: data/l-town-leaks.parquet" in out
+    assert "dataset.max_groups  (integer (> 0) or null)" in out and "(Optional)" not in out
+
+
+def test_params_stops_quietly_when_its_reader_closes_the_pipe():
+    """`leak params | head`: the reader goes away before the listing is written."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "leaklib.cli", "params"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    process.stdout.close()  # closed before the command has loaded, so every write fails
+    stderr = process.stderr.read()
+    assert process.wait() == cli.SIGPIPE_EXIT
+    assert stderr == ""
 
 
 def test_params_prints_the_merged_set(capsys):

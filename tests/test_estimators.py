@@ -31,3 +31,17 @@ def test_a_name_outside_the_catalogue_is_refused_naming_the_choices():
         P.ParameterError, match=r"model\.name: Input should be 'hist_gradient_boosting'"
     ):
         P.load(overrides=[("model.name", "xgboost")])
+
+
+def test_check_params_accepts_what_the_estimator_declares():
+    assert (
+        estimators.check_params("hist_gradient_boosting", {"max_iter": 10, "loss": "log_loss"})
+        == []
+    )
+
+
+def test_check_params_names_each_unknown_or_refused_parameter():
+    problems = estimators.check_params("random_forest", {"max_iterz": 1, "n_estimators": 0})
+    assert [param for param, _ in problems] == ["max_iterz", "n_estimators"]
+    assert problems[0][1].startswith("'max_iterz' is not a parameter of random_forest")
+    assert "The 'n_estimators' parameter of RandomForestClassifier must be an int" in problems[1][1]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 import subprocess
@@ -28,6 +29,15 @@ def test_notebook_is_stored_without_outputs(path):
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert not any(c.outputs for c in code), "strip outputs (nbstripout) before committing"
     assert not any(c.execution_count for c in code)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_opening_the_step_shows_nothing_in_the_report(path):
+    """The cell that opens the step ends in a statement: a bare value there (the run id) was a
+    stray line in every report, whose header names the run already."""
+    nb = nbformat.read(path, as_version=4)
+    opening = next(c for c in nb.cells if c.cell_type == "code" and "open_step(" in c.source)
+    assert not isinstance(ast.parse(opening.source).body[-1], ast.Expr), opening.source
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

@@ -291,7 +291,11 @@ def test_describe_lists_every_parameter_with_default_and_description():
     assert all(r["description"] and r["type"] for r in rows)
     assert next(r for r in rows if r["name"] == "cv_folds")["default"] == "5"
     source = next(r for r in rows if r["name"] == "dataset.source")
-    assert source["default"] == "data/l-town-leaks.parquet" and source["type"] == "str"
+    assert source["default"] == "data/l-town-stream.parquet" and source["type"] == "text"
+    nested = [n for n in names if n.startswith(("promotion.", "bigquery.", "model."))]
+    assert {"promotion.confidence", "bigquery.where", "model.params", "model.search.space"} <= set(
+        nested
+    )
 
 
 def test_events_defaults_and_their_descriptions():
@@ -322,7 +326,7 @@ def test_a_leak_table_and_its_volumes_are_optional_paths():
         overrides=[("dataset.leak_table", "data/leaks.csv"), ("dataset.leak_volumes", "v.csv")]
     )
     assert (loaded.dataset.leak_table, loaded.dataset.leak_volumes) == ("data/leaks.csv", "v.csv")
-    assert P.load().dataset.leak_table is None
+    assert P.load([P.default_file().parent / "scenarios.yaml"]).dataset.leak_table is None
 
 
 def test_leak_volumes_need_a_leak_table_and_a_leak_table_a_timestamp():
@@ -336,3 +340,25 @@ def test_leak_volumes_need_a_leak_table_and_a_leak_table_a_timestamp():
                 ("dataset.leak_table", "leaks.csv"),
             ]
         )
+
+
+@pytest.mark.parametrize(
+    ("name", "shown"),
+    [
+        ("threshold", "number (> 0.0, < 1.0) or null"),
+        ("dataset.max_groups", "integer (> 0) or null"),
+        ("seed", "integer (>= 0, < 4294967296)"),
+        ("model.name", "one of hist_gradient_boosting | random_forest | logistic_regression"),
+        ("serve_allowed_locations", "list of text"),
+        ("dataset.features", "mapping of text to mapping"),
+    ],
+)
+def test_describe_prints_whole_types(name, shown):
+    assert next(r for r in P.describe() if r["name"] == name)["type"] == shown
+
+
+def test_type_text_of_an_unknown_annotation_names_it():
+    class Pressure:
+        pass
+
+    assert P.type_text(Pressure) == "Pressure"

@@ -252,9 +252,35 @@ def test_broken_table_is_refused_and_nothing_is_written(broken_project, case):
     assert "SchemaError" in html
 
 
-def test_bad_parameter_stops_before_any_run(tmp_path):
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("cv_folds", "1", "cv_folds: Input should be greater than or equal to 2"),
+        ("seed", "-1", "seed: Input should be greater than or equal to 0 (got -1)"),
+        (
+            "model.params.max_iterz",
+            "10",
+            "model.params.max_iterz: 'max_iterz' is not a parameter of hist_gradient_boosting",
+        ),
+        (
+            "model.params.max_iter",
+            "0",
+            "model.params.max_iter: The 'max_iter' parameter of HistGradientBoostingClassifier "
+            "must be an int in the range [1, inf). Got 0 instead.",
+        ),
+        (
+            "dataset.source",
+            "does_not_exist.parquet",
+            "dataset.source: source 'does_not_exist.parquet' does not exist",
+        ),
+        ("dataset.source", "data", "dataset.source: source 'data' is not a file"),
+        ("dataset.source", "bigquery://p.d.t;x", "dataset.source: BigQuery project id 'p'"),
+    ],
+)
+def test_bad_parameter_stops_before_any_run(tmp_path, key, value, message):
     project = make_project(tmp_path / "project")
-    finished = leak(project, "run", "-p", "cv_folds", "1")
+    finished = leak(project, "run", "-p", key, value)
     assert finished.returncode == 2
-    assert "cv_folds" in finished.stderr
-    assert not (project / "stores").exists()
+    assert message in finished.stderr
+    assert not (project / "stores").exists()  # no run record, no snapshot
+    assert not (project / "reports").exists() or not any((project / "reports").iterdir())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -309,10 +310,57 @@ def three_runs() -> list[dict[str, Any]]:
     ]
 
 
-def test_write_index_lists_runs_newest_first(tmp_path: Path) -> None:
+def test_write_index_lists_runs_newest_first_failures_apart(tmp_path: Path) -> None:
     runs = list(reversed(three_runs()))
     page = write_index(runs, out_dir=tmp_path, reports_root=tmp_path).read_text()
-    assert re.findall(r'<tr id="run-([^"]+)"', page) == ["run-c", "run-b", "run-a"]
+    assert re.findall(r'<tr id="run-([^"]+)"', page) == ["run-b", "run-a", "run-c"]
+    folded = page[page.index('<details class="leak-failed"') :].split("</details>", 1)[0]
+    assert "<summary>1 failed run</summary>" in folded and 'id="run-run-c"' in folded
+
+
+def named(run: dict[str, Any], model_name: str) -> dict[str, Any]:
+    """The run, recorded under ``model_name``."""
+    params = run["params"]
+    return {**run, "params": {**params, "dataset": {**params["dataset"], "model_name": model_name}}}
+
+
+def test_write_index_keeps_the_successes_first_however_many_runs_failed(tmp_path: Path) -> None:
+    failures = [
+        failed_doc(f"run-f{i:02d}", created_at=f"2026-11-29T{i:02d}:00:00+00:00") for i in range(20)
+    ]
+    page = write_index(
+        [*failures, *three_runs()], out_dir=tmp_path, reports_root=tmp_path
+    ).read_text()
+    ids = re.findall(r'<tr id="run-([^"]+)"', page)
+    assert ids[:2] == ["run-b", "run-a"] and len(ids) == 23
+    assert "<summary>21 failed runs</summary>" in page
+
+
+def test_write_index_has_a_section_chart_and_champion_per_model_name(tmp_path: Path) -> None:
+    runs = [
+        named(run_doc("smoke-1", created_at="2026-11-28T23:30:00+00:00"), "leak-detector-smoke"),
+        *[named(run, "leak-detector") for run in three_runs()],
+    ]
+    page = write_index(runs, out_dir=tmp_path, reports_root=tmp_path).read_text()
+    sections = re.findall(r'<section class="leak-model" id="model-([^"]+)"', page)
+    assert sections == ["leak-detector-smoke", "leak-detector"]  # the newest run's name first
+    smoke, default = page.split('<section class="leak-model"')[1:]
+    assert 'href="#run-smoke-1"' in smoke and "run-a" not in smoke
+    assert 'href="#run-run-a"' in default and "smoke-1" not in default
+    for part in (smoke, default):
+        assert part.count("&#9733; champion") == 1
+        assert sum(src.startswith("data:image/png") for src in attributes(part, "src")) == 1
+
+
+def test_write_index_leaves_out_a_run_that_ended_before_its_first_step(tmp_path: Path) -> None:
+    never_started = {**failed_doc("run-x"), "steps": {}, "error": "metadata store unreachable"}
+    starting = {**run_doc("run-y"), "status": "running", "steps": {}, "updated_at": None}
+    starting["created_at"] = starting["heartbeat_at"] = datetime.now(UTC).isoformat()
+    page = write_index(
+        [never_started, starting, *three_runs()], out_dir=tmp_path, reports_root=tmp_path
+    ).read_text()
+    ids = re.findall(r'<tr id="run-([^"]+)"', page)
+    assert "run-x" not in ids and "run-y" in ids and "run-c" in ids
 
 
 def test_write_index_marks_a_failed_run_with_its_partial_report(tmp_path: Path) -> None:

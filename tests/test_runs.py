@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
 from leaklib import runs
@@ -208,3 +210,19 @@ def test_reuse_step_keeps_the_order_of_steps(store):
     started(store, "later")
     with pytest.raises(ConflictError, match="step 'extract' has not succeeded"):
         runs.reuse_step(store, "later", "train", source=earlier, outputs={})
+
+
+def test_a_run_is_listed_once_it_opened_a_step_or_while_it_starts():
+    at = datetime(2026, 11, 28, 21, 0, tzinfo=UTC)
+    recent = (at - timedelta(seconds=5)).isoformat()
+    assert runs.reached_a_step({"status": "failed", "steps": {"extract": {"status": "failed"}}})
+    assert runs.reached_a_step({"status": "running", "steps": {}, "created_at": recent}, at=at)
+
+
+def test_a_run_that_ended_before_its_first_step_is_not_listed():
+    at = datetime(2026, 11, 28, 21, 0, tzinfo=UTC)
+    long_ago = (at - timedelta(hours=2)).isoformat()
+    assert not runs.reached_a_step({"status": "failed", "steps": {}})
+    assert not runs.reached_a_step(
+        {"status": "running", "steps": {}, "created_at": long_ago}, at=at
+    )

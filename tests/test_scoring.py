@@ -9,6 +9,8 @@ import pytest
 
 from leaklib import scoring
 from leaklib.metadata import LocalMetadataStore
+from leaklib.params import load
+from leaklib.sources import SourceError
 from tests.conftest import leak
 
 pytestmark = pytest.mark.slow
@@ -27,7 +29,7 @@ def readings(smoke_run):
 def _champion(smoke_run) -> dict:
     """The run record of the champion (other tests may add runs to the shared project)."""
     pointer = json.loads(
-        (smoke_run.project / "stores/metadata/champion/leak-detector.json").read_text()
+        (smoke_run.project / "stores/metadata/champion/leak-detector-smoke.json").read_text()
     )
     return smoke_run.record(pointer["run_id"])
 
@@ -110,3 +112,19 @@ def test_scoring_with_a_named_run(smoke_run, readings, tmp_path):
 def test_without_a_champion_scoring_says_how_to_get_one(tmp_path):
     with pytest.raises(scoring.ScoringError, match="no champion yet for model 'm'"):
         scoring.model_run(LocalMetadataStore(tmp_path), model_name="m", run_id=None)
+
+
+def test_the_rows_scored_are_those_the_parameters_select():
+    smoke = load(["parameters/smoke.yaml"])
+    rows = scoring.selected_rows(smoke)
+    assert rows["scenario_id"].nunique() == smoke.dataset.max_groups == 24
+    sampled = scoring.selected_rows(
+        load([], [("dataset.sample", "{groups: 3}")])
+    )  # the default set, three groups chosen by their hash
+    assert sampled["scenario_id"].nunique() == 3
+    assert set(rows.columns) <= set(smoke.dataset.columns())  # declared columns only
+
+
+def test_the_rows_of_a_missing_source_are_refused_naming_it():
+    with pytest.raises(SourceError, match="source 'nowhere.parquet' does not exist"):
+        scoring.selected_rows(load([], [("dataset.source", "nowhere.parquet")]))

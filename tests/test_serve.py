@@ -213,7 +213,7 @@ def test_a_report_of_an_unknown_step_or_run_is_refused(client, run_id):
 
 def test_the_champion_is_the_pointer(client, project, run_id):
     pointer = champion.current_champion(
-        open_metadata_store(str(project / "stores/metadata")), model_name="leak-detector"
+        open_metadata_store(str(project / "stores/metadata")), model_name="leak-detector-smoke"
     )
     shown = client.get("/champion").json()
     assert shown["run_id"] == run_id == pointer["run_id"]

@@ -7,6 +7,7 @@ its imports overlap the 2 to 3 s the library takes to load.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 
@@ -39,7 +40,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     # is starting, so the two overlap
     from leaklib.cli import commands
 
-    return commands.main(argv, kernel=kernel)
+    try:
+        code = commands.main(argv, kernel=kernel)
+        sys.stdout.flush()  # inside the try: a closed pipe shows here, not at interpreter exit
+        return code
+    except BrokenPipeError:
+        return closed_pipe()
+
+
+SIGPIPE_EXIT = 141  # 128 + SIGPIPE: what the shell reports for `yes | head`
+
+
+def closed_pipe() -> int:
+    """Stop quietly when the reader of our output went away (``leak params | head``).
+
+    Standard output is pointed at /dev/null so that Python's own flush at exit does not
+    raise again; the exit code is the one a process ended by SIGPIPE has.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return SIGPIPE_EXIT
 
 
 if __name__ == "__main__":

@@ -158,6 +158,7 @@ def _reproduce(args: argparse.Namespace) -> int:
         print(f"warning: {difference}; the metrics may differ", file=sys.stderr)
     result = runner.run_pipeline(
         params=params,
+        files=reproduce.reproduction_files(record),  # the label; params come from the record
         origin=f"leak reproduce {args.run_id}",
         use_cache=False,  # reproducing means running again, not reading the earlier results
         progress=lambda line: print(line, flush=True),

@@ -32,6 +32,15 @@ def reproduction_params(record: dict[str, Any]) -> Params:
     return validate(values)
 
 
+def reproduction_files(record: dict[str, Any]) -> list[str]:
+    """Return the parameter files the run was made from: the reproduction's label in reports.
+
+    The parameters themselves come from the record (:func:`reproduction_params`); the files
+    only name the set, so a reproduction of a smoke run is not shown as the embedded default.
+    """
+    return [str(name) for name in record.get("param_files") or []]
+
+
 def drift(record: dict[str, Any]) -> list[str]:
     """Return what differs between the recorded environment and this one (commit, lock)."""
     found = []

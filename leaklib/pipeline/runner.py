@@ -20,12 +20,13 @@ from leaklib import reports as reporting
 from leaklib import runs, tracking
 from leaklib.kernel import KERNEL
 from leaklib.metadata import open_metadata_store
-from leaklib.params import Params, load, read_yaml
+from leaklib.params import Check, Params, load, read_yaml, validate
 from leaklib.paths import is_local_path, project_root
 from leaklib.pipeline import cache
 from leaklib.pipeline.guard import Heartbeat, Interrupted, interruptible, stop_kernels
 from leaklib.pipeline.kernel import KernelError, RunKernel, notebook_path
 from leaklib.snapshots import open_snapshot_store
+from leaklib.sources import source_problems
 
 log = logging.getLogger(__name__)
 
@@ -173,6 +174,11 @@ def _refuse_placeholders(params: Params) -> None:
         )
 
 
+# what a run checks beyond the contract before it exists: only the table's contents are left
+# to the extract step
+RUN_CHECKS: tuple[Check, ...] = (source_problems,)
+
+
 def _open_run(
     files: list[str] | None,
     overrides: list[tuple[str, str]] | None,
@@ -181,8 +187,15 @@ def _open_run(
     params: Params | None = None,
     origin: str = "leak run",
 ) -> tuple[Params, Any]:
-    """Validate the parameters once, check the stores and MLflow, and record the new run."""
-    params = params or load(files, overrides)
+    """Validate the parameters once, check the stores and MLflow, and record the new run.
+
+    Every parameter problem (the contract, the estimator's own constraints, a source that
+    cannot be there) is raised at once, before anything is written.
+    """
+    if params is None:
+        params = load(files, overrides, checks=RUN_CHECKS)
+    else:
+        params = validate(params.to_plain(), checks=RUN_CHECKS)
     if durable:
         require_durable(params)
     _kernel_ready()
@@ -219,7 +232,8 @@ def run_pipeline(
     run, is recorded as failed with its error, and its executed notebook is rendered all the
     same. SIGTERM or SIGINT marks the current step and the run failed ("interrupted during
     <step>"), renders what exists, and sets the result's ``exit_code``. ``params``, when
-    given, is used as it is instead of loading ``files`` and ``overrides``. A step whose
+    given, is used as it is instead of loading ``files`` and ``overrides`` (``files`` then only
+    name the parameter set in the record, as a reproduction does). A step whose
     inputs match a succeeded step of an earlier run is taken from it
     (:mod:`leaklib.pipeline.cache`) unless ``use_cache`` is false. ``kernel``, when given,
     is the run's kernel already started (``leak run`` starts it before loading the library);
@@ -315,7 +329,7 @@ def explain(
     Nothing is written. A step after one that would run cannot be looked up: its input is
     the earlier step's output, unknown until it has run.
     """
-    params = load(files, overrides)
+    params = load(files, overrides, checks=RUN_CHECKS)
     store = open_metadata_store(params.metadata_store)
     store.check()
     record: dict[str, Any] = {}

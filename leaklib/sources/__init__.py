@@ -11,6 +11,8 @@ file). :func:`read_source` reads the whole table (scoring new readings, say).
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 
 from leaklib.backends import open_backend
@@ -24,7 +26,27 @@ __all__ = [
     "extract_source",
     "read_source",
     "source_identity",
+    "source_problems",
 ]
+
+
+def source_problems(values: dict[str, Any]) -> list[str]:
+    """Return what is wrong with a merged parameter mapping's ``dataset.source``, if anything.
+
+    A check for :func:`leaklib.params.validate`, so that a source that cannot be there (a
+    missing local file, a folder, a bad BigQuery identifier, an unknown scheme) is refused
+    with the other parameter problems, before a run exists. Only the table's contents are
+    left to the extract step.
+    """
+    dataset = values.get("dataset")
+    source = dataset.get("source") if isinstance(dataset, dict) else None
+    if not isinstance(source, str):
+        return []  # missing or of the wrong type: the contract names it
+    try:
+        open_backend("sources", source, error=SourceError).check()
+    except SourceError as exc:
+        return [f"dataset.source: {exc}"]
+    return []
 
 
 def read_source(params: Params) -> pd.DataFrame:

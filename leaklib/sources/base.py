@@ -50,6 +50,13 @@ class SourceReader(Protocol):
 
     uri: str
 
+    def check(self) -> None:
+        """Refuse, before any run exists, a source that cannot be there: SourceError saying why.
+
+        Only what the parameter itself shows, with no request to a service: a local file that
+        is missing or not a .parquet/.csv file, a BigQuery identifier that breaks the rules.
+        """
+
     def read(self, params: Params) -> pd.DataFrame:
         """Return the whole table; SourceError when it cannot be read."""
 

@@ -577,6 +577,10 @@ class BigQueryReader:
         """Open the reader a ``bigquery://`` source parameter names."""
         return cls(uri, client=client)
 
+    def check(self) -> None:
+        """Refuse a table identifier that breaks BigQuery's naming rules (no request is sent)."""
+        parse_table(self.uri)
+
     def identity(self) -> None:
         """Return None: a table has no content version this reader can pin.
 

@@ -181,6 +181,16 @@ class FileReader:
         """Open the reader a local ``source`` parameter names."""
         return cls(uri)
 
+    def check(self) -> None:
+        """Refuse a file that does not exist, is not a file, or is not .parquet or .csv."""
+        path = resolve(self.uri)
+        if not path.exists():
+            raise SourceError(f"source {self.uri!r} does not exist (looked at {path})")
+        if not path.is_file():
+            raise SourceError(f"source {self.uri!r} is not a file (looked at {path})")
+        if path.suffix.lower() not in (".parquet", ".csv"):
+            raise SourceError(f"source {self.uri!r} must end in .parquet or .csv")
+
     def identity(self) -> str:
         """Return ``sha256:<hex>`` of the file's bytes, read in 1 MiB blocks."""
         path = resolve(self.uri)

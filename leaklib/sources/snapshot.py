@@ -42,6 +42,12 @@ class SnapshotReader:
                 f"snapshot object (.../SHA256.parquet) ({exc})"
             ) from exc
 
+    def check(self) -> None:
+        """Nothing more to check: opening the reader checked the hash's form.
+
+        Whether the store holds it is found when it is read (the store may be remote).
+        """
+
     def identity(self) -> str:
         """Return the snapshot's hash: a snapshot never changes."""
         return f"sha256:{self.sha256}"

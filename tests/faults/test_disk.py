@@ -110,7 +110,7 @@ def test_an_index_that_does_not_fit_keeps_the_previous_one_whole(small_disk, tmp
         "run_id": "r1",
         "status": "failed",
         "params": {},
-        "steps": {},
+        "steps": {"extract": {"status": "failed"}},  # failed in a step: listed in the index
         "created_at": "2026-01-01T00:00:00+00:00",
     }
     index = reports.write_index([run], out_dir=disk, reports_root=disk)

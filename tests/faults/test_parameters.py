@@ -17,7 +17,9 @@ from typing import Annotated, Any, Literal, get_args, get_origin
 import annotated_types as at
 import pytest
 from pydantic import BaseModel, RootModel
+from sklearn.utils._param_validation import InvalidParameterError, validate_parameter_constraints
 
+from leaklib import estimators
 from leaklib import params as P
 from leaklib.metadata import MetadataError, check_doc_id
 from leaklib.metadata.firestore import parse_firestore_uri
@@ -118,6 +120,36 @@ def _walk(model: type[BaseModel], prefix: str, defaults: dict[str, Any]):
 
 CASES = list(_walk(P.Params, "", P.defaults()))
 
+# --- the estimator's own parameters, generated from what scikit-learn declares -----------------
+
+# values tried in turn until one breaks a parameter's declared constraints: a word no option
+# is spelled as, numbers below any lower bound and above any upper bound, the wrong kinds
+_BAD_VALUES = ["no-such-option", -1, -0.5, 1e12, 2.5, True, [1, 2], {"a": 1}]
+
+
+def _refused(estimator: Any, param: str, value: Any) -> bool:
+    """Whether scikit-learn itself refuses ``value`` for ``param`` (the oracle of the cases)."""
+    try:
+        validate_parameter_constraints(
+            {param: estimator._parameter_constraints[param]}, {param: value}, caller_name="x"
+        )
+    except InvalidParameterError:
+        return True
+    return False
+
+
+def _estimator_cases():
+    """Yield (estimator, dotted key, value) for an unknown name and each declared parameter."""
+    for name, entry in estimators.CATALOGUE.items():
+        yield name, "model.params.no_such_parameter", 1
+        for param in sorted(entry.cls._parameter_constraints):
+            value = next((v for v in _BAD_VALUES if _refused(entry.cls, param, v)), None)
+            if value is not None:  # e.g. random_state or verbose take almost anything
+                yield name, f"model.params.{param}", value
+
+
+ESTIMATOR_CASES = list(_estimator_cases())
+
 
 def test_every_key_of_the_contract_is_tried():
     tried = {key for key, _, _ in CASES}
@@ -126,6 +158,7 @@ def test_every_key_of_the_contract_is_tried():
     bounded = {key for key, case, _ in CASES if case == "out-of-range"}
     assert {"test_size", "cv_folds", "threshold", "promotion.confidence", "model.name"} <= bounded
     assert len(CASES) >= 55
+    assert ("seed", "out-of-range", -1) in CASES and ("seed", "out-of-range", 2**32) in CASES
 
 
 @pytest.mark.parametrize(("key", "case", "value"), CASES, ids=[f"{k}-{c}" for k, c, _ in CASES])
@@ -134,6 +167,45 @@ def test_a_bad_value_is_refused_naming_its_key(key, case, value):
         P.validate(P.merge([P.defaults()], [(key, value)]))
     lines = str(caught.value).splitlines()[1:]
     assert any(line.strip().startswith(key) for line in lines), (key, value, str(caught.value))
+
+
+def test_every_declared_estimator_parameter_is_tried():
+    tried = {(name, key) for name, key, _ in ESTIMATOR_CASES}
+    for name in estimators.NAMES:
+        assert (name, "model.params.no_such_parameter") in tried
+        assert sum(1 for n, _ in tried if n == name) >= 8, name
+    assert ("hist_gradient_boosting", "model.params.max_iter") in tried
+
+
+@pytest.mark.parametrize(
+    ("name", "key", "value"),
+    ESTIMATOR_CASES,
+    ids=[f"{name}-{key.removeprefix('model.params.')}" for name, key, _ in ESTIMATOR_CASES],
+)
+def test_a_bad_estimator_parameter_is_refused_naming_its_key(name, key, value):
+    # model.name first: a new estimator starts from its own defaults (params.merge)
+    values = P.merge([P.defaults()], [("model.name", name), (key, value)])
+    with pytest.raises(P.ParameterError) as caught:
+        P.validate(values)
+    lines = [line.strip() for line in str(caught.value).splitlines()[1:]]
+    assert any(line.startswith(f"{key}: ") for line in lines), (name, key, value, lines)
+
+
+def test_every_estimator_problem_is_listed_at_once():
+    values = P.merge(
+        [P.defaults()],
+        [("seed", -1), ("model.params.max_iter", 0), ("model.params.loss", "nope")],
+    )
+    with pytest.raises(P.ParameterError) as caught:
+        P.validate(values)
+    keys = [line.strip().split(":")[0] for line in str(caught.value).splitlines()[1:]]
+    assert keys == ["seed", "model.params.max_iter", "model.params.loss"]
+
+
+def test_a_search_space_value_the_estimator_refuses_is_named():
+    values = P.merge([P.defaults()], [("model.search", {"space": {"learning_rate": [0.1, -2.0]}})])
+    with pytest.raises(P.ParameterError, match=r"model\.search\.space\.learning_rate: The"):
+        P.validate(values)
 
 
 # --- identifiers that would reach a query or a path ------------------------------------------

@@ -42,6 +42,8 @@ def test_reproduce_after_the_source_changed_gives_identical_metrics(reproduced):
     assert copy["snapshot"]["sha256"] == original["snapshot"]["sha256"]
     assert copy["params"]["dataset"]["source"] == f"snapshot:{original['snapshot']['sha256']}"
     assert copy["metrics"] == original["metrics"]
+    assert copy["param_files"] == original["param_files"] == ["parameters/smoke.yaml"]
+    assert copy["params"]["dataset"]["model_name"] == "leak-detector-smoke"
 
 
 @pytest.mark.slow
@@ -81,6 +83,13 @@ def test_reproduction_keeps_the_declared_feature_order():
     again = reproduce.reproduction_params(record)
     assert list(again.dataset.features) == list(params["dataset"]["features"])
     assert again.dataset.source == "snapshot:" + "ab" * 32 and again.run_id is None
+
+
+def test_a_reproduction_is_labelled_with_the_runs_parameter_files():
+    assert reproduce.reproduction_files({"param_files": ["parameters/smoke.yaml"]}) == [
+        "parameters/smoke.yaml"
+    ]
+    assert reproduce.reproduction_files({"param_files": None}) == []  # the embedded default
 
 
 def test_compare_metrics_says_which_differ():

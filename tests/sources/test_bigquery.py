@@ -11,7 +11,7 @@ import pytest
 
 from leaklib import params as P
 from leaklib.sampling import SampleError, chosen_groups
-from leaklib.sources import SourceError, extract_source, read_source
+from leaklib.sources import SourceError, extract_source, read_source, source_problems
 from leaklib.sources.bigquery import build_query, make_client, parse_table, read_bigquery
 
 pytestmark = pytest.mark.emulators
@@ -356,3 +356,21 @@ def test_the_sample_query_hashes_the_group_and_takes_its_rule_as_a_parameter():
 def test_a_float_group_column_is_refused_for_a_sample(groups_table, bigquery_client):
     with pytest.raises(SampleError, match="group column 'score' is of type FLOAT"):
         extract_source(sample_params(groups_table, group="score", groups=3))
+
+
+@pytest.mark.parametrize(
+    ("source", "problem"),
+    [
+        ("bigquery://leak-test.readings", "must name a table"),
+        ("bigquery://leak-test.readings.pre ssure", "table name 'pre ssure' is not valid"),
+        ("bigquery://Leak Test.readings.pressure", "project id 'Leak Test' is not valid"),
+    ],
+)
+def test_a_bad_table_identifier_is_a_parameter_problem_before_any_request(source, problem):
+    problems = source_problems({"dataset": {"source": source}})
+    assert len(problems) == 1 and problems[0].startswith("dataset.source: ")
+    assert problem in problems[0]
+
+
+def test_a_valid_table_identifier_has_no_problem():
+    assert source_problems({"dataset": {"source": "bigquery://leak-test.readings.pressure"}}) == []

@@ -11,7 +11,7 @@ import pytest
 
 from leaklib.params import SampleSpec
 from leaklib.sampling import SampleError, sample_frame
-from leaklib.sources import SourceError, extract_source, read_source
+from leaklib.sources import SourceError, extract_source, read_source, source_problems
 from tests.conftest import REPO, make_table
 
 
@@ -184,3 +184,33 @@ def test_streaming_memory_follows_the_sample_not_the_file(tmp_path):
     assert large_file > 7 * small_file
     assert large_peak < 1.5 * small_peak, (small_peak, large_peak, small_file, large_file)
     assert large_peak < large_file / 2
+
+
+def test_a_readable_local_source_has_no_problem(tmp_path):
+    path = tmp_path / "t.parquet"
+    pd.DataFrame({"p_a": [1.5]}).to_parquet(path)
+    assert source_problems({"dataset": {"source": str(path)}}) == []
+    assert source_problems({"dataset": {"source": path.as_uri()}}) == []
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("missing.parquet", "does not exist"),
+        ("folder", "is not a file"),
+        ("table.txt", "must end in .parquet or .csv"),
+    ],
+)
+def test_a_local_source_that_cannot_be_read_is_a_parameter_problem(tmp_path, name, problem):
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "table.txt").write_text("a,b\n")
+    source = str(tmp_path / name)
+    assert source_problems({"dataset": {"source": source}}) == [
+        f"dataset.source: source {source!r} {problem}"
+        + (f" (looked at {tmp_path / name})" if problem != "must end in .parquet or .csv" else "")
+    ]
+
+
+def test_a_source_of_the_wrong_type_is_left_to_the_contract():
+    assert source_problems({"dataset": {"source": 3}}) == []
+    assert source_problems({"dataset": "not a mapping"}) == []
