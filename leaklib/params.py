@@ -179,8 +179,12 @@ class SampleSpec(_Strict):
 class PeriodSpec(_Strict):
     """A stretch of time: the rows with ``start <= timestamp < end`` (either may be open)."""
 
-    start: datetime | None = None
-    end: datetime | None = None
+    start: datetime | None = Field(
+        default=None, description="The first time kept, an ISO date or date-time (null: open)."
+    )
+    end: datetime | None = Field(
+        default=None, description="The first time no longer kept (null: open)."
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> PeriodSpec:

@@ -35,7 +35,7 @@ def test_params_lists_every_parameter_with_its_default(capsys):
     assert cli.main(["params"]) == 0
     out = capsys.readouterr().out
     assert "cv_folds  (integer (>= 2, <= 20))" in out and "default: 5" in out
-    assert "dataset.source  (text)" in out and "default: data/l-town-leaks.parquet" in out
+    assert "dataset.source  (text)" in out and "default: data/l-town-stream.parquet" in out
     assert "dataset.max_groups  (integer (> 0) or null)" in out and "(Optional)" not in out
 
 

@@ -25,7 +25,7 @@ def test_notebook_parameter_cells_match_the_defaults(path):
 
 def test_parameter_cell_declares_the_dataset_as_one_mapping():
     cell = parameter_cell(["dataset", "seed"])
-    assert cell.startswith('dataset: dict = {\n    "source": "data/l-town-leaks.parquet",')
+    assert cell.startswith('dataset: dict = {\n    "source": "data/l-town-stream.parquet",')
     assert cell.splitlines()[-1].startswith("seed: int = 42  # ")
 
 

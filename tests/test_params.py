@@ -7,6 +7,9 @@ import yaml
 
 from leaklib import params as P
 
+# the 150 scenarios: a table of groups, for the tests of group keys
+SCENARIOS = [P.default_file().parent / "scenarios.yaml"]
+
 
 def write(tmp_path, name, data):
     path = tmp_path / name
@@ -126,14 +129,14 @@ def test_derive_needs_a_timestamp():
     with pytest.raises(
         P.ParameterError, match="derive needs a timestamp column to order each series"
     ):
-        P.load(overrides=[("dataset.timestamp", "null")])
+        P.load(SCENARIOS, overrides=[("dataset.timestamp", "null")])
 
 
 def test_a_first_baseline_without_a_group_is_refused_with_the_reason():
     with pytest.raises(
         P.ParameterError, match=r"derive\[0\].baseline: first needs a group: without one"
     ):
-        P.load(overrides=[("dataset.group", "null")])
+        P.load(SCENARIOS, overrides=[("dataset.group", "null")])
 
 
 def test_a_trailing_baseline_derives_a_stream_without_a_group():
@@ -168,7 +171,7 @@ def test_max_groups_needs_a_group():
     [("null", None), ("{groups: 24}", {"groups": 24}), ("{fraction: 0.25}", {"fraction": 0.25})],
 )
 def test_sample_is_null_or_one_rule_and_is_recorded_as_written(value, expected):
-    loaded = P.load(overrides=[("dataset.sample", value)])
+    loaded = P.load(SCENARIOS, overrides=[("dataset.sample", value)])
     assert loaded.to_plain()["dataset"]["sample"] == expected
 
 
@@ -205,7 +208,10 @@ def test_sample_and_max_groups_are_refused_together():
     with pytest.raises(
         P.ParameterError, match="dataset.sample and dataset.max_groups cannot both be set"
     ):
-        P.load(overrides=[("dataset.max_groups", "3"), ("dataset.sample", "{fraction: 0.5}")])
+        P.load(
+            SCENARIOS,
+            overrides=[("dataset.max_groups", "3"), ("dataset.sample", "{fraction: 0.5}")],
+        )
 
 
 def test_dotted_override_sets_nested_value():
@@ -277,7 +283,7 @@ def test_default_model_name_is_the_table_or_file_stem(source, name):
 
 
 def test_dataset_columns_and_roles():
-    dataset = P.load().dataset
+    dataset = P.load(SCENARIOS).dataset
     assert dataset.columns()[-3:] == ["leaks", "scenario_id", "timestamp"]
     roles = [dataset.role_of(c) for c in ("leaks", "scenario_id", "timestamp", "p_n1")]
     assert roles == ["target", "group", "timestamp", "feature"]
@@ -305,7 +311,7 @@ def test_events_defaults_and_their_descriptions():
     rows = {r["name"]: r for r in P.describe()}
     assert rows["events.grace"]["default"] == "1h"
     assert "joins them into one event" in rows["events.join_gap"]["description"]
-    assert rows["dataset.leak_table"]["default"] == "null"
+    assert rows["dataset.leak_table"]["default"] == "data/l-town-stream.leaks.csv"
 
 
 @pytest.mark.parametrize(
@@ -331,14 +337,15 @@ def test_a_leak_table_and_its_volumes_are_optional_paths():
 
 def test_leak_volumes_need_a_leak_table_and_a_leak_table_a_timestamp():
     with pytest.raises(P.ParameterError, match="leak_volumes needs dataset.leak_table"):
-        P.load(overrides=[("dataset.leak_volumes", "v.csv")])
+        P.load(SCENARIOS, overrides=[("dataset.leak_volumes", "v.csv")])
     with pytest.raises(P.ParameterError, match="leak_table needs dataset.timestamp"):
         P.load(
+            SCENARIOS,
             overrides=[
                 ("dataset.derive", "[]"),
                 ("dataset.timestamp", "null"),
                 ("dataset.leak_table", "leaks.csv"),
-            ]
+            ],
         )
 
 
