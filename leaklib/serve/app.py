@@ -27,7 +27,7 @@ from fastapi.exceptions import RequestValidationError
 from leaklib import params as parameters
 from leaklib.serve.deps import ModelCache, Server
 from leaklib.serve.errors import too_many_records
-from leaklib.serve.routers import champion, health, predict, reports, runs
+from leaklib.serve.routers import champion, docs, health, predict, reports, runs
 from leaklib.serve.schemas import MAX_RECORDS, UNAUTHORIZED
 from leaklib.serve.security import MAX_BODY_BYTES, BodyLimit, authorised
 from leaklib.serve.worker import RunWorker
@@ -73,7 +73,10 @@ def create_app(
         description=(__doc__ or "").split("\n\n", 1)[1],
         version="1",
         lifespan=lifespan,
+        docs_url=None,  # served from the package by docs.add_docs: no CDN, works offline
+        redoc_url=None,
     )
+    docs.add_docs(app)
     app.state.server = Server(files=files, overrides=overrides, params=base, token=token)
     app.state.token = token
     app.state.worker = worker
