@@ -8,7 +8,11 @@ Read with ``ast`` from the source files, so nothing is imported and the checks a
   under ``if TYPE_CHECKING:`` never run and are not edges;
 - no module outside ``leaklib/cli/`` imports ``leaklib.cli`` (the library returns or raises);
 - an import inside a function body is for a heavy or optional dependency only, and says why
-  in a ``#`` comment on its line or the line above.
+  in a ``#`` comment on its line or the line above;
+- a module loaded by name (``importlib.import_module``) is named in a table,
+  ``leaklib.cli.COMMANDS`` or ``leaklib.backends.BACKENDS``, as ``"module:function"``; each
+  entry names a module and a top-level name in it; the commands' entries are edges of the
+  import graph.
 """
 
 from __future__ import annotations
@@ -32,9 +36,11 @@ LAZY_ALLOWED = (
     "wntr",  # the optional simulate extra
     "epyt",
 )
-# The one import of leaklib inside a function: `leak`'s entry point loads its commands (the
-# whole library) after `leak run` has started its notebook kernel, so the two overlap.
-LAZY_EDGE = {("leaklib.cli", "leaklib.cli.commands")}
+# Modules loaded by name at run time, each through its one table of "module:function" (or
+# "module:Class") strings: the commands (`leaklib.cli.COMMANDS`, only the called one loads) and
+# the storage backends (`leaklib.backends.BACKENDS`, only the scheme asked for). Nothing else
+# calls importlib.import_module.
+TABLES = {"leaklib.cli": "COMMANDS", "leaklib.backends": "BACKENDS"}
 _DIRECTIVE = re.compile(r"#\s*(noqa|type:|pragma|fmt:)[^#]*")
 
 
@@ -114,7 +120,37 @@ def imports_of(module: str) -> list[Import]:
     return found
 
 
-ALL_IMPORTS = [imp for module in MODULES for imp in imports_of(module)]
+def table_targets(module: str, table: str) -> list[str]:
+    """The ``"module:name"`` strings in the assignment of ``table`` in ``module``."""
+    tree = ast.parse(MODULES[module].read_text())
+    for node in tree.body:
+        target = node.target if isinstance(node, ast.AnnAssign) else None
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target = node.targets[0]
+        if isinstance(target, ast.Name) and target.id == table and node.value is not None:
+            return [
+                c.value
+                for c in ast.walk(node.value)
+                if isinstance(c, ast.Constant)
+                and isinstance(c.value, str)
+                and re.fullmatch(r"leaklib(\.\w+)+:\w+", c.value)
+            ]
+    raise AssertionError(f"{module} defines no {table}")
+
+
+def _table_imports() -> list[Import]:
+    """The command table's entries as imports of ``leaklib.cli``, so the circle check sees them.
+
+    (The backends' table is not counted: ``sources.snapshot`` reads through the snapshot
+    store, which opens its backend through that table, a circle that only ever runs lazily.)
+    """
+    return [
+        Import("leaklib.cli", 0, target.partition(":")[0], True, f"COMMANDS: {target!r}", "")
+        for target in table_targets("leaklib.cli", "COMMANDS")
+    ]
+
+
+ALL_IMPORTS = [imp for module in MODULES for imp in imports_of(module)] + _table_imports()
 
 
 def _leaklib_module(target: str) -> str | None:
@@ -233,7 +269,9 @@ def _lazy_problems(modules: set[str]) -> list[str]:
         if not imp.in_function or imp.module not in modules:
             continue
         top = imp.target.split(".")[0]
-        if top not in LAZY_ALLOWED and (imp.module, imp.target) not in LAZY_EDGE:
+        if imp.line == 0:  # loaded by name through its table: the table is the reason
+            continue
+        if top not in LAZY_ALLOWED:
             problems.append(f"  {imp.where}: {imp.text.strip()}  (move it to the module's top)")
         elif not _reason(imp):
             problems.append(f"  {imp.where}: {imp.text.strip()}  (say why in a # comment)")
@@ -246,3 +284,31 @@ def test_imports_inside_functions_are_heavy_optional_and_explained():
         "imports inside functions must be of a heavy optional dependency "
         f"({', '.join(LAZY_ALLOWED)}) with a # reason:\n" + "\n".join(problems)
     )
+
+
+def test_modules_loaded_by_name_are_in_a_table_and_exist():
+    callers = sorted(
+        f"{module}" for module in MODULES if "import_module(" in MODULES[module].read_text()
+    )
+    assert callers == sorted(TABLES), "importlib.import_module outside the tables' modules"
+    problems = []
+    for module, table in TABLES.items():
+        targets = table_targets(module, table)
+        assert targets, f"{module}.{table} lists nothing"
+        for target in targets:
+            name, _, attribute = target.partition(":")
+            if name not in MODULES:
+                problems.append(f"  {module}.{table}: {target!r}: no module {name}")
+                continue
+            defined = {
+                getattr(node, "name", None) for node in ast.parse(MODULES[name].read_text()).body
+            }
+            if attribute not in defined:
+                problems.append(f"  {module}.{table}: {target!r}: {name} defines no {attribute}")
+    assert not problems, "table entries that load nothing:\n" + "\n".join(problems)
+
+
+def test_the_command_table_is_checked():
+    targets = table_targets("leaklib.cli", "COMMANDS")
+    assert "leaklib.cli.params_command:configure" in targets
+    assert "leaklib.cli.params_command" in import_graph()["leaklib.cli"]

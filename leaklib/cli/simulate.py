@@ -38,7 +38,12 @@ def _knob_comments() -> dict[str, str]:
     return dict(found)
 
 
-def _configure_parser(parser: argparse.ArgumentParser) -> None:
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Add ``leak simulate``'s options (generated from the recipe's fields) and its handler."""
+    parser.description = (simulate.__doc__ or "").split("\n\n")[0] + (
+        f" Regenerate the committed file with: leak simulate --scenarios "
+        f"{simulate.DEFAULT_SCENARIOS} --seed {simulate.DEFAULT_SEED} --out {simulate.DEFAULT_OUT}"
+    )
     parser.add_argument(
         "--scenarios",
         type=int,
@@ -80,18 +85,6 @@ def _configure_parser(parser: argparse.ArgumentParser) -> None:
             **kwargs,
         )
     parser.set_defaults(func=run_simulate)
-
-
-def add_simulate_parser(subparsers: Any) -> None:
-    """Register the ``simulate`` subcommand on an argparse subparsers object."""
-    parser = subparsers.add_parser(
-        "simulate",
-        help="simulate leak scenarios on L-TOWN (regenerates the embedded default dataset)",
-        description=(simulate.__doc__ or "").split("\n\n")[0]
-        + f" Regenerate the committed file with: leak simulate --scenarios {simulate.DEFAULT_SCENARIOS} "
-        f"--seed {simulate.DEFAULT_SEED} --out {simulate.DEFAULT_OUT}",
-    )
-    _configure_parser(parser)
 
 
 def recipe_from_args(args: argparse.Namespace) -> simulate.SimulationRecipe:
