@@ -11,6 +11,7 @@ import logging
 from typing import Any
 
 from leaklib import metrics, models, registry, runs, tracking
+from leaklib.errors import LeakError
 from leaklib.metadata import CHAMPION, ConflictError, MetadataStore
 from leaklib.snapshots import open_snapshot_store
 
@@ -20,7 +21,7 @@ ANY = object()  # promote(expected_champion=ANY): promote whoever holds the poin
 BRIEF_KEYS = ("run_id", "version", "model_uri", "model_sha256", "mlflow_run_id", "promoted_at")
 
 
-class ChampionError(RuntimeError):
+class ChampionError(LeakError, RuntimeError):
     """A run cannot be made the champion; the message says what is missing."""
 
 
@@ -133,7 +134,7 @@ def load_model(pointer: dict[str, Any]) -> Any:
         store = open_snapshot_store(pointer["model_store"])
         try:
             return models.load_model(pointer["model_sha256"], store=store)
-        except models.ModelError as exc:
+        except models.ModelFileError as exc:
             raise ChampionError(f"the champion model of run {pointer['run_id']!r}: {exc}") from exc
     return _load_from_mlflow(pointer)
 

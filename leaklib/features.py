@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 
+from leaklib.errors import LeakError
 from leaklib.params import (
     DatasetSpec,
     Derivation,
@@ -35,7 +36,7 @@ from leaklib.params import (
 )
 
 
-class DeriveError(ValueError):
+class DeriveError(LeakError, ValueError):
     """A derivation cannot be computed on this table; the message names the key."""
 
 

@@ -32,6 +32,7 @@ import pandas as pd
 
 from leaklib import champion, metrics, registry, runs
 from leaklib.bootstrap import BootstrapError, paired_bootstrap
+from leaklib.errors import LeakError
 from leaklib.evaluation import holdout_metrics
 from leaklib.metadata import ConflictError, MetadataStore, to_json_safe
 from leaklib.params import Params, PromotionSpec
@@ -49,7 +50,7 @@ class Verdict(enum.StrEnum):
 PROMOTED, NOT_PROMOTED = Verdict.PROMOTED, Verdict.NOT_PROMOTED
 
 
-class PromotionError(RuntimeError):
+class PromotionError(LeakError, RuntimeError):
     """A promotion cannot be decided or recorded; the message says what is missing."""
 
 

@@ -17,12 +17,13 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from leaklib import estimators, metrics
+from leaklib.errors import LeakError
 from leaklib.params import FeatureSpec, ModelSpec
 
 log = logging.getLogger(__name__)
 
 
-class ModelError(ValueError):
+class EstimatorError(LeakError, ValueError):
     """The model parameters cannot build an estimator."""
 
 
@@ -34,14 +35,14 @@ def make_estimator(model: ModelSpec, *, seed: int) -> ClassifierMixin:
     known = estimator.get_params()
     unknown = sorted(set(model.params) - set(known))
     if unknown:
-        raise ModelError(
+        raise EstimatorError(
             f"model.params: {unknown[0]!r} is not a parameter of {model.name} "
             f"({cls.__name__}); valid: {', '.join(sorted(known))}"
         )
     try:
         estimator.set_params(**model.params)
     except (TypeError, ValueError) as exc:
-        raise ModelError(f"model.params for {model.name}: {exc}") from exc
+        raise EstimatorError(f"model.params for {model.name}: {exc}") from exc
     if "random_state" in known:
         estimator.set_params(random_state=seed)
     return estimator
@@ -96,7 +97,7 @@ def split_holdout(
             continue
         take = max(1, round(test_size * len(members)))
         if take >= len(members):
-            raise ModelError(
+            raise EstimatorError(
                 f"test_size {test_size} leaves no training {('groups' if group else 'rows')} with class {cls}"
             )
         holdout_units.extend(rng.permutation(members)[:take].tolist())

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -27,6 +28,7 @@ from pydantic import (
 )
 
 from leaklib import estimators, metrics
+from leaklib.errors import LeakError
 from leaklib.paths import project_root
 
 FeatureType = Literal["numeric", "categorical", "boolean"]
@@ -34,8 +36,17 @@ ModelName = Literal[estimators.NAMES]  # type: ignore[valid-type]
 PrimaryMetric = Literal[metrics.PRIMARY]  # type: ignore[valid-type]
 
 
-class ParameterError(ValueError):
-    """A parameter set is invalid; the message names the key and what was expected."""
+class ParameterError(LeakError, ValueError):
+    """A parameter set is invalid; the message names the key and what was expected.
+
+    Attributes:
+        by_key: ``(key, problem)`` for each bad key, the problem naming its key; empty when
+            the error is not about one key (an unreadable file).
+    """
+
+    def __init__(self, message: str, *, by_key: Sequence[tuple[str, str]] = ()) -> None:
+        super().__init__(message, problems=[problem for _, problem in by_key])
+        self.by_key = list(by_key)
 
 
 class _Strict(BaseModel):
@@ -428,11 +439,13 @@ def _check_key(key: str, where: str) -> None:
     if top in field_names():
         return
     if top in DATASET_KEYS:
-        raise ParameterError(
+        moved = (
             f"parameter {top!r}{where} has moved: it is now dataset.{top} (a dataset is one "
             f"mapping of {', '.join(DATASET_KEYS)}; see parameters/default.yaml)"
         )
-    raise ParameterError(f"unknown parameter {key!r}{where}; known: {', '.join(field_names())}")
+        raise ParameterError(moved, by_key=[(key, moved)])
+    unknown = f"unknown parameter {key!r}{where}; known: {', '.join(field_names())}"
+    raise ParameterError(unknown, by_key=[(key, unknown)])
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
@@ -509,8 +522,9 @@ def validate(values: dict[str, Any]) -> Params:
             where = ".".join(str(p) for p in err["loc"]) or "parameters"
             got = err.get("input")
             shown = "" if isinstance(got, dict | list) else f" (got {got!r})"
-            problems.append(f"{where}: {err['msg']}{shown}")
-        raise ParameterError("invalid parameters:\n  " + "\n  ".join(problems)) from None
+            problems.append((where, f"{where}: {err['msg']}{shown}"))
+        message = "invalid parameters:\n  " + "\n  ".join(line for _, line in problems)
+        raise ParameterError(message, by_key=problems) from None
 
 
 def load(

@@ -26,6 +26,7 @@ import nbformat
 import yaml
 
 from leaklib import metrics, plots
+from leaklib.errors import LeakError
 from leaklib.paths import write_atomic
 from leaklib.runs import NOTEBOOKS, STEPS, list_runs, shown_status
 from leaklib.snapshots import (
@@ -52,7 +53,7 @@ _DROPPED_MIMETYPES = (
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
-class ReportError(RuntimeError):
+class ReportError(LeakError, RuntimeError):
     """A report or the run index cannot be rendered or written."""
 
 

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from leaklib.errors import NotFoundError
 from leaklib.lineage import environment_info, git_info, lock_hash
 from leaklib.metadata import RUNS, ConflictError, MetadataError, MetadataStore
 
@@ -29,6 +30,15 @@ STEPS = ("extract", "train", "evaluate")
 HEARTBEAT_S = 15.0  # how often a running step stamps heartbeat_at
 ABANDONED_AFTER_S = 600.0  # a running record whose heartbeat is older than this was abandoned
 NOTEBOOKS = {"extract": "01_extract", "train": "02_train", "evaluate": "03_evaluate"}
+
+
+class RunNotFound(MetadataError, NotFoundError):
+    """No run of this id in the metadata store."""
+
+    def __init__(self, run_id: str, *, store_uri: str | None = None) -> None:
+        where = f" in {store_uri}" if store_uri else ""
+        super().__init__(f"run {run_id!r} not found{where}")
+        self.run_id = run_id
 
 
 def now() -> str:
@@ -80,10 +90,10 @@ def start_run(
 
 
 def get_run(store: MetadataStore, run_id: str) -> dict[str, Any]:
-    """Return a run document; MetadataError naming the run id when it does not exist."""
+    """Return a run document; RunNotFound (a MetadataError) when it does not exist."""
     record = store.get(RUNS, run_id)
     if record is None:
-        raise MetadataError(f"run {run_id!r} not found in {store.uri}")
+        raise RunNotFound(run_id, store_uri=store.uri)
     return record
 
 
@@ -126,7 +136,7 @@ def _transact(
 
     def guarded(current: dict[str, Any] | None) -> dict[str, Any]:
         if current is None:
-            raise MetadataError(f"run {run_id!r} not found")
+            raise RunNotFound(run_id)
         if current["status"] != "running" and finished != "allow":
             if finished == "refuse":
                 raise ConflictError(f"run {run_id!r} is {current['status']}{why}")

@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from leaklib import champion, models, plots, runs
+from leaklib.errors import LeakError
 from leaklib.features import derive_dataset, model_features
 from leaklib.metadata import ConflictError, MetadataStore
 from leaklib.modelling import feature_frame
@@ -32,7 +33,7 @@ log = logging.getLogger(__name__)
 SCORINGS = "scorings"
 
 
-class ScoringError(RuntimeError):
+class ScoringError(LeakError, RuntimeError):
     """A table cannot be scored; the message says what is missing."""
 
 

@@ -24,6 +24,7 @@ import requests
 import skops.io
 
 from leaklib import models
+from leaklib.errors import LeakError
 from leaklib.params import Params
 from leaklib.paths import project_root
 
@@ -71,7 +72,7 @@ def is_local_tracking(uri: str) -> bool:
     return uri.startswith(("sqlite:", "file:")) or "://" not in uri
 
 
-class TrackingUnreachable(RuntimeError):
+class TrackingUnreachable(LeakError, RuntimeError):
     """The MLflow tracking server does not answer; the message names MLFLOW_TRACKING_URI."""
 
 

@@ -29,7 +29,8 @@ from dataclasses import dataclass
 # absent, at the edge and before anything loads jsonschema, makes jsonschema skip them.
 sys.modules.setdefault("rfc3987_syntax", None)
 
-from leaklib.pipeline.kernel import RunKernel  # noqa: E402 - after the line above
+from leaklib.errors import LeakError  # noqa: E402 - after the line above
+from leaklib.pipeline.kernel import RunKernel  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -129,8 +130,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.kernel = kernel
         try:
             return args.func(args)
-        except (ValueError, RuntimeError, FileNotFoundError) as exc:
-            # every leaklib error names what is wrong; a traceback would hide it
+        except LeakError as exc:
+            # a user's error names what is wrong, and a traceback would hide it; anything
+            # else is a bug, and shows its traceback
             print(f"leak {args.command}: error: {exc}", file=sys.stderr)
             return 2
     finally:

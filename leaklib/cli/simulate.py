@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
 
 from leaklib import simulate
+from leaklib.errors import LeakError
 
 
 def _field_option(field: dataclasses.Field[Any], hint: Any) -> tuple[dict[str, Any], str]:
@@ -109,6 +110,8 @@ def run_simulate(args: argparse.Namespace) -> int:
             out=args.out,
             progress=args.progress,
         )
-    except ModuleNotFoundError as exc:
-        raise ValueError(str(exc)) from exc  # reported by leak's entry point, exit 2
+    except (ModuleNotFoundError, ValueError) as exc:
+        # the solver missing, or a knob the recipe refuses (leaklib.simulate checks them with
+        # ValueError): the user's to fix, reported by leak's entry point with exit 2
+        raise LeakError(str(exc)) from exc
     return 0

@@ -18,6 +18,7 @@ from nbclient.exceptions import CellTimeoutError
 
 from leaklib import reports as reporting
 from leaklib import runs, tracking
+from leaklib.errors import LeakError
 from leaklib.kernel import KERNEL
 from leaklib.metadata import open_metadata_store
 from leaklib.params import Params, load, read_yaml
@@ -30,7 +31,7 @@ from leaklib.snapshots import open_snapshot_store
 log = logging.getLogger(__name__)
 
 
-class RunnerError(RuntimeError):
+class RunnerError(LeakError, RuntimeError):
     """The pipeline could not be started (not a failed step: those are recorded)."""
 
 

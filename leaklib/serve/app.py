@@ -22,11 +22,10 @@ import contextlib
 from collections.abc import AsyncIterator, Sequence
 
 from fastapi import Depends, FastAPI
-from fastapi.exceptions import RequestValidationError
 
 from leaklib import params as parameters
 from leaklib.serve.deps import ModelCache, Server
-from leaklib.serve.errors import too_many_records
+from leaklib.serve.errors import add_error_handlers
 from leaklib.serve.routers import champion, docs, health, predict, reports, runs
 from leaklib.serve.schemas import MAX_RECORDS, UNAUTHORIZED
 from leaklib.serve.security import MAX_BODY_BYTES, BodyLimit, authorised
@@ -89,6 +88,6 @@ def create_app(
     predicting = predict.build_router(dataset=base.dataset, max_records=max_records)
     app.include_router(predicting, **protected)
     app.include_router(health.router)
-    app.add_exception_handler(RequestValidationError, too_many_records)
+    add_error_handlers(app)
     app.add_middleware(BodyLimit, limit=max_body_bytes)
     return app

@@ -11,6 +11,7 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from leaklib.errors import LeakError
 from leaklib.params import Params
 from leaklib.paths import resolve
 
@@ -24,7 +25,7 @@ MAX_BODY_BYTES = 8 * 1024 * 1024  # any request body
 SERVER_ONLY = ("run_id", "serve_allowed_locations")
 
 
-class ServeError(ValueError):
+class ServeError(LeakError, ValueError):
     """The server cannot start as asked; the message says what to change."""
 
 

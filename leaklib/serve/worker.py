@@ -11,6 +11,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
+from leaklib.errors import LeakError
 from leaklib.paths import ENV_PROJECT_DIR, project_root
 from leaklib.serve.security import ENV_TOKEN
 
@@ -19,7 +20,7 @@ log = logging.getLogger(__name__)
 STOP_GRACE_S = 30.0  # a run still going at shutdown gets SIGTERM, then this long to record it
 
 
-class RunBusy(RuntimeError):
+class RunBusy(LeakError, RuntimeError):
     """A run this server started is still going."""
 
     def __init__(self, run_id: str) -> None:

@@ -4,21 +4,15 @@ The body is built from the dataset's ``features`` (:func:`leaklib.serve.schemas.
 so this router is made per app by :func:`build_router`.
 """
 
-import logging
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import pandas as pd
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Query
 
 from leaklib import runs, scoring
-from leaklib.features import DeriveError
-from leaklib.metadata import MetadataError
-from leaklib.models import ModelError
 from leaklib.params import DatasetSpec
-from leaklib.schema import SchemaError
 from leaklib.serve.deps import MetadataDep, ModelsDep, ServerDep
-from leaklib.serve.errors import unprocessable
 from leaklib.serve.schemas import (
     RUN_ID_PATTERN,
     UNREADABLE,
@@ -27,8 +21,6 @@ from leaklib.serve.schemas import (
     Predictions,
     record_model,
 )
-
-log = logging.getLogger(__name__)
 
 
 def _plain(value: Any) -> Any:
@@ -91,23 +83,11 @@ def build_router(*, dataset: DatasetSpec, max_records: int) -> APIRouter:
         ] = None,
     ) -> Any:
         name = server.params.dataset.model_name
-        try:
-            run = scoring.model_run(metadata, model_name=name, run_id=run_id)
-        except (scoring.ScoringError, MetadataError) as exc:
-            raise HTTPException(status_code=404, detail=str(exc)) from None
+        run = scoring.model_run(metadata, model_name=name, run_id=run_id)
         frame = pd.DataFrame([r.model_dump(by_alias=True) for r in body.records])
-        try:
-            model = models.get(run["model"]["sha256"], lambda: scoring.load_run_model(run))
-        except ModelError as exc:
-            log.error("model of run %s cannot be loaded: %s", run["run_id"], exc)
-            raise HTTPException(status_code=503, detail="the model cannot be loaded") from None
+        model = models.get(run["model"]["sha256"], lambda: scoring.load_run_model(run))
         stamp = datetime.now(UTC).isoformat(timespec="seconds")
-        try:
-            scored = scoring.score_frame(frame, run=run, scored_at=stamp, model=model)
-        except SchemaError as exc:
-            return unprocessable([(["records"], p) for p in exc.problems], "schema_error")
-        except DeriveError as exc:
-            return unprocessable([(["records"], str(exc))], "derive_error")
+        scored = scoring.score_frame(frame, run=run, scored_at=stamp, model=model)
         return _predictions(scored, run)
 
     return router

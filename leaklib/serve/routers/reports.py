@@ -7,6 +7,7 @@ from fastapi import APIRouter, HTTPException
 from fastapi.responses import HTMLResponse
 
 from leaklib import reports, runs
+from leaklib.errors import LeakError
 from leaklib.paths import project_root
 from leaklib.serve.deps import MetadataDep, WorkerDep
 from leaklib.serve.schemas import RunId, StepName, json_error
@@ -52,7 +53,7 @@ def _report_html(record: dict[str, Any], step: str) -> bytes | None:
         try:
             snapshots = open_snapshot_store(record["params"]["snapshot_store"])
             return reports.archive_store(snapshots, record["run_id"]).get(archived["sha256"])
-        except RuntimeError as exc:  # missing or altered in the archive: try the local copy
+        except LeakError as exc:  # missing or altered in the archive: try the local copy
             log.warning("archived %s report of run %s: %s", step, record["run_id"], exc)
     rendered = (record.get("reports") or {}).get(step)
     path = project_root() / rendered if rendered else None

@@ -4,13 +4,12 @@ from typing import Annotated, Any
 
 import yaml
 from fastapi import APIRouter, HTTPException, Query, Response
-from fastapi.responses import JSONResponse
 
 from leaklib import params as parameters
 from leaklib import runs
 from leaklib.params import ParameterError
 from leaklib.serve.deps import MetadataDep, Server, ServerDep, WorkerDep
-from leaklib.serve.errors import Problem, parameter_problems, unprocessable
+from leaklib.serve.errors import LocationNotAllowed
 from leaklib.serve.schemas import (
     MAX_PAGE,
     RUN_EXAMPLE,
@@ -30,39 +29,37 @@ from leaklib.serve.worker import RunBusy
 router = APIRouter()
 
 
-def _busy(error: RunBusy) -> JSONResponse:
-    return JSONResponse(
-        status_code=409, content=Busy(detail=str(error), run_id=error.run_id).model_dump()
-    )
-
-
-def _override_pairs(body: RunRequest) -> tuple[list[tuple[str, str]], list[Problem]]:
-    """The request's overrides as ``-p KEY VALUE`` pairs, and the keys it may not set."""
-    problems: list[Problem] = []
+def _override_pairs(body: RunRequest) -> list[tuple[str, str]]:
+    """The request's overrides as ``-p KEY VALUE`` pairs; ParameterError naming each bad key."""
+    problems: list[tuple[str, str]] = []
     pairs: list[tuple[str, str]] = []
     for key, value in body.params.items():
         if key.split(".", 1)[0] in SERVER_ONLY:
-            problems.append((["params", key], f"{key} is set by the server, not over HTTP"))
+            problems.append((key, f"{key} is set by the server, not over HTTP"))
             continue
         text = yaml.safe_dump(value)  # the JSON value, written as `-p KEY VALUE` reads it
         try:
             parameters.parse_override(key, text)  # an unknown key, named
-        except ParameterError as exc:
-            problems.append((["params", key], str(exc)))
+        except ParameterError as exc:  # gathered, so the answer names every bad key at once
+            problems.append((key, str(exc)))
             continue
         pairs.append((key, text))
-    return pairs, problems
+    if problems:
+        raise ParameterError("; ".join(p for _, p in problems), by_key=problems)
+    return pairs
 
 
-def _outside(server: Server, chosen: parameters.Params) -> list[Problem]:
-    """The locations the request moved outside ``serve_allowed_locations``."""
+def _check_locations(server: Server, chosen: parameters.Params) -> None:
+    """LocationNotAllowed naming each location the request moved outside the allow-list."""
     allowed = server.params.serve_allowed_locations
     before = location_values(server.params)
-    return [
-        (["params", key], f"{key} {value!r} is outside serve_allowed_locations")
+    outside = [
+        (key, f"{key} {value!r} is outside serve_allowed_locations")
         for key, value in location_values(chosen).items()
         if value != before[key] and not within_locations(value, allowed)
     ]
+    if outside:
+        raise LocationNotAllowed(outside)
 
 
 @router.post(
@@ -86,24 +83,14 @@ def _outside(server: Server, chosen: parameters.Params) -> list[Problem]:
 def start_run(body: RunRequest, response: Response, server: ServerDep, worker: WorkerDep) -> Any:
     busy = worker.running()
     if busy:
-        return _busy(RunBusy(busy))
-    pairs, problems = _override_pairs(body)
-    if problems:
-        return unprocessable(problems, "parameter_error")
-    try:
-        chosen = parameters.load(server.files, [*server.overrides, *pairs])
-    except ParameterError as exc:
-        return unprocessable(parameter_problems(exc), "parameter_error")
-    outside = _outside(server, chosen)
-    if outside:
-        return unprocessable(outside, "location_not_allowed")
+        raise RunBusy(busy)
+    pairs = _override_pairs(body)
+    chosen = parameters.load(server.files, [*server.overrides, *pairs])
+    _check_locations(server, chosen)
     run_id = runs.new_run_id()
     args = [*(a for f in server.files for a in ("-f", f))]
     args += [a for k, v in [*server.overrides, *pairs] for a in ("-p", k, v)]
-    try:
-        worker.start(run_id, [*args, "-p", "run_id", run_id])
-    except RunBusy as busy_now:
-        return _busy(busy_now)
+    worker.start(run_id, [*args, "-p", "run_id", run_id])
     response.headers["Location"] = f"/runs/{run_id}"
     return RunStarted(run_id=run_id, location=f"/runs/{run_id}")
 
