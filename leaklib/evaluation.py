@@ -63,7 +63,7 @@ class AlarmThreshold:
         return asdict(self)
 
 
-def alarm_threshold(
+def choose_alarm_threshold(
     y: np.ndarray,
     oof_proba: np.ndarray,
     folds: np.ndarray,

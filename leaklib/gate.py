@@ -16,7 +16,7 @@ The rule, exactly (``promotion`` parameters; ``M`` is ``primary_metric``):
 
 A decision is a :class:`Decision`; the run record keeps its plain form (``runs``), the
 champion pointer changes through :func:`leaklib.champion.promote`, and MLflow mirrors both
-(:mod:`leaklib.registry`).
+(:mod:`leaklib.model_registry`).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from leaklib import champion, metrics, registry, runs
+from leaklib import champion, metrics, model_registry, runs
 from leaklib.bootstrap import BootstrapError, paired_bootstrap
 from leaklib.errors import LeakError
 from leaklib.evaluation import holdout_metrics
@@ -262,7 +262,7 @@ def gate(
     run: dict[str, Any],
     holdout: pd.DataFrame,
     challenger_proba: np.ndarray,
-    load_champion: Callable[[dict[str, Any]], Any] = champion.load_model,
+    load_champion: Callable[[dict[str, Any]], Any] = champion.load_champion_model,
 ) -> Decision:
     """Compare the challenger with the champion on its holdout, decide, and record the decision.
 
@@ -283,7 +283,7 @@ def gate(
     if len(challenger_proba) != len(holdout):
         raise PromotionError(f"{len(challenger_proba)} scores for {len(holdout)} holdout rows")
     y = holdout[params.dataset.target].to_numpy()
-    figures = holdout_metrics(y, challenger_proba, threshold=runs.alarm_threshold(run))
+    figures = holdout_metrics(y, challenger_proba, threshold=runs.recorded_threshold(run))
     name = params.dataset.model_name
     pointer = champion.current_champion(store, model_name=name)
     decision = Decision(
@@ -320,7 +320,7 @@ def gate(
                 pointer=pointer,
             )
     plain = decision.to_dict()
-    decision.mlflow = registry.mirror_decision(run, plain, model_name=name)
+    decision.mlflow = model_registry.mirror_decision(run, plain, model_name=name)
     runs.record_promotion(store, run["run_id"], {**plain, "mlflow": decision.mlflow})
     log.info("run %s: %s", run["run_id"], decision.reason)
     return decision
@@ -388,7 +388,7 @@ def manual_promotion(store: MetadataStore, *, run_id: str, params: Params, reaso
         figures=decision.challenger["metrics"],
     )
     plain = decision.to_dict()
-    decision.mlflow = registry.mirror_decision(run, plain, model_name=name)
+    decision.mlflow = model_registry.mirror_decision(run, plain, model_name=name)
     runs.supersede_promotion(store, run_id, {**plain, "mlflow": decision.mlflow})
     return decision
 

@@ -115,7 +115,7 @@ def save_model(pipeline: Any, *, store: SnapshotStore) -> ModelFile:
     return ModelFile(uri=uri, sha256=digest, size_bytes=len(data))
 
 
-def load_model(sha256: str, *, store: SnapshotStore) -> Any:
+def load_model_file(sha256: str, *, store: SnapshotStore) -> Any:
     """Read a model file by hash, verify it, and return the fitted pipeline."""
     try:
         data = model_store(store).get(sha256)

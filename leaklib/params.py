@@ -217,8 +217,9 @@ class DeriveSpec(RootModel[list[Derivation]]):
     root: list[Derivation] = Field(default_factory=list)
 
 
-_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-_MODEL_NAME = _RUN_ID
+# the one rule for a run id and a model name: they become paths, URLs and document ids
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+_ID = re.compile(ID_PATTERN)
 
 
 class DatasetSpec(_Strict):
@@ -287,7 +288,7 @@ class DatasetSpec(_Strict):
     @field_validator("model_name")
     @classmethod
     def _model_name(cls, value: str | None) -> str | None:
-        if value is not None and not _MODEL_NAME.match(value):
+        if value is not None and not _ID.match(value):
             raise ValueError("must be letters, digits, '.', '_' or '-' (at most 64)")
         return value
 
@@ -411,7 +412,7 @@ class Params(_Strict):
     @field_validator("run_id")
     @classmethod
     def _run_id(cls, value: str | None) -> str | None:
-        if value is not None and not _RUN_ID.match(value):
+        if value is not None and not _ID.match(value):
             raise ValueError("must be letters, digits, '.', '_' or '-' (at most 64)")
         return value
 
@@ -510,6 +511,17 @@ def _set(merged: dict[str, Any], key: str, value: Any) -> None:
         node[part] = child
         node = child
     node[parts[-1]] = value
+
+
+def flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Flatten nested parameters to dotted keys (``dataset.sample.groups``), values kept."""
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, dict) and value:
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 def validate(values: dict[str, Any]) -> Params:

@@ -23,13 +23,12 @@ from typing import Any
 from leaklib.errors import NotFoundError
 from leaklib.lineage import environment_info, git_info, lock_hash
 from leaklib.metadata import RUNS, ConflictError, MetadataError, MetadataStore
+from leaklib.steps import NOTEBOOKS, STEPS
 
 log = logging.getLogger(__name__)
 
-STEPS = ("extract", "train", "evaluate")
 HEARTBEAT_S = 15.0  # how often a running step stamps heartbeat_at
 ABANDONED_AFTER_S = 600.0  # a running record whose heartbeat is older than this was abandoned
-NOTEBOOKS = {"extract": "01_extract", "train": "02_train", "evaluate": "03_evaluate"}
 
 
 class RunNotFound(MetadataError, NotFoundError):
@@ -302,31 +301,6 @@ def finish_step(
     return _transact(store, run_id, change, finished="refuse", why=" already")
 
 
-def fail_run(store: MetadataStore, run_id: str, *, error: str) -> dict[str, Any]:
-    """Mark a run failed (for errors outside a step); a finished run is left as it is."""
-
-    def change(current: dict[str, Any]) -> dict[str, Any]:
-        stamp = now()
-        steps = {
-            name: (
-                {**s, "status": "failed", "finished_at": stamp}
-                if s.get("status") == "running"
-                else s
-            )
-            for name, s in current["steps"].items()
-        }
-        return {
-            **current,
-            "steps": steps,
-            "status": "failed",
-            "error": error,
-            "finished_at": stamp,
-            "updated_at": stamp,
-        }
-
-    return _transact(store, run_id, change, finished="keep")
-
-
 def set_reports(
     store: MetadataStore,
     run_id: str,
@@ -465,7 +439,7 @@ def recorded_params(record: dict[str, Any]) -> dict[str, Any]:
 LEGACY_THRESHOLD = 0.5  # records made before thresholds were chosen per model
 
 
-def alarm_threshold(record: dict[str, Any]) -> float:
+def recorded_threshold(record: dict[str, Any]) -> float:
     """Return the alarm threshold a run's model was given (chosen on CV, or the parameter)."""
     alarm = record.get("alarm") or {}
     if alarm.get("threshold") is not None:

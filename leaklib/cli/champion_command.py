@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from leaklib import champion
-from leaklib import gate as gatekeeping
+from leaklib import champion, gate
 from leaklib.cli.options import add_param_options, params_of
 from leaklib.metadata import open_metadata_store
 from leaklib.metrics import CATALOGUE
@@ -40,9 +39,7 @@ def _champion(args: argparse.Namespace) -> int:
 def _promote(args: argparse.Namespace) -> int:
     params = params_of(args)
     store = open_metadata_store(params.metadata_store)
-    decision = gatekeeping.manual_promotion(
-        store, run_id=args.run_id, params=params, reason=args.reason
-    )
+    decision = gate.manual_promotion(store, run_id=args.run_id, params=params, reason=args.reason)
     previous = decision.previous_champion or {}
     print(
         f"run {args.run_id} (version {decision.challenger['version']}) is now the champion of "

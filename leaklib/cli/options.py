@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from leaklib import params as parameters
+from leaklib import params
 from leaklib.params import Params
 
 
@@ -34,4 +34,4 @@ def add_param_options(parser: argparse.ArgumentParser) -> None:
 
 def params_of(args: argparse.Namespace) -> Params:
     """The validated parameter set of the command line's ``-f`` and ``-p``."""
-    return parameters.load(args.files, [tuple(o) for o in args.overrides])
+    return params.load(args.files, [tuple(o) for o in args.overrides])

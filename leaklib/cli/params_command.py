@@ -9,8 +9,7 @@ import argparse
 
 import yaml
 
-from leaklib import parameter_cells
-from leaklib import params as parameters
+from leaklib import parameter_cells, params
 from leaklib.cli.options import add_param_options, params_of
 
 
@@ -22,7 +21,7 @@ def _params(args: argparse.Namespace) -> int:
     if args.files or args.overrides:
         print(yaml.safe_dump(params_of(args).to_plain(), sort_keys=False), end="")
         return 0
-    for row in parameters.describe():
+    for row in params.describe():
         print(f"{row['name']}  ({row['type']})")
         print(f"    {row['description']}")
         default = row["default"]

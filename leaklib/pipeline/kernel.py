@@ -18,7 +18,7 @@ from jupyter_core.utils import run_sync
 
 from leaklib import runs
 from leaklib.errors import LeakError
-from leaklib.kernel import KERNEL
+from leaklib.kernelspec import KERNEL
 from leaklib.paths import project_root
 
 log = logging.getLogger(__name__)

@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator, Sequence
 
 from fastapi import Depends, FastAPI
 
-from leaklib import params as parameters
+from leaklib import params
 from leaklib.serve.deps import ModelCache, Server
 from leaklib.serve.errors import add_error_handlers
 from leaklib.serve.routers import champion, docs, health, predict, reports, runs
@@ -58,7 +58,7 @@ def create_app(
     """
     files = [str(f) for f in files]
     overrides = [(str(k), str(v)) for k, v in overrides]
-    base = parameters.load(files, overrides)  # a bad set stops the server before it listens
+    base = params.load(files, overrides)  # a bad set stops the server before it listens
     worker = worker or RunWorker()
 
     @contextlib.asynccontextmanager

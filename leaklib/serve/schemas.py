@@ -12,14 +12,15 @@ from fastapi import Path as PathParam
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
 
 from leaklib import runs
-from leaklib.params import DatasetSpec, FeatureSpec
+from leaklib.params import ID_PATTERN, DatasetSpec, FeatureSpec
+from leaklib.steps import STEPS
 
 MAX_RECORDS = 5000  # records in one POST /predict
 MAX_PAGE = 100  # runs in one page of GET /runs
-RUN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+RUN_ID_PATTERN = ID_PATTERN  # a run id or a model name in a path or query
 
 RunStatus = Enum("RunStatus", {s: s for s in runs.SHOWN_STATUSES}, type=str)
-StepName = Enum("StepName", {s: s for s in runs.STEPS}, type=str)
+StepName = Enum("StepName", {s: s for s in STEPS}, type=str)
 RunId = Annotated[str, PathParam(pattern=RUN_ID_PATTERN, examples=["20261129-101500-3fa2"])]
 
 

@@ -1,19 +1,12 @@
 """``/runs/{run_id}/reports/{step}``: a run's rendered report of one step."""
 
-import logging
-from typing import Any
-
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import HTMLResponse
 
 from leaklib import reports, runs
-from leaklib.errors import LeakError
 from leaklib.paths import project_root
 from leaklib.serve.deps import MetadataDep, WorkerDep
 from leaklib.serve.schemas import RunId, StepName, json_error
-from leaklib.snapshots import open_snapshot_store
-
-log = logging.getLogger(__name__)
 
 router = APIRouter()
 
@@ -36,7 +29,7 @@ def read_report(
     record = runs.get_run_or_none(metadata, run_id)
     if record is None:
         raise HTTPException(status_code=404, detail=f"run {run_id!r} not found")
-    html = _report_html(record, step.value)
+    html = reports.fetch_report(record, step.value, reports_root=project_root() / "reports")
     if html is None:
         rendering = worker.running() == run_id and record.get("status") != "running"
         later = ": it is being rendered, ask again in a few seconds" if rendering else ""
@@ -44,19 +37,3 @@ def read_report(
             status_code=404, detail=f"run {run_id!r} has no {step.value} report{later}"
         )
     return HTMLResponse(html, headers={"X-Content-Type-Options": "nosniff"})
-
-
-def _report_html(record: dict[str, Any], step: str) -> bytes | None:
-    """Return a run's rendered report of ``step``: archived (verified), else rendered here."""
-    archived = (record.get("reports_archive") or {}).get(step)
-    if archived:
-        try:
-            snapshots = open_snapshot_store(record["params"]["snapshot_store"])
-            return reports.archive_store(snapshots, record["run_id"]).get(archived["sha256"])
-        except LeakError as exc:  # missing or altered in the archive: try the local copy
-            log.warning("archived %s report of run %s: %s", step, record["run_id"], exc)
-    rendered = (record.get("reports") or {}).get(step)
-    path = project_root() / rendered if rendered else None
-    if path is not None and path.is_file() and path.resolve().is_relative_to(project_root()):
-        return path.read_bytes()
-    return None

@@ -5,8 +5,7 @@ from typing import Annotated, Any
 import yaml
 from fastapi import APIRouter, HTTPException, Query, Response
 
-from leaklib import params as parameters
-from leaklib import runs
+from leaklib import params, runs
 from leaklib.params import ParameterError
 from leaklib.serve.deps import MetadataDep, Server, ServerDep, WorkerDep
 from leaklib.serve.errors import LocationNotAllowed
@@ -39,7 +38,7 @@ def _override_pairs(body: RunRequest) -> list[tuple[str, str]]:
             continue
         text = yaml.safe_dump(value)  # the JSON value, written as `-p KEY VALUE` reads it
         try:
-            parameters.parse_override(key, text)  # an unknown key, named
+            params.parse_override(key, text)  # an unknown key, named
         except ParameterError as exc:  # gathered, so the answer names every bad key at once
             problems.append((key, str(exc)))
             continue
@@ -49,7 +48,7 @@ def _override_pairs(body: RunRequest) -> list[tuple[str, str]]:
     return pairs
 
 
-def _check_locations(server: Server, chosen: parameters.Params) -> None:
+def _check_locations(server: Server, chosen: params.Params) -> None:
     """LocationNotAllowed naming each location the request moved outside the allow-list."""
     allowed = server.params.serve_allowed_locations
     before = location_values(server.params)
@@ -85,7 +84,7 @@ def start_run(body: RunRequest, response: Response, server: ServerDep, worker: W
     if busy:
         raise RunBusy(busy)
     pairs = _override_pairs(body)
-    chosen = parameters.load(server.files, [*server.overrides, *pairs])
+    chosen = params.load(server.files, [*server.overrides, *pairs])
     _check_locations(server, chosen)
     run_id = runs.new_run_id()
     args = [*(a for f in server.files for a in ("-f", f))]
