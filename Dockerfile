@@ -27,7 +27,7 @@ COPY pyproject.toml README.md ./
 COPY leaklib leaklib
 # the package itself, built with the locked setuptools (no build isolation: nothing fetched)
 RUN pip install --no-cache-dir --no-deps --no-build-isolation . \
-    && python -m leaklib.kernel
+    && python -m leaklib.kernelspec
 
 # what a run reads: its notebooks, parameter sets and the embedded dataset
 COPY notebooks notebooks

@@ -9,7 +9,7 @@ ARGS   ?=
 # pytest-xdist workers of `make test`: its pipelines wait on kernels, servers and emulators
 # about a third of the time, so two workers pay even on two cores (docs/benchmarks.md)
 WORKERS ?= 2
-# see leaklib/kernel.py: OpenMP spin-waiting is ruinous on a busy 2-core machine
+# see leaklib/kernelspec.py: OpenMP spin-waiting is ruinous on a busy 2-core machine
 export OMP_WAIT_POLICY ?= PASSIVE
 
 .DEFAULT_GOAL := help
@@ -28,7 +28,7 @@ $(STAMP): $(BIN)/python $(LOCK) requirements/main.lock pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade "pip>=24"
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r $(LOCK)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
-	$(BIN)/python -m leaklib.kernel >/dev/null
+	$(BIN)/python -m leaklib.kernelspec >/dev/null
 	@touch $@
 
 install: $(STAMP) ## create .venv from the lock and register the Jupyter kernel

@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> dict:
             seed=params.seed,
             primary=params.promotion.primary_metric,
         )
-        alarm = evaluation.alarm_threshold(
+        alarm = evaluation.choose_alarm_threshold(
             train[dataset.target],
             tuned.cv.oof,
             tuned.cv.fold,
@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> dict:
 
         started = time.perf_counter()  # --- evaluate (03_evaluate's cells)
         holdout = snapshots.load_snapshot(holdout_snapshot.sha256, store=store)
-        model = models.load_model(model_file.sha256, store=store)
+        model = models.load_model_file(model_file.sha256, store=store)
         X = modelling.feature_frame(holdout, columns)
         y = holdout[dataset.target].to_numpy()
         proba = model.predict_proba(X)[:, 1]
@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> dict:
         )
         plots.plot_importance(importance)
         if args.champion:
-            other = models.load_model(
+            other = models.load_model_file(
                 args.champion, store=snapshots.open_snapshot_store(args.champion_store)
             )
             champion_proba = champion_scores(other, holdout)

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from leaklib import metrics
+from leaklib.errors import LeakError
 from leaklib.leak_events import EventResult, event_scores
 
 _QUANTILES = (0.005, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.975, 0.995)
@@ -21,7 +22,7 @@ _HISTOGRAM_BINS = 30
 _CURVE_METRICS = ("roc_auc", "pr_auc")  # computed for all draws at once from weighted curves
 
 
-class BootstrapError(RuntimeError):
+class BootstrapError(LeakError, RuntimeError):
     """The bootstrap cannot compare the models on this holdout; the message says why."""
 
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from leaklib import metrics, models, registry, runs, tracking
+from leaklib import metrics, model_registry, models, runs, tracking
+from leaklib.errors import LeakError
 from leaklib.metadata import CHAMPION, ConflictError, MetadataStore
 from leaklib.snapshots import open_snapshot_store
 
@@ -20,7 +21,7 @@ ANY = object()  # promote(expected_champion=ANY): promote whoever holds the poin
 BRIEF_KEYS = ("run_id", "version", "model_uri", "model_sha256", "mlflow_run_id", "promoted_at")
 
 
-class ChampionError(RuntimeError):
+class ChampionError(LeakError, RuntimeError):
     """A run cannot be made the champion; the message says what is missing."""
 
 
@@ -62,7 +63,7 @@ def _entry(run: dict[str, Any], *, reason: str, decided_by: str, figures: dict[s
         "model_file_uri": model.get("uri"),
         "version": model.get("version"),
         "mlflow_run_id": model.get("mlflow_run_id") or (run.get("mlflow") or {}).get("run_id"),
-        "threshold": runs.alarm_threshold(run),
+        "threshold": runs.recorded_threshold(run),
         "promoted_at": runs.now(),
         "reason": reason,
         "decided_by": decided_by,
@@ -113,7 +114,7 @@ def promote(
         "run %s is the champion of %s (was %s)", run["run_id"], model_name, previous.get("run_id")
     )
     if entry["version"]:
-        registry.mirror_champion(
+        model_registry.mirror_champion(
             model_name,
             str(entry["version"]),
             previous_version=str(previous["version"]) if previous.get("version") else None,
@@ -122,7 +123,7 @@ def promote(
     return pointer
 
 
-def load_model(pointer: dict[str, Any]) -> Any:
+def load_champion_model(pointer: dict[str, Any]) -> Any:
     """Load the champion's fitted pipeline, verified by hash from the durable model store.
 
     A pointer without a model hash (written before models were stored beside the snapshots)
@@ -132,8 +133,8 @@ def load_model(pointer: dict[str, Any]) -> Any:
     if pointer.get("model_sha256"):
         store = open_snapshot_store(pointer["model_store"])
         try:
-            return models.load_model(pointer["model_sha256"], store=store)
-        except models.ModelError as exc:
+            return models.load_model_file(pointer["model_sha256"], store=store)
+        except models.ModelFileError as exc:
             raise ChampionError(f"the champion model of run {pointer['run_id']!r}: {exc}") from exc
     return _load_from_mlflow(pointer)
 
@@ -143,8 +144,8 @@ def _load_from_mlflow(pointer: dict[str, Any]) -> Any:
     tried = []
     for uri in dict.fromkeys(u for u in (pointer.get("model_uri"), pointer.get("source_uri")) if u):
         try:
-            registry.check_version_run(uri, expected_run_id=pointer.get("mlflow_run_id"))
-            return tracking.load_model(uri)
+            model_registry.check_version_run(uri, expected_run_id=pointer.get("mlflow_run_id"))
+            return tracking.load_logged_model(uri)
         except Exception as exc:  # MLflow raises many kinds; say which URIs failed and why
             log.warning("champion model %s cannot be loaded: %s", uri, exc)
             tried.append(f"{uri} ({exc})")

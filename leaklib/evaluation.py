@@ -68,7 +68,7 @@ class AlarmThreshold:
         return asdict(self)
 
 
-def alarm_threshold(
+def choose_alarm_threshold(
     y: np.ndarray,
     oof_proba: np.ndarray,
     folds: np.ndarray,
@@ -123,7 +123,7 @@ def threshold_for_run(
 
     On a stream with ``alarm.max_false_alarms_per_30d``: by out-of-fold false alarm events
     (:func:`threshold_for_false_alarm_events`); otherwise by the out-of-fold false-alarm rate
-    of rows (:func:`alarm_threshold`); an explicit ``threshold`` wins over both.
+    of rows (:func:`choose_alarm_threshold`); an explicit ``threshold`` wins over both.
     """
     dataset, alarm = params.dataset, params.alarm
     if (
@@ -141,7 +141,7 @@ def threshold_for_run(
             spec=params.events,
             leak_table=leak_table,
         )
-    return alarm_threshold(
+    return choose_alarm_threshold(
         train[dataset.target],
         oof_proba,
         folds,

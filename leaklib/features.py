@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 
+from leaklib.errors import LeakError
 from leaklib.params import (
     FIRST_NEEDS_A_GROUP,
     DatasetSpec,
@@ -44,7 +45,7 @@ from leaklib.params import (
 )
 
 
-class DeriveError(ValueError):
+class DeriveError(LeakError, ValueError):
     """A derivation cannot be computed on this table; the message names the key."""
 
 

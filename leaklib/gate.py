@@ -25,7 +25,7 @@ The rule, exactly (``promotion`` parameters; ``M`` is ``primary_metric``):
 
 A decision is a :class:`Decision`; the run record keeps its plain form (``runs``), the
 champion pointer changes through :func:`leaklib.champion.promote`, and MLflow mirrors both
-(:mod:`leaklib.registry`).
+(:mod:`leaklib.model_registry`).
 """
 
 from __future__ import annotations
@@ -39,8 +39,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from leaklib import champion, leak_events, metrics, registry, runs, snapshots, splits
+from leaklib import champion, leak_events, metrics, model_registry, runs, snapshots, splits
 from leaklib.bootstrap import BootstrapError, event_bootstrap, paired_bootstrap
+from leaklib.errors import LeakError
 from leaklib.evaluation import holdout_metrics
 from leaklib.metadata import ConflictError, MetadataStore, to_json_safe
 from leaklib.params import Params, PromotionSpec
@@ -58,7 +59,7 @@ class Verdict(enum.StrEnum):
 PROMOTED, NOT_PROMOTED = Verdict.PROMOTED, Verdict.NOT_PROMOTED
 
 
-class PromotionError(RuntimeError):
+class PromotionError(LeakError, RuntimeError):
     """A promotion cannot be decided or recorded; the message says what is missing."""
 
 
@@ -344,7 +345,7 @@ def gate(
     run: dict[str, Any],
     holdout: pd.DataFrame,
     challenger_proba: np.ndarray,
-    load_champion: Callable[[dict[str, Any]], Any] = champion.load_model,
+    load_champion: Callable[[dict[str, Any]], Any] = champion.load_champion_model,
     load_snapshot: Callable[[str], pd.DataFrame] | None = None,
     leaks: leak_events.Leaks | None = None,
 ) -> Decision:
@@ -375,7 +376,7 @@ def gate(
     if len(challenger_proba) != len(holdout):
         raise PromotionError(f"{len(challenger_proba)} scores for {len(holdout)} holdout rows")
     figures, _ = scored_figures(
-        holdout, challenger_proba, params=params, threshold=runs.alarm_threshold(run), leaks=leaks
+        holdout, challenger_proba, params=params, threshold=runs.recorded_threshold(run), leaks=leaks
     )
     name = params.dataset.model_name
     pointer = champion.current_champion(store, model_name=name)
@@ -415,7 +416,7 @@ def gate(
                 pointer=pointer,
             )
     plain = decision.to_dict()
-    decision.mlflow = registry.mirror_decision(run, plain, model_name=name)
+    decision.mlflow = model_registry.mirror_decision(run, plain, model_name=name)
     runs.record_promotion(store, run["run_id"], {**plain, "mlflow": decision.mlflow})
     log.info("run %s: %s", run["run_id"], decision.reason)
     return decision
@@ -530,7 +531,7 @@ def manual_promotion(store: MetadataStore, *, run_id: str, params: Params, reaso
         figures=decision.challenger["metrics"],
     )
     plain = decision.to_dict()
-    decision.mlflow = registry.mirror_decision(run, plain, model_name=name)
+    decision.mlflow = model_registry.mirror_decision(run, plain, model_name=name)
     runs.supersede_promotion(store, run_id, {**plain, "mlflow": decision.mlflow})
     return decision
 

@@ -21,6 +21,8 @@ from typing import Literal
 import numpy as np
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
+from leaklib.errors import LeakError
+
 FALSE_ALARM_RATES = (0.005, 0.01, 0.05)
 # the kinds of leak a leak table names; event metrics are also reported for each
 LEAK_KINDS = ("abrupt", "incipient")
@@ -28,7 +30,7 @@ CV_PREFIX = "cv_"
 HOLDOUT_PREFIX = "holdout_"
 
 
-class MetricError(ValueError):
+class MetricError(LeakError, ValueError):
     """Scores cannot be computed from what was given."""
 
 

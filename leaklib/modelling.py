@@ -22,12 +22,13 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from leaklib import estimators, metrics
+from leaklib.errors import LeakError
 from leaklib.params import FeatureSpec, ModelSpec, Params
 
 log = logging.getLogger(__name__)
 
 
-class ModelError(ValueError):
+class EstimatorError(LeakError, ValueError):
     """The model parameters cannot build an estimator."""
 
 
@@ -38,11 +39,11 @@ def make_estimator(model: ModelSpec, *, seed: int) -> ClassifierMixin:
     estimator = cls(**entry.defaults)
     problems = estimators.check_params(model.name, model.params)
     if problems:
-        raise ModelError(f"model.params: {problems[0][1]}")
+        raise EstimatorError(f"model.params: {problems[0][1]}")
     try:
         estimator.set_params(**model.params)
     except (TypeError, ValueError) as exc:
-        raise ModelError(f"model.params for {model.name}: {exc}") from exc
+        raise EstimatorError(f"model.params for {model.name}: {exc}") from exc
     known = estimator.get_params()
     if "random_state" in known:
         estimator.set_params(random_state=seed)
@@ -123,7 +124,7 @@ def learning_rows(
     if onset is None:
         return np.ones(len(frame), dtype=bool)
     if dataset.timestamp is None:
-        raise ModelError("model.leak_onset needs dataset.timestamp: a leak's age is a time")
+        raise EstimatorError("model.leak_onset needs dataset.timestamp: a leak's age is a time")
     keep = onset_rows(
         frame,
         target=dataset.target,

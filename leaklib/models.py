@@ -18,6 +18,7 @@ from typing import Any
 
 import skops.io
 
+from leaklib.errors import LeakError
 from leaklib.snapshots import SnapshotStore, sha256_hex
 
 log = logging.getLogger(__name__)
@@ -29,7 +30,7 @@ FORMAT = "skops"
 TRUSTED_PREFIXES = ("sklearn.", "numpy.", "builtins.")
 
 
-class ModelError(RuntimeError):
+class ModelFileError(LeakError, RuntimeError):
     """A model file cannot be written, found, verified or trusted; the message says which."""
 
 
@@ -62,7 +63,7 @@ def trusted_types(data: bytes) -> list[str]:
     found = skops.io.get_untrusted_types(data=data)
     foreign = [t for t in found if not t.startswith(TRUSTED_PREFIXES)]
     if foreign:
-        raise ModelError(f"the model holds types that cannot be trusted: {', '.join(foreign)}")
+        raise ModelFileError(f"the model holds types that cannot be trusted: {', '.join(foreign)}")
     return found
 
 
@@ -114,10 +115,10 @@ def save_model(pipeline: Any, *, store: SnapshotStore) -> ModelFile:
     return ModelFile(uri=uri, sha256=digest, size_bytes=len(data))
 
 
-def load_model(sha256: str, *, store: SnapshotStore) -> Any:
+def load_model_file(sha256: str, *, store: SnapshotStore) -> Any:
     """Read a model file by hash, verify it, and return the fitted pipeline."""
     try:
         data = model_store(store).get(sha256)
-    except RuntimeError as exc:  # SnapshotError: missing, unreachable or altered
-        raise ModelError(f"model {sha256}: {exc}") from exc
+    except LeakError as exc:  # SnapshotError: missing, unreachable or altered
+        raise ModelFileError(f"model {sha256}: {exc}") from exc
     return skops.io.loads(data, trusted=trusted_types(data))

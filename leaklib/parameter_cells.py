@@ -8,6 +8,7 @@ from typing import Any
 
 import nbformat
 
+from leaklib.errors import LeakError
 from leaklib.params import Params, defaults, field_names
 from leaklib.paths import project_root
 
@@ -44,12 +45,16 @@ def parameter_cell(names: list[str]) -> str:
     return "\n".join(lines)
 
 
+class ParameterCellError(LeakError, ValueError):
+    """A notebook has no ``parameters`` cell to sync."""
+
+
 def parameters_cell_of(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """Return the cell tagged ``parameters``."""
     for cell in nb.cells:
         if "parameters" in cell.get("metadata", {}).get("tags", []):
             return cell
-    raise ValueError("notebook has no cell tagged 'parameters'")
+    raise ParameterCellError("notebook has no cell tagged 'parameters'")
 
 
 def declared_names(nb: nbformat.NotebookNode) -> list[str]:

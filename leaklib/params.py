@@ -32,6 +32,7 @@ from pydantic import (
 )
 
 from leaklib import estimators, metrics
+from leaklib.errors import LeakError
 from leaklib.paths import project_root
 
 FeatureType = Literal["numeric", "categorical", "boolean"]
@@ -41,8 +42,17 @@ AUTO_STREAM_METRIC = "event_economic_share"  # promotion.primary_metric: auto, o
 AUTO_TABLE_METRIC = "roc_auc"  # promotion.primary_metric: auto, otherwise
 
 
-class ParameterError(ValueError):
-    """A parameter set is invalid; the message names the key and what was expected."""
+class ParameterError(LeakError, ValueError):
+    """A parameter set is invalid; the message names the key and what was expected.
+
+    Attributes:
+        by_key: ``(key, problem)`` for each bad key, the problem naming its key; empty when
+            the error is not about one key (an unreadable file).
+    """
+
+    def __init__(self, message: str, *, by_key: Sequence[tuple[str, str]] = ()) -> None:
+        super().__init__(message, problems=[problem for _, problem in by_key])
+        self.by_key = list(by_key)
 
 
 class _Strict(BaseModel):
@@ -424,8 +434,9 @@ class DeriveSpec(RootModel[list[Derivation]]):
         return None if None in needs else max(needs, default=0)
 
 
-_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-_MODEL_NAME = _RUN_ID
+# the one rule for a run id and a model name: they become paths, URLs and document ids
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+_ID = re.compile(ID_PATTERN)
 
 
 class DatasetSpec(_Strict):
@@ -512,7 +523,7 @@ class DatasetSpec(_Strict):
     @field_validator("model_name")
     @classmethod
     def _model_name(cls, value: str | None) -> str | None:
-        if value is not None and not _MODEL_NAME.match(value):
+        if value is not None and not _ID.match(value):
             raise ValueError("must be letters, digits, '.', '_' or '-' (at most 64)")
         return value
 
@@ -717,7 +728,7 @@ class Params(_Strict):
     @field_validator("run_id")
     @classmethod
     def _run_id(cls, value: str | None) -> str | None:
-        if value is not None and not _RUN_ID.match(value):
+        if value is not None and not _ID.match(value):
             raise ValueError("must be letters, digits, '.', '_' or '-' (at most 64)")
         return value
 
@@ -745,11 +756,13 @@ def _check_key(key: str, where: str) -> None:
     if top in field_names():
         return
     if top in DATASET_KEYS:
-        raise ParameterError(
+        moved = (
             f"parameter {top!r}{where} has moved: it is now dataset.{top} (a dataset is one "
             f"mapping of {', '.join(DATASET_KEYS)}; see parameters/default.yaml)"
         )
-    raise ParameterError(f"unknown parameter {key!r}{where}; known: {', '.join(field_names())}")
+        raise ParameterError(moved, by_key=[(key, moved)])
+    unknown = f"unknown parameter {key!r}{where}; known: {', '.join(field_names())}"
+    raise ParameterError(unknown, by_key=[(key, unknown)])
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
@@ -848,6 +861,17 @@ def estimator_problems(values: dict[str, Any]) -> list[str]:
     return problems
 
 
+def flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Flatten nested parameters to dotted keys (``dataset.sample.groups``), values kept."""
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, dict) and value:
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
 def validate(values: dict[str, Any], *, checks: Sequence[Check] = ()) -> Params:
     """Validate a merged parameter mapping, raising one error that names every bad key.
 
@@ -863,12 +887,13 @@ def validate(values: dict[str, Any], *, checks: Sequence[Check] = ()) -> Params:
             where = ".".join(str(p) for p in err["loc"]) or "parameters"
             got = err.get("input")
             shown = "" if isinstance(got, dict | list) else f" (got {got!r})"
-            problems.append(f"{where}: {err['msg']}{shown}")
-    problems += estimator_problems(values)
+            problems.append((where, f"{where}: {err['msg']}{shown}"))
+    problems += [(line.split(":", 1)[0], line) for line in estimator_problems(values)]
     for check in checks:
-        problems += check(values)
+        problems += [(line.split(":", 1)[0], line) for line in check(values)]
     if problems or params is None:
-        raise ParameterError("invalid parameters:\n  " + "\n  ".join(problems))
+        message = "invalid parameters:\n  " + "\n  ".join(line for _, line in problems)
+        raise ParameterError(message, by_key=problems) from None
     return params
 
 

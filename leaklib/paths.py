@@ -7,7 +7,13 @@ import os
 import tempfile
 from pathlib import Path
 
+from leaklib.errors import LeakError
+
 ENV_PROJECT_DIR = "LEAK_PROJECT_DIR"
+
+
+class ProjectNotFound(LeakError, FileNotFoundError):  # noqa: N818 - reads as what happened
+    """No project folder: ``leak`` runs outside the repository and without the variable."""
 
 
 def project_root() -> Path:
@@ -19,7 +25,7 @@ def project_root() -> Path:
     for folder in (here, *here.parents):
         if (folder / "parameters" / "default.yaml").is_file():
             return folder
-    raise FileNotFoundError(
+    raise ProjectNotFound(
         f"no project found from {here}: run inside the repository or set {ENV_PROJECT_DIR}"
     )
 

@@ -26,22 +26,23 @@ import nbformat
 import yaml
 
 from leaklib import metrics, plots
-from leaklib.params import default_model_name
+from leaklib.errors import LeakError
+from leaklib.params import ID_PATTERN, default_model_name
 from leaklib.paths import write_atomic
-from leaklib.runs import NOTEBOOKS, STEPS, list_runs, reached_a_step, shown_status
+from leaklib.runs import list_runs, reached_a_step, shown_status
 from leaklib.snapshots import (
     SnapshotError,
     SnapshotStore,
     open_snapshot_store,
     sha256_hex,
 )
+from leaklib.steps import NOTEBOOKS, STEPS, TITLES
 
 log = logging.getLogger(__name__)
 
 TEMPLATES = Path(__file__).parent / "templates"
 ARCHIVE = "reports"  # the folder of archived reports beside the snapshots
 REPORT_TEMPLATE = "leak_report"
-STEP_TITLES = {"extract": "Extract", "train": "Train", "evaluate": "Evaluate"}
 # Metrics shown in the header and the index: (key in run["metrics"], column label).
 KEY_METRICS = tuple((key, metrics.label(key)) for key in metrics.HEADLINE)
 # Outputs a static page cannot show: live widgets (tqdm bars) and scripts.
@@ -50,10 +51,10 @@ _DROPPED_MIMETYPES = (
     "application/vnd.jupyter.widget-state+json",
     "application/javascript",
 )
-_SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+_SAFE_ID = re.compile(ID_PATTERN)  # a run id becomes a folder and a file name
 
 
-class ReportError(RuntimeError):
+class ReportError(LeakError, RuntimeError):
     """A report or the run index cannot be rendered or written."""
 
 
@@ -271,7 +272,7 @@ def _step_links(run: dict[str, Any], *, current: str) -> list[dict[str, Any]]:
     started = run.get("steps") or {}
     return [
         {
-            "title": STEP_TITLES[step],
+            "title": TITLES[step],
             "href": f"{NOTEBOOKS[step]}.html" if step in started else None,
             "current": step == current,
         }
@@ -291,7 +292,7 @@ def _header(run: dict[str, Any], *, step: str, failed_here: bool) -> str:
         _environment()
         .get_template("lineage.html.j2")
         .render(
-            title=f"{STEP_TITLES[step]} — run {facts['run_id']}",
+            title=f"{TITLES[step]} — run {facts['run_id']}",
             run=facts,
             metrics=shown,
             steps=_step_links(run, current=step),
@@ -360,7 +361,7 @@ def render_report(
     except Exception as exc:  # nbformat raises several unrelated types on bad input
         raise ReportError(f"executed notebook {str(notebook)!r} cannot be read: {exc}") from exc
     nb, failed_here = prepare_notebook(nb, show_code=show_code)
-    nb.metadata["title"] = f"{STEP_TITLES[step]} — run {run['run_id']}"
+    nb.metadata["title"] = f"{TITLES[step]} — run {run['run_id']}"
     exporter = HTMLExporter(
         template_name=REPORT_TEMPLATE,
         extra_template_basedirs=[str(TEMPLATES)],
@@ -386,7 +387,7 @@ def _with_header(text: str, *, run: dict[str, Any], step: str) -> str:
     """Return a rendered report with the lineage header and title built from ``run``."""
     header = _header(run, step=step, failed_here=False)
     run_id = run["run_id"]
-    title = f"<title>{html.escape(f'{STEP_TITLES[step]} — run {run_id}')}</title>"
+    title = f"<title>{html.escape(f'{TITLES[step]} — run {run_id}')}</title>"
     return _TITLE.sub(lambda _: title, _LINEAGE.sub(lambda _: header, text, count=1), count=1)
 
 
@@ -404,14 +405,34 @@ def refresh_header(report: Path, *, run: dict[str, Any], step: str) -> Path:
     return report
 
 
+def fetch_report(record: dict[str, Any], step: str, *, reports_root: Path) -> bytes | None:
+    """Return a run's rendered report of ``step``, or None when it kept none.
+
+    The one way a single report is read: from the archive beside the run's snapshots
+    (verified by hash), else the copy rendered on this machine, ``reports_root/<run>/``.
+    """
+    run_id = _check_run(record)  # a safe id: it becomes a path
+    archived = (record.get("reports_archive") or {}).get(step)
+    location = (record.get("params") or {}).get("snapshot_store")
+    if archived and location:
+        try:
+            return archive_store(open_snapshot_store(location), run_id).get(archived["sha256"])
+        except LeakError as exc:  # missing or altered in the archive: try the local copy
+            log.warning("archived %s report of run %s: %s", step, run_id, exc)
+    local = reports_root / run_id / f"{NOTEBOOKS[step]}.html"
+    if local.is_file() and local.resolve().is_relative_to(reports_root.resolve()):
+        return local.read_bytes()
+    return None
+
+
 def reuse_report(
     earlier: dict[str, Any], *, run: dict[str, Any], step: str, reports_root: Path
 ) -> Path:
     """Give a step taken from the step cache the earlier run's report, under this run's header.
 
-    The earlier report is read from ``reports_root/<earlier run>/`` when it was rendered on
-    this machine, else from the report archive beside the snapshots (verified by hash). Its
-    executed notebook is copied too when it is here.
+    The earlier report is read as :func:`fetch_report` reads it (the archive beside the
+    snapshots, verified by hash, else ``reports_root/<earlier run>/``). Its executed notebook
+    is copied too when it is here.
 
     Args:
         earlier: The run record the step was taken from.
@@ -425,16 +446,10 @@ def reuse_report(
     run_id, earlier_id = _check_run(run), _check_run(earlier)  # safe ids: they become paths
     name = NOTEBOOKS[step]
     local = reports_root / earlier_id / f"{name}.html"
-    if local.is_file():
-        text = local.read_text(encoding="utf-8")
-    else:
-        entry = (earlier.get("reports_archive") or {}).get(step)
-        location = (earlier.get("params") or {}).get("snapshot_store")
-        if not (entry and location):
-            raise ReportError(f"run {earlier_id!r} kept no report of its {step} step")
-        data = archive_store(open_snapshot_store(location), earlier_id).get(entry["sha256"])
-        text = data.decode("utf-8")
-    text = _with_header(text, run=run, step=step)
+    data = fetch_report(earlier, step, reports_root=reports_root)
+    if data is None:
+        raise ReportError(f"run {earlier_id!r} kept no report of its {step} step")
+    text = _with_header(data.decode("utf-8"), run=run, step=step)
     target = reports_root / run_id / f"{name}.html"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(text, encoding="utf-8")
@@ -525,7 +540,7 @@ def _report_links(
     for step in STEPS:
         target = reports_root / run["run_id"] / f"{NOTEBOOKS[step]}.html"
         href = Path(os.path.relpath(target, out_dir)).as_posix() if target.is_file() else None
-        links.append({"title": STEP_TITLES[step], "href": href})
+        links.append({"title": TITLES[step], "href": href})
     return links
 
 

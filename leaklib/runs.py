@@ -20,15 +20,24 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from leaklib.errors import NotFoundError
 from leaklib.lineage import environment_info, git_info, lock_hash
 from leaklib.metadata import RUNS, ConflictError, MetadataError, MetadataStore
+from leaklib.steps import NOTEBOOKS, STEPS
 
 log = logging.getLogger(__name__)
 
-STEPS = ("extract", "train", "evaluate")
 HEARTBEAT_S = 15.0  # how often a running step stamps heartbeat_at
 ABANDONED_AFTER_S = 600.0  # a running record whose heartbeat is older than this was abandoned
-NOTEBOOKS = {"extract": "01_extract", "train": "02_train", "evaluate": "03_evaluate"}
+
+
+class RunNotFound(MetadataError, NotFoundError):
+    """No run of this id in the metadata store."""
+
+    def __init__(self, run_id: str, *, store_uri: str | None = None) -> None:
+        where = f" in {store_uri}" if store_uri else ""
+        super().__init__(f"run {run_id!r} not found{where}")
+        self.run_id = run_id
 
 
 def now() -> str:
@@ -80,10 +89,10 @@ def start_run(
 
 
 def get_run(store: MetadataStore, run_id: str) -> dict[str, Any]:
-    """Return a run document; MetadataError naming the run id when it does not exist."""
+    """Return a run document; RunNotFound (a MetadataError) when it does not exist."""
     record = store.get(RUNS, run_id)
     if record is None:
-        raise MetadataError(f"run {run_id!r} not found in {store.uri}")
+        raise RunNotFound(run_id, store_uri=store.uri)
     return record
 
 
@@ -126,7 +135,7 @@ def _transact(
 
     def guarded(current: dict[str, Any] | None) -> dict[str, Any]:
         if current is None:
-            raise MetadataError(f"run {run_id!r} not found")
+            raise RunNotFound(run_id)
         if current["status"] != "running" and finished != "allow":
             if finished == "refuse":
                 raise ConflictError(f"run {run_id!r} is {current['status']}{why}")
@@ -292,31 +301,6 @@ def finish_step(
     return _transact(store, run_id, change, finished="refuse", why=" already")
 
 
-def fail_run(store: MetadataStore, run_id: str, *, error: str) -> dict[str, Any]:
-    """Mark a run failed (for errors outside a step); a finished run is left as it is."""
-
-    def change(current: dict[str, Any]) -> dict[str, Any]:
-        stamp = now()
-        steps = {
-            name: (
-                {**s, "status": "failed", "finished_at": stamp}
-                if s.get("status") == "running"
-                else s
-            )
-            for name, s in current["steps"].items()
-        }
-        return {
-            **current,
-            "steps": steps,
-            "status": "failed",
-            "error": error,
-            "finished_at": stamp,
-            "updated_at": stamp,
-        }
-
-    return _transact(store, run_id, change, finished="keep")
-
-
 def set_reports(
     store: MetadataStore,
     run_id: str,
@@ -465,7 +449,7 @@ def recorded_params(record: dict[str, Any]) -> dict[str, Any]:
 LEGACY_THRESHOLD = 0.5  # records made before thresholds were chosen per model
 
 
-def alarm_threshold(record: dict[str, Any]) -> float:
+def recorded_threshold(record: dict[str, Any]) -> float:
     """Return the alarm threshold a run's model was given (chosen on CV, or the parameter)."""
     alarm = record.get("alarm") or {}
     if alarm.get("threshold") is not None:

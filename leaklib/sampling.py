@@ -27,12 +27,13 @@ from typing import Any
 
 import pandas as pd
 
+from leaklib.errors import LeakError
 from leaklib.params import SampleSpec
 
 HEX_DIGITS = 16  # 64 bits of the hash: fraction bounds to 2^-64
 
 
-class SampleError(ValueError):
+class SampleError(LeakError, ValueError):
     """``dataset.sample`` cannot apply to this table; the message says why."""
 
 

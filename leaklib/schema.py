@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from leaklib.errors import LeakError
 from leaklib.params import DatasetSpec, FeatureSpec, Params, PeriodSpec
 from leaklib.sampling import SampleReport, sample_frame
 from leaklib.sources.base import SourceTable
@@ -31,13 +32,13 @@ TARGET_SPELLINGS = {"1": 1, "true": 1, "yes": 1, "0": 0, "false": 0, "no": 0}
 _OFFSET = re.compile(r"(?:[zZ]|[+-]\d{2}(?::?\d{2})?)$")
 
 
-class SchemaError(ValueError):
+class SchemaError(LeakError, ValueError):
     """The table does not fit the declared schema; the message lists every problem by column."""
 
     def __init__(self, problems: list[str]) -> None:
-        self.problems = problems
         super().__init__(
-            "the input table does not fit the declared schema:\n  - " + "\n  - ".join(problems)
+            "the input table does not fit the declared schema:\n  - " + "\n  - ".join(problems),
+            problems=problems,
         )
 
 

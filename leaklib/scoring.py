@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from leaklib import champion, models, plots, runs
+from leaklib.errors import LeakError
 from leaklib.features import derive_dataset, model_features
 from leaklib.metadata import ConflictError, MetadataStore
 from leaklib.modelling import feature_frame
@@ -32,7 +33,7 @@ log = logging.getLogger(__name__)
 SCORINGS = "scorings"
 
 
-class ScoringError(RuntimeError):
+class ScoringError(LeakError, RuntimeError):
     """A table cannot be scored; the message says what is missing."""
 
 
@@ -94,7 +95,7 @@ def score_frame(
         model = load_run_model(run)
     features = model_features(dataset, run.get("derived_features"))
     proba = model.predict_proba(feature_frame(table, features))[:, 1]
-    threshold = runs.alarm_threshold(run)
+    threshold = runs.recorded_threshold(run)
     keys = [c for c in (dataset.group, dataset.timestamp, dataset.target) if c in table]
     out = table[keys].reset_index(drop=True)
     out["probability"] = proba.round(6)
@@ -108,7 +109,7 @@ def score_frame(
 
 def load_run_model(run: dict[str, Any]) -> Any:
     """Return a run's fitted model, read from its model store and verified by hash."""
-    return models.load_model(
+    return models.load_model_file(
         run["model"]["sha256"], store=open_snapshot_store(run["model"]["store"])
     )
 

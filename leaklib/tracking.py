@@ -24,7 +24,8 @@ import requests
 import skops.io
 
 from leaklib import models
-from leaklib.params import Params
+from leaklib.errors import LeakError
+from leaklib.params import Params, flatten
 from leaklib.paths import project_root
 
 log = logging.getLogger(__name__)
@@ -71,7 +72,7 @@ def is_local_tracking(uri: str) -> bool:
     return uri.startswith(("sqlite:", "file:")) or "://" not in uri
 
 
-class TrackingUnreachable(RuntimeError):
+class TrackingUnreachable(LeakError, RuntimeError):
     """The MLflow tracking server does not answer; the message names MLFLOW_TRACKING_URI."""
 
 
@@ -143,18 +144,6 @@ def run_url(tracking_uri: str, experiment: str, run_id: str) -> str | None:
     return f"{tracking_uri.rstrip('/')}/#/experiments/{experiment}/runs/{run_id}"
 
 
-def flatten(values: dict[str, Any], prefix: str = "") -> dict[str, str]:
-    """Flatten nested parameters to ``a.b.c`` keys with string values (MLflow params)."""
-    flat: dict[str, str] = {}
-    for key, value in values.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict) and value:
-            flat.update(flatten(value, f"{name}."))
-        else:
-            flat[name] = "" if value is None else str(value)
-    return flat
-
-
 def lineage_tags(run: dict[str, Any]) -> dict[str, str]:
     """Return the tags that tie an MLflow run to the run record, commit, data and lock."""
     git = run.get("git") or {}
@@ -187,7 +176,9 @@ def start_training_run(
     with mlflow.start_run(
         experiment_id=exp, run_name=run["run_id"], tags=lineage_tags(run)
     ) as active:
-        mlflow.log_params(flatten(params.to_plain()))
+        mlflow.log_params(
+            {k: "" if v is None else str(v) for k, v in flatten(params.to_plain()).items()}
+        )
         dataset = mlflow.data.from_pandas(
             snapshot_frame,
             source=snapshot["uri"],
@@ -271,7 +262,7 @@ def log_model(
     return f"runs:/{mlflow.active_run().info.run_id}/{MODEL_PATH}"
 
 
-def load_model(model_uri: str) -> Any:
+def load_logged_model(model_uri: str) -> Any:
     """Load a logged sklearn pipeline (``runs:/`` or ``models:/`` URI)."""
     mlflow = mlflow_module()
     configure()

@@ -73,11 +73,21 @@ def chromium(profile: Path) -> Iterator[Any]:
         browser.quit()
 
 
-def inspect(driver: Any, path: Path) -> dict[str, Any]:
-    """Open a file in the browser and return what it logged, requested and shows."""
+def inspect(driver: Any, path: Path | str, *, ready: str | None = None) -> dict[str, Any]:
+    """Open a file (or a URL) in the browser and return what it logged, requested and shows.
+
+    Args:
+        ready: A CSS selector to wait for (up to 30 s) before looking: a page that draws
+            itself with a script.
+    """
     driver.get_log("performance")  # drop what earlier pages logged
     driver.get_log("browser")
-    driver.get(path.as_uri())
+    driver.get(path if isinstance(path, str) else path.as_uri())
+    if ready:
+        from selenium.webdriver.common.by import By
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        WebDriverWait(driver, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, ready))
     seen = driver.execute_script(_INSPECT)
     seen["console"] = driver.get_log("browser")
     messages = (json.loads(e["message"])["message"] for e in driver.get_log("performance"))

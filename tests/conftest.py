@@ -215,7 +215,7 @@ def fit_and_register(store, params: P.Params, table, holdout, *, run_id: str, ex
     """What 02_train does, in small: fit, log to MLflow, register, record in the run."""
     import mlflow
 
-    from leaklib import modelling, registry, runs, tracking
+    from leaklib import model_registry, modelling, runs, tracking
 
     params = params.model_copy(update={"run_id": run_id})
     dataset = params.dataset
@@ -231,7 +231,7 @@ def fit_and_register(store, params: P.Params, table, holdout, *, run_id: str, ex
     with mlflow.start_run(experiment_id=experiment_id) as active:
         uri = tracking.log_model(fitted, example=X.head(3))
     run = runs.update_run(store, run_id, mlflow={"run_id": active.info.run_id})
-    version = registry.register_model(model_uri=uri, name=dataset.model_name, run=run)
+    version = model_registry.register_model(model_uri=uri, name=dataset.model_name, run=run)
     run = runs.update_run(
         store, run_id, model={"run_uri": uri, "mlflow_run_id": active.info.run_id, **version}
     )

@@ -8,7 +8,11 @@ Read with ``ast`` from the source files, so nothing is imported and the checks a
   under ``if TYPE_CHECKING:`` never run and are not edges;
 - no module outside ``leaklib/cli/`` imports ``leaklib.cli`` (the library returns or raises);
 - an import inside a function body is for a heavy or optional dependency only, and says why
-  in a ``#`` comment on its line or the line above.
+  in a ``#`` comment on its line or the line above;
+- a module loaded by name (``importlib.import_module``) is named in a table,
+  ``leaklib.cli.COMMANDS`` or ``leaklib.backends.BACKENDS``, as ``"module:function"``; each
+  entry names a module and a top-level name in it; the commands' entries are edges of the
+  import graph.
 """
 
 from __future__ import annotations
@@ -32,9 +36,11 @@ LAZY_ALLOWED = (
     "wntr",  # the optional simulate extra
     "epyt",
 )
-# The one import of leaklib inside a function: `leak`'s entry point loads its commands (the
-# whole library) after `leak run` has started its notebook kernel, so the two overlap.
-LAZY_EDGE = {("leaklib.cli", "leaklib.cli.commands")}
+# Modules loaded by name at run time, each through its one table of "module:function" (or
+# "module:Class") strings: the commands (`leaklib.cli.COMMANDS`, only the called one loads) and
+# the storage backends (`leaklib.backends.BACKENDS`, only the scheme asked for). Nothing else
+# calls importlib.import_module.
+TABLES = {"leaklib.cli": "COMMANDS", "leaklib.backends": "BACKENDS"}
 _DIRECTIVE = re.compile(r"#\s*(noqa|type:|pragma|fmt:)[^#]*")
 
 
@@ -114,7 +120,37 @@ def imports_of(module: str) -> list[Import]:
     return found
 
 
-ALL_IMPORTS = [imp for module in MODULES for imp in imports_of(module)]
+def table_targets(module: str, table: str) -> list[str]:
+    """The ``"module:name"`` strings in the assignment of ``table`` in ``module``."""
+    tree = ast.parse(MODULES[module].read_text())
+    for node in tree.body:
+        target = node.target if isinstance(node, ast.AnnAssign) else None
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target = node.targets[0]
+        if isinstance(target, ast.Name) and target.id == table and node.value is not None:
+            return [
+                c.value
+                for c in ast.walk(node.value)
+                if isinstance(c, ast.Constant)
+                and isinstance(c.value, str)
+                and re.fullmatch(r"leaklib(\.\w+)+:\w+", c.value)
+            ]
+    raise AssertionError(f"{module} defines no {table}")
+
+
+def _table_imports() -> list[Import]:
+    """The command table's entries as imports of ``leaklib.cli``, so the circle check sees them.
+
+    (The backends' table is not counted: ``sources.snapshot`` reads through the snapshot
+    store, which opens its backend through that table, a circle that only ever runs lazily.)
+    """
+    return [
+        Import("leaklib.cli", 0, target.partition(":")[0], True, f"COMMANDS: {target!r}", "")
+        for target in table_targets("leaklib.cli", "COMMANDS")
+    ]
+
+
+ALL_IMPORTS = [imp for module in MODULES for imp in imports_of(module)] + _table_imports()
 
 
 def _leaklib_module(target: str) -> str | None:
@@ -233,7 +269,9 @@ def _lazy_problems(modules: set[str]) -> list[str]:
         if not imp.in_function or imp.module not in modules:
             continue
         top = imp.target.split(".")[0]
-        if top not in LAZY_ALLOWED and (imp.module, imp.target) not in LAZY_EDGE:
+        if imp.line == 0:  # loaded by name through its table: the table is the reason
+            continue
+        if top not in LAZY_ALLOWED:
             problems.append(f"  {imp.where}: {imp.text.strip()}  (move it to the module's top)")
         elif not _reason(imp):
             problems.append(f"  {imp.where}: {imp.text.strip()}  (say why in a # comment)")
@@ -246,3 +284,240 @@ def test_imports_inside_functions_are_heavy_optional_and_explained():
         "imports inside functions must be of a heavy optional dependency "
         f"({', '.join(LAZY_ALLOWED)}) with a # reason:\n" + "\n".join(problems)
     )
+
+
+def test_modules_loaded_by_name_are_in_a_table_and_exist():
+    callers = sorted(
+        f"{module}" for module in MODULES if "import_module(" in MODULES[module].read_text()
+    )
+    assert callers == sorted(TABLES), "importlib.import_module outside the tables' modules"
+    problems = []
+    for module, table in TABLES.items():
+        targets = table_targets(module, table)
+        assert targets, f"{module}.{table} lists nothing"
+        for target in targets:
+            name, _, attribute = target.partition(":")
+            if name not in MODULES:
+                problems.append(f"  {module}.{table}: {target!r}: no module {name}")
+                continue
+            defined = {
+                getattr(node, "name", None) for node in ast.parse(MODULES[name].read_text()).body
+            }
+            if attribute not in defined:
+                problems.append(f"  {module}.{table}: {target!r}: {name} defines no {attribute}")
+    assert not problems, "table entries that load nothing:\n" + "\n".join(problems)
+
+
+def test_the_command_table_is_checked():
+    targets = table_targets("leaklib.cli", "COMMANDS")
+    assert "leaklib.cli.params_command:configure" in targets
+    assert "leaklib.cli.params_command" in import_graph()["leaklib.cli"]
+
+
+# --- the layers ---------------------------------------------------------------------------------
+
+# The layers, bottom first, each with the modules in it (a name stands for the module and every
+# module under it). A module imports modules of its own layer or of a layer below, never above.
+# docs/ARCHITECTURE.md's drawing is generated from this list (`python -m tests.test_architecture`)
+# and checked against it here.
+LAYERS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    (
+        "facts",
+        "defined once; import nothing above",
+        (
+            "leaklib",
+            "errors",
+            "paths",
+            "params",
+            "steps",
+            "metrics",
+            "estimators",
+            "backends",
+            "gcp",
+            "lineage",
+            "sampling",
+            "kernelspec",
+        ),
+    ),  # fmt: skip
+    (
+        "records and stores",
+        "base + one module per backend; runs writes the run record",
+        ("runs", "snapshots", "metadata", "sources", "sinks"),
+    ),
+    (
+        "step logic",
+        "what the notebooks call",
+        (
+            "schema",
+            "features",
+            "modelling",
+            "models",
+            "evaluation",
+            "bootstrap",
+            "plots",
+            "tracking",
+            "model_registry",
+            "champion",
+            "gate",
+            "reports",
+            "scoring",
+            "parameter_cells",
+            "simulate",
+        ),
+    ),  # fmt: skip
+    (
+        "pipeline",
+        "papermill, the run's kernel, the step cache; notebooks open steps with pipeline.step",
+        ("pipeline",),
+    ),
+    ("edge", "the command line and the HTTP API", ("cli", "serve")),
+)
+DOCS = PACKAGE.parent / "docs" / "ARCHITECTURE.md"
+DRAWING_START = "<!-- layers: generated from tests/test_architecture.py LAYERS -->"
+DRAWING_END = "<!-- /layers -->"
+
+
+def layer_of(module: str) -> int | None:
+    """The index in LAYERS of ``module``: the layer whose name is its longest prefix."""
+    best: tuple[int, int] | None = None
+    for index, (_, _, names) in enumerate(LAYERS):
+        for name in names:
+            full = "leaklib" if name == "leaklib" else f"leaklib.{name}"
+            if (module == full or module.startswith(full + ".")) and (
+                best is None or len(full) > best[1]
+            ):
+                best = (index, len(full))
+    return None if best is None else best[0]
+
+
+def upward_imports(graph: dict[str, dict[str, list[Import]]]) -> list[str]:
+    found = []
+    for source, targets in graph.items():
+        for target, imps in targets.items():
+            low, high = layer_of(source), layer_of(target)
+            if low is not None and high is not None and high > low:
+                found.extend(
+                    f"  {imp.where} ({LAYERS[low][0]}) imports {target} ({LAYERS[high][0]})"
+                    for imp in imps
+                )
+    return found
+
+
+def layer_drawing() -> str:
+    """The layers as docs/ARCHITECTURE.md draws them, top first."""
+    lines = ["```"]
+    for index, (name, about, names) in reversed(list(enumerate(LAYERS))):
+        lines.append(f"{name}: {about}")
+        lines.extend(f"    {row}" for row in _wrap(list(names), 84))
+        if index:
+            lines += ["        |", "        v"]
+    return "\n".join([*lines, "```"])
+
+
+def _wrap(words: list[str], width: int) -> list[str]:
+    rows: list[str] = []
+    for word in words:
+        if rows and len(rows[-1]) + 2 + len(word) <= width:
+            rows[-1] += f"  {word}"
+        else:
+            rows.append(word)
+    return rows
+
+
+def test_every_module_is_in_one_layer():
+    unplaced = sorted(m for m in MODULES if layer_of(m) is None)
+    assert not unplaced, f"modules in no layer (add them to LAYERS): {', '.join(unplaced)}"
+
+
+def test_nothing_imports_upwards():
+    found = upward_imports(import_graph())
+    assert not found, "imports from a lower layer to a higher one:\n" + "\n".join(found)
+
+
+def test_the_checker_sees_an_upward_import():
+    bad = Import("leaklib.params", 1, "leaklib.runs", False, "", "")
+    graph = {"leaklib.params": {"leaklib.runs": [bad]}, "leaklib.runs": {}}
+    assert upward_imports(graph) == [
+        "  leaklib.params:1 (facts) imports leaklib.runs (records and stores)"
+    ]
+
+
+def test_the_docs_draw_the_layers_from_the_list():
+    text = DOCS.read_text()
+    assert DRAWING_START in text and DRAWING_END in text, f"{DOCS} lost its layer markers"
+    drawn = text.split(DRAWING_START, 1)[1].split(DRAWING_END, 1)[0].strip()
+    assert drawn == layer_drawing(), (
+        f"{DOCS}'s layer drawing differs from LAYERS: run python -m tests.test_architecture"
+    )
+
+
+# --- backends and pyplot ------------------------------------------------------------------------
+
+BACKEND_KINDS = ("snapshots", "metadata", "sources", "sinks")
+# what any backend may import besides its own kind's base: the shared helpers
+SHARED_HELPERS = ("leaklib.errors", "leaklib.paths", "leaklib.gcp", "leaklib.params",
+                  "leaklib.sampling")  # fmt: skip
+# a backend that reads through another kind, and why (each a dependency by design)
+ACROSS = {
+    ("leaklib.sources.snapshot", "leaklib.snapshots"): "a recorded snapshot is read through "
+    "the snapshot store",
+    ("leaklib.sinks.bigquery", "leaklib.sources.bigquery"): "the BigQuery sink shares the "
+    "source's table-id rules, query parameters and client",
+}
+
+
+def backend_imports(graph: dict[str, dict[str, list[Import]]]) -> list[str]:
+    found = []
+    for module, targets in graph.items():
+        parts = module.split(".")
+        if len(parts) != 3 or parts[1] not in BACKEND_KINDS or parts[2] == "base":
+            continue
+        own_base = f"leaklib.{parts[1]}.base"
+        for target, imps in targets.items():
+            if target == own_base or target in SHARED_HELPERS or (module, target) in ACROSS:
+                continue
+            found.extend(f"  {imp.where} imports {target}" for imp in imps)
+    return found
+
+
+def test_backends_import_only_their_base_and_shared_helpers():
+    found = backend_imports(import_graph())
+    assert not found, (
+        f"a backend imports, of leaklib, only its kind's base and {', '.join(SHARED_HELPERS)}:\n"
+        + "\n".join(found)
+    )
+
+
+def test_the_checker_sees_a_backend_importing_another():
+    bad = Import("leaklib.snapshots.gcs", 1, "leaklib.metadata.firestore", False, "", "")
+    graph = {"leaklib.snapshots.gcs": {"leaklib.metadata.firestore": [bad]}}
+    assert backend_imports(graph) == [
+        "  leaklib.snapshots.gcs:1 imports leaklib.metadata.firestore"
+    ]
+
+
+def pyplot_outside_plots(imports: list[Import]) -> list[str]:
+    return [
+        f"  {imp.where}: {imp.text.strip()}"
+        for imp in imports
+        if imp.target.startswith("matplotlib.pyplot") and imp.module != "leaklib.plots"
+    ]
+
+
+def test_pyplot_only_in_plots():
+    found = pyplot_outside_plots(ALL_IMPORTS)
+    assert not found, "matplotlib.pyplot imported outside leaklib.plots:\n" + "\n".join(found)
+
+
+def test_the_checker_sees_pyplot_outside_plots():
+    imports = imports_of("leaklib.plots")
+    assert any(i.target.startswith("matplotlib.pyplot") for i in imports)
+    moved = [Import("leaklib.scoring", 3, "matplotlib.pyplot", False, "import pyplot", "")]
+    assert pyplot_outside_plots(moved) == ["  leaklib.scoring:3: import pyplot"]
+
+
+if __name__ == "__main__":  # rewrite docs/ARCHITECTURE.md's layer drawing from LAYERS
+    text = DOCS.read_text()
+    head, rest = text.split(DRAWING_START, 1)
+    tail = rest.split(DRAWING_END, 1)[1]
+    DOCS.write_text(f"{head}{DRAWING_START}\n{layer_drawing()}\n{DRAWING_END}{tail}")

@@ -86,9 +86,9 @@ def test_the_gate_keeps_the_history_of_promotions(promotion_history):
 
 def test_load_model_falls_back_to_the_run_it_was_logged_in(promotion_history, local_mlflow):
     pointer = {**promotion_history.pointer, "model_uri": "models:/no-such-model/1"}
-    assert hasattr(champion.load_model(pointer), "predict_proba")
+    assert hasattr(champion.load_champion_model(pointer), "predict_proba")
 
 
 def test_load_model_names_the_uris_it_tried(local_mlflow):
     with pytest.raises(champion.ChampionError, match="cannot be loaded from models:/none/1"):
-        champion.load_model({"model_uri": "models:/none/1"})
+        champion.load_champion_model({"model_uri": "models:/none/1"})

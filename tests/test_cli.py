@@ -28,6 +28,37 @@ def test_the_package_runs_as_a_module():
     assert done.returncode == 0 and done.stdout.startswith("usage: leak ")
 
 
+HEAVY = ("fastapi", "uvicorn", "papermill", "matplotlib")
+_LOADED = (
+    "import contextlib, io, sys\n"
+    "from leaklib import cli\n"
+    "with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
+    "    cli.main(sys.argv[1:])\n"
+    f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))"
+)
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["params"], ["params", "--help"]])
+def test_light_commands_load_no_web_stack_pipeline_or_plotting(argv):
+    done = subprocess.run(
+        [sys.executable, "-c", _LOADED, *argv], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "[]", done.stdout + done.stderr
+
+
+def test_the_called_command_is_the_first_word_that_is_not_an_option():
+    assert cli.chosen_command(["-v", "serve", "--port", "1"]) == "serve"
+    assert cli.chosen_command(["--help"]) is None
+    assert cli.chosen_command(["no-such-command"]) is None
+
+
+def test_an_unknown_command_is_refused_naming_the_commands(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["no-such-command"])
+    assert exit_.value.code == 2
+    assert "invalid choice: 'no-such-command'" in capsys.readouterr().err
+
+
 # --- leak params ----------------------------------------------------------------------------
 
 
@@ -165,10 +196,10 @@ def test_leak_pages_refuses_an_unknown_parameter(tmp_path, capsys):
 # --- leak simulate --------------------------------------------------------------------------
 
 
-def test_add_simulate_parser_registers_knobs() -> None:
+def test_the_simulate_parser_registers_knobs() -> None:
     parser = argparse.ArgumentParser(prog="leak")
     subparsers = parser.add_subparsers(dest="command")
-    simulate_cli.add_simulate_parser(subparsers)
+    simulate_cli.configure(subparsers.add_parser("simulate"))
     args = parser.parse_args(
         [
             "simulate",

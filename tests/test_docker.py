@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from leaklib import cli
-from leaklib.cli import commands
+from leaklib.cli import serve_command
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = ROOT / "Dockerfile"
@@ -83,8 +83,8 @@ def test_leak_serve_is_the_entry_point_on_all_interfaces():
 
 def test_leak_serve_listens_on_port(monkeypatch):
     served = {}
-    monkeypatch.setattr(commands.uvicorn, "run", lambda app, **kw: served.update(kw))
-    monkeypatch.setattr(commands.serve, "create_app", lambda **kw: object())
+    monkeypatch.setattr(serve_command.uvicorn, "run", lambda app, **kw: served.update(kw))
+    monkeypatch.setattr(serve_command.serve, "create_app", lambda **kw: object())
     monkeypatch.setenv("LEAK_API_TOKEN", "t" * 32)
     monkeypatch.setenv("PORT", "8123")
     assert cli.main(["serve", "--host", "0.0.0.0"]) == 0

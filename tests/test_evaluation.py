@@ -124,14 +124,14 @@ def test_the_alarm_threshold_meets_the_false_alarm_rate_fold_by_fold():
     y = rng.integers(0, 2, 4000)
     proba = np.clip(rng.normal(0.3 + 0.4 * y, 0.15), 0, 1)
     folds = np.repeat([1, 2, 3, 4], 1000)
-    alarm = E.alarm_threshold(y, proba, folds, max_false_alarm_rate=0.01)
+    alarm = E.choose_alarm_threshold(y, proba, folds, max_false_alarm_rate=0.01)
     assert alarm.chosen_by == "cv" and alarm.max_false_alarm_rate == 0.01
     assert alarm.cv_false_alarm_rate <= 0.02 and 0 < alarm.cv_recall < 1
     assert alarm.cv_false_alarm_rate == round(float((proba[y == 0] >= alarm.threshold).mean()), 6)
 
 
 def test_an_explicit_threshold_overrides_the_choice():
-    alarm = E.alarm_threshold(
+    alarm = E.choose_alarm_threshold(
         np.array([0, 1, 0, 1]),
         np.array([0.1, 0.9, 0.6, 0.4]),
         np.array([1, 1, 2, 2]),

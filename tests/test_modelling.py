@@ -6,7 +6,7 @@ from sklearn.metrics import roc_auc_score
 from leaklib import estimators, splits
 from leaklib import params as P
 from leaklib.modelling import (
-    ModelError,
+    EstimatorError,
     build_pipeline,
     cross_validate,
     feature_frame,
@@ -33,7 +33,7 @@ def test_each_estimator_fits_mixed_types_with_missing_values(clean, params, name
 
 def test_unknown_hyper_parameter_is_named(params):
     spec = P.ModelSpec(name="random_forest", params={"max_iter": 3})
-    with pytest.raises(ModelError, match="'max_iter' is not a parameter of random_forest"):
+    with pytest.raises(EstimatorError, match="'max_iter' is not a parameter of random_forest"):
         build_pipeline(params.dataset.features, model=spec, seed=0)
 
 
@@ -107,7 +107,7 @@ def test_a_search_stops_drawing_once_its_budget_is_spent(clean, params):
 def test_a_search_over_an_unknown_hyper_parameter_is_named(clean, params):
     spec = P.ModelSpec(name="random_forest", search={"space": {"max_iter": [1, 2]}})
     common = {"features": params.dataset.features, "target": "leaks", "group": "scenario_id"}
-    with pytest.raises(ModelError, match="'max_iter' is not a parameter of random_forest"):
+    with pytest.raises(EstimatorError, match="'max_iter' is not a parameter of random_forest"):
         tune(spec, clean, folds=3, seed=0, primary="roc_auc", **common)
 
 

@@ -135,7 +135,7 @@ def test_record_promotion_keeps_the_decision_on_the_running_run(store):
 
 def test_record_promotion_refuses_a_finished_run(store):
     started(store)
-    runs.fail_run(store, "r1", error="stopped")
+    runs.fail_step(store, "r1", "extract", error="stopped")  # before the step opened
     with pytest.raises(ConflictError, match="run 'r1' is failed and can no longer change"):
         runs.record_promotion(store, "r1", {"decision": "promoted"})
 

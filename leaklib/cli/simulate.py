@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
 
 from leaklib import simulate
+from leaklib.errors import LeakError
 
 _METAVARS = {"holidays": "DATE"}  # tuple fields whose items are not element IDs
 
@@ -111,15 +112,13 @@ def _configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(func=run_simulate)
 
 
-def add_simulate_parser(subparsers: Any) -> None:
-    """Register the ``simulate`` subcommand on an argparse subparsers object."""
-    parser = subparsers.add_parser(
-        "simulate",
-        help="simulate leak scenarios or a continuous stream on L-TOWN (regenerates the data)",
-        description=(simulate.__doc__ or "").split("\n\n")[0]
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Add ``leak simulate``'s options (generated from the recipes' fields) and its handler."""
+    parser.description = (
+        (simulate.__doc__ or "").split("\n\n")[0]
         + f" Regenerate the committed file with: leak simulate --scenarios {simulate.DEFAULT_SCENARIOS} "
         f"--seed {simulate.DEFAULT_SEED} --out {simulate.DEFAULT_OUT}; the committed stream with: "
-        f"leak simulate --stream --seed {simulate.DEFAULT_SEED} --out {simulate.DEFAULT_STREAM_OUT}",
+        f"leak simulate --stream --seed {simulate.DEFAULT_SEED} --out {simulate.DEFAULT_STREAM_OUT}"
     )
     _configure_parser(parser)
 
@@ -178,6 +177,8 @@ def run_simulate(args: argparse.Namespace) -> int:
                 out=args.out or simulate.DEFAULT_OUT,
                 progress=args.progress,
             )
-    except ModuleNotFoundError as exc:
-        raise ValueError(str(exc)) from exc  # reported by leak's entry point, exit 2
+    except (ModuleNotFoundError, ValueError) as exc:
+        # the solver missing, or a knob the recipes refuse (leaklib.simulate checks them with
+        # ValueError): the user's to fix, reported by leak's entry point with exit 2
+        raise LeakError(str(exc)) from exc
     return 0

@@ -10,13 +10,15 @@ import re
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from leaklib.errors import LeakError
+
 RUNS = "runs"
 CHAMPION = "champion"
 CACHE = "cache"  # step cache: key -> the run whose step produced it (leaklib.pipeline.cache)
 _DOC_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
-class MetadataError(RuntimeError):
+class MetadataError(LeakError, RuntimeError):
     """A run record cannot be read or written."""
 
 

@@ -37,6 +37,7 @@ from leaklib.lineage import lock_hash
 from leaklib.metadata import CACHE, MetadataStore
 from leaklib.params import Params
 from leaklib.sources import source_identity
+from leaklib.steps import READS
 
 log = logging.getLogger(__name__)
 
@@ -56,12 +57,6 @@ _BOOKKEEPING = frozenset(
         "reports_archive",
     }
 )
-# what each step reads from the run record, as (name, field): the hash of field's value
-_UPSTREAM = {
-    "extract": (),
-    "train": (("snapshot", "snapshot"),),
-    "evaluate": (("snapshot", "snapshot"), ("holdout", "holdout"), ("model", "model")),
-}
 _PACKAGE_SUFFIXES = (".py", ".j2", ".css", ".json")
 
 
@@ -106,7 +101,7 @@ class StepKey:
 
     step: str
     components: dict[str, Any]
-    cacheable: str | None = None  # why the step cannot be cached, when it cannot
+    uncacheable_reason: str | None = None  # why the step cannot be cached, when it cannot
 
     @property
     def key(self) -> str:
@@ -141,7 +136,7 @@ def step_key(
                 f"source {params.dataset.source!r} has no content version to key on; "
                 "use source snapshot:<sha256> to cache its extract"
             )
-    for name, field_name in _UPSTREAM[step]:
+    for name, field_name in READS[step]:
         inputs[name] = (run.get(field_name) or {}).get("sha256")
         if inputs[name] is None:
             reason = reason or f"the run has no {name} hash yet"
@@ -152,7 +147,7 @@ def step_key(
         "lock": lock_hash(),
         "leaklib": package_hash(),
     }
-    return StepKey(step=step, components=components, cacheable=reason)
+    return StepKey(step=step, components=components, uncacheable_reason=reason)
 
 
 @dataclass
@@ -178,8 +173,8 @@ class Lookup:
         """Say, in one line, whether the step comes from the cache and, if not, why."""
         if self.hit:
             return f"cached from run {self.run_id}"
-        if self.key.cacheable:
-            return f"runs: {self.key.cacheable}"
+        if self.key.uncacheable_reason:
+            return f"runs: {self.key.uncacheable_reason}"
         if self.changed:
             return "runs: changed " + ", ".join(self.changed)
         return "runs: no earlier run of this step with these inputs"
@@ -210,7 +205,7 @@ def lookup(store: MetadataStore, key: StepKey) -> Lookup:
 
     A miss says which inputs differ from the newest entry of the same step, for ``--explain``.
     """
-    if key.cacheable:
+    if key.uncacheable_reason:
         return Lookup(key=key)
     entry = store.get(CACHE, key.key)
     if entry is not None:
@@ -253,7 +248,7 @@ def remember(
     store: MetadataStore, key: StepKey, *, run_id: str, outputs: dict[str, list[str] | None]
 ) -> None:
     """Record that ``run_id``'s step succeeded with ``key`` (a newer run replaces an older one)."""
-    if key.cacheable:
+    if key.uncacheable_reason:
         return
     entry = {
         "key": key.key,

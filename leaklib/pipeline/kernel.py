@@ -17,13 +17,14 @@ from jupyter_client.manager import AsyncKernelManager
 from jupyter_core.utils import run_sync
 
 from leaklib import runs
-from leaklib.kernel import KERNEL
+from leaklib.errors import LeakError
+from leaklib.kernelspec import KERNEL
 from leaklib.paths import project_root
 
 log = logging.getLogger(__name__)
 
 
-class KernelError(RuntimeError):
+class KernelError(LeakError, RuntimeError):
     """The run's kernel did not answer, or code the runner sent it failed."""
 
 

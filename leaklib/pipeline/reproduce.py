@@ -12,10 +12,11 @@ from typing import Any
 import pandas as pd
 
 from leaklib import lineage, runs
+from leaklib.errors import LeakError
 from leaklib.params import Params, validate
 
 
-class ReproduceError(RuntimeError):
+class ReproduceError(LeakError, RuntimeError):
     """A run cannot be reproduced; the message says what is missing or different."""
 
 

@@ -16,11 +16,11 @@ import papermill
 from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 from nbclient.exceptions import CellTimeoutError
 
-from leaklib import reports as reporting
-from leaklib import runs, tracking
-from leaklib.kernel import KERNEL
+from leaklib import reports, runs, tracking
+from leaklib.errors import LeakError
+from leaklib.kernelspec import KERNEL
 from leaklib.metadata import open_metadata_store
-from leaklib.params import Check, Params, load, read_yaml, validate
+from leaklib.params import Check, Params, flatten, load, read_yaml, validate
 from leaklib.paths import is_local_path, project_root
 from leaklib.pipeline import cache
 from leaklib.pipeline.guard import Heartbeat, Interrupted, interruptible, stop_kernels
@@ -31,7 +31,7 @@ from leaklib.sources import source_problems
 log = logging.getLogger(__name__)
 
 
-class RunnerError(RuntimeError):
+class RunnerError(LeakError, RuntimeError):
     """The pipeline could not be started (not a failed step: those are recorded)."""
 
 
@@ -58,7 +58,7 @@ def _kernel_ready() -> None:
     except NoSuchKernel:
         raise RunnerError(
             f"Jupyter kernel {KERNEL!r} is not registered: run `make install` "
-            f"(python -m leaklib.kernel)"
+            f"(python -m leaklib.kernelspec)"
         ) from None
 
 
@@ -144,26 +144,15 @@ def require_durable(params: Params) -> None:
 EXAMPLE = "parameters/gcp.example.yaml"
 
 
-def _leaves(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Flatten nested parameters to dotted keys (``bigquery.billing_project``)."""
-    flat: dict[str, Any] = {}
-    for key, value in values.items():
-        if isinstance(value, dict) and value:
-            flat.update(_leaves(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
 def _refuse_placeholders(params: Params) -> None:
     """Refuse parameters still equal to the example file's ``my-...`` placeholders."""
     example = project_root() / EXAMPLE
     if not example.is_file():
         return
-    mine = _leaves(params.to_plain())
+    mine = flatten(params.to_plain())
     found = [
         f"{key} {value!r}"
-        for key, value in _leaves(read_yaml(example)).items()
+        for key, value in flatten(read_yaml(example)).items()
         if isinstance(value, str) and "my-" in value and mine.get(key) == value
     ]
     if found:
@@ -280,7 +269,7 @@ def run_pipeline(
             _collect(out_dir, executed)
         record = runs.close_run(store, run_id)
         try:
-            reports, index = _render(
+            rendered, index = _render(
                 store,
                 record,
                 executed,
@@ -292,14 +281,14 @@ def run_pipeline(
             )
         except Interrupted as stop:  # the record is final; leave the rendering unfinished
             interrupted = interrupted or stop
-            reports, index = {}, None
-    final = reports.get("evaluate") or next(reversed(reports.values()), None)
+            rendered, index = {}, None
+    final = rendered.get("evaluate") or next(reversed(rendered.values()), None)
     shown = final.relative_to(project_root()) if final else "(none)"
     progress(f"{record['status']}: report {shown}")
     return RunResult(
         run_id=run_id,
         status=record["status"],
-        reports=reports,
+        reports=rendered,
         index=index,
         error=record.get("error"),
         exit_code=interrupted.exit_code if interrupted else None,
@@ -400,7 +389,7 @@ def _run_steps(
                 cache.remember(store, key, run_id=run_id, outputs=cache.step_outputs(before, after))
             if number < len(runs.STEPS):  # the last one renders after the run is closed
                 rendering[step] = renderer.submit(
-                    reporting.render_report, output, run=after, step=step, show_code=show_code
+                    reports.render_report, output, run=after, step=step, show_code=show_code
                 )
             progress(f"{counter} ok in {elapsed:.1f} s")
 
@@ -432,7 +421,7 @@ def _render(
     rendered: dict[str, Path] = {}
     for step, earlier in reused.items():
         try:
-            rendered[step] = reporting.reuse_report(
+            rendered[step] = reports.reuse_report(
                 earlier, run=record, step=step, reports_root=reports_root
             )
         except Exception:  # a report that cannot be fetched must not hide the run's outcome
@@ -440,11 +429,11 @@ def _render(
     for step, notebook in executed.items():
         try:
             if step in rendering:  # rendered while the next step ran: only the header is redone
-                rendered[step] = reporting.refresh_header(
+                rendered[step] = reports.refresh_header(
                     rendering[step].result(), run=record, step=step
                 )
                 continue
-            rendered[step] = reporting.render_report(
+            rendered[step] = reports.render_report(
                 notebook, run=record, step=step, show_code=show_code
             )
         except Exception:  # a report that cannot render must not hide the run's own outcome
@@ -457,7 +446,7 @@ def _render(
         {s: str(p.relative_to(root)) for s, p in rendered.items()},
         archive=archived,
     )
-    index = reporting.write_index(
+    index = reports.write_index(
         runs.list_runs(store), out_dir=reports_root, reports_root=reports_root
     )
     if "train" not in reused:  # a reused train's MLflow run is the earlier run's
@@ -469,7 +458,7 @@ def _archive(record: dict[str, Any], rendered: dict[str, Path]) -> dict[str, dic
     """Write the reports beside the run's snapshots; a storage hiccup is logged, not fatal."""
     try:
         snapshots = open_snapshot_store(record["params"]["snapshot_store"])
-        return reporting.archive_reports(rendered, run_id=record["run_id"], snapshots=snapshots)
+        return reports.archive_reports(rendered, run_id=record["run_id"], snapshots=snapshots)
     except Exception:  # the run's outcome is recorded already; its reports stay on disk
         log.exception("reports of run %s could not be archived", record["run_id"])
         return {}
@@ -486,14 +475,14 @@ def _attach_to_mlflow(
     mlflow_run = (record.get("mlflow") or {}).get("run_id")
     if not (mlflow_run and rendered):
         return
-    site = reporting.pages_url()
+    site = reports.pages_url()
     with tempfile.TemporaryDirectory() as tmp:
         copies = []
         for path in rendered.values():
             copy = Path(tmp) / path.name
             text = path.read_text(encoding="utf-8")
             copy.write_text(
-                reporting.standalone(text, run_id=record["run_id"], site=site), encoding="utf-8"
+                reports.standalone(text, run_id=record["run_id"], site=site), encoding="utf-8"
             )
             copies.append(copy)
         index_url = f"{site}/index.html" if site else None

@@ -48,7 +48,7 @@ class StepContext:
     @property
     def threshold(self) -> float:
         """The alarm threshold of this run's model (chosen in training, or the parameter)."""
-        return runs.alarm_threshold(self.run)
+        return runs.recorded_threshold(self.run)
 
     def record(self, **fields: Any) -> dict[str, Any]:
         """Write fields (snapshot, metrics, model, ...) to the run record; dicts are merged."""

@@ -6,10 +6,12 @@ from typing import Protocol
 
 import pandas as pd
 
+from leaklib.errors import LeakError
+
 SCORING_ID = "scoring_id"  # the column that makes a scoring's rows findable, and idempotent
 
 
-class SinkError(RuntimeError):
+class SinkError(LeakError, RuntimeError):
     """Scored rows cannot be written; the message names the destination."""
 
 

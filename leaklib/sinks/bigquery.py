@@ -7,6 +7,7 @@ from typing import Any
 
 import pandas as pd
 
+from leaklib.errors import LeakError
 from leaklib.sinks.base import SCORING_ID, SinkError
 from leaklib.sources.bigquery import make_client, parse_table, query_parameters
 
@@ -19,7 +20,7 @@ class BigQuerySink:
     def __init__(self, uri: str, *, client: Any = None) -> None:
         try:
             self.table = parse_table(uri)
-        except RuntimeError as exc:  # SourceError: the same identifier rules as a source
+        except LeakError as exc:  # SourceError: the same identifier rules as a source
             raise SinkError(str(exc).replace("source", "--out", 1)) from exc
         self.uri = uri
         self._client = client

@@ -17,13 +17,15 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from leaklib.errors import LeakError
+
 SUFFIX = ".parquet"
 CONTENT_TYPE = "application/vnd.apache.parquet"
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _SUBFOLDER = re.compile(r"^[A-Za-z0-9._=-]+(?:/[A-Za-z0-9._=-]+)*$")
 
 
-class SnapshotError(RuntimeError):
+class SnapshotError(LeakError, RuntimeError):
     """A snapshot is missing, unreachable or does not match its hash."""
 
 

@@ -9,6 +9,7 @@ from typing import Protocol
 import pandas as pd
 import psutil
 
+from leaklib.errors import LeakError
 from leaklib.params import Params
 from leaklib.sampling import SampleReport, sample_frame
 
@@ -16,7 +17,7 @@ ENV_MAX_TABLE_BYTES = "LEAK_MAX_TABLE_BYTES"  # overrides the memory limit (byte
 MEMORY_SHARE = 0.5  # validation and the snapshot copy the table, so use at most half
 
 
-class SourceError(RuntimeError):
+class SourceError(LeakError, RuntimeError):
     """The input table cannot be read."""
 
 

@@ -60,7 +60,7 @@ def test_a_bigquery_extract_is_never_cached(notebook, params):
     values = params.to_plain()
     values["dataset"]["source"] = "bigquery://my-project.data.readings"
     key = _key("extract", notebook, P.validate(values))
-    assert key.cacheable and "snapshot:<sha256>" in key.cacheable
+    assert key.uncacheable_reason and "snapshot:<sha256>" in key.uncacheable_reason
     found = cache.lookup(LocalMetadataStore(Path(params.metadata_store)), key)
     assert not found.hit and "no content version" in found.explain()
 
@@ -68,7 +68,7 @@ def test_a_bigquery_extract_is_never_cached(notebook, params):
 def test_evaluate_key_needs_the_upstream_hashes(notebook, params, table):
     table.to_parquet(params.dataset.source)
     key = _key("evaluate", notebook, params, run={"snapshot": {"sha256": "a"}})
-    assert key.cacheable == "the run has no holdout hash yet"
+    assert key.uncacheable_reason == "the run has no holdout hash yet"
     run = {"snapshot": {"sha256": "a"}, "holdout": {"sha256": "b"}, "model": {"sha256": "c"}}
     other = {**run, "model": {"sha256": "d"}}
     assert (

@@ -26,6 +26,7 @@ import re
 from typing import Any
 
 from leaklib import tracking
+from leaklib.errors import LeakError
 
 log = logging.getLogger(__name__)
 
@@ -309,5 +310,5 @@ def check_version_run(model_uri: str, *, expected_run_id: str | None) -> None:
         )
 
 
-class RegistryMismatch(RuntimeError):
+class RegistryMismatch(LeakError, RuntimeError):
     """A registry version is not the model the champion pointer names."""

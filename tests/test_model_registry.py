@@ -11,7 +11,7 @@ import pytest
 from mlflow.exceptions import MlflowException, RestException
 from sklearn.linear_model import LogisticRegression
 
-from leaklib import registry, tracking
+from leaklib import model_registry, tracking
 
 
 def _logged_model(experiment_id: str) -> tuple[str, pd.DataFrame]:
@@ -34,16 +34,16 @@ def _run(run_id: str = "20260101-000000-abcd") -> dict:
 
 
 def test_is_unsupported_for_an_unknown_gitlab_route():
-    assert registry.is_unsupported(RestException({"error": "404 Not Found"}))
+    assert model_registry.is_unsupported(RestException({"error": "404 Not Found"}))
 
 
 def test_is_unsupported_is_false_for_a_missing_model():
     missing = RestException({"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "404 no model"})
-    assert not registry.is_unsupported(missing)
+    assert not model_registry.is_unsupported(missing)
 
 
 def test_version_tags_carry_run_snapshot_and_commit():
-    tags = registry.version_tags(_run("r1"))
+    tags = model_registry.version_tags(_run("r1"))
     assert (tags["leak.run_id"], tags["leak.snapshot_sha256"], tags["leak.git_commit"]) == (
         "r1",
         "ab" * 32,
@@ -68,39 +68,41 @@ def _decision(**changes) -> dict:
 
 
 def test_decision_tags_mirror_the_decision():
-    tags = registry.decision_tags(_decision())
+    tags = model_registry.decision_tags(_decision())
     assert tags["leak.promotion.decision"] == "not promoted"
     assert tags["leak.promotion.decided_by"] == "gate" and tags["leak.promotion.ci_low"] == "-0.02"
     assert tags["leak.promotion.champion_run_id"] == "r0" and "leak.champion" not in tags
 
 
 def test_decision_tags_mark_a_manual_promotion_champion():
-    tags = registry.decision_tags(_decision(decision="promoted", manual=True))
+    tags = model_registry.decision_tags(_decision(decision="promoted", manual=True))
     assert tags["leak.champion"] == "true" and tags["leak.promotion.decided_by"] == "manual"
 
 
 def test_mirror_decision_without_mlflow_ids_changes_nothing():
-    assert registry.mirror_decision({"run_id": "r1"}, _decision(), model_name="m") == {
+    assert model_registry.mirror_decision({"run_id": "r1"}, _decision(), model_name="m") == {
         "run": False,
         "version": False,
     }
 
 
 def test_mirror_decision_never_fails_on_a_broken_decision():
-    assert registry.mirror_decision({"run_id": "r1"}, {}, model_name="m") == {
+    assert model_registry.mirror_decision({"run_id": "r1"}, {}, model_name="m") == {
         "run": False,
         "version": False,
     }
 
 
 def test_model_version_uri_falls_back_for_a_semantic_version():
-    assert registry.model_version_uri("m", "1.0.0", fallback="runs:/x/model") == "runs:/x/model"
+    assert (
+        model_registry.model_version_uri("m", "1.0.0", fallback="runs:/x/model") == "runs:/x/model"
+    )
 
 
 def test_register_model_returns_a_uri_that_loads_the_version(local_mlflow):
     uri, X = _logged_model(local_mlflow.experiment_id)
     name = f"reg-{uuid.uuid4().hex[:8]}"
-    version = registry.register_model(model_uri=uri, name=name, run=_run())
+    version = model_registry.register_model(model_uri=uri, name=name, run=_run())
     loaded = mlflow.pyfunc.load_model(version["registry_uri"])
     assert version["registry_uri"] == f"models:/{name}/1" and len(loaded.predict(X)) == len(X)
 
@@ -108,14 +110,14 @@ def test_register_model_returns_a_uri_that_loads_the_version(local_mlflow):
 def test_register_model_tags_the_version_with_lineage(local_mlflow):
     uri, _ = _logged_model(local_mlflow.experiment_id)
     name = f"reg-{uuid.uuid4().hex[:8]}"
-    version = registry.register_model(model_uri=uri, name=name, run=_run("r-lineage"))
+    version = model_registry.register_model(model_uri=uri, name=name, run=_run("r-lineage"))
     tags = mlflow.MlflowClient().get_model_version(name, version["version"]).tags
     assert tags["leak.run_id"] == "r-lineage" and tags["leak.git_commit"] == "c0ffee"
 
 
 def test_register_model_names_a_model_that_was_never_logged(local_mlflow):
     with pytest.raises(MlflowException, match="(?i)not found|no such|does not exist"):
-        registry.register_model(
+        model_registry.register_model(
             model_uri=f"runs:/{uuid.uuid4().hex}/model", name="reg-missing", run=_run()
         )
 
@@ -123,20 +125,20 @@ def test_register_model_names_a_model_that_was_never_logged(local_mlflow):
 def test_supports_aliases_on_a_full_mlflow_store(local_mlflow):
     name = f"reg-{uuid.uuid4().hex[:8]}"
     uri, _ = _logged_model(local_mlflow.experiment_id)
-    registry.register_model(model_uri=uri, name=name, run=_run())
-    assert registry.supports_aliases(mlflow.MlflowClient(), name=name)
+    model_registry.register_model(model_uri=uri, name=name, run=_run())
+    assert model_registry.supports_aliases(mlflow.MlflowClient(), name=name)
 
 
 def test_set_champion_markers_moves_tag_and_alias(local_mlflow):
     name = f"reg-{uuid.uuid4().hex[:8]}"
-    first = registry.register_model(
+    first = model_registry.register_model(
         model_uri=_logged_model(local_mlflow.experiment_id)[0], name=name, run=_run()
     )
-    second = registry.register_model(
+    second = model_registry.register_model(
         model_uri=_logged_model(local_mlflow.experiment_id)[0], name=name, run=_run()
     )
-    registry.set_champion_markers(name, first["version"])
-    registry.set_champion_markers(name, second["version"], previous_version=first["version"])
+    model_registry.set_champion_markers(name, first["version"])
+    model_registry.set_champion_markers(name, second["version"], previous_version=first["version"])
     client = mlflow.MlflowClient()
     assert str(client.get_model_version_by_alias(name, "champion").version) == second["version"]
     assert "champion" not in client.get_model_version(name, first["version"]).tags
@@ -149,19 +151,21 @@ def test_supports_aliases_is_false_behind_gitlab(gitlab_mlflow, monkeypatch):
     tracking.configure()
     name = f"reg-{uuid.uuid4().hex[:8]}"
     uri, _ = _logged_model(tracking.experiment_id(f"gitlab-{uuid.uuid4().hex[:8]}"))
-    registry.register_model(model_uri=uri, name=name, run=_run())
-    assert not registry.supports_aliases(registry.client(), name=name)
+    model_registry.register_model(model_uri=uri, name=name, run=_run())
+    assert not model_registry.supports_aliases(model_registry.client(), name=name)
 
 
 @pytest.mark.slow
 def test_champion_marker_falls_back_to_the_description_behind_gitlab(gitlab_mlflow, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", gitlab_mlflow.uri)
     monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", gitlab_mlflow.token)
-    client = registry.client()
+    client = model_registry.client()
     experiment = tracking.experiment_id(f"gitlab-{uuid.uuid4().hex[:8]}")
     name = f"reg-{uuid.uuid4().hex[:8]}"
-    version = registry.register_model(model_uri=_logged_model(experiment)[0], name=name, run=_run())
-    markers = registry.set_champion_markers(name, version["version"], note="leak run r1")
+    version = model_registry.register_model(
+        model_uri=_logged_model(experiment)[0], name=name, run=_run()
+    )
+    markers = model_registry.set_champion_markers(name, version["version"], note="leak run r1")
     described = client.get_model_version(name, version["version"]).description
     assert markers == {
         "tag": False,

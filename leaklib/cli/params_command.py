@@ -1,0 +1,40 @@
+"""``leak params``: list every parameter, print a merged set, or sync the notebooks' cells.
+
+Light on purpose: it loads the parameter model, not the pipeline, the web stack or plotting.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import yaml
+
+from leaklib import parameter_cells, params
+from leaklib.cli.options import add_param_options, params_of
+
+
+def _params(args: argparse.Namespace) -> int:
+    if args.sync_notebooks:
+        for path in parameter_cells.sync_parameter_cells():
+            print(f"updated {path}")
+        return 0
+    if args.files or args.overrides:
+        print(yaml.safe_dump(params_of(args).to_plain(), sort_keys=False), end="")
+        return 0
+    for row in params.describe():
+        print(f"{row['name']}  ({row['type']})")
+        print(f"    {row['description']}")
+        default = row["default"]
+        print(f"    default: {default if len(default) < 200 else default[:197] + '...'}")
+    return 0
+
+
+def configure(listing: argparse.ArgumentParser) -> None:
+    """Add ``leak params``'s options and its handler."""
+    add_param_options(listing)
+    listing.add_argument(
+        "--sync-notebooks",
+        action="store_true",
+        help="rewrite the notebooks' parameters cells from parameters/default.yaml",
+    )
+    listing.set_defaults(func=_params)

@@ -1,0 +1,1 @@
+"""One ``APIRouter`` per resource: runs, reports, champion, predict, health."""
