@@ -376,7 +376,11 @@ def gate(
     if len(challenger_proba) != len(holdout):
         raise PromotionError(f"{len(challenger_proba)} scores for {len(holdout)} holdout rows")
     figures, _ = scored_figures(
-        holdout, challenger_proba, params=params, threshold=runs.recorded_threshold(run), leaks=leaks
+        holdout,
+        challenger_proba,
+        params=params,
+        threshold=runs.recorded_threshold(run),
+        leaks=leaks,
     )
     name = params.dataset.model_name
     pointer = champion.current_champion(store, model_name=name)

@@ -36,6 +36,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from leaklib.errors import LeakError
 from leaklib.params import DatasetSpec, SplitSpec
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,7 @@ ROW_HASH_KEY = "leaklib:holdout:"  # 16 bytes, the key of pandas' row hash
 Units = Literal["group", "row", "time"]
 
 
-class SplitError(ValueError):
+class SplitError(LeakError, ValueError):
     """The table cannot be split as the parameters ask; the message names the parameter."""
 
 

@@ -350,6 +350,8 @@ LAYERS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
         (
             "schema",
             "features",
+            "splits",
+            "leak_events",
             "modelling",
             "models",
             "evaluation",

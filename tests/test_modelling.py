@@ -39,7 +39,7 @@ def test_unknown_hyper_parameter_is_named(params):
 
 def test_bad_hyper_parameter_value_is_named_before_fitting(params):
     spec = P.ModelSpec(name="hist_gradient_boosting", params={"max_iter": -1})
-    with pytest.raises(ModelError, match=r"model\.params: The 'max_iter' parameter .* Got -1"):
+    with pytest.raises(EstimatorError, match=r"model\.params: The 'max_iter' parameter .* Got -1"):
         build_pipeline(params.dataset.features, model=spec, seed=0)
 
 
@@ -175,7 +175,7 @@ def test_a_leak_onset_needs_a_timestamp(params):
     values["dataset"]["derive"] = []
     from leaklib.modelling import learning_rows
 
-    with pytest.raises(ModelError, match="model.leak_onset needs dataset.timestamp"):
+    with pytest.raises(EstimatorError, match="model.leak_onset needs dataset.timestamp"):
         learning_rows(_stream_frame(), params=P.validate(values))
 
 
