@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -129,6 +129,99 @@ class AlarmSpec(_Strict):
     """The alarm threshold's target, in the operator's terms."""
 
     max_false_alarm_rate: Annotated[float, Field(gt=0.0, lt=0.5)] = 0.01
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|min|h|d)\s*$")
+_UNIT_SECONDS = {"s": 1, "min": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value: Any) -> Any:
+    """Turn ``"2h"``, ``"90min"``, ``"1.5d"`` or ``"30s"`` into a timedelta (else pass through).
+
+    A number alone is refused: it would not say its unit.
+    """
+    if isinstance(value, bool | int | float):
+        raise ValueError(f"give a duration with its unit, such as '2h' or '45min' (got {value!r})")
+    if isinstance(value, str) and (match := _DURATION.match(value)):
+        return timedelta(seconds=float(match[1]) * _UNIT_SECONDS[match[2]])
+    return value  # a timedelta, or an ISO 8601 duration (PT2H) that pydantic reads
+
+
+class SensorChecks(_Strict):
+    """Checks of each sensor's readings before scoring (computed by leaklib.sensor_faults)."""
+
+    sensors: list[str] | None = Field(
+        default=None,
+        description="Column patterns of the sensors to check, one pattern per kind of sensor "
+        "(a jump is compared with the other sensors of the same kind), e.g. ['p_*', 'q_*', "
+        "'h_*']. When null, the patterns the dataset's derive block selects are used, or, when "
+        "nothing is derived, every numeric feature, grouped by its name up to the first '_'.",
+    )
+    exclude: list[str] = Field(
+        default=["hour_*", "day_*", "*_sin", "*_cos"],
+        description="Column patterns that are never checked as sensors, such as clock features "
+        "that repeat or jump by design.",
+    )
+    stuck_after: timedelta | None = Field(
+        default=timedelta(hours=2),
+        description="A sensor whose value has repeated exactly for longer than this duration "
+        "('2h', '90min', '1d') is stuck from then on; null turns the check off.",
+    )
+    stuck_allowed: list[float] = Field(
+        default=[0.0],
+        description="Values a working sensor may hold for hours, which are never called stuck "
+        "(a stopped pump's flow reads exactly 0).",
+    )
+    jump_k: float | None = Field(
+        default=8.0,
+        gt=0,
+        description="A change from the previous row larger than jump_k robust standard "
+        "deviations of the sensor's own changes is a jump, when no other sensor of its kind "
+        "moves with it (see jump_peers_below); null turns the check off.",
+    )
+    jump_peers_below: Annotated[float, Field(gt=0)] = Field(
+        default=3.0,
+        description="No other sensor of the kind shows a jump when each of their absolute "
+        "changes, in its own robust standard deviations, is below this bound (a leak is felt "
+        "by the sensors near it, not by one alone).",
+    )
+    jump_min_peers: Annotated[int, Field(ge=1)] = Field(
+        default=1,
+        description="The fewest other sensors of its kind a sensor needs for its jumps to be "
+        "checked; a sensor with fewer is never flagged for a jump.",
+    )
+    jump_scale_days: Annotated[int, Field(ge=1)] = Field(
+        default=7,
+        description="How many previous calendar days of changes give a sensor's robust "
+        "standard deviation (the median of each day's median absolute change); the rows of a "
+        "series' first calendar day are not checked for jumps.",
+    )
+    jump_exclude: list[str] = Field(
+        default=[],
+        description="Column patterns of sensors whose jumps are expected and never flagged "
+        "(a pump's flow, which switches on and off).",
+    )
+
+    @field_validator("stuck_after", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        return parse_duration(value)
+
+    @field_validator("stuck_after")
+    @classmethod
+    def _positive(cls, value: timedelta | None) -> timedelta | None:
+        if value is not None and value <= timedelta(0):
+            raise ValueError("must be a positive duration, such as '2h'")
+        return value
+
+    @field_validator("sensors", "exclude", "jump_exclude")
+    @classmethod
+    def _patterns(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and any(not pattern.strip() for pattern in value):
+            raise ValueError("a column pattern cannot be empty")
+        if value is not None and len(set(value)) != len(value):
+            raise ValueError("each column pattern at most once")
+        return value
 
 
 class SplitSpec(_Strict):
@@ -431,6 +524,13 @@ class Params(_Strict):
         "firestore://PROJECT/DATABASE, snapshot:). The command line is not limited by it, and "
         "it cannot be set over HTTP."
     )
+    sensor_checks: SensorChecks | None = Field(
+        default=None,
+        description="Checks of each sensor's readings before scoring: a stuck value, a gap, a "
+        "value outside the declared min/max and a jump no other sensor of its kind shows "
+        "(keys below); a row whose features depend on a faulty reading is marked "
+        "sensor_fault. Null turns every check off.",
+    )
 
     @model_validator(mode="after")
     def _time_split_needs_a_timestamp(self) -> Params:
@@ -589,10 +689,18 @@ def _shown(value: Any) -> str:
     return text.strip().removesuffix("\n...")
 
 
+# mappings whose keys ``leak params`` lists one by one (``dataset.source``, ...)
+_DESCRIBED_GROUPS: dict[str, type[BaseModel]] = {
+    "dataset": DatasetSpec,
+    "sensor_checks": SensorChecks,
+}
+
+
 def describe() -> list[dict[str, str]]:
     """Return name, type, default and description of every parameter, for ``leak params``.
 
-    The dataset's keys are listed one by one (``dataset.source``, ...).
+    The keys of the dataset and of the sensor checks are listed one by one
+    (``dataset.source``, ``sensor_checks.stuck_after``, ...).
     """
     values = defaults()
     rows = []
@@ -605,14 +713,15 @@ def describe() -> list[dict[str, str]]:
                 "description": info.description or "",
             }
         )
-        if name == "dataset":
-            dataset = values.get("dataset") or {}
-            for key, sub in DatasetSpec.model_fields.items():
+        group = _DESCRIBED_GROUPS.get(name)
+        if group is not None:
+            given = values.get(name) or {}
+            for key, sub in group.model_fields.items():
                 rows.append(
                     {
-                        "name": f"dataset.{key}",
+                        "name": f"{name}.{key}",
                         "type": _type_name(sub.annotation),
-                        "default": _shown(dataset.get(key)),
+                        "default": _shown(given.get(key)),
                         "description": sub.description or "",
                     }
                 )
