@@ -153,7 +153,7 @@ class SensorChecks(_Strict):
     sensors: list[str] | None = Field(
         default=None,
         description="Column patterns of the sensors to check, one pattern per kind of sensor "
-        "(a jump is compared with the other sensors of the same kind), e.g. ['p_*', 'q_*', "
+        "(a jump or a drift is compared with the other sensors of the same kind), e.g. ['p_*', 'q_*', "
         "'h_*']. When null, the patterns the dataset's derive block selects are used, or, when "
         "nothing is derived, every numeric feature, grouped by its name up to the first '_'.",
     )
@@ -177,44 +177,67 @@ class SensorChecks(_Strict):
         gt=0,
         description="A change from the previous row larger than jump_k robust standard "
         "deviations of the sensor's own changes is a jump, when no other sensor of its kind "
-        "moves with it (see jump_peers_below); null turns the check off.",
+        "moves with it (see peers_below); null turns the check off.",
     )
-    jump_peers_below: Annotated[float, Field(gt=0)] = Field(
-        default=3.0,
-        description="No other sensor of the kind shows a jump when each of their absolute "
-        "changes, in its own robust standard deviations, is below this bound (a leak is felt "
-        "by the sensors near it, not by one alone).",
+    drift_k: float | None = Field(
+        default=6.0,
+        gt=0,
+        description="A sensor drifts when its deviation from the same time of day drift_days "
+        "earlier, averaged over drift_window and less the median deviation of its kind, stays "
+        "beyond drift_k robust standard deviations, with no other sensor of its kind beyond "
+        "peers_below, for longer than drift_after; null turns the check off.",
     )
-    jump_min_peers: Annotated[int, Field(ge=1)] = Field(
+    drift_days: Annotated[int, Field(ge=1)] = Field(
         default=1,
-        description="The fewest other sensors of its kind a sensor needs for its jumps to be "
-        "checked; a sensor with fewer is never flagged for a jump.",
+        description="How many days earlier the reading a drift is measured against was taken "
+        "(more days see a slower drift, and need more history).",
     )
-    jump_scale_days: Annotated[int, Field(ge=1)] = Field(
+    drift_window: timedelta = Field(
+        default=timedelta(hours=4),
+        description="The trailing window over which a sensor's deviation is averaged before "
+        "it is judged a drift ('4h').",
+    )
+    drift_after: timedelta = Field(
+        default=timedelta(hours=4),
+        description="How long a deviation must last before it is a drift ('4h'); it is "
+        "flagged from then on.",
+    )
+    peers_below: Annotated[float, Field(gt=0)] = Field(
+        default=3.0,
+        description="A jump or a drift is one sensor's alone when every other sensor of its "
+        "kind stays below this many of its own robust standard deviations (a leak is felt by "
+        "the sensors near it, not by one alone).",
+    )
+    min_peers: Annotated[int, Field(ge=1)] = Field(
+        default=1,
+        description="The fewest other sensors of its kind a sensor needs to be checked for a "
+        "jump or a drift; a sensor with fewer is never flagged for either.",
+    )
+    scale_days: Annotated[int, Field(ge=1)] = Field(
         default=7,
-        description="How many previous calendar days of changes give a sensor's robust "
-        "standard deviation (the median of each day's median absolute change); the rows of a "
-        "series' first calendar day are not checked for jumps.",
+        description="How many previous calendar days give a sensor's robust standard "
+        "deviation for the jump and drift checks (the median of each day's median absolute "
+        "value); rows without an earlier day to judge by are not checked.",
     )
-    jump_exclude: list[str] = Field(
+    peer_exclude: list[str] = Field(
         default=[],
-        description="Column patterns of sensors whose jumps are expected and never flagged "
-        "(a pump's flow, which switches on and off).",
+        description="Column patterns of sensors that move alone by design (a pump's flow, "
+        "which switches on and off): never flagged for a jump or a drift, nor compared with.",
     )
 
-    @field_validator("stuck_after", mode="before")
+    @field_validator("stuck_after", "drift_window", "drift_after", mode="before")
     @classmethod
     def _duration(cls, value: Any) -> Any:
         return parse_duration(value)
 
-    @field_validator("stuck_after")
+    @field_validator("stuck_after", "drift_window", "drift_after")
     @classmethod
     def _positive(cls, value: timedelta | None) -> timedelta | None:
         if value is not None and value <= timedelta(0):
             raise ValueError("must be a positive duration, such as '2h'")
         return value
 
-    @field_validator("sensors", "exclude", "jump_exclude")
+    @field_validator("sensors", "exclude", "peer_exclude")
     @classmethod
     def _patterns(cls, value: list[str] | None) -> list[str] | None:
         if value is not None and any(not pattern.strip() for pattern in value):
@@ -527,8 +550,8 @@ class Params(_Strict):
     sensor_checks: SensorChecks | None = Field(
         default=None,
         description="Checks of each sensor's readings before scoring: a stuck value, a gap, a "
-        "value outside the declared min/max and a jump no other sensor of its kind shows "
-        "(keys below); a row whose features depend on a faulty reading is marked "
+        "value outside the declared min/max, and a jump or a drift no other sensor of its kind "
+        "shows (keys below); a row whose features depend on a faulty reading is marked "
         "sensor_fault. Null turns every check off.",
     )
 

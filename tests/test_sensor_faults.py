@@ -146,6 +146,45 @@ def test_a_gradual_leak_like_drop_on_several_sensors_raises_no_fault():
     assert check(frame).counts() == dict.fromkeys(S.FAULT_KINDS, 0)
 
 
+def drifting(frame, name, start, metres_per_day):
+    """Let one sensor drift linearly from row ``start`` on."""
+    ramp = np.clip(np.arange(len(frame)) - start, 0, None) * metres_per_day / DAY
+    frame[name] = (frame[name] - ramp).round(3)
+    return frame
+
+
+def test_a_sensor_drifting_alone_is_flagged_once_the_drift_has_lasted():
+    frame = drifting(stream(days=5), "p_b", 2 * DAY, 1.0)  # 1 m a day from day 3
+    found = check(frame)
+    rows = flagged(found, "drift", "p_b")
+    assert rows and found.counts() == {**dict.fromkeys(S.FAULT_KINDS, 0), "drift": len(rows)}
+    first = rows[0]
+    # judged only after it lasted 4 h beyond drift_k, and never before the drift began
+    assert 2 * DAY + 16 < first < 3 * DAY
+    events = found.events()
+    assert events[["sensor", "kind"]].values.tolist() == [["p_b", "drift"]]
+    assert events["first"][0] == frame["timestamp"][first]
+    assert check(frame, P.SensorChecks(drift_k=None)).counts()["drift"] == 0
+
+
+def test_a_drift_felt_by_a_neighbour_too_or_by_every_sensor_is_not_a_drift():
+    leak = drifting(drifting(stream(days=5), "p_b", 2 * DAY, 1.0), "p_c", 2 * DAY, 0.4)
+    assert check(leak).counts()["drift"] == 0
+    network = stream(days=5)
+    for name in PRESSURES:
+        network = drifting(network, name, 2 * DAY, 1.0)  # demand growing everywhere
+    assert check(network).counts()["drift"] == 0
+
+
+def test_a_faulty_reading_is_no_baseline_for_the_next_days_drift():
+    frame = stream(days=5)
+    frame.loc[2 * DAY + 20 : 2 * DAY + 60, "p_a"] = frame.loc[2 * DAY + 20, "p_a"]  # 10 h
+    found = check(frame)
+    assert flagged(found, "stuck", "p_a") == list(range(2 * DAY + 29, 2 * DAY + 61))
+    drift = flagged(found, "drift", "p_a")  # a stuck sensor leaves its pattern, that day only
+    assert drift and max(drift) < 3 * DAY
+
+
 def test_the_first_day_is_not_checked_for_jumps_nor_a_sensor_without_peers():
     frame = stream()
     frame.loc[50:, "p_a"] += 3.0  # day 1: no earlier day to judge the change by
@@ -159,7 +198,7 @@ def test_excluded_sensors_never_jump():
     frame = stream()
     frame.loc[250:, "q_b"] += 8.0
     assert flagged(check(frame), "jump", "q_b") == [250]
-    assert check(frame, P.SensorChecks(jump_exclude=["q_b"])).counts()["jump"] == 0
+    assert check(frame, P.SensorChecks(peer_exclude=["q_b"])).counts()["jump"] == 0
 
 
 def test_rows_name_every_faulty_sensor_in_the_tables_own_order():
@@ -228,24 +267,38 @@ def test_checking_in_two_calls_with_the_lookback_gives_the_same_marks_as_one_cal
     frame.loc[700:760, "p_a"] = frame.loc[700, "p_a"]
     frame.loc[705, "p_b"] = np.nan
     frame.loc[770:, "p_d"] += 3.0
-    checks = P.SensorChecks(jump_scale_days=2)
+    frame = drifting(frame, "p_e", 600, 1.0)
+    checks = P.SensorChecks(scale_days=2)
     whole = check(frame, checks).rows()
     since = 712  # the second call scores from here, reading its lookback before it
     lookback = S.lookback_rows(checks, step=timedelta(minutes=15))
-    assert lookback == 3 * DAY
+    assert lookback == 4 * DAY + 32 + 1  # drift: 1 day back, 3 days of scale, 4 h + 4 h
     later = check(frame.loc[since - lookback :], checks).rows()
     assert later.loc[since:].equals(whole.loc[since:])
-    marked = whole.loc[since:].query("sensor_fault")["fault_sensors"]
-    # p_a stuck until 760, then back to its true value with a jump at 761; p_d's step at 770
-    assert marked.to_dict() == {**dict.fromkeys(range(712, 762), "p_a"), 770: "p_d"}
+    found = check(frame.loc[since - lookback :], checks).events().set_index(["sensor", "kind"])
+    # p_b missing at 705; p_a stuck until 760, then back to its true value with a jump (and no
+    # drift the next day: a stuck reading is no baseline); p_d's step at 770, which stays away
+    # from the day before for a day; p_e drifting from row 600
+    expected = {
+        ("p_b", "gap"),
+        ("p_a", "stuck"),
+        ("p_a", "jump"),
+        ("p_d", "jump"),
+        ("p_d", "drift"),
+        ("p_e", "drift"),
+    }
+    assert set(found.index) == expected
+    assert found.loc[("p_d", "jump"), "first"] == frame["timestamp"][770]
     short = check(frame.loc[since - 5 :], checks).rows()  # the stuck run looks younger
     assert not short.loc[since:].equals(whole.loc[since:])
 
 
 def test_lookback_rows_follows_the_checks():
     step = timedelta(minutes=15)
-    assert S.lookback_rows(P.SensorChecks(jump_k=None), step=step) == 9  # 2 h and one row
-    assert S.lookback_rows(CHECKS, step=step) == 8 * DAY
+    stuck_only = P.SensorChecks(jump_k=None, drift_k=None)
+    assert S.lookback_rows(stuck_only, step=step) == 9  # 2 h and one row
+    assert S.lookback_rows(P.SensorChecks(drift_k=None), step=step) == 8 * DAY + 1
+    assert S.lookback_rows(CHECKS, step=step) == 9 * DAY + 32 + 1
     with pytest.raises(S.SensorCheckError, match="step must be a positive duration"):
         S.lookback_rows(CHECKS, step=timedelta(0))
 
@@ -329,8 +382,8 @@ def test_a_table_the_checks_cannot_read_is_refused_saying_why(change, message):
         ("stuck_after", "-2h", "stuck_after"),
         ("stuck_after", "0min", "must be a positive duration"),
         ("jump_k", 0, "greater than 0"),
-        ("jump_peers_below", -1, "greater than 0"),
-        ("jump_scale_days", 0, "greater than or equal to 1"),
+        ("peers_below", -1, "greater than 0"),
+        ("scale_days", 0, "greater than or equal to 1"),
         ("sensors", ["p_*", "p_*"], "each column pattern at most once"),
         ("exclude", [""], "a column pattern cannot be empty"),
         ("no_such_check", 1, "Extra inputs are not permitted"),
