@@ -408,3 +408,16 @@ def test_leak_params_lists_each_sensor_check_with_its_default_and_a_sentence():
         row = rows[f"sensor_checks.{key}"]
         assert row["description"].endswith(".") and row["default"] != "", key
     assert rows["sensor_checks.stuck_after"]["default"] == "2h"
+
+
+def test_the_median_of_the_other_sensors_leaves_each_one_out_ties_and_gaps_included():
+    rng = np.random.default_rng(3)
+    values = rng.integers(0, 4, (400, 5)).astype(float)
+    values[rng.random(values.shape) < 0.2] = np.nan
+    expected = np.full(values.shape, np.nan)
+    for i, row in enumerate(values):
+        for j in np.flatnonzero(~np.isnan(row)):
+            others = np.delete(row, j)
+            if (~np.isnan(others)).any():
+                expected[i, j] = np.nanmedian(others)
+    np.testing.assert_array_equal(S._median_of_others(values), expected)
