@@ -40,7 +40,8 @@ Derived features use trailing windows, so a faulty reading at row ``t`` also aff
 The faults come back as a :class:`SensorFaults`: :meth:`~SensorFaults.rows` gives the per-row
 ``sensor_fault`` and ``fault_sensors`` columns, :meth:`~SensorFaults.events` one row per run of
 consecutive faulty rows of one sensor and kind (first, last, rows), the same notion of a
-contiguous run as alarm events have.
+contiguous run as alarm events have, without their joining of short gaps or shortest length:
+a fault run is its faulty rows, back to back.
 """
 
 from __future__ import annotations
@@ -316,14 +317,14 @@ def check_sensors(
     bounds: Bounds | None = None,
     checks: SensorChecks,
 ) -> SensorFaults:
-    """Find the gaps, stuck values, values out of range and lone jumps of each sensor.
+    """Find the gaps, stuck values, values out of range, lone jumps and drifts of each sensor.
 
     Every check at a row reads that row and earlier rows of its group only.
 
     Args:
         frame: The readings, one row per time (per group); any row order.
-        sensors: The columns to check, each with its kind; a jump is judged against the other
-            sensors of the same kind.
+        sensors: The columns to check, each with its kind; a jump or a drift is judged against
+            the other sensors of the same kind.
         timestamp: The column that orders the rows and times a stuck value.
         group: A column whose rows form separate series (None: one series).
         bounds: Physical (min, max) per sensor, either may be None; sensors it does not name
