@@ -11,7 +11,7 @@ from __future__ import annotations
 import fnmatch
 import re
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
@@ -223,6 +223,122 @@ class AlarmSpec(_Strict):
         "the training part's out-of-fold predictions may make; the threshold is chosen by it "
         "instead of max_false_alarm_rate (null: off).",
     )
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|min|h|d)\s*$")
+_UNIT_SECONDS = {"s": 1, "min": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value: Any) -> Any:
+    """Turn ``"2h"``, ``"90min"``, ``"1.5d"`` or ``"30s"`` into a timedelta (else pass through).
+
+    A number alone is refused: it would not say its unit.
+    """
+    if isinstance(value, bool | int | float):
+        raise ValueError(f"give a duration with its unit, such as '2h' or '45min' (got {value!r})")
+    if isinstance(value, str) and (match := _DURATION.match(value)):
+        return timedelta(seconds=float(match[1]) * _UNIT_SECONDS[match[2]])
+    return value  # a timedelta, or an ISO 8601 duration (PT2H) that pydantic reads
+
+
+class SensorChecks(_Strict):
+    """Checks of each sensor's readings before scoring (computed by leaklib.sensor_faults)."""
+
+    sensors: list[str] | None = Field(
+        default=None,
+        description="Column patterns of the sensors to check, one pattern per kind of sensor "
+        "(a jump or a drift is compared with the other sensors of the same kind), e.g. ['p_*', 'q_*', "
+        "'h_*']. When null, the patterns the dataset's derive block selects are used, or, when "
+        "nothing is derived, every numeric feature, grouped by its name up to the first '_'.",
+    )
+    exclude: list[str] = Field(
+        default=["hour_*", "day_*", "*_sin", "*_cos"],
+        description="Column patterns that are never checked as sensors, such as clock features "
+        "that repeat or jump by design.",
+    )
+    stuck_after: timedelta | None = Field(
+        default=timedelta(hours=2),
+        description="A sensor whose value has repeated exactly for longer than this duration "
+        "('2h', '90min', '1d') is stuck from then on; null turns the check off.",
+    )
+    stuck_allowed: list[float] = Field(
+        default=[0.0],
+        description="Values a working sensor may hold for hours, which are never called stuck "
+        "(a stopped pump's flow reads exactly 0).",
+    )
+    jump_k: float | None = Field(
+        default=8.0,
+        gt=0,
+        description="A change from the previous row larger than jump_k robust standard "
+        "deviations of the sensor's own changes is a jump, when no other sensor of its kind "
+        "moves with it (see peers_below); null turns the check off.",
+    )
+    drift_k: float | None = Field(
+        default=6.0,
+        gt=0,
+        description="A sensor drifts when its deviation from the same time of day drift_days "
+        "earlier, averaged over drift_window and less the median deviation of its kind, stays "
+        "beyond drift_k robust standard deviations, with no other sensor of its kind beyond "
+        "peers_below, for longer than drift_after; null turns the check off.",
+    )
+    drift_days: Annotated[int, Field(ge=1)] = Field(
+        default=1,
+        description="How many days earlier the reading a drift is measured against was taken "
+        "(more days see a slower drift, and need more history).",
+    )
+    drift_window: timedelta = Field(
+        default=timedelta(hours=4),
+        description="The trailing window over which a sensor's deviation is averaged before "
+        "it is judged a drift ('4h').",
+    )
+    drift_after: timedelta = Field(
+        default=timedelta(hours=4),
+        description="How long a deviation must last before it is a drift ('4h'); it is "
+        "flagged from then on.",
+    )
+    peers_below: Annotated[float, Field(gt=0)] = Field(
+        default=3.0,
+        description="A jump or a drift is one sensor's alone when every other sensor of its "
+        "kind stays below this many of its own robust standard deviations (a leak is felt by "
+        "the sensors near it, not by one alone).",
+    )
+    min_peers: Annotated[int, Field(ge=1)] = Field(
+        default=1,
+        description="The fewest other sensors of its kind a sensor needs to be checked for a "
+        "jump or a drift; a sensor with fewer is never flagged for either.",
+    )
+    scale_days: Annotated[int, Field(ge=1)] = Field(
+        default=7,
+        description="How many previous calendar days give a sensor's robust standard "
+        "deviation for the jump and drift checks (the median of each day's median absolute "
+        "value); rows without an earlier day to judge by are not checked.",
+    )
+    peer_exclude: list[str] = Field(
+        default=[],
+        description="Column patterns of sensors that move alone by design (a pump's flow, "
+        "which switches on and off): never flagged for a jump or a drift, nor compared with.",
+    )
+
+    @field_validator("stuck_after", "drift_window", "drift_after", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        return parse_duration(value)
+
+    @field_validator("stuck_after", "drift_window", "drift_after")
+    @classmethod
+    def _positive(cls, value: timedelta | None) -> timedelta | None:
+        if value is not None and value <= timedelta(0):
+            raise ValueError("must be a positive duration, such as '2h'")
+        return value
+
+    @field_validator("sensors", "exclude", "peer_exclude")
+    @classmethod
+    def _patterns(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and any(not pattern.strip() for pattern in value):
+            raise ValueError("a column pattern cannot be empty")
+        if value is not None and len(set(value)) != len(value):
+            raise ValueError("each column pattern at most once")
+        return value
 
 
 class SplitSpec(_Strict):
@@ -693,6 +809,13 @@ class Params(_Strict):
         "project) or URI prefixes (gs://BUCKET/PREFIX/, bigquery://PROJECT.DATASET., "
         "firestore://PROJECT/DATABASE, snapshot:). The command line is not limited by it, and "
         "it cannot be set over HTTP."
+    )
+    sensor_checks: SensorChecks | None = Field(
+        default=None,
+        description="Checks of each sensor's readings before scoring: a stuck value, a gap, a "
+        "value outside the declared min/max, and a jump or a drift no other sensor of its kind "
+        "shows (keys below); a row whose features depend on a faulty reading is marked "
+        "sensor_fault. Null turns every check off.",
     )
 
     @model_validator(mode="after")
