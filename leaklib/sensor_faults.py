@@ -58,6 +58,7 @@ import numpy as np
 import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 
+from leaklib.errors import LeakError
 from leaklib.params import DatasetSpec, SensorChecks
 
 log = logging.getLogger(__name__)
@@ -82,7 +83,7 @@ _MEAN_ABS_TO_SD = 1.2533  # ... per mean absolute deviation (sqrt(pi / 2))
 Bounds = Mapping[str, tuple[float | None, float | None]]
 
 
-class SensorCheckError(ValueError):
+class SensorCheckError(LeakError, ValueError):
     """The sensor checks cannot run on this table; the message names the key or column."""
 
 

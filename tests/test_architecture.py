@@ -352,6 +352,7 @@ LAYERS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
             "features",
             "splits",
             "leak_events",
+            "sensor_faults",
             "modelling",
             "models",
             "evaluation",
