@@ -59,6 +59,7 @@ import pandas as pd
 from leaklib.metrics import EVENT, EVENT_PER_KIND, LEAK_KINDS, MetricError
 from leaklib.params import DatasetSpec, EventsSpec, Params
 from leaklib.paths import resolve
+from leaklib.snapshots import SnapshotStore, load_snapshot, snapshot_table
 
 log = logging.getLogger(__name__)
 
@@ -627,6 +628,18 @@ class Leaks:
     sha256: dict[str, str] = field(default_factory=dict)  # file -> content hash, for the record
 
 
+def leak_file_hashes(dataset: DatasetSpec) -> dict[str, str | None]:
+    """Return the SHA-256 of the leak table and volume files (None: not set or missing)."""
+    hashes = {}
+    for key in ("leak_table", "leak_volumes"):
+        path = getattr(dataset, key)
+        file = resolve(path) if path else None
+        hashes[key] = (
+            hashlib.sha256(file.read_bytes()).hexdigest() if file and file.is_file() else None
+        )
+    return hashes
+
+
 def load_leaks(dataset: DatasetSpec) -> Leaks:
     """Read ``dataset.leak_table`` and ``dataset.leak_volumes`` (None where not set)."""
     files = {"leak_table": dataset.leak_table, "leak_volumes": dataset.leak_volumes}
@@ -640,6 +653,30 @@ def load_leaks(dataset: DatasetSpec) -> Leaks:
         if path
     }
     return Leaks(table=frames["leak_table"], volumes=frames["leak_volumes"], sha256=hashes)
+
+
+def snapshot_leaks(dataset: DatasetSpec, *, store: SnapshotStore) -> dict[str, Any]:
+    """Write the leak table and volumes as snapshots; return their records (empty: none set).
+
+    A run then reads them by hash, as it reads its table, so a reproduction finds them after
+    the files changed.
+    """
+    leaks = load_leaks(dataset)
+    written = {}
+    for key, frame in (("table", leaks.table), ("volumes", leaks.volumes)):
+        if frame is not None:
+            written[key] = snapshot_table(frame, store=store).to_dict()
+    return written
+
+
+def leaks_from_record(recorded: dict[str, Any], *, store: SnapshotStore) -> Leaks:
+    """Read the leak table and volumes a run recorded (:func:`snapshot_leaks`) by hash."""
+    frames = {
+        key: load_snapshot(entry["sha256"], store=store) if entry else None
+        for key, entry in ((k, recorded.get(k)) for k in ("table", "volumes"))
+    }
+    hashes = {key: entry["sha256"] for key, entry in recorded.items() if entry}
+    return Leaks(table=frames["table"], volumes=frames["volumes"], sha256=hashes)
 
 
 def evaluate_stream(

@@ -119,12 +119,14 @@ def onset_rows(
 def learning_rows(
     frame: pd.DataFrame, *, params: Params, leak_table: pd.DataFrame | None = None
 ) -> np.ndarray:
-    """Return the mask of training rows a model learns from (all, or :func:`onset_rows`)."""
+    """Return the mask of training rows a model learns from (all, or :func:`onset_rows`).
+
+    ``model.leak_onset`` applies to a stream (a timestamp and no group); a table of groups,
+    whose groups each start leak-free, learns from every row.
+    """
     onset, dataset = params.model.leak_onset, params.dataset
-    if onset is None:
+    if onset is None or not dataset.is_stream:
         return np.ones(len(frame), dtype=bool)
-    if dataset.timestamp is None:
-        raise EstimatorError("model.leak_onset needs dataset.timestamp: a leak's age is a time")
     keep = onset_rows(
         frame,
         target=dataset.target,

@@ -132,9 +132,10 @@ class ModelSpec(_Strict):
     )
     leak_onset: DurationText | None = Field(
         default=None,
-        description="Train on the first this-long of each leak only (e.g. 72h): its later rows "
-        "are left out of training, since a leak older than the trailing baseline looks normal "
-        "(null: every row). Needs dataset.timestamp; uses dataset.leak_table when set.",
+        description="On a stream: train on the first this-long of each leak only (e.g. 72h); "
+        "its later rows are left out of training, since a leak older than the trailing "
+        "baseline looks normal (null: every row; a table of groups always learns from every "
+        "row). Uses dataset.leak_table when set, else runs of the target.",
     )
 
 

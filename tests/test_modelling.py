@@ -168,15 +168,16 @@ def test_onset_rows_follow_the_leak_table_when_leaks_overlap():
     assert set(kept.dt.date.astype(str)) == {"2018-01-05", "2018-01-06", "2018-01-09", "2018-01-10"}
 
 
-def test_a_leak_onset_needs_a_timestamp(params):
-    values = params.to_plain()
-    values["model"]["leak_onset"] = "72h"
-    values["dataset"]["timestamp"] = None
-    values["dataset"]["derive"] = []
+def test_a_leak_onset_applies_to_a_stream_only(params):
     from leaklib.modelling import learning_rows
 
-    with pytest.raises(EstimatorError, match="model.leak_onset needs dataset.timestamp"):
-        learning_rows(_stream_frame(), params=P.validate(values))
+    values = params.to_plain()
+    values["model"]["leak_onset"] = "2D"
+    grouped = learning_rows(_stream_frame(), params=P.validate(values))
+    assert grouped.all()  # a table of groups learns from every row
+    values["dataset"].update(group=None, derive=[])
+    stream = learning_rows(_stream_frame(), params=P.validate(values))
+    assert stream.sum() == 20 * 96 - (7 * 96 - (2 * 96 + 1))  # a 7-day leak, its first 2 days kept
 
 
 def test_folds_go_forward_with_the_lookback_as_gap_on_a_time_split(params):

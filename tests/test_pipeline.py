@@ -38,14 +38,20 @@ def test_smoke_run_record_has_every_lineage_field(smoke_run):
     )
     assert len(record["lock_hash"]) == 64 and record["seeds"]["seed"] == 42
     assert record["param_files"] == ["parameters/smoke.yaml"]
-    assert record["params"]["dataset"]["max_groups"] == 24
+    assert record["params"]["dataset"]["period"] == {
+        "start": "2018-09-15T00:00:00",
+        "end": "2019-03-15T00:00:00",
+    }
     assert record["model"]["run_uri"].startswith("runs:/") and record["mlflow"]["run_id"]
     assert {
         "cv_roc_auc",
         "holdout_roc_auc",
         "holdout_recall_at_1pct_fpr",
         "holdout_alarms_per_day",
+        "holdout_event_recall",
+        "holdout_event_economic_share",
     } <= set(record["metrics"])
+    assert set(record["leaks"]) == {"table", "volumes"}  # the leak files, snapshotted
     assert all(
         step["status"] == "succeeded" and step["duration_s"] is not None
         for step in record["steps"].values()
@@ -86,26 +92,26 @@ def test_extract_derives_the_declared_features_into_the_snapshot(smoke_run):
     record = smoke_run.record(smoke_run.run_ids()[0])
     derived = record["derived_features"]
     assert (
-        len(derived) == 2 * 37
-        and "p_n1__fdev96x1w8" in derived
-        and "q_p227__fdev96x1w48" in derived
+        len(derived) == 3 * 37
+        and "p_n1__tdev96x7w4" in derived
+        and "q_p227__tdev96x7w48" in derived
     )
     snapshot = smoke_run.project / "stores/snapshots" / f"{record['snapshot']['sha256']}.parquet"
     assert set(derived) <= set(pq.read_schema(snapshot).names)
     assert (
-        record["alarm"]["chosen_by"] == "cv"
+        record["alarm"]["chosen_by"] == "cv-events"
         and record["model"]["threshold"] == record["alarm"]["threshold"]
     )
 
 
 def test_a_derivation_longer_than_any_group_fails_extract_naming_the_key(tmp_path):
     project = make_project(tmp_path / "project")
-    block = "[{kind: diff, columns: 'p_*', steps: 5000}]"
+    block = "[{kind: diff, columns: 'p_*', steps: 20000}]"  # the stretch has 17,376 rows
     done = leak(project, "run", "-f", "parameters/smoke.yaml", "-p", "dataset.derive", block)
     assert done.returncode == 1
     record = done.record()
     assert record["status"] == "failed" and record["steps"]["extract"]["status"] == "failed"
-    assert "derive[0].steps: 5000 needs 5000 earlier rows" in record["error"]
+    assert "derive[0].steps: 20000 needs 20000 earlier rows" in record["error"]
     assert not list((project / "stores/snapshots").glob("*.parquet"))
 
 

@@ -33,6 +33,7 @@ from typing import Any
 
 import leaklib
 from leaklib import runs
+from leaklib.leak_events import leak_file_hashes
 from leaklib.lineage import lock_hash
 from leaklib.metadata import CACHE, MetadataStore
 from leaklib.params import Params
@@ -131,6 +132,7 @@ def step_key(
     if step == runs.STEPS[0]:
         identity = source_identity(params)
         inputs["source"] = identity
+        inputs["leaks"] = leak_file_hashes(params.dataset)  # snapshotted by the extract too
         if identity is None:
             reason = (
                 f"source {params.dataset.source!r} has no content version to key on; "

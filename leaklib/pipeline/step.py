@@ -17,6 +17,7 @@ import pandas as pd
 
 from leaklib import metrics, runs
 from leaklib.features import model_features
+from leaklib.leak_events import Leaks, leaks_from_record, load_leaks
 from leaklib.metadata import MetadataStore, open_metadata_store
 from leaklib.params import FeatureSpec, Params, defaults, field_names, validate
 from leaklib.snapshots import SnapshotStore, load_snapshot, open_snapshot_store
@@ -68,6 +69,13 @@ class StepContext:
         if not holdout:
             raise runs.MetadataError(f"run {self.run_id!r} has no holdout: run 02_train first")
         return load_snapshot(holdout["sha256"], store=self.snapshots)
+
+    def load_leaks(self) -> Leaks:
+        """Return the leak table and volumes the extract step snapshotted (else the files)."""
+        recorded = self.run.get("leaks")
+        if recorded:
+            return leaks_from_record(recorded, store=self.snapshots)
+        return load_leaks(self.params.dataset)
 
     def done(self) -> pd.Series:
         """Mark the step succeeded and return a one-column summary of the run record."""
