@@ -561,6 +561,18 @@ def event_deviation(
     return frame.loc[rows, columns].mean(axis=0).to_numpy(dtype=float)
 
 
+def deviation_scale(frame: pd.DataFrame, *, sensors: Sequence[str], deviation: str) -> np.ndarray:
+    """Return each sensor's usual deviation: the median absolute ``<sensor>__<deviation>``.
+
+    Give it rows the model trained on (the history), not the events being located.
+    """
+    columns = [f"{s}__{deviation}" for s in sensors]
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise LocalisationError(f"the table has no derived column {missing[0]!r}")
+    return frame[columns].abs().median(axis=0).to_numpy(dtype=float)
+
+
 def _standardised(values: np.ndarray) -> np.ndarray:
     centred = values - values.mean(axis=-1, keepdims=True)
     norm = np.linalg.norm(centred, axis=-1, keepdims=True)
