@@ -42,8 +42,10 @@ def main() -> None:
     started = time.perf_counter()
     sigs = L.signatures(spec, columns=list(frame.columns), store=store, index=index)
     first = time.perf_counter() - started
-    print(f"signatures: {sigs.levels.shape}, reused={sigs.reused}, first call {first:.1f} s "
-          f"(solving {sigs.build_s} s)")
+    print(
+        f"signatures: {sigs.levels.shape}, reused={sigs.reused}, first call {first:.1f} s "
+        f"(solving {sigs.build_s} s)"
+    )
     started = time.perf_counter()
     again = L.signatures(spec, columns=list(frame.columns), store=store, index=index)
     print(f"second call: reused={again.reused}, {time.perf_counter() - started:.2f} s")
@@ -62,23 +64,42 @@ def main() -> None:
     per_event = []
     for _, leak in leaks.iterrows():
         t0 = time.perf_counter()
-        dev = L.event_deviation(frame, sensors=sigs.sensors, deviation=spec.deviation,
-                                timestamp="timestamp", start=leak["detection_time"],
-                                window=spec.window)
+        dev = L.event_deviation(
+            frame,
+            sensors=sigs.sensors,
+            deviation=spec.deviation,
+            timestamp="timestamp",
+            start=leak["detection_time"],
+            window=spec.window,
+        )
         for method in L.METHODS:
             loc = L.locate(dev, sigs, network, top_k=spec.top_k, method=method, scale=scale)
             row = L.located_leak(network, loc, leak["pipe"])
-            results[method].append({"leak_id": leak["leak_id"], "kind": leak["kind"],
-                                    "d_cm": leak["diameter_cm"], **row})
+            results[method].append(
+                {
+                    "leak_id": leak["leak_id"],
+                    "kind": leak["kind"],
+                    "d_cm": leak["diameter_cm"],
+                    **row,
+                }
+            )
             if method == "correlation":
                 per_event.append(time.perf_counter() - t0)
         node = L.largest_drop(dev, sigs.sensors, network)
         d = L.pipe_distance(network, node, leak["pipe"])
-        results["largest_drop"].append({"leak_id": leak["leak_id"], "kind": leak["kind"],
-                                        "pipe": leak["pipe"], "top_node": node,
-                                        "distance_m": d, "nearest_k_m": d,
-                                        "within_top1": d <= 300, "within_topk": d <= 300,
-                                        "walk_m": 0.0})
+        results["largest_drop"].append(
+            {
+                "leak_id": leak["leak_id"],
+                "kind": leak["kind"],
+                "pipe": leak["pipe"],
+                "top_node": node,
+                "distance_m": d,
+                "nearest_k_m": d,
+                "within_top1": d <= 300,
+                "within_topk": d <= 300,
+                "walk_m": 0.0,
+            }
+        )
     pd.set_option("display.width", 200)
     for method, rows in results.items():
         table = pd.DataFrame(rows)
@@ -86,8 +107,10 @@ def main() -> None:
         print(table.round(1).to_string(index=False))
         scores = L.location_scores(table)
         print({k: round(v, 3) for k, v in scores.items()})
-    print(f"\ntime per event (deviation + correlation ranking + walk): "
-          f"median {np.median(per_event) * 1000:.0f} ms")
+    print(
+        f"\ntime per event (deviation + correlation ranking + walk): "
+        f"median {np.median(per_event) * 1000:.0f} ms"
+    )
 
 
 if __name__ == "__main__":

@@ -24,8 +24,8 @@ The rules, defined here once:
   distances to the pipe's two end nodes: 0 for a node of the pipe, and the walk to the nearest
   point of the pipe otherwise, as in BattLeDIM's rule "within 300 m of the true pipe".
 - **The walk.** The length of main a crew walks to cover the top-k nodes: the total length of
-  the Steiner tree that networkx's ``steiner_tree`` (Mehlhorn's 2-approximation) gives for
-  them on the weighted network.
+  a Steiner tree joining them along the links, by Kou, Markowsky and Berman's
+  2-approximation (the spanning tree of their shortest paths, pruned), computed with scipy.
 - **Scores** (names and labels in :data:`leaklib.metrics.LOCATION`), over the detected leaks:
   the share whose true pipe is within 300 m of the top candidate, and of any of the top k;
   the median distance from the top candidate to the true pipe; and BattLeDIM's distance
@@ -52,6 +52,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.sparse import coo_matrix, csr_matrix
+from scipy.sparse.csgraph import dijkstra, minimum_spanning_tree
+from tqdm.auto import tqdm
 
 from leaklib.errors import LeakError
 from leaklib.metadata import MetadataStore
@@ -98,18 +101,27 @@ class Network:
         return {node: i for i, node in enumerate(self.nodes)}
 
     @cached_property
+    def graph(self) -> csr_matrix:
+        """The links as a symmetric sparse matrix of lengths, the shorter of parallel links."""
+        lengths: dict[tuple[int, int], float] = {}
+        for start, end, length in zip(
+            self.links["start"], self.links["end"], self.links["length_m"], strict=True
+        ):
+            i, j = self._index[start], self._index[end]
+            # a zero weight is no edge to scipy: pumps and valves get a nanometre
+            key, length = (min(i, j), max(i, j)), max(float(length), 1e-9)
+            lengths[key] = min(length, lengths.get(key, length))
+        rows, cols = zip(*lengths, strict=True) if lengths else ((), ())
+        weights = list(lengths.values())
+        n = len(self.nodes)
+        return coo_matrix(
+            (weights + weights, (list(rows) + list(cols), list(cols) + list(rows))), shape=(n, n)
+        ).tocsr()
+
+    @cached_property
     def distances(self) -> np.ndarray:
         """Shortest path lengths along the links between every two nodes, in m."""
-        from scipy.sparse import coo_matrix
-        from scipy.sparse.csgraph import dijkstra
-
-        start = self.links["start"].map(self._index).to_numpy()
-        end = self.links["end"].map(self._index).to_numpy()
-        # a zero weight is no edge to scipy: pumps and valves get a hair of a metre
-        weight = np.maximum(self.links["length_m"].to_numpy(dtype=float), 1e-9)
-        n = len(self.nodes)
-        graph = coo_matrix((weight, (start, end)), shape=(n, n)).tocsr()
-        return dijkstra(graph, directed=False)
+        return dijkstra(self.graph, directed=False)
 
     def node_position(self, node: str) -> int:
         """Return a node's row in :attr:`distances`; LocalisationError for an unknown node."""
@@ -222,7 +234,9 @@ def pressure_sensors(columns: Sequence[str], network: Network) -> dict[str, str]
 def pipe_distance(network: Network, node: str, pipe: str) -> float:
     """Return the walk along the network from ``node`` to ``pipe`` (its nearer end), in m."""
     i = network.node_position(node)
-    return float(min(network.distances[i, network.node_position(e)] for e in network.pipe_ends(pipe)))
+    return float(
+        min(network.distances[i, network.node_position(e)] for e in network.pipe_ends(pipe))
+    )
 
 
 def node_distance(network: Network, a: str, b: str) -> float:
@@ -231,22 +245,46 @@ def node_distance(network: Network, a: str, b: str) -> float:
 
 
 def walk_length(network: Network, nodes: Sequence[str]) -> float:
-    """Return the length of main joining ``nodes``: networkx's Steiner tree (Mehlhorn), in m."""
-    import networkx as nx
-    from networkx.algorithms.approximation import steiner_tree
+    """Return the length of main joining ``nodes``: a Steiner tree by Kou et al.'s method, in m.
 
-    distinct = list(dict.fromkeys(nodes))
-    for node in distinct:
-        network.node_position(node)
-    if len(distinct) < 2:
+    The minimum spanning tree of the nodes' shortest-path distances, each of its edges
+    expanded to its path along the links, the union's spanning tree, and leaves that are not
+    among ``nodes`` pruned: at most twice the shortest possible tree.
+
+    Raises:
+        LocalisationError: A node is not in the network.
+    """
+    terminals = sorted({network.node_position(node) for node in nodes})
+    if len(terminals) < 2:
         return 0.0
-    graph = nx.Graph()
-    for name, row in network.links.iterrows():
-        a, b, length = row["start"], row["end"], float(row["length_m"])
-        if not graph.has_edge(a, b) or graph[a][b]["length"] > length:
-            graph.add_edge(a, b, length=length, name=name)
-    tree = steiner_tree(graph, distinct, weight="length", method="mehlhorn")
-    return float(sum(d["length"] for _, _, d in tree.edges(data=True)))
+    dist, pred = dijkstra(network.graph, directed=False, indices=terminals,
+                          return_predecessors=True)  # fmt: skip
+    closure = minimum_spanning_tree(dist[:, terminals]).tocoo()
+    edges: set[tuple[int, int]] = set()
+    for a, b in zip(closure.row, closure.col, strict=True):
+        node, source = terminals[b], a  # walk back from terminal b to terminal a
+        while node != terminals[a]:
+            step = pred[source, node]
+            edges.add((min(step, node), max(step, node)))
+            node = step
+    rows, cols = zip(*edges, strict=True)
+    weights = np.asarray(network.graph[list(rows), list(cols)]).ravel()
+    n = len(network.nodes)
+    tree = minimum_spanning_tree(coo_matrix((weights, (rows, cols)), shape=(n, n))).tocoo()
+    kept = {
+        (int(u), int(v)): float(w) for u, v, w in zip(tree.row, tree.col, tree.data, strict=True)
+    }
+    wanted = set(terminals)
+    while True:
+        degree: dict[int, int] = {}
+        for u, v in kept:
+            degree[u] = degree.get(u, 0) + 1
+            degree[v] = degree.get(v, 0) + 1
+        leaves = {node for node, d in degree.items() if d == 1 and node not in wanted}
+        if not leaves:
+            break
+        kept = {e: w for e, w in kept.items() if e[0] not in leaves and e[1] not in leaves}
+    return float(sum(w for w in kept.values() if w > 1e-6))
 
 
 # --- signatures -------------------------------------------------------------------------------
@@ -428,8 +466,6 @@ def solve_signatures(
     Returns:
         ``(len(hours), len(candidates), len(sensors))``: pressure with the leak less without, m.
     """
-    from tqdm.auto import tqdm
-
     chunks = [candidates[i : i + 16] for i in range(0, len(candidates), 16)]
     out: list[np.ndarray] = []
     bar = tqdm(total=len(candidates), desc="leak signatures", unit="node", disable=not progress)
@@ -624,7 +660,7 @@ class Location:
     """The ranked candidates of one event and the main a crew would walk to cover them."""
 
     candidates: pd.DataFrame  # rank, node, score, pipes, distance_m (to the best candidate)
-    walk_m: float  # the Steiner tree over the top-k nodes (networkx, Mehlhorn)
+    walk_m: float  # a Steiner tree over the top-k nodes (Kou et al., see walk_length)
     method: str = "correlation"
     extra: dict[str, Any] = field(default_factory=dict)
 

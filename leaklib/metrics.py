@@ -152,6 +152,8 @@ EVENT: dict[str, Metric] = {
         ),
     )
 }
+
+
 def _location(name: str, label: str, *, lower: bool = False) -> Metric:
     return Metric(name, label, None, higher_is_better=not lower, kind="location")
 
