@@ -438,7 +438,7 @@ class LocalisationSpec(_Strict):
         "package, the network of the embedded data) or the path of an EPANET .inp file "
         "(relative to the project).",
     )
-    candidates: Literal["all"] | Annotated[list[str], Field(min_length=1)] = Field(
+    candidates: Annotated[list[str], Field(min_length=1)] | Literal["all"] = Field(
         default="all",
         description="Where a leak may be: all (every junction of the model) or a list of "
         "junction IDs.",
