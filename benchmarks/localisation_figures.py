@@ -30,6 +30,9 @@ def main() -> None:
     parser.add_argument("--store", default="/tmp/loc/stores")
     parser.add_argument("--window", default="2h")
     parser.add_argument("--deviation", default="tdev96x7w16")
+    parser.add_argument("--economic", type=float, help="the run's event_economic_eur")
+    parser.add_argument("--perfect", type=float, help="the run's event_economic_perfect_eur")
+    parser.add_argument("--map", type=Path, help="draw the first leak's map to this PNG")
     args = parser.parse_args()
     p = params.load()
     spec = params.LocalisationSpec(window=args.window, deviation=args.deviation)
@@ -62,6 +65,7 @@ def main() -> None:
     scale = L.deviation_scale(history, sensors=sigs.sensors, deviation=spec.deviation)
     results: dict[str, list[dict]] = {m: [] for m in (*L.METHODS, "largest_drop")}
     per_event = []
+    maps = []
     for _, leak in leaks.iterrows():
         t0 = time.perf_counter()
         dev = L.event_deviation(
@@ -85,6 +89,7 @@ def main() -> None:
             )
             if method == "correlation":
                 per_event.append(time.perf_counter() - t0)
+                maps.append((loc, leak["pipe"], leak["leak_id"]))
         node = L.largest_drop(dev, sigs.sensors, network)
         d = L.pipe_distance(network, node, leak["pipe"])
         results["largest_drop"].append(
@@ -105,12 +110,21 @@ def main() -> None:
         table = pd.DataFrame(rows)
         print(f"\n== {method}")
         print(table.round(1).to_string(index=False))
-        scores = L.location_scores(table)
+        scores = L.location_scores(table, economic_eur=args.economic, perfect_eur=args.perfect)
         print({k: round(v, 3) for k, v in scores.items()})
     print(
         f"\ntime per event (deviation + correlation ranking + walk): "
         f"median {np.median(per_event) * 1000:.0f} ms"
     )
+    if args.map:
+        from leaklib import plots
+
+        loc, pipe, leak_id = maps[0]
+        nodes = [n for c, n in L.pressure_sensors(list(sigs.sensors), network).items()]
+        fig = plots.plot_location_map(
+            network, loc, sensors=nodes, true_pipe=pipe, title=f"Where is leak {leak_id}"
+        )
+        fig.savefig(args.map, dpi=90)
 
 
 if __name__ == "__main__":

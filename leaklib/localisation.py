@@ -707,6 +707,59 @@ def largest_drop(deviation: np.ndarray, sensors: Sequence[str], network: Network
     return pressure_sensors([column], network)[column]
 
 
+def locate_leaks(
+    frame: pd.DataFrame,
+    leaks: pd.DataFrame,
+    *,
+    sigs: Signatures,
+    network: Network,
+    spec: LocalisationSpec,
+    timestamp: str,
+    scale: np.ndarray | None = None,
+) -> tuple[pd.DataFrame, dict[str, Location]]:
+    """Locate every detected leak of an evaluation: one row per leak, and each one's ranking.
+
+    Args:
+        frame: The evaluated rows with the derived deviation columns.
+        leaks: The per-leak table (:attr:`leaklib.leak_events.EventResult.leaks`: ``leak_id``,
+            ``kind``, ``pipe``, ``detected``, ``detection_time``); undetected leaks are left out.
+        sigs: The signatures (:func:`signatures`).
+        network: The model they were solved on.
+        spec: The localisation parameters (``deviation``, ``window``, ``top_k``, ``method``).
+        timestamp: The time column of ``frame``.
+        scale: Each sensor's usual deviation, for ``method: weighted``
+            (:func:`deviation_scale` over the training rows).
+
+    Returns:
+        The rows of :func:`located_leak` with ``leak_id`` and ``kind`` first, and the
+        :class:`Location` of each leak by its id.
+    """
+    rows, found = [], {}
+    for _, leak in leaks[leaks["detected"].astype(bool)].iterrows():
+        deviation = event_deviation(
+            frame,
+            sensors=sigs.sensors,
+            deviation=spec.deviation,
+            timestamp=timestamp,
+            start=leak["detection_time"],
+            window=spec.window,
+        )
+        location = locate(
+            deviation, sigs, network, top_k=spec.top_k, method=spec.method, scale=scale
+        )
+        found[str(leak["leak_id"])] = location
+        rows.append(
+            {
+                "leak_id": leak["leak_id"],
+                "kind": leak.get("kind"),
+                **located_leak(network, location, str(leak["pipe"])),
+            }
+        )
+    columns = ["leak_id", "kind", "pipe", "top_node", "distance_m", "nearest_k_m"]
+    columns += ["within_top1", "within_topk", "walk_m"]
+    return pd.DataFrame(rows, columns=columns), found
+
+
 # --- scores ----------------------------------------------------------------------------------
 
 

@@ -15,6 +15,7 @@ from typing import Any
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from sklearn.calibration import calibration_curve
 from sklearn.metrics import (
@@ -561,16 +562,18 @@ def plot_location_map(
     fig, ax = plt.subplots(figsize=(7.5, 7.0), layout="constrained")
     links = network.links
     starts, ends = xy.loc[links["start"]].to_numpy(), xy.loc[links["end"]].to_numpy()
-    for (x0, y0), (x1, y1) in zip(starts, ends, strict=True):
-        ax.plot([x0, x1], [y0, y1], color="0.7", lw=0.5, zorder=1)
+    segments = np.stack([starts, ends], axis=1)
+    ax.add_collection(LineCollection(segments, colors="0.7", linewidths=0.5, zorder=1))
     ax.scatter(
         xy.loc[sensors, "x"], xy.loc[sensors, "y"], marker="^", s=28, color="tab:blue",
         label="pressure sensor", zorder=3,
     )  # fmt: skip
     if true_pipe is not None:
         a, b = links.loc[true_pipe, "start"], links.loc[true_pipe, "end"]
-        ax.plot(xy.loc[[a, b], "x"], xy.loc[[a, b], "y"], color="tab:red", lw=4, zorder=2,
-                label=f"true leak ({true_pipe})")  # fmt: skip
+        ax.plot(xy.loc[[a, b], "x"], xy.loc[[a, b], "y"], color="tab:red", lw=4, zorder=2)
+        mid = xy.loc[[a, b]].mean()
+        ax.scatter(mid["x"], mid["y"], marker="X", s=90, color="tab:red", edgecolors="white",
+                   zorder=6, label=f"true leak ({true_pipe})")  # fmt: skip
     ranked = location.candidates
     rest = ranked.iloc[1:]
     ax.scatter(

@@ -195,6 +195,41 @@ def test_a_leak_at_a_known_node_ranks_first(tmp_path, grid, network, node):
     assert located.walk_m >= table["distance_m"].max()
 
 
+def test_locate_leaks_ranks_each_detected_leak_from_its_alarm(tmp_path, grid, network):
+    store, index = _stores(tmp_path)
+    spec = _spec(grid, window="30min", top_k=3)
+    sigs = L.signatures(spec, columns=COLUMNS, store=store, index=index, progress=False)
+    observed = L.solve_signatures(
+        grid, sensors=SENSORS, candidates=["j3_4"], coefficient=0.3, hours=[14.0],
+        workers=1, progress=False,
+    )[0, 0]  # fmt: skip
+    times = pd.date_range("2019-05-01", periods=12, freq="15min")
+    leaking = (times >= times[4])[:, None]
+    frame = pd.DataFrame(
+        np.where(leaking, observed, 0.0), columns=[f"{c}__{spec.deviation}" for c in sigs.sensors]
+    )
+    frame.insert(0, "timestamp", times)
+    leaks = pd.DataFrame(
+        {
+            "leak_id": ["7", "8"],
+            "kind": ["abrupt", "incipient"],
+            "pipe": ["h3_4", "v0_0"],
+            "detected": [True, False],
+            "detection_time": [times[5], pd.NaT],
+        }
+    )
+    table, found = L.locate_leaks(
+        frame, leaks, sigs=sigs, network=network, spec=spec, timestamp="timestamp"
+    )
+    assert list(table["leak_id"]) == ["7"] and list(found) == ["7"]
+    row = table.iloc[0]
+    assert row["top_node"] == "j3_4" and row["distance_m"] == 0.0 and row["within_top1"]
+    assert len(found["7"].candidates) == 3
+    with pytest.raises(L.LocalisationError, match="no row of the table falls in"):
+        late = leaks.assign(detection_time=[times[-1] + pd.Timedelta("1D"), pd.NaT])
+        L.locate_leaks(frame, late, sigs=sigs, network=network, spec=spec, timestamp="timestamp")
+
+
 def test_candidate_scores_refuse_a_bad_method_or_length():
     matrix = np.array([[-1.0, -0.5, 0.0], [0.0, -0.5, -1.0]])
     deviation = np.array([-0.9, -0.4, 0.1])
