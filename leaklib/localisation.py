@@ -45,7 +45,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -58,7 +58,7 @@ from tqdm.auto import tqdm
 
 from leaklib.errors import LeakError
 from leaklib.metadata import MetadataStore
-from leaklib.params import LocalisationSpec, ParameterError
+from leaklib.params import LocalisationSpec, ParameterError, Params
 from leaklib.paths import resolve
 from leaklib.simulate.hydraulics import GRAVITY
 from leaklib.simulate.recipe import SimulationRecipe, network_path
@@ -224,6 +224,27 @@ def sensor_elements(columns: Sequence[str], network: Network) -> dict[str, str]:
             by_key=[("localisation.network", p) for p in problems],
         )
     return found
+
+
+def check(params: Params) -> Network | None:
+    """Check ``localisation`` against the dataset: the model file, and every sensor column in it.
+
+    Returns the network read, or None when localisation is off.
+
+    Raises:
+        ParameterError: The model file is missing or unreadable, a declared sensor column
+            (``p_<junction>``, ``q_<link>``, ``h_<tank>``) is not in it, or a listed candidate
+            is not one of its junctions; the message names it.
+    """
+    if params.localisation is None:
+        return None
+    network = read_network(network_file(params.localisation))
+    sensors = sensor_elements(list(params.dataset.features), network)
+    if not any(column.startswith("p_") for column in sensors):
+        problem = "the dataset declares no pressure sensor column (p_<junction>) to locate by"
+        raise ParameterError(f"localisation: {problem}", by_key=[("localisation", problem)])
+    candidate_nodes(params.localisation, network)
+    return network
 
 
 def pressure_sensors(columns: Sequence[str], network: Network) -> dict[str, str]:
@@ -662,7 +683,23 @@ class Location:
     candidates: pd.DataFrame  # rank, node, score, pipes, distance_m (to the best candidate)
     walk_m: float  # a Steiner tree over the top-k nodes (Kou et al., see walk_length)
     method: str = "correlation"
-    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the ranking as plain JSON values (for a response or a run record)."""
+        return {
+            "method": self.method,
+            "walk_m": round(self.walk_m, 1),
+            "candidates": [
+                {
+                    "rank": int(row["rank"]),
+                    "node": str(row["node"]),
+                    "score": round(float(row["score"]), 4),
+                    "pipes": str(row["pipes"]).split(", ") if row["pipes"] else [],
+                    "distance_m": round(float(row["distance_m"]), 1),
+                }
+                for _, row in self.candidates.iterrows()
+            ],
+        }
 
     @property
     def best(self) -> str:

@@ -128,6 +128,22 @@ def test_the_parameter_group_is_off_by_default_and_refuses_a_missing_model():
     assert on.localisation.network == "ltown" and on.localisation.top_k == 5
 
 
+def test_a_model_that_does_not_match_the_tables_sensors_is_refused(grid):
+    # the embedded default's table has L-TOWN's sensors; the grid has none of them
+    wrong = P.validate(P.merge([P.defaults()], [("localisation", {"network": str(grid)})]))
+    with pytest.raises(P.ParameterError, match=r"sensor 'p_n1' is not in the network model grid"):
+        L.check(wrong)
+    assert L.check(P.load()) is None  # off: nothing to check
+
+
+def test_the_embedded_default_matches_l_town():
+    pytest.importorskip("epyt")
+    on = P.validate(P.merge([P.defaults()], [("localisation", {})]))
+    network = L.check(on)
+    assert len(network.junctions) == 782 and len(network.links) == 909
+    assert len(L.pressure_sensors(list(on.dataset.features), network)) == 33
+
+
 def test_candidates_outside_the_model_are_refused(tmp_path, grid):
     store, index = _stores(tmp_path)
     spec = _spec(grid, candidates=["j0_1", "n999"])
@@ -193,6 +209,9 @@ def test_a_leak_at_a_known_node_ranks_first(tmp_path, grid, network, node):
     assert table["score"].is_monotonic_decreasing
     assert set(table["pipes"].iloc[0].split(", ")) == set(network.incident_pipes(node))
     assert located.walk_m >= table["distance_m"].max()
+    plain = located.to_dict()
+    assert plain["candidates"][0]["node"] == node and plain["candidates"][0]["distance_m"] == 0.0
+    assert set(plain["candidates"][0]["pipes"]) == set(network.incident_pipes(node))
 
 
 def test_locate_leaks_ranks_each_detected_leak_from_its_alarm(tmp_path, grid, network):
