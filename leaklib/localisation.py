@@ -18,7 +18,11 @@ The rules, defined here once:
   ``localisation.window``. ``correlation`` scores a candidate by the Pearson correlation of
   its signature with that vector; ``nnls`` by the share of the vector's energy explained by
   the signature times a scale of zero or more; ``weighted`` is correlation after dividing
-  each sensor by its usual deviation (the median absolute deviation over the rows given).
+  each sensor by its usual deviation (the median absolute value of its deviation over the
+  training rows). Correlation is the default: on the stream's evaluation year the others did
+  not win consistently (see ``benchmarks/localisation_figures.py``). Each of the top-k nodes
+  is returned with its score, its pipes (those ending at it) and its pipe distance to the
+  top candidate.
 - **Pipe distance.** The shortest path along the network's links, each pipe weighted by its
   length (pumps and valves count 0 m). A node's distance to a pipe is the smaller of its
   distances to the pipe's two end nodes: 0 for a node of the pipe, and the walk to the nearest
@@ -39,7 +43,6 @@ import hashlib
 import io
 import json
 import logging
-import math
 import os
 import tempfile
 import time
@@ -60,7 +63,7 @@ from leaklib.errors import LeakError
 from leaklib.metadata import MetadataStore
 from leaklib.params import LocalisationSpec, ParameterError, Params
 from leaklib.paths import resolve
-from leaklib.simulate.hydraulics import GRAVITY
+from leaklib.simulate import hydraulics
 from leaklib.simulate.recipe import SimulationRecipe, network_path
 from leaklib.snapshots import SnapshotStore
 from leaklib.snapshots.base import sha256_hex
@@ -467,9 +470,8 @@ def _from_bytes(data: bytes, *, sha256: str) -> Signatures:
 
 
 def emitter_coefficient(diameter_cm: float) -> float:
-    """Return the standard leak's emitter coefficient ``Cd * A * sqrt(2 g)`` in L/s per m^0.5."""
-    area_m2 = math.pi * (diameter_cm / 100 / 2) ** 2
-    return SimulationRecipe().discharge_coefficient * area_m2 * math.sqrt(2 * GRAVITY) * 1000
+    """Return the standard leak's emitter coefficient (the simulation's rule), L/s per m^0.5."""
+    return hydraulics.emitter_coefficient(SimulationRecipe(), diameter_cm)
 
 
 def solve_signatures(
