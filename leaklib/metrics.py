@@ -3,8 +3,9 @@
 Cross-validation, the holdout evaluation, the promotion gate, the parameters (which metrics
 may be primary or carry a floor) and the reports all read this module. A new metric is one
 entry in :data:`RANKING` (scored from probabilities), :data:`AT_THRESHOLD` (scored from
-alarms at the threshold) or :data:`EVENT` (scored from alarm events matched to leak events by
-:mod:`leaklib.leak_events`, which computes exactly these names).
+alarms at the threshold), :data:`EVENT` (scored from alarm events matched to leak events by
+:mod:`leaklib.leak_events`, which computes exactly these names) or :data:`LOCATION` (where the
+detected leaks are, computed by :func:`leaklib.localisation.location_scores`).
 
 A metric says what it needs in ``kind``: ``row`` metrics are computed from labels and
 probabilities row by row; ``event`` metrics need the alarm events and leak events of a
@@ -44,8 +45,9 @@ class Metric:
     higher_is_better: bool = True
     primary: bool = False  # may be the gate's primary metric or carry a floor
     # what it is computed from: "row" (labels and probabilities, row by row) or "event"
-    # (alarm events matched to leak events: leaklib.leak_events.event_scores)
-    kind: Literal["row", "event"] = "row"
+    # (alarm events matched to leak events: leaklib.leak_events.event_scores) or "location"
+    # (the detected leaks' ranked candidate nodes: leaklib.localisation.location_scores)
+    kind: Literal["row", "event", "location"] = "row"
 
 
 def checked(y: np.ndarray, proba: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -150,7 +152,28 @@ EVENT: dict[str, Metric] = {
         ),
     )
 }
-CATALOGUE: dict[str, Metric] = {**RANKING, **AT_THRESHOLD, **EVENT}
+
+
+def _location(name: str, label: str, *, lower: bool = False) -> Metric:
+    return Metric(name, label, None, higher_is_better=not lower, kind="location")
+
+
+# where the detected leaks are (leaklib.localisation.location_scores computes exactly these
+# names); 300 m along the pipes is BattLeDIM's rule, k is localisation.top_k
+LOCATION: dict[str, Metric] = {
+    metric.name: metric
+    for metric in (
+        _location("location_leaks", "detected leaks located"),
+        _location("location_within_300m_top1", "located within 300 m, top candidate (share)"),
+        _location("location_within_300m_topk", "located within 300 m, any of the top k (share)"),
+        _location("location_distance_m_median", "median distance to the leak (m)", lower=True),
+        _location("location_walk_m_median", "median main walked over the top k (m)", lower=True),
+        _location("location_penalty_eur", "distance penalty (EUR 500 per 300 m)", lower=True),
+        _location("location_economic_eur", "economic score less the distance penalty (EUR)"),
+        _location("location_economic_share", "economic score less the penalty, share of perfect"),
+    )
+}
+CATALOGUE: dict[str, Metric] = {**RANKING, **AT_THRESHOLD, **EVENT, **LOCATION}
 # what may be the gate's primary metric or carry a floor: row and event metrics
 PRIMARY = tuple(name for name, metric in CATALOGUE.items() if metric.primary)
 # the ranking metrics cross-validation reports per fold, in this order (row metrics only:
@@ -174,6 +197,11 @@ def score(name: str, y: np.ndarray, proba: np.ndarray) -> float:
         raise MetricError(
             f"{name!r} is an event metric: it needs alarm events matched to leak events "
             "(leaklib.leak_events.event_scores), not labels and scores row by row"
+        )
+    if entry.kind == "location":
+        raise MetricError(
+            f"{name!r} is a location metric: it needs the detected leaks' ranked candidates "
+            "(leaklib.localisation.location_scores), not labels and scores row by row"
         )
     if entry.score is None:
         raise MetricError(f"{name!r} is measured at a threshold, not from scores alone")

@@ -33,7 +33,7 @@ from pydantic import (
 
 from leaklib import estimators, metrics
 from leaklib.errors import LeakError
-from leaklib.paths import project_root
+from leaklib.paths import project_root, resolve
 
 FeatureType = Literal["numeric", "categorical", "boolean"]
 ModelName = Literal[estimators.NAMES]  # type: ignore[valid-type]
@@ -424,6 +424,85 @@ class EventsSpec(_Strict):
         default=500.0,
         description="What each false alarm costs in the economic score (EUR).",
     )
+
+
+class LocalisationSpec(_Strict):
+    """Where an alarm's leak is: candidate nodes ranked by their simulated leak signatures.
+
+    Computed by :mod:`leaklib.localisation`; a sensor column of the table (``p_<junction>``,
+    ``q_<link>``, ``h_<tank>``) that the network model does not hold is refused there, naming it.
+    """
+
+    network: str = Field(
+        default="ltown",
+        description="The network's hydraulic model: ltown (L-TOWN.inp as shipped by the epyt "
+        "package, the network of the embedded data) or the path of an EPANET .inp file "
+        "(relative to the project).",
+    )
+    candidates: Annotated[list[str], Field(min_length=1)] | Literal["all"] = Field(
+        default="all",
+        description="Where a leak may be: all (every junction of the model) or a list of "
+        "junction IDs.",
+    )
+    top_k: Annotated[int, Field(ge=1, le=50)] = Field(
+        default=5, description="How many ranked candidate nodes each alarm event gets."
+    )
+    leak_diameter_cm: Annotated[float, Field(gt=0, le=20)] = Field(
+        default=1.5,
+        description="The hole of the standard leak simulated at each candidate (an emitter, "
+        "C = Cd * A * sqrt(2 g) with the simulation's Cd), in cm.",
+    )
+    hours: Annotated[list[Annotated[float, Field(ge=0, lt=24)]], Field(min_length=1)] = Field(
+        default=[3.0, 10.0, 19.0],
+        description="Times of day (h) of the demand patterns at which each standard leak is "
+        "solved; a signature is the mean pressure change over these demand levels.",
+    )
+    method: Literal["correlation", "nnls", "weighted"] = Field(
+        default="correlation",
+        description="How a signature is scored against an event's deviations: correlation "
+        "(Pearson, over the pressure sensors), nnls (least squares with a scale of zero or "
+        "more: the share of the deviations' energy explained) or weighted (correlation with "
+        "each sensor divided by its usual deviation).",
+    )
+    deviation: str = Field(
+        default="tdev96x7w16",
+        description="Which derived deviation of each pressure sensor an event is read from: "
+        "the name after the sensor's '__' (p_n1__tdev96x7w16: from the 7-day trailing "
+        "baseline, averaged over 4 h), one of the dataset's derive block.",
+    )
+    window: DurationText = Field(
+        default="2h",
+        description="How long from an alarm event's first alarm its deviations are averaged "
+        "('2h'; '0min': the first alarm's row only).",
+    )
+    workers: Annotated[int, Field(ge=1, le=32)] = Field(
+        default=2, description="Processes that solve the signatures in parallel."
+    )
+
+    @field_validator("network")
+    @classmethod
+    def _network_file(cls, value: str) -> str:
+        if value == "ltown":
+            return value
+        if not value.endswith(".inp"):
+            raise ValueError(f"{value!r} is neither ltown nor the path of an EPANET .inp file")
+        if not resolve(value).is_file():
+            raise ValueError(f"the network model file {value!r} does not exist")
+        return value
+
+    @field_validator("candidates")
+    @classmethod
+    def _distinct(cls, value: str | list[str]) -> str | list[str]:
+        if isinstance(value, list) and len(set(value)) != len(value):
+            raise ValueError("each candidate node at most once")
+        return value
+
+    @field_validator("hours")
+    @classmethod
+    def _distinct_hours(cls, value: list[float]) -> list[float]:
+        if len(set(value)) != len(value):
+            raise ValueError("each hour at most once")
+        return value
 
 
 # --- derived features (computed by leaklib.features) ---------------------------------
@@ -817,6 +896,15 @@ class Params(_Strict):
         "value outside the declared min/max, and a jump or a drift no other sensor of its kind "
         "shows (keys below); a row whose features depend on a faulty reading is marked "
         "sensor_fault. Null turns every check off.",
+    )
+
+    localisation: LocalisationSpec | None = Field(
+        default=None,
+        description="Where each detected leak is (leaklib.localisation): network (ltown or an "
+        ".inp path), candidates (all or a list of junctions), top_k, leak_diameter_cm and hours "
+        "(the standard leak and the demand levels of the signatures), method (correlation, "
+        "nnls, weighted), deviation (the derived column read per pressure sensor), window (how "
+        "long from the first alarm it is averaged) and workers. Null turns it off.",
     )
 
     @model_validator(mode="after")

@@ -15,6 +15,7 @@ from typing import Any
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from sklearn.calibration import calibration_curve
 from sklearn.metrics import (
@@ -531,6 +532,72 @@ def plot_event_timeline(
         "Top: probability, threshold, alarm events (green: detected a leak, red: false alarm, "
         "grey band: sensor fault). Bottom: each true leak from start to repair; the triangle "
         "is the detection time.",
+        fontsize=8,
+        style="italic",
+        ha="left",
+        va="bottom",
+        wrap=True,
+    )
+    return fig
+
+
+def plot_location_map(
+    network: Any,
+    location: Any,
+    *,
+    sensors: list[str],
+    true_pipe: str | None = None,
+    title: str = "Where is the leak",
+) -> Figure:
+    """The network as a crew sees it: pipes, sensors, the true leak and the ranked candidates.
+
+    Args:
+        network: :class:`leaklib.localisation.Network` (its links and node coordinates).
+        location: :class:`leaklib.localisation.Location` (its ranked ``candidates`` and walk).
+        sensors: The pressure sensors' nodes.
+        true_pipe: The leaking pipe, when known.
+        title: The figure's title.
+    """
+    xy = network.coordinates
+    fig, ax = plt.subplots(figsize=(7.5, 7.0), layout="constrained")
+    links = network.links
+    starts, ends = xy.loc[links["start"]].to_numpy(), xy.loc[links["end"]].to_numpy()
+    segments = np.stack([starts, ends], axis=1)
+    ax.add_collection(LineCollection(segments, colors="0.7", linewidths=0.5, zorder=1))
+    ax.scatter(
+        xy.loc[sensors, "x"], xy.loc[sensors, "y"], marker="^", s=28, color="tab:blue",
+        label="pressure sensor", zorder=3,
+    )  # fmt: skip
+    if true_pipe is not None:
+        a, b = links.loc[true_pipe, "start"], links.loc[true_pipe, "end"]
+        ax.plot(xy.loc[[a, b], "x"], xy.loc[[a, b], "y"], color="tab:red", lw=4, zorder=2)
+        mid = xy.loc[[a, b]].mean()
+        ax.scatter(mid["x"], mid["y"], marker="X", s=90, color="tab:red", edgecolors="white",
+                   zorder=6, label=f"true leak ({true_pipe})")  # fmt: skip
+    ranked = location.candidates
+    rest = ranked.iloc[1:]
+    ax.scatter(
+        xy.loc[rest["node"], "x"], xy.loc[rest["node"], "y"], s=45, facecolors="none",
+        edgecolors="darkorange", lw=1.5, label=f"candidates 2 to {len(ranked)}", zorder=4,
+    )  # fmt: skip
+    best = ranked.iloc[0]
+    ax.scatter(
+        xy.loc[best["node"], "x"], xy.loc[best["node"], "y"], s=140, marker="*",
+        color="darkorange", edgecolors="black", label=f"top candidate ({best['node']})", zorder=5,
+    )  # fmt: skip
+    for _, row in ranked.iterrows():
+        x, y = xy.loc[row["node"]]
+        ax.annotate(str(row["rank"]), (x, y), xytext=(4, 4), textcoords="offset points", fontsize=7)
+    ax.set_aspect("equal", adjustable="datalim")
+    ax.set_title(title)
+    ax.set_xlabel("x (m)")
+    ax.set_ylabel("y (m)")
+    ax.legend(loc="best", fontsize=7)
+    fig.text(
+        0.01,
+        0.002,
+        f"Pipes in grey, pressure sensors as triangles; the ranked candidate nodes in orange "
+        f"(star: the top one). A crew covering them walks {location.walk_m:.0f} m of main.",
         fontsize=8,
         style="italic",
         ha="left",

@@ -366,6 +366,7 @@ LAYERS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
             "scoring",
             "parameter_cells",
             "simulate",
+            "localisation",
         ),
     ),  # fmt: skip
     (

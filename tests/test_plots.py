@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -11,6 +12,7 @@ import pytest
 
 from leaklib import plots
 from leaklib.gate import Decision
+from leaklib.localisation import Location, Network
 
 
 @pytest.fixture(autouse=True)
@@ -105,3 +107,44 @@ def test_trend_png_is_a_png_of_the_figure_size():
     png, width, height = plots.trend_png(trend)
     assert base64.b64decode(png).startswith(b"\x89PNG") and (width, height) == (900, 360)
     assert plots.trend_figure(trend).axes[0].get_title().startswith("holdout ROC-AUC across runs")
+
+
+def _square_network():
+    """A 2 x 2 square of 100 m pipes, as leaklib.localisation.Network holds it."""
+    links = pd.DataFrame(
+        {
+            "start": ["a", "b", "c", "d"],
+            "end": ["b", "c", "d", "a"],
+            "length_m": [100.0] * 4,
+            "is_pipe": [True] * 4,
+        },
+        index=pd.Index(["p1", "p2", "p3", "p4"], name="name"),
+    )
+    xy = pd.DataFrame(
+        {"x": [0.0, 100.0, 100.0, 0.0], "y": [0.0, 0.0, 100.0, 100.0]},
+        index=pd.Index(list("abcd"), name="node"),
+    )
+    network = Network(Path("square.inp"), "0" * 64, tuple("abcd"), tuple("abcd"), links, xy, ())
+    ranked = pd.DataFrame({"rank": [1, 2], "node": ["c", "b"], "score": [0.9, 0.5]})
+    return network, Location(candidates=ranked, walk_m=100.0)
+
+
+def test_plot_location_map_draws_the_network_the_leak_and_the_candidates():
+    network, location = _square_network()
+    fig = plots.plot_location_map(network, location, sensors=["a", "d"], true_pipe="p2")
+    ax = fig.axes[0]
+    assert ax.get_title() == "Where is the leak" and ax.get_xlabel() and ax.get_ylabel()
+    labels = ax.get_legend_handles_labels()[1]
+    assert "true leak (p2)" in labels and "top candidate (c)" in labels
+    assert any("walks 100 m of main" in t.get_text() for t in fig.texts)
+    # without a known leak, no leak is drawn
+    fig = plots.plot_location_map(network, location, sensors=["a"])
+    assert not any(
+        lab.startswith("true leak") for lab in fig.axes[0].get_legend_handles_labels()[1]
+    )
+
+
+def test_plot_location_map_refuses_an_unknown_true_pipe():
+    network, location = _square_network()
+    with pytest.raises(KeyError, match="p9"):
+        plots.plot_location_map(network, location, sensors=["a"], true_pipe="p9")
