@@ -55,6 +55,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from pydantic import ValidationError
 from scipy.sparse import coo_matrix, csr_matrix
 from scipy.sparse.csgraph import dijkstra, minimum_spanning_tree
 from tqdm.auto import tqdm
@@ -849,3 +850,73 @@ def location_scores(
         if perfect_eur:
             scores["location_economic_share"] = (economic_eur - penalty) / perfect_eur
     return scores
+
+
+# --- one evaluation --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Located:
+    """Where each detected leak of an evaluation is: the table, each ranking, the scores."""
+
+    network: Network
+    table: pd.DataFrame  # one row per detected leak (locate_leaks)
+    rankings: dict[str, Location]
+    scores: dict[str, float]
+    sensors: list[str]
+
+    def first(self) -> tuple[str, Location]:
+        """Return the first detected leak's true pipe and its ranking (for the report's map)."""
+        row = self.table.iloc[0]
+        return str(row["pipe"]), self.rankings[str(row["leak_id"])]
+
+
+def locate_evaluation(
+    frame: pd.DataFrame,
+    leaks: pd.DataFrame,
+    *,
+    params: Params,
+    snapshots: SnapshotStore,
+    store: MetadataStore,
+    event_scores: dict[str, float],
+) -> Located | None:
+    """Locate the detected leaks of an evaluation; None when localisation is off or none was found.
+
+    Args:
+        frame: The evaluated rows with their derived deviation columns.
+        leaks: The evaluation's per-leak table (``EventResult.leaks``).
+        params: The run's parameters (``localisation``, ``dataset.timestamp``).
+        snapshots: The snapshot store the signatures are kept in.
+        store: The metadata store that indexes them.
+        event_scores: The event scores (the economic score the distance penalty comes from).
+    """
+    spec = params.localisation
+    if spec is None or not leaks["detected"].astype(bool).any():
+        return None
+    network = check(params)
+    sigs = signatures(spec, columns=list(frame.columns), store=snapshots, index=store)
+    table, rankings = locate_leaks(
+        frame, leaks, sigs=sigs, network=network, spec=spec, timestamp=params.dataset.timestamp
+    )
+    scores = location_scores(
+        table,
+        economic_eur=event_scores.get("event_economic_eur"),
+        perfect_eur=event_scores.get("event_economic_perfect_eur"),
+    )
+    return Located(network, table, rankings, scores, list(sigs.sensors))
+
+
+def localisation_problems(values: dict[str, Any]) -> list[str]:
+    """A run check: the network model file and the table's sensors in it (``key: problem``)."""
+    localisation = values.get("localisation")
+    if not localisation:
+        return []
+    try:
+        params = Params.model_validate(values)
+    except ValidationError:
+        return []  # the contract names those problems itself
+    try:
+        check(params)
+    except ParameterError as exc:
+        return [line for _, line in exc.by_key] or [str(exc)]
+    return []

@@ -19,6 +19,7 @@ from nbclient.exceptions import CellTimeoutError
 from leaklib import reports, runs, tracking
 from leaklib.errors import LeakError
 from leaklib.kernelspec import KERNEL
+from leaklib.localisation import localisation_problems
 from leaklib.metadata import open_metadata_store
 from leaklib.params import Check, Params, flatten, load, read_yaml, validate
 from leaklib.paths import is_local_path, project_root
@@ -165,7 +166,7 @@ def _refuse_placeholders(params: Params) -> None:
 
 # what a run checks beyond the contract before it exists: only the table's contents are left
 # to the extract step
-RUN_CHECKS: tuple[Check, ...] = (source_problems,)
+RUN_CHECKS: tuple[Check, ...] = (source_problems, localisation_problems)
 
 
 def _open_run(
