@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from leaklib import features, params
-from leaklib import localisation as L
+from leaklib import leak_location as L
 from leaklib.metadata import open_metadata_store
 from leaklib.snapshots import open_snapshot_store
 

@@ -5,7 +5,7 @@ may be primary or carry a floor) and the reports all read this module. A new met
 entry in :data:`RANKING` (scored from probabilities), :data:`AT_THRESHOLD` (scored from
 alarms at the threshold), :data:`EVENT` (scored from alarm events matched to leak events by
 :mod:`leaklib.leak_events`, which computes exactly these names) or :data:`LOCATION` (where the
-detected leaks are, computed by :func:`leaklib.localisation.location_scores`).
+detected leaks are, computed by :func:`leaklib.leak_location.location_scores`).
 
 A metric says what it needs in ``kind``: ``row`` metrics are computed from labels and
 probabilities row by row; ``event`` metrics need the alarm events and leak events of a
@@ -46,7 +46,7 @@ class Metric:
     primary: bool = False  # may be the gate's primary metric or carry a floor
     # what it is computed from: "row" (labels and probabilities, row by row) or "event"
     # (alarm events matched to leak events: leaklib.leak_events.event_scores) or "location"
-    # (the detected leaks' ranked candidate nodes: leaklib.localisation.location_scores)
+    # (the detected leaks' ranked candidate nodes: leaklib.leak_location.location_scores)
     kind: Literal["row", "event", "location"] = "row"
 
 
@@ -158,7 +158,7 @@ def _location(name: str, label: str, *, lower: bool = False) -> Metric:
     return Metric(name, label, None, higher_is_better=not lower, kind="location")
 
 
-# where the detected leaks are (leaklib.localisation.location_scores computes exactly these
+# where the detected leaks are (leaklib.leak_location.location_scores computes exactly these
 # names); 300 m along the pipes is BattLeDIM's rule, k is localisation.top_k
 LOCATION: dict[str, Metric] = {
     metric.name: metric
@@ -201,7 +201,7 @@ def score(name: str, y: np.ndarray, proba: np.ndarray) -> float:
     if entry.kind == "location":
         raise MetricError(
             f"{name!r} is a location metric: it needs the detected leaks' ranked candidates "
-            "(leaklib.localisation.location_scores), not labels and scores row by row"
+            "(leaklib.leak_location.location_scores), not labels and scores row by row"
         )
     if entry.score is None:
         raise MetricError(f"{name!r} is measured at a threshold, not from scores alone")

@@ -429,7 +429,7 @@ class EventsSpec(_Strict):
 class LocalisationSpec(_Strict):
     """Where an alarm's leak is: candidate nodes ranked by their simulated leak signatures.
 
-    Computed by :mod:`leaklib.localisation`; a sensor column of the table (``p_<junction>``,
+    Computed by :mod:`leaklib.leak_location`; a sensor column of the table (``p_<junction>``,
     ``q_<link>``, ``h_<tank>``) that the network model does not hold is refused there, naming it.
     """
 
@@ -900,7 +900,7 @@ class Params(_Strict):
 
     localisation: LocalisationSpec | None = Field(
         default=None,
-        description="Where each detected leak is (leaklib.localisation): network (ltown or an "
+        description="Where each detected leak is (leaklib.leak_location): network (ltown or an "
         ".inp path), candidates (all or a list of junctions), top_k, leak_diameter_cm and hours "
         "(the standard leak and the demand levels of the signatures), method (correlation, "
         "nnls, weighted), deviation (the derived column read per pressure sensor), window (how "

@@ -552,8 +552,8 @@ def plot_location_map(
     """The network as a crew sees it: pipes, sensors, the true leak and the ranked candidates.
 
     Args:
-        network: :class:`leaklib.localisation.Network` (its links and node coordinates).
-        location: :class:`leaklib.localisation.Location` (its ranked ``candidates`` and walk).
+        network: :class:`leaklib.leak_location.Network` (its links and node coordinates).
+        location: :class:`leaklib.leak_location.Location` (its ranked ``candidates`` and walk).
         sensors: The pressure sensors' nodes.
         true_pipe: The leaking pipe, when known.
         title: The figure's title.

@@ -366,7 +366,7 @@ LAYERS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
             "scoring",
             "parameter_cells",
             "simulate",
-            "localisation",
+            "leak_location",
         ),
     ),  # fmt: skip
     (

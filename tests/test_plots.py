@@ -12,7 +12,7 @@ import pytest
 
 from leaklib import plots
 from leaklib.gate import Decision
-from leaklib.localisation import Location, Network
+from leaklib.leak_location import Location, Network
 
 
 @pytest.fixture(autouse=True)
@@ -110,7 +110,7 @@ def test_trend_png_is_a_png_of_the_figure_size():
 
 
 def _square_network():
-    """A 2 x 2 square of 100 m pipes, as leaklib.localisation.Network holds it."""
+    """A 2 x 2 square of 100 m pipes, as leaklib.leak_location.Network holds it."""
     links = pd.DataFrame(
         {
             "start": ["a", "b", "c", "d"],

@@ -19,7 +19,7 @@ from nbclient.exceptions import CellTimeoutError
 from leaklib import reports, runs, tracking
 from leaklib.errors import LeakError
 from leaklib.kernelspec import KERNEL
-from leaklib.localisation import localisation_problems
+from leaklib.leak_location import localisation_problems
 from leaklib.metadata import open_metadata_store
 from leaklib.params import Check, Params, flatten, load, read_yaml, validate
 from leaklib.paths import is_local_path, project_root

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from leaklib import localisation as L
+from leaklib import leak_location as L
 from leaklib import metrics
 from leaklib import params as P
 from leaklib.metadata import open_metadata_store
@@ -118,8 +118,9 @@ def test_a_sensor_the_model_lacks_is_refused_naming_it(network):
     }
 
 
-def test_the_parameter_group_is_off_by_default_and_refuses_a_missing_model():
-    assert P.load().localisation is None
+def test_the_parameter_group_is_on_in_the_default_only_and_refuses_a_missing_model():
+    assert P.load().localisation.network == "ltown"
+    assert P.load([P.default_file().parent / "scenarios.yaml"]).localisation is None
     with pytest.raises(P.ParameterError, match=r"localisation.network.*'nets/missing.inp'"):
         P.validate(P.merge([P.defaults()], [("localisation", {"network": "nets/missing.inp"})]))
     with pytest.raises(P.ParameterError, match="localisation.top_k"):
@@ -133,7 +134,7 @@ def test_a_model_that_does_not_match_the_tables_sensors_is_refused(grid):
     wrong = P.validate(P.merge([P.defaults()], [("localisation", {"network": str(grid)})]))
     with pytest.raises(P.ParameterError, match=r"sensor 'p_n1' is not in the network model grid"):
         L.check(wrong)
-    assert L.check(P.load()) is None  # off: nothing to check
+    assert L.check(P.load([P.default_file().parent / "scenarios.yaml"])) is None  # off
 
 
 def test_the_embedded_default_matches_l_town():
