@@ -863,7 +863,7 @@ class Located:
     table: pd.DataFrame  # one row per detected leak (locate_leaks)
     rankings: dict[str, Location]
     scores: dict[str, float]
-    sensors: list[str]
+    sensors: list[str]  # the junctions of the pressure sensors, for the map
 
     def first(self) -> tuple[str, Location]:
         """Return the first detected leak's true pipe and its ranking (for the report's map)."""
@@ -903,7 +903,8 @@ def locate_evaluation(
         economic_eur=event_scores.get("event_economic_eur"),
         perfect_eur=event_scores.get("event_economic_perfect_eur"),
     )
-    return Located(network, table, rankings, scores, list(sigs.sensors))
+    nodes = pressure_sensors(list(sigs.sensors), network)  # column -> the junction it reads
+    return Located(network, table, rankings, scores, [nodes[c] for c in sigs.sensors])
 
 
 def localisation_problems(values: dict[str, Any]) -> list[str]:
