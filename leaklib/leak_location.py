@@ -60,6 +60,7 @@ from scipy.sparse import coo_matrix, csr_matrix
 from scipy.sparse.csgraph import dijkstra, minimum_spanning_tree
 from tqdm.auto import tqdm
 
+from leaklib import metrics
 from leaklib.errors import LeakError
 from leaklib.metadata import MetadataStore
 from leaklib.params import LocalisationSpec, ParameterError, Params
@@ -905,6 +906,12 @@ def locate_evaluation(
     )
     nodes = pressure_sensors(list(sigs.sensors), network)  # column -> the junction it reads
     return Located(network, table, rankings, scores, [nodes[c] for c in sigs.sensors])
+
+
+def score_table(scores: dict[str, float]) -> pd.DataFrame:
+    """Return the location scores as a table with their catalogue labels."""
+    rows = {metrics.CATALOGUE[name].label: value for name, value in scores.items()}
+    return pd.Series(rows, name="over the detected leaks", dtype=float).to_frame()
 
 
 def localisation_problems(values: dict[str, Any]) -> list[str]:

@@ -466,7 +466,7 @@ def plot_alarms(
 
 
 _KIND_COLOURS = {"abrupt": "tab:red", "incipient": "tab:orange"}
-_OUTCOME_COLOURS = {"detection": "tab:green", "false alarm": "tab:red"}
+_OUTCOME_COLOURS = {"detection": "tab:green", "false alarm": "tab:red"}  # others: olive
 
 
 def plot_event_timeline(
@@ -495,12 +495,13 @@ def plot_event_timeline(
         height_ratios=[1.3, max(1.0, 0.12 * len(leaks))],
         layout="constrained",
     )
+    fig.get_layout_engine().set(h_pad=0.3)  # room for the caption under the dates
     order = np.argsort(pd.to_datetime(times).to_numpy(), kind="stable")
     stamps = pd.to_datetime(times).to_numpy()[order]
     top.plot(stamps, np.asarray(proba)[order], lw=0.4, color="tab:blue", label="leak probability")
     top.axhline(threshold, color="black", lw=0.8, ls="--", label=f"threshold {threshold:.3g}")
     for _, alarm in alarms.iterrows():
-        colour = _OUTCOME_COLOURS.get(alarm["outcome"], "tab:grey")
+        colour = _OUTCOME_COLOURS.get(alarm["outcome"], "tab:olive")
         top.axvspan(alarm["first_alarm"], alarm["last_alarm"], color=colour, alpha=0.35, lw=0)
     for _, fault in (faults if faults is not None else pd.DataFrame()).iterrows():
         top.axvspan(fault["first"], fault["last"], color="tab:grey", alpha=0.3, lw=0)
@@ -530,8 +531,8 @@ def plot_event_timeline(
         0.01,
         0.002,
         "Top: probability, threshold, alarm events (green: detected a leak, red: false alarm, "
-        "grey band: sensor fault). Bottom: each true leak from start to repair; the triangle "
-        "is the detection time.",
+        "olive: another alarm on a leak already found; grey: a sensor fault). Bottom: each true "
+        "leak from its start to its repair; the triangle is its detection time.",
         fontsize=8,
         style="italic",
         ha="left",
