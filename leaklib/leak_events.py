@@ -628,11 +628,17 @@ class Leaks:
     sha256: dict[str, str] = field(default_factory=dict)  # file -> content hash, for the record
 
 
+SNAPSHOT_PREFIX = "snapshot:"  # a leak file pinned to a snapshot (a reproduction's)
+
+
 def leak_file_hashes(dataset: DatasetSpec) -> dict[str, str | None]:
     """Return the SHA-256 of the leak table and volume files (None: not set or missing)."""
     hashes = {}
     for key in ("leak_table", "leak_volumes"):
         path = getattr(dataset, key)
+        if path and path.startswith(SNAPSHOT_PREFIX):
+            hashes[key] = path.removeprefix(SNAPSHOT_PREFIX)
+            continue
         file = resolve(path) if path else None
         hashes[key] = (
             hashlib.sha256(file.read_bytes()).hexdigest() if file and file.is_file() else None
@@ -640,17 +646,28 @@ def leak_file_hashes(dataset: DatasetSpec) -> dict[str, str | None]:
     return hashes
 
 
-def load_leaks(dataset: DatasetSpec) -> Leaks:
-    """Read ``dataset.leak_table`` and ``dataset.leak_volumes`` (None where not set)."""
+def _read_leak_file(path: str, *, key: str, store: SnapshotStore | None) -> pd.DataFrame:
+    if not path.startswith(SNAPSHOT_PREFIX):
+        return read_table(path, parameter=f"dataset.{key}")
+    if store is None:
+        raise EventError(f"dataset.{key}: {path!r} is a snapshot; reading it needs the store")
+    return load_snapshot(path.removeprefix(SNAPSHOT_PREFIX), store=store)
+
+
+def load_leaks(dataset: DatasetSpec, *, store: SnapshotStore | None = None) -> Leaks:
+    """Read ``dataset.leak_table`` and ``dataset.leak_volumes`` (None where not set).
+
+    Either may be ``snapshot:<sha256>`` (a reproduction pins them so), read from ``store``.
+    """
     files = {"leak_table": dataset.leak_table, "leak_volumes": dataset.leak_volumes}
     frames = {
-        key: read_table(path, parameter=f"dataset.{key}") if path else None
+        key: _read_leak_file(path, key=key, store=store) if path else None
         for key, path in files.items()
     }
     hashes = {
-        path: hashlib.sha256(resolve(path).read_bytes()).hexdigest()
-        for path in files.values()
-        if path
+        path: digest
+        for path, digest in zip(files.values(), leak_file_hashes(dataset).values(), strict=True)
+        if path and digest
     }
     return Leaks(table=frames["leak_table"], volumes=frames["leak_volumes"], sha256=hashes)
 
@@ -661,7 +678,7 @@ def snapshot_leaks(dataset: DatasetSpec, *, store: SnapshotStore) -> dict[str, A
     A run then reads them by hash, as it reads its table, so a reproduction finds them after
     the files changed.
     """
-    leaks = load_leaks(dataset)
+    leaks = load_leaks(dataset, store=store)
     written = {}
     for key, frame in (("table", leaks.table), ("volumes", leaks.volumes)):
         if frame is not None:

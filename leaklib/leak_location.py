@@ -241,8 +241,8 @@ def check(params: Params) -> Network | None:
             (``p_<junction>``, ``q_<link>``, ``h_<tank>``) is not in it, or a listed candidate
             is not one of its junctions; the message names it.
     """
-    if params.localisation is None:
-        return None
+    if params.localisation is None or not params.dataset.is_stream:
+        return None  # a table of groups (a user's own, say) is not located
     network = read_network(network_file(params.localisation))
     sensors = sensor_elements(list(params.dataset.features), network)
     if not any(column.startswith("p_") for column in sensors):
@@ -892,7 +892,7 @@ def locate_evaluation(
         event_scores: The event scores (the economic score the distance penalty comes from).
     """
     spec = params.localisation
-    if spec is None or not leaks["detected"].astype(bool).any():
+    if spec is None or not params.dataset.is_stream or not leaks["detected"].astype(bool).any():
         return None
     network = check(params)
     sigs = signatures(spec, columns=list(frame.columns), store=snapshots, index=store)

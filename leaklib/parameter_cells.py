@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,8 @@ def _literal(value: Any, indent: str = "") -> str:
         return "{\n" + body + indent + "}"
     if isinstance(value, dict):
         return "{}"
+    if isinstance(value, date):  # YAML reads 2019-01-01 as a date; a cell holds its ISO text
+        value = value.isoformat()
     return json.dumps(value) if isinstance(value, str) else repr(value)
 
 

@@ -904,7 +904,9 @@ class Params(_Strict):
         ".inp path), candidates (all or a list of junctions), top_k, leak_diameter_cm and hours "
         "(the standard leak and the demand levels of the signatures), method (correlation, "
         "nnls, weighted), deviation (the derived column read per pressure sensor), window (how "
-        "long from the first alarm it is averaged) and workers. Null turns it off.",
+        "long from the first alarm it is averaged) and workers. It applies to a stream (a "
+        "timestamp, no group), whose sensors must all be in the network model; a table of "
+        "groups is not located. Null turns it off.",
     )
 
     @model_validator(mode="after")

@@ -124,9 +124,10 @@ def test_leak_run_on_bigquery_cloud_storage_and_firestore(
     assert record["snapshot"]["uri"] == f"gs://{gcs_bucket}/snapshots/{sha256}.parquet"
     assert record["snapshot"]["rows"] == len(kept)
 
-    # the snapshots (the validated table, and the holdout the train step froze), listed with
+    # the snapshots (the validated table, the leak files and the holdout), listed with
     # the plain Cloud Storage client under the hashes the run recorded
     recorded = {sha256, record["holdout"]["sha256"]}
+    recorded |= {entry["sha256"] for entry in record["leaks"].values()}  # the leak table, volumes
     blobs = {b.name: b for b in storage_client.list_blobs(gcs_bucket, prefix="snapshots/")}
     tables = sorted(name for name in blobs if name.count("/") == 1)
     assert tables == sorted(f"snapshots/{h}.parquet" for h in recorded)

@@ -29,6 +29,8 @@ def reproduction_params(record: dict[str, Any]) -> Params:
         )
     values = runs.recorded_params(record)
     values["dataset"] = {**values["dataset"], "source": f"snapshot:{snapshot['sha256']}"}
+    for key, entry in (record.get("leaks") or {}).items():  # the leak files, as snapshotted
+        values["dataset"][f"leak_{key}"] = f"snapshot:{entry['sha256']}"
     values["run_id"] = None
     return validate(values)
 
