@@ -341,14 +341,12 @@ def detection_delays(
 
 
 def detection_summary(delays: pd.DataFrame) -> dict[str, float]:
-    """Return the share of leaks detected and the median and 90th-percentile delay in hours."""
+    """Return the share of leaks detected and the median and 90th-percentile delay in hours.
+
+    Empty without delays (a stream: its leaks are scored as events, by leaklib.leak_events).
+    """
     if delays.empty:
-        return {
-            "leaks": 0,
-            "leaks_detected_share": 0.0,
-            "median_delay_hours": float("nan"),
-            "p90_delay_hours": float("nan"),
-        }
+        return {}
     found = delays["delay_hours"].dropna()
     return {
         "leaks": len(delays),

@@ -7,6 +7,7 @@ current commit, the installed lock) is compared and reported.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pandas as pd
@@ -58,12 +59,18 @@ def drift(record: dict[str, Any]) -> list[str]:
     return found
 
 
+def _same(before: Any, after: Any) -> bool:
+    """Whether two recorded values are the same, a missing figure (NaN, null) equal to itself."""
+    missing = [v is None or (isinstance(v, float) and math.isnan(v)) for v in (before, after)]
+    return all(missing) if any(missing) else before == after
+
+
 def compare_metrics(recorded: dict[str, Any], reproduced: dict[str, Any]) -> pd.DataFrame:
     """Return recorded | reproduced | identical for every metric either run has."""
     rows = {}
     for key in sorted(set(recorded) | set(reproduced)):
         before, after = recorded.get(key), reproduced.get(key)
-        rows[key] = {"recorded": before, "reproduced": after, "identical": before == after}
+        rows[key] = {"recorded": before, "reproduced": after, "identical": _same(before, after)}
     frame = pd.DataFrame.from_dict(
         rows, orient="index", columns=["recorded", "reproduced", "identical"]
     )

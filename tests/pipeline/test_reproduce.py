@@ -41,7 +41,8 @@ def test_reproduce_after_the_source_changed_gives_identical_metrics(reproduced):
     assert copy["origin"] == f"leak reproduce {original['run_id']}"
     assert copy["snapshot"]["sha256"] == original["snapshot"]["sha256"]
     assert copy["params"]["dataset"]["source"] == f"snapshot:{original['snapshot']['sha256']}"
-    assert copy["metrics"] == original["metrics"]
+    assert set(copy["metrics"]) == set(original["metrics"])
+    assert reproduce.compare_metrics(original["metrics"], copy["metrics"])["identical"].all()
     assert copy["param_files"] == original["param_files"] == ["parameters/smoke.yaml"]
     assert copy["params"]["dataset"]["model_name"] == "leak-detector-smoke"
 
@@ -109,3 +110,10 @@ def test_a_snapshot_source_that_does_not_exist_is_named(tmp_path, source, messag
     params = load([], [("dataset.source", source), ("snapshot_store", str(tmp_path / "snapshots"))])
     with pytest.raises(SourceError, match=message):
         read_source(params)
+
+
+def test_a_missing_figure_in_both_runs_counts_as_identical():
+    table = reproduce.compare_metrics(
+        {"a": float("nan"), "b": None, "c": 1.0}, {"a": float("nan"), "b": None, "c": 2.0}
+    )
+    assert table["identical"].to_dict() == {"a": True, "b": True, "c": False}
