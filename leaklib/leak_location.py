@@ -850,7 +850,7 @@ def location_scores(
         scores["location_economic_eur"] = economic_eur - penalty
         if perfect_eur:
             scores["location_economic_share"] = (economic_eur - penalty) / perfect_eur
-    return scores
+    return {name: round(value, 6) for name, value in scores.items()}  # as the other metrics
 
 
 # --- one evaluation --------------------------------------------------------------------------
