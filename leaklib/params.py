@@ -591,6 +591,13 @@ class DatasetSpec(_Strict):
         "times; start included, end excluded, either may be null): a short stretch of a long "
         "stream. Pushed into the query for BigQuery. Needs timestamp (null: every row).",
     )
+    row_spacing: timedelta | None = Field(
+        default=None,
+        description="The time between two rows of a series ('15min'): `leak score --since T` "
+        "reads its source from T minus the lookback (the derive block's and the sensor checks' "
+        "earlier rows) times this spacing. Null: measured from the rows read (then --since is "
+        "refused, since the read must start before the rows are there to measure).",
+    )
     model_name: str | None = Field(
         default=None,
         description="Name the dataset's models and champion are kept under "
@@ -634,6 +641,18 @@ class DatasetSpec(_Strict):
     def _sample_form(cls, value: Any) -> Any:
         if value is not None and not isinstance(value, dict | SampleSpec):
             raise ValueError(f"expected a mapping: {SAMPLE_FORM}")
+        return value
+
+    @field_validator("row_spacing", mode="before")
+    @classmethod
+    def _spacing(cls, value: Any) -> Any:
+        return parse_duration(value)
+
+    @field_validator("row_spacing")
+    @classmethod
+    def _spacing_positive(cls, value: timedelta | None) -> timedelta | None:
+        if value is not None and value <= timedelta(0):
+            raise ValueError(f"must be a positive duration, got {value}")
         return value
 
     @field_validator("model_name")

@@ -363,6 +363,7 @@ LAYERS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
             "champion",
             "gate",
             "reports",
+            "score_events",
             "scoring",
             "parameter_cells",
             "simulate",
