@@ -167,7 +167,12 @@ def score_frame(
         skip: Leading rows of each series to leave out (their history is too short).
     """
     dataset = recorded_dataset(run)
-    table = validate_for_scoring(raw, dataset=_unbounded(dataset))
+    target = dataset.target
+    table = validate_for_scoring(
+        raw.drop(columns=[target], errors="ignore"), dataset=_unbounded(dataset)
+    )
+    if target in raw:  # known leaks come along as they are (a day may have none)
+        table[target] = pd.to_numeric(raw[target], errors="coerce").to_numpy()
     keys = [c for c in (dataset.group, dataset.timestamp) if c]
     if keys:
         table = table.sort_values(keys, kind="stable").reset_index(drop=True)
