@@ -365,6 +365,7 @@ LAYERS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
             "reports",
             "score_events",
             "scoring",
+            "score_history",
             "parameter_cells",
             "simulate",
         ),

@@ -52,9 +52,10 @@ def test_an_event_open_at_the_end_of_a_call_is_extended_not_duplicated(tmp_path)
 
     assert len(stored) == 1  # one event, extended under its id
     assert stored["event_id"].tolist() == one_call["event_id"].tolist() == ["2019-01-01T00:30:00"]
-    assert stored[["closed", "rows", "last"]].values.tolist() == one_call[
-        ["closed", "rows", "last"]
-    ].values.tolist()
+    assert (
+        stored[["closed", "rows", "last"]].values.tolist()
+        == one_call[["closed", "rows", "last"]].values.tolist()
+    )
     assert stored["top_sensors"].tolist() == ["p_a"]
 
 
@@ -71,7 +72,9 @@ def test_a_fault_run_reaching_the_end_continues_in_the_next_call(tmp_path):
     values = [1.0, 2.0, 3.0, 4.0] + [5.0] * 8 + [6.0, 7.0, 8.0, 9.0]
     times = pd.date_range("2019-01-01", periods=len(values), freq=STEP)
     frame = pd.DataFrame({"timestamp": times, "p_a": values, "p_b": range(len(values))})
-    found = check_sensors(frame, sensors={"p_a": "p", "p_b": "p"}, timestamp="timestamp", checks=checks)
+    found = check_sensors(
+        frame, sensors={"p_a": "p", "p_b": "p"}, timestamp="timestamp", checks=checks
+    )
 
     def part(lo: int, hi: int, earlier: pd.DataFrame) -> pd.DataFrame:
         from leaklib.scoring import _kept_faults
@@ -90,9 +93,10 @@ def test_a_fault_run_reaching_the_end_continues_in_the_next_call(tmp_path):
     stored = _write(out, part(10, 16, stored))
     whole = part(0, 16, pd.DataFrame())
     assert len(stored) == len(whole) == 1
-    assert stored[["event_id", "first", "last", "rows", "closed"]].values.tolist() == whole[
-        ["event_id", "first", "last", "rows", "closed"]
-    ].values.tolist()
+    assert (
+        stored[["event_id", "first", "last", "rows", "closed"]].values.tolist()
+        == whole[["event_id", "first", "last", "rows", "closed"]].values.tolist()
+    )
 
 
 def test_a_carried_event_after_the_rows_is_refused():

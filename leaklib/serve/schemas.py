@@ -183,7 +183,28 @@ class Prediction(BaseModel):
     group: int | str | None = Field(default=None, description="The record's group column.")
     timestamp: str | None = Field(default=None, description="The record's timestamp column.")
     probability: float = Field(ge=0, le=1, description="Predicted leak probability.")
-    alarm: bool = Field(description="probability >= the model's alarm threshold.")
+    alarm: bool = Field(
+        description="probability >= the model's alarm threshold, and no sensor fault."
+    )
+    sensor_fault: bool = Field(
+        default=False, description="A reading the row's features depend on is faulty."
+    )
+    fault_sensors: str = Field(default="", description="The faulty sensors, comma-separated.")
+
+
+class PredictedEvent(BaseModel):
+    """A leak alarm event or sensor-fault event the records open or extend."""
+
+    event_id: str
+    kind: Literal["leak", "sensor_fault"]
+    sensor: str = Field(description="sensor_fault: the sensor ('' for a leak).")
+    fault: str = Field(description="sensor_fault: gap, stuck, out_of_range, jump or drift.")
+    first: str
+    last: str
+    closed: bool = Field(description="False: a later reading may still extend it.")
+    rows: int
+    peak_probability: float | None = None
+    top_sensors: str = Field(description="leak: the three sensors deviating most.")
 
 
 class Predictions(BaseModel):
@@ -195,6 +216,7 @@ class Predictions(BaseModel):
     rows: int
     alarms: int
     predictions: list[Prediction]
+    events: list[PredictedEvent] = Field(default_factory=list)
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -299,6 +321,16 @@ def record_model(dataset: DatasetSpec, *, max_records: int) -> type[BaseModel]:
         "PredictRequest",
         __config__=ConfigDict(
             extra="forbid", json_schema_extra={"examples": [{"records": [example]}]}
+        ),
+        history=(
+            list[record] | None,  # type: ignore[valid-type]
+            Field(
+                default=None,
+                description="Earlier readings of the stream, for the derived features' and "
+                "sensor checks' lookback (not answered). When they fall short, the run's "
+                "recorded source is read for the rest, within serve_allowed_locations; when "
+                "that falls short too, 422 says how many earlier rows are missing.",
+            ),
         ),
         records=(
             list[record],  # type: ignore[valid-type]

@@ -1,0 +1,126 @@
+"""The history a request's newest readings need: from the request, else the run's recorded source.
+
+``POST /predict`` may send only the newest readings of a stream. Their derived features and
+sensor checks need :func:`leaklib.scoring.lookback_rows` earlier rows. They are taken from the
+request's ``history`` first, then from the scoring run's recorded ``dataset.source``, read with a
+``dataset.period`` that ends at the first new reading (a BigQuery query parameter, a filtered
+Parquet read), when that source lies within the allowed locations. When fewer are found,
+:class:`HistoryMissing` says exactly how many earlier rows are missing. (The scorings written so
+far are not searched: a sink holds scores, not readings.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import pandas as pd
+
+from leaklib.errors import LeakError
+from leaklib.params import Params, PeriodSpec
+from leaklib.scoring import (
+    Scored,
+    lookback_rows,
+    recorded_dataset,
+    score_frame,
+    selected_rows,
+)
+
+
+class HistoryMissing(LeakError, ValueError):
+    """The newest readings lack the earlier rows their features need; the message counts them."""
+
+
+def history_for(
+    first: pd.Timestamp,
+    *,
+    rows: int,
+    spacing: timedelta,
+    params: Params,
+    allowed: Callable[[str], bool],
+) -> pd.DataFrame:
+    """Return the ``rows`` readings before ``first`` in the run's source, as far as it has them.
+
+    Args:
+        first: The time of the first new reading.
+        rows: How many earlier rows are needed.
+        spacing: The row spacing.
+        params: Parameters whose ``dataset`` is the run's recorded one.
+        allowed: Whether a source location may be read.
+    """
+    source = params.dataset.source
+    if rows == 0 or not allowed(source):
+        return pd.DataFrame()
+    window = PeriodSpec(start=first - rows * spacing, end=first)
+    dataset = params.dataset.model_copy(update={"period": window})
+    try:
+        return selected_rows(params.model_copy(update={"dataset": dataset}))
+    except LeakError:
+        return pd.DataFrame()  # the source is gone or unreadable: the history is missing
+
+
+def score_newest(
+    records: pd.DataFrame,
+    *,
+    history: pd.DataFrame | None,
+    run: dict[str, Any],
+    params: Params,
+    scored_at: str,
+    model: Any,
+    allowed: Callable[[str], bool],
+) -> Scored:
+    """Score the newest readings of a stream, their lookback found in the request or the source.
+
+    Args:
+        records: The newest readings, each answered.
+        history: Earlier readings the request carries (None: none).
+        run: The run record whose model scores.
+        params: The server's parameters (sensor checks, row spacing).
+        scored_at: When, as an ISO-8601 string.
+        model: The run's fitted model.
+        allowed: Whether the run's recorded source may be read (the allow-list).
+
+    Raises:
+        HistoryMissing: Naming how many earlier rows, before which time, are missing.
+    """
+    dataset = recorded_dataset(run)
+    checks = params.sensor_checks
+    if dataset.group is not None or dataset.timestamp is None:  # whole series are sent
+        return score_frame(records, run=run, scored_at=scored_at, model=model, checks=checks)
+    stamp = dataset.timestamp
+    spacing = params.dataset.row_spacing or dataset.row_spacing
+    if spacing is None:
+        raise HistoryMissing("dataset.row_spacing is needed to find the readings' history")
+    need = lookback_rows(dataset, checks=checks, spacing=spacing)
+    first = pd.Timestamp(pd.to_datetime(records[stamp]).min())
+    earlier = pd.DataFrame() if history is None else history
+    if len(earlier):
+        earlier = earlier[pd.to_datetime(earlier[stamp]) < first]
+    from_request = len(earlier)
+    if from_request < need:
+        start = first - need * spacing
+        if from_request:
+            start = min(start, pd.Timestamp(pd.to_datetime(earlier[stamp]).min()))
+        found = history_for(
+            first,
+            rows=need,
+            spacing=spacing,
+            params=params.model_copy(update={"dataset": dataset}),
+            allowed=allowed,
+        )
+        if len(found):
+            found = found[[c for c in records.columns if c in found.columns]]
+            times = set(pd.to_datetime(earlier[stamp])) if from_request else set()
+            found = found[~pd.to_datetime(found[stamp]).isin(times)]
+            earlier = pd.concat([found, earlier], ignore_index=True) if from_request else found
+    have = len(earlier)
+    if have < need:
+        raise HistoryMissing(
+            f"the readings from {first.isoformat()} need {need} earlier rows of history (the "
+            f"derived features' and the sensor checks' lookback); {need - have} are missing "
+            f"({from_request} in the request's history, {have - from_request} in the run's "
+            f"source {dataset.source!r}): send them as history"
+        )
+    table = pd.concat([earlier, records], ignore_index=True)
+    return score_frame(table, run=run, scored_at=scored_at, model=model, checks=checks, since=first)
