@@ -1,11 +1,20 @@
-"""Score new readings with a recorded model (the champion, or a given run's) and keep the alarms.
+"""Score new readings with a recorded model (the champion, or a given run's), as they arrive.
 
 The table is checked against the model's recorded dataset (its declared features; the target
-is optional), the same derivations are applied, and each row gets its leak probability and
-an alarm at the model's own threshold. Rows go to a sink (:mod:`leaklib.sinks`) and each
-scoring is recorded in the metadata store (collection ``scorings``): which model, which
-input, how many rows and alarms. The same input scored with the same model again adds
-nothing: its scoring id is the hash of both.
+is optional; a value outside a declared range is marked by the sensor checks, not refused), the
+same derivations are applied, and each row gets its leak probability and an alarm at the
+model's own threshold, unless a sensor fault marks the row (:mod:`leaklib.sensor_faults`; the
+alarm it would have raised is counted as ``suppressed``).
+
+``--since T`` reads the source from ``T`` less :func:`lookback_rows` rows (the derive block's
+lookback plus the sensor checks', times ``dataset.row_spacing``) through ``dataset.period``, and
+writes the rows from ``T`` on; without it, each series' first lookback rows are read for their
+history only. Rows go to a sink (:mod:`leaklib.sinks`), never a model's row twice (only rows
+after the last one it scored there), and their leak and sensor-fault events beside them
+(:mod:`leaklib.score_events`), an open event continued. Each scoring is recorded in the
+metadata store (collection ``scorings``): which model, which input, how many rows, alarms,
+suppressed alarms and events, and where the events went. The same input scored with the same
+model into the same destination again adds nothing: its scoring id is the hash of the three.
 """
 
 from __future__ import annotations
@@ -393,7 +402,8 @@ def score(
     fresh = _after(rows, before, timestamp=dataset.timestamp, group=dataset.group)
     rows = rows[fresh].reset_index(drop=True)
     input_sha = sha256_hex(canonical_bytes(raw))
-    scoring_id = sha256_hex(f"{input_sha}:{run['model']['sha256']}".encode())[:32]
+    # one scoring per input, model and destination: the same again adds nothing
+    scoring_id = sha256_hex(f"{input_sha}:{run['model']['sha256']}:{destination}".encode())[:32]
     rows[SCORING_ID] = scoring_id
     events = pd.DataFrame(columns=list(score_events.EVENT_COLUMNS))
     added = 0
