@@ -12,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from leaklib import champion, runs, scoring, serve
+from leaklib import params as P
 from leaklib.metadata import open_metadata_store
 from tests.conftest import copy_smoke_project
 from tests.serving import AUTH, SLEEPER, TOKEN, predict_body, smoke_files
@@ -232,23 +233,50 @@ def test_no_champion_for_another_model_name_is_404(client):
 # --- predict -----------------------------------------------------------------------------------
 
 
-def test_predict_scores_like_leak_score(client, project, run_id, body):
+def test_predict_scores_the_newest_readings_like_leak_score(client, project, run_id, body):
     answer = client.post("/predict", json=body)
     assert answer.status_code == 200, answer.text
     got = answer.json()
-    run = runs.get_run(open_metadata_store(str(project / "stores/metadata")), run_id)
-    frame = pd.DataFrame(body["records"])
-    expected = scoring.score_frame(frame, run=run, scored_at="2026-01-01T00:00:00+00:00")
-    assert (got["run_id"], got["model_sha256"]) == (run_id, run["model"]["sha256"])
+    first = pd.Timestamp(body["records"][0]["timestamp"])
+    params = P.load(smoke_files(project))
+    store = open_metadata_store(str(project / "stores/metadata"))
+    expected = scoring.score(
+        params,
+        store=store,
+        destination=str(project / "scored" / "predict-check.parquet"),
+        since=first.to_pydatetime(),
+        until=(first + 100 * pd.Timedelta("15min")).to_pydatetime(),
+    ).scored
+    assert (got["run_id"], got["model_sha256"]) == (run_id, expected["model_sha256"].iloc[0])
     assert got["rows"] == 100 and len(got["predictions"]) == 100
     assert [p["probability"] for p in got["predictions"]] == expected["probability"].tolist()
     assert [p["alarm"] for p in got["predictions"]] == expected["alarm"].tolist()
-    assert got["alarms"] == int(expected["alarm"].sum())
-    first = got["predictions"][0]
-    assert (first["group"], first["timestamp"]) == (
-        body["records"][0]["scenario_id"],
-        "2019-01-02T00:00:00",
+    assert got["alarms"] == int(expected["alarm"].sum()) > 0
+    assert (got["predictions"][0]["group"], got["predictions"][0]["timestamp"]) == (
+        None,
+        first.isoformat(),
     )
+    (event,) = [e for e in got["events"] if e["kind"] == "leak" and not e["closed"]]
+    assert event["first"] == "2019-02-15T07:00:00" and len(event["top_sensors"].split(",")) == 3
+
+
+def test_predict_without_history_within_reach_is_422_counting_the_missing_rows(client, project):
+    start = predict_body(project, rows=4, end="2018-01-02T01:00:00")  # the stream began a day ago
+    answer = client.post("/predict", json=start)
+    assert answer.status_code == 422
+    (problem,) = answer.json()["detail"]
+    assert problem["loc"] == ["body", "history"] and problem["type"] == "history_missing"
+    need = 719 + 897  # the derivations' lookback and the sensor checks'
+    assert f"need {need} earlier rows" in problem["msg"]
+    assert f"{need - 96} are missing (0 in the request's history, 96 in the run's" in problem["msg"]
+
+
+def test_predict_takes_the_history_the_request_carries(client, project, body):
+    history = predict_body(project, rows=1616, end=body["records"][0]["timestamp"])["records"]
+    sent = client.post("/predict", json={**body, "history": history[-300:]})
+    assert sent.status_code == 200, sent.text  # the rest from the run's source
+    alone = client.post("/predict", json=body).json()
+    assert sent.json()["predictions"] == alone["predictions"]
 
 
 def test_predict_with_a_run_id_uses_that_runs_model(client, run_id, body):
@@ -286,14 +314,6 @@ def test_a_record_missing_a_feature_is_422_naming_it(client, body):
         ["body", "records", 0, "q_pump_1"],
         "Field required",
     )
-
-
-def test_a_batch_too_short_for_the_derivations_is_422_saying_why(client, body):
-    answer = client.post("/predict", json={"records": body["records"][:10]})
-    assert answer.status_code == 422
-    (problem,) = answer.json()["detail"]
-    assert problem["loc"] == ["body", "records"]
-    assert "derive[0].period: 96 needs 95 earlier rows" in problem["msg"]
 
 
 def test_a_batch_over_the_limit_is_413(client, project):
@@ -468,8 +488,8 @@ def test_within_locations(project, value, allowed, inside):
 def test_the_predict_body_is_built_from_the_features(client):
     schema = client.get("/openapi.json").json()
     record = schema["components"]["schemas"]["PredictRecord"]
-    assert list(record["properties"])[:3] == ["scenario_id", "timestamp", "p_n1"]
-    assert len(record["properties"]) == 2 + 40
+    assert list(record["properties"])[:3] == ["timestamp", "p_n1", "p_n4"]
+    assert len(record["properties"]) == 1 + 40
     assert set(record["required"]) == set(record["properties"])
     assert record["additionalProperties"] is False
     hour = record["properties"]["hour_sin"]["anyOf"][0]
