@@ -11,6 +11,7 @@ far are not searched: a sink holds scores, not readings.)
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -26,6 +27,29 @@ from leaklib.scoring import (
     score_frame,
     selected_rows,
 )
+
+EXAMPLE_HOUR = timedelta(hours=1)  # the OpenAPI example: the newest hour of readings
+
+
+def newest_readings(params: Params, *, within: timedelta = EXAMPLE_HOUR) -> list[dict] | None:
+    """Return the source's newest readings (its last ``within`` of time) as request records.
+
+    For the API document's example, a real call; None when the source is no local file or
+    cannot be read (the example then shows made-up values).
+    """
+    dataset = params.dataset
+    if dataset.timestamp is None or dataset.group is not None or "://" in dataset.source:
+        return None
+    try:
+        frame = selected_rows(params)
+    except LeakError:
+        return None
+    if frame.empty:
+        return None
+    times = pd.to_datetime(frame[dataset.timestamp])
+    newest = frame[times > times.max() - within]
+    columns = [dataset.timestamp, *dataset.features]
+    return json.loads(newest[columns].to_json(orient="records", date_format="iso"))
 
 
 class HistoryMissing(LeakError, ValueError):
@@ -52,7 +76,10 @@ def history_for(
     source = params.dataset.source
     if rows == 0 or not allowed(source):
         return pd.DataFrame()
-    window = PeriodSpec(start=first - rows * spacing, end=first)
+    try:
+        window = PeriodSpec(start=first - rows * spacing, end=first)
+    except (OverflowError, ValueError):  # before the earliest time a table holds
+        return pd.DataFrame()
     dataset = params.dataset.model_copy(update={"period": window})
     try:
         return selected_rows(params.model_copy(update={"dataset": dataset}))
@@ -93,15 +120,14 @@ def score_newest(
     if spacing is None:
         raise HistoryMissing("dataset.row_spacing is needed to find the readings' history")
     need = lookback_rows(dataset, checks=checks, spacing=spacing)
-    first = pd.Timestamp(pd.to_datetime(records[stamp]).min())
+    first = pd.Timestamp(pd.to_datetime(records[stamp], errors="coerce").min())
+    if pd.isna(first):  # no time a table can hold: the schema check names the values
+        return score_frame(records, run=run, scored_at=scored_at, model=model, checks=checks)
     earlier = pd.DataFrame() if history is None else history
     if len(earlier):
         earlier = earlier[pd.to_datetime(earlier[stamp]) < first]
     from_request = len(earlier)
     if from_request < need:
-        start = first - need * spacing
-        if from_request:
-            start = min(start, pd.Timestamp(pd.to_datetime(earlier[stamp]).min()))
         found = history_for(
             first,
             rows=need,

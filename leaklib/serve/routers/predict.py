@@ -113,9 +113,14 @@ def _predictions(done: scoring.Scored, run: dict[str, Any], params: Any) -> Pred
     )
 
 
-def build_router(*, dataset: DatasetSpec, max_records: int) -> APIRouter:
-    """Return the ``/predict`` router, its body typed by ``dataset``'s declared columns."""
-    request_model = record_model(dataset, max_records=max_records)
+def build_router(
+    *, dataset: DatasetSpec, max_records: int, example: list[dict] | None = None
+) -> APIRouter:
+    """Return the ``/predict`` router, its body typed by ``dataset``'s declared columns.
+
+    ``example``: real records for the API document (the source's newest hour).
+    """
+    request_model = record_model(dataset, max_records=max_records, example=example)
     router = APIRouter()
 
     @router.post(
