@@ -105,7 +105,8 @@ class BigQuerySink:
 
         config = bigquery.QueryJobConfig(query_parameters=query_parameters(values))
         try:
-            return self.client.query(sql, job_config=config).result().to_dataframe()
+            rows = self.client.query(sql, job_config=config).result()
+            return rows.to_dataframe(create_bqstorage_client=False)  # small: no Storage API
         except gex.NotFound:
             return None
 
