@@ -22,14 +22,16 @@ the first's), give the same events as one call over both.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from leaklib.leak_events import AlarmEvent, alarm_events
-from leaklib.params import EventsSpec
+from leaklib.params import DatasetSpec, EventsSpec
 from leaklib.sensor_faults import SensorFaults
+from leaklib.sinks import SCORING_ID, WRITTEN_AT, open_events
 
 LEAK = "leak"
 FAULT = "sensor_fault"
@@ -230,3 +232,96 @@ def fault_events(
         if row["event_id"] not in continued and pd.Timestamp(row["last"]) < last_row:
             out.append({**{c: row[c] for c in EVENT_COLUMNS[:12]}, "closed": True})
     return pd.DataFrame(out, columns=list(EVENT_COLUMNS[:12]))
+
+
+def kept_faults(found: SensorFaults, keep: np.ndarray) -> SensorFaults:
+    """The faults at the kept rows only (the table was sorted, so time order is row order)."""
+    starts = found.group_starts[keep].copy()
+    if starts.size:
+        starts[0] = True
+        if found.groups is not None:
+            groups = found.groups[keep]
+            starts[1:] |= groups[1:] != groups[:-1]
+    return replace(
+        found,
+        flags={kind: flags[keep] for kind, flags in found.flags.items()},
+        times=found.times[keep],
+        group_starts=starts,
+        order=np.arange(int(keep.sum())),
+        index=pd.RangeIndex(int(keep.sum())),
+        groups=None if found.groups is None else found.groups[keep],
+    )
+
+
+def write_events(
+    rows: pd.DataFrame,
+    *,
+    deviation: pd.DataFrame,
+    faults: SensorFaults | None,
+    run: dict[str, Any],
+    dataset: DatasetSpec,
+    spacing: pd.Timedelta,
+    rules: EventsSpec,
+    destination: str,
+    scoring_id: str,
+    written_at: str,
+) -> pd.DataFrame:
+    """Form the events of the rows just written, continuing the open ones, and write them.
+
+    Args:
+        rows: The rows just written, sorted by group and time.
+        deviation: :func:`deviations` at those rows.
+        faults: The faults found at those rows (None: no checks).
+        run: The run record whose model scored.
+        dataset: The model's dataset (group, timestamp).
+        spacing: The row spacing.
+        rules: ``events``.
+        destination: Where the rows went; the events go beside them.
+        scoring_id: The scoring's id, written with each event.
+        written_at: When, as an ISO-8601 string.
+    """
+    sink = open_events(destination)
+    earlier = sink.read(model_sha256=run["model"]["sha256"])
+    group, stamp = dataset.group, dataset.timestamp
+    series = [(None, np.ones(len(rows), dtype=bool))]
+    if group is not None:
+        series = [(g, (rows[group] == g).to_numpy()) for g in rows[group].unique()]
+    parts = []
+    for value, mask in series:
+        prefix = "" if value is None else f"{value}:"
+        mine = earlier
+        if len(earlier) and prefix:
+            mine = earlier[earlier["event_id"].astype(str).str.startswith(prefix)]
+        part = rows[mask].reset_index(drop=True)
+        parts.append(
+            leak_events(
+                part,
+                timestamp=stamp,
+                spacing=spacing,
+                rules=rules,
+                earlier=mine,
+                deviation=deviation[mask].reset_index(drop=True),
+                prefix=prefix,
+            )
+        )
+        if faults is not None:
+            parts.append(
+                fault_events(
+                    kept_faults(faults, mask),
+                    spacing=spacing,
+                    earlier=mine,
+                    last_row=pd.Timestamp(part[stamp].iloc[-1]),
+                    prefix=prefix,
+                )
+            )
+    events = (
+        pd.concat([p for p in parts if len(p)], ignore_index=True)
+        if any(len(p) for p in parts)
+        else pd.DataFrame(columns=list(EVENT_COLUMNS[:12]))
+    )
+    events["model_sha256"] = run["model"]["sha256"]
+    events["run_id"] = run["run_id"]
+    events[SCORING_ID] = scoring_id
+    events[WRITTEN_AT] = pd.Timestamp(written_at)
+    sink.upsert(events)
+    return events

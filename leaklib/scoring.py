@@ -20,7 +20,7 @@ model into the same destination again adds nothing: its scoring id is the hash o
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -32,10 +32,10 @@ from leaklib.errors import LeakError
 from leaklib.features import derive_dataset, model_features
 from leaklib.metadata import ConflictError, MetadataStore
 from leaklib.modelling import feature_frame
-from leaklib.params import DatasetSpec, EventsSpec, Params, PeriodSpec, SensorChecks
+from leaklib.params import DatasetSpec, Params, PeriodSpec, SensorChecks
 from leaklib.schema import limit_groups, validate_for_scoring, within_period
 from leaklib.score_events import FAULT, LEAK
-from leaklib.sinks import SCORING_ID, WRITTEN_AT, write_scores
+from leaklib.sinks import SCORING_ID, write_scores
 from leaklib.snapshots import canonical_bytes, open_snapshot_store, sha256_hex
 from leaklib.sources import extract_source
 
@@ -221,27 +221,8 @@ def score_frame(
     return Scored(
         rows=out[keep].reset_index(drop=True),
         deviation=deviation[keep].reset_index(drop=True),
-        faults=None if found is None else _kept_faults(found, keep),
+        faults=None if found is None else score_events.kept_faults(found, keep),
         history=int((~keep).sum()),
-    )
-
-
-def _kept_faults(found: sensor_faults.SensorFaults, keep: np.ndarray) -> sensor_faults.SensorFaults:
-    """The faults at the kept rows only (the table was sorted, so time order is row order)."""
-    starts = found.group_starts[keep].copy()
-    if starts.size:
-        starts[0] = True
-        if found.groups is not None:
-            groups = found.groups[keep]
-            starts[1:] |= groups[1:] != groups[:-1]
-    return replace(
-        found,
-        flags={kind: flags[keep] for kind, flags in found.flags.items()},
-        times=found.times[keep],
-        group_starts=starts,
-        order=np.arange(int(keep.sum())),
-        index=pd.RangeIndex(int(keep.sum())),
-        groups=None if found.groups is None else found.groups[keep],
     )
 
 
@@ -411,10 +392,10 @@ def score(
     if len(rows):
         added = write_scores(rows, destination=destination, scoring_id=scoring_id)
     if added:
-        events = _events(
+        events = score_events.write_events(
             rows,
-            done,
-            fresh,
+            deviation=done.deviation[fresh].reset_index(drop=True),
+            faults=None if done.faults is None else score_events.kept_faults(done.faults, fresh),
             run=run,
             dataset=dataset,
             spacing=pd.Timedelta(spacing),
@@ -466,66 +447,3 @@ def _after(
         return (times > pd.Timestamp(before[None])).to_numpy()
     last = rows[group].map(before)
     return (last.isna() | (times > pd.to_datetime(last))).to_numpy()
-
-
-def _events(
-    rows: pd.DataFrame,
-    done: Scored,
-    fresh: np.ndarray,
-    *,
-    run: dict[str, Any],
-    dataset: DatasetSpec,
-    spacing: pd.Timedelta,
-    rules: EventsSpec,
-    destination: str,
-    scoring_id: str,
-    written_at: str,
-) -> pd.DataFrame:
-    """Form and write the events of the rows just written, continuing the open ones."""
-    sink = sinks.open_events(destination)
-    earlier = sink.read(model_sha256=run["model"]["sha256"])
-    deviation = done.deviation[fresh].reset_index(drop=True)
-    faults = None if done.faults is None else _kept_faults(done.faults, fresh)
-    group, stamp = dataset.group, dataset.timestamp
-    series = [(None, np.ones(len(rows), dtype=bool))]
-    if group is not None:
-        series = [(g, (rows[group] == g).to_numpy()) for g in rows[group].unique()]
-    parts = []
-    for value, mask in series:
-        prefix = "" if value is None else f"{value}:"
-        mine = earlier
-        if len(earlier) and prefix:
-            mine = earlier[earlier["event_id"].astype(str).str.startswith(prefix)]
-        part = rows[mask].reset_index(drop=True)
-        parts.append(
-            score_events.leak_events(
-                part,
-                timestamp=stamp,
-                spacing=spacing,
-                rules=rules,
-                earlier=mine,
-                deviation=deviation[mask].reset_index(drop=True),
-                prefix=prefix,
-            )
-        )
-        if faults is not None:
-            parts.append(
-                score_events.fault_events(
-                    _kept_faults(faults, mask),
-                    spacing=spacing,
-                    earlier=mine,
-                    last_row=pd.Timestamp(part[stamp].iloc[-1]),
-                    prefix=prefix,
-                )
-            )
-    events = (
-        pd.concat([p for p in parts if len(p)], ignore_index=True)
-        if any(len(p) for p in parts)
-        else pd.DataFrame(columns=list(score_events.EVENT_COLUMNS[:12]))
-    )
-    events["model_sha256"] = run["model"]["sha256"]
-    events["run_id"] = run["run_id"]
-    events[SCORING_ID] = scoring_id
-    events[WRITTEN_AT] = pd.Timestamp(written_at)
-    sink.upsert(events)
-    return events

@@ -77,11 +77,9 @@ def test_a_fault_run_reaching_the_end_continues_in_the_next_call(tmp_path):
     )
 
     def part(lo: int, hi: int, earlier: pd.DataFrame) -> pd.DataFrame:
-        from leaklib.scoring import _kept_faults
-
         keep = (frame.index >= lo) & (frame.index < hi)
         return score_events.fault_events(
-            _kept_faults(found, keep),
+            score_events.kept_faults(found, keep),
             spacing=STEP,
             earlier=earlier,
             last_row=pd.Timestamp(times[hi - 1]),
