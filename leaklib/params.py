@@ -318,6 +318,14 @@ class SensorChecks(_Strict):
         description="Column patterns of sensors that move alone by design (a pump's flow, "
         "which switches on and off): never flagged for a jump or a drift, nor compared with.",
     )
+    spread_rows: Annotated[int, Field(ge=0)] | None = Field(
+        default=None,
+        description="How many rows after a faulty reading are marked sensor_fault too, in "
+        "scoring (their derived features read it). Null: the derive block's whole lookback, "
+        "every row whose features could read it (a single jump then silences alarms for the "
+        "baseline's days); the longest derivation window (48 on the stream) marks the rows "
+        "whose trailing mean reads it, and leaves the robust median baseline be.",
+    )
 
     @field_validator("stuck_after", "drift_window", "drift_after", mode="before")
     @classmethod
@@ -595,8 +603,8 @@ class DatasetSpec(_Strict):
         default=None,
         description="The time between two rows of a series ('15min'): `leak score --since T` "
         "reads its source from T minus the lookback (the derive block's and the sensor checks' "
-        "earlier rows) times this spacing. Null: measured from the rows read (then --since is "
-        "refused, since the read must start before the rows are there to measure).",
+        "earlier rows) times this spacing. Null: measured, as the median step between the "
+        "times of the source's first day from T (or of the rows read, without --since).",
     )
     model_name: str | None = Field(
         default=None,

@@ -13,16 +13,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
 import pandas as pd
 
 from leaklib.errors import LeakError
+from leaklib.leak_events import row_spacing
 from leaklib.params import Params, PeriodSpec
 from leaklib.scoring import (
     Scored,
     lookback_rows,
+    measured_spacing,
     recorded_dataset,
     score_frame,
     selected_rows,
@@ -87,6 +90,15 @@ def history_for(
         return pd.DataFrame()  # the source is gone or unreadable: the history is missing
 
 
+def _spacing(records: pd.DataFrame, history: pd.DataFrame | None, *, stamp: str) -> Any:
+    """The median step between the request's times (None with fewer than two)."""
+    times = pd.to_datetime(records[stamp], errors="coerce")
+    if history is not None and len(history):
+        times = pd.concat([pd.to_datetime(history[stamp], errors="coerce"), times])
+    times = times.dropna().drop_duplicates().sort_values()
+    return row_spacing(times).to_pytimedelta() if len(times) >= 2 else None
+
+
 def score_newest(
     records: pd.DataFrame,
     *,
@@ -116,13 +128,27 @@ def score_newest(
     if dataset.group is not None or dataset.timestamp is None:  # whole series are sent
         return score_frame(records, run=run, scored_at=scored_at, model=model, checks=checks)
     stamp = dataset.timestamp
-    spacing = params.dataset.row_spacing or dataset.row_spacing
-    if spacing is None:
-        raise HistoryMissing("dataset.row_spacing is needed to find the readings' history")
-    need = lookback_rows(dataset, checks=checks, spacing=spacing)
     first = pd.Timestamp(pd.to_datetime(records[stamp], errors="coerce").min())
     if pd.isna(first):  # no time a table can hold: the schema check names the values
         return score_frame(records, run=run, scored_at=scored_at, model=model, checks=checks)
+    spacing = params.dataset.row_spacing or dataset.row_spacing
+    if spacing is None:
+        spacing = _spacing(records, history, stamp=stamp)
+    if spacing is None and allowed(dataset.source):
+        try:
+            spacing = measured_spacing(
+                params.model_copy(update={"dataset": dataset}),
+                since=(first - timedelta(days=1)).to_pydatetime(),
+                until=first.to_pydatetime(),
+            )
+        except LeakError:
+            spacing = None
+    if spacing is None:
+        raise HistoryMissing(
+            "send two readings or more (or set dataset.row_spacing): the row spacing tells "
+            "how far back the history goes"
+        )
+    need = lookback_rows(dataset, checks=checks, spacing=spacing)
     earlier = pd.DataFrame() if history is None else history
     if len(earlier):
         earlier = earlier[pd.to_datetime(earlier[stamp]) < first]
@@ -149,4 +175,5 @@ def score_newest(
             f"source {dataset.source!r}): send them as history"
         )
     table = pd.concat([earlier, records], ignore_index=True)
-    return score_frame(table, run=run, scored_at=scored_at, model=model, checks=checks, since=first)
+    done = score_frame(table, run=run, scored_at=scored_at, model=model, checks=checks, since=first)
+    return replace(done, spacing=spacing)

@@ -89,6 +89,7 @@ class Scored:
     deviation: pd.DataFrame  # each sensor's relative deviation at those rows
     faults: sensor_faults.SensorFaults | None  # the faults found at those rows (not spread)
     history: int  # rows read before them for their history only
+    spacing: timedelta | None = None  # the row spacing, when the caller knows it
 
 
 def model_run(store: MetadataStore, *, model_name: str, run_id: str | None) -> dict[str, Any]:
@@ -204,7 +205,8 @@ def score_frame(
     found = None
     if checks is not None:
         found = sensor_faults.check_dataset(table, dataset=dataset, checks=checks)
-        marks = found.spread(dataset.derive.lookback or 0).rows()
+        spread = checks.spread_rows
+        marks = found.spread(dataset.derive.lookback or 0 if spread is None else spread).rows()
         faulty = marks[sensor_faults.FAULT_COLUMN].to_numpy(dtype=bool)
         out[sensor_faults.FAULT_COLUMN] = faulty
         out[sensor_faults.SENSORS_COLUMN] = marks[sensor_faults.SENSORS_COLUMN].to_numpy()
@@ -293,6 +295,25 @@ def selected_rows(params: Params) -> pd.DataFrame:
     return frame
 
 
+def measured_spacing(params: Params, *, since: datetime, until: datetime | None) -> timedelta:
+    """Return the median step between the times of the source's first day from ``since``.
+
+    Raises:
+        ScoringError: Fewer than two rows there: the spacing must then be given.
+    """
+    end = since + timedelta(days=1) if until is None else min(until, since + timedelta(days=1))
+    probe = read_window(params, since=None, until=None, lookback=0, spacing=None)
+    window = probe.dataset.model_copy(update={"period": PeriodSpec(start=since, end=end)})
+    rows = selected_rows(probe.model_copy(update={"dataset": window}))
+    stamp = params.dataset.timestamp
+    if stamp is None or stamp not in rows or len(rows) < 2:
+        raise ScoringError(
+            f"--since {since}: fewer than two rows of {params.dataset.source!r} in the day from "
+            "it to measure the row spacing; give dataset.row_spacing (e.g. 15min)"
+        )
+    return leak_events.row_spacing(pd.to_datetime(rows[stamp]).sort_values())
+
+
 def read_window(
     params: Params,
     *,
@@ -307,7 +328,7 @@ def read_window(
     replaces its end when given.
 
     Raises:
-        ScoringError: ``--until`` not after ``--since``, or ``--since`` without a row spacing.
+        ScoringError: ``--until`` not after ``--since``.
     """
     if since is not None and until is not None and until <= since:
         raise ScoringError(f"--until {until} must be after --since {since}")
@@ -318,11 +339,6 @@ def read_window(
     period = params.dataset.period or PeriodSpec()
     start = period.start
     if since is not None:
-        if spacing is None:
-            raise ScoringError(
-                "--since needs dataset.row_spacing (e.g. 15min) to know how far back to read "
-                "the lookback"
-            )
         start = since - lookback * spacing
     window = PeriodSpec(start=start, end=until if until is not None else period.end)
     dataset = params.dataset.model_copy(update={"period": window})
@@ -351,7 +367,11 @@ def score(
     run = model_run(store, model_name=params.dataset.model_name, run_id=run_id)
     dataset = recorded_dataset(run)
     checks = params.sensor_checks
+    if since is not None and until is not None and until <= since:
+        raise ScoringError(f"--until {until} must be after --since {since}")
     spacing = params.dataset.row_spacing
+    if spacing is None and since is not None:
+        spacing = measured_spacing(params, since=since, until=until)
     lookback = lookback_rows(dataset, checks=checks, spacing=spacing) if spacing else 0
     raw = selected_rows(
         read_window(params, since=since, until=until, lookback=lookback, spacing=spacing)

@@ -192,12 +192,16 @@ def test_until_before_since_is_refused_naming_the_option(params, project, tmp_pa
         _library(params, project, tmp_path / "a.parquet", START, START - DAY)
 
 
-def test_since_without_a_row_spacing_is_refused_naming_the_key(params, project, tmp_path):
-    unspaced = params.model_copy(
-        update={"dataset": params.dataset.model_copy(update={"row_spacing": None})}
+def test_the_row_spacing_is_measured_unless_given(params, project, tmp_path):
+    spaced = params.model_copy(
+        update={"dataset": params.dataset.model_copy(update={"row_spacing": timedelta(minutes=15)})}
     )
-    with pytest.raises(scoring.ScoringError, match="--since needs dataset.row_spacing"):
-        _library(unspaced, project, tmp_path / "a.parquet", START, START + DAY)
+    assert params.dataset.row_spacing is None
+    assert scoring.measured_spacing(params, since=START, until=None) == timedelta(minutes=15)
+    with pytest.raises(scoring.ScoringError, match="give dataset.row_spacing"):
+        _library(params, project, tmp_path / "a.parquet", datetime(2030, 1, 1), None)
+    done = _library(spaced, project, tmp_path / "b.parquet", START, START + DAY)
+    assert done.rows == 96
 
 
 def test_scoring_with_a_named_run(project, tmp_path):

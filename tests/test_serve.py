@@ -533,3 +533,11 @@ def _refs(node) -> list[str]:
     if isinstance(node, list):
         return [r for v in node for r in _refs(v)]
     return []
+
+
+def test_predict_one_newest_reading_finds_its_spacing_and_history(client, project, body):
+    one = client.post("/predict", json={"records": body["records"][-1:]})
+    assert one.status_code == 200, one.text
+    assert (
+        one.json()["predictions"] == client.post("/predict", json=body).json()["predictions"][-1:]
+    )

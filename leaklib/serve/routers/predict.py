@@ -38,7 +38,9 @@ def _events(done: scoring.Scored, run: dict[str, Any], params: Any) -> list[Pred
     if dataset.group is not None or dataset.timestamp is None or rows.empty:
         return []
     times = pd.to_datetime(rows[dataset.timestamp])
-    spacing = params.dataset.row_spacing or dataset.row_spacing or row_spacing(times)
+    spacing = done.spacing or (row_spacing(times) if len(times) > 1 else None)
+    if spacing is None:
+        return []
     parts = [
         score_events.leak_events(
             rows,
