@@ -382,8 +382,10 @@ def score(
             f"(--since {since}, --until {until})"
         )
     if spacing is None:
-        spacing = leak_events.row_spacing(pd.to_datetime(raw[dataset.timestamp]).sort_values())
-        lookback = lookback_rows(dataset, checks=checks, spacing=spacing)
+        spacing = _series_spacing(raw, dataset)
+        # a derivation that needs whole series (baseline: first): they are read whole
+        whole = dataset.derive.lookback is None
+        lookback = 0 if whole else lookback_rows(dataset, checks=checks, spacing=spacing)
     scored_at = datetime.now(UTC).isoformat(timespec="seconds")
     done = score_frame(
         raw,
@@ -454,6 +456,19 @@ def score(
     except ConflictError:  # scored before: the first record stays, as the rows did
         log.info("scoring %s was recorded before; nothing new", scoring_id)
     return scoring
+
+
+def _series_spacing(raw: pd.DataFrame, dataset: DatasetSpec) -> timedelta:
+    """The median step between the times of the first series read (the table, without groups)."""
+    frame = raw
+    if dataset.group is not None and dataset.group in raw:
+        frame = raw[raw[dataset.group] == raw[dataset.group].iloc[0]]
+    times = pd.to_datetime(frame[dataset.timestamp], errors="coerce").dropna().drop_duplicates()
+    if len(times) < 2:
+        raise ScoringError(
+            f"fewer than two times in a series of {dataset.source!r}: give dataset.row_spacing"
+        )
+    return leak_events.row_spacing(times.sort_values()).to_pytimedelta()
 
 
 def _after(
