@@ -90,13 +90,25 @@ def history_for(
         return pd.DataFrame()  # the source is gone or unreadable: the history is missing
 
 
+def _ns_times(frame: pd.DataFrame, stamp: str) -> pd.Series | None:
+    """The frame's times, or None when one is missing or outside 1677 to 2262 (a table's)."""
+    try:
+        times = pd.to_datetime(frame[stamp], errors="coerce").astype("datetime64[ns]")
+    except (OverflowError, ValueError, TypeError):
+        return None
+    return None if times.isna().any() else times
+
+
 def _spacing(records: pd.DataFrame, history: pd.DataFrame | None, *, stamp: str) -> Any:
     """The median step between the request's times (None with fewer than two)."""
     times = pd.to_datetime(records[stamp], errors="coerce")
     if history is not None and len(history):
         times = pd.concat([pd.to_datetime(history[stamp], errors="coerce"), times])
     times = times.dropna().drop_duplicates().sort_values()
-    return row_spacing(times).to_pytimedelta() if len(times) >= 2 else None
+    try:
+        return row_spacing(times).to_pytimedelta() if len(times) >= 2 else None
+    except LeakError:  # a history time no table can hold: the schema check names it
+        return None
 
 
 def score_newest(
@@ -128,9 +140,12 @@ def score_newest(
     if dataset.group is not None or dataset.timestamp is None:  # whole series are sent
         return score_frame(records, run=run, scored_at=scored_at, model=model, checks=checks)
     stamp = dataset.timestamp
-    first = pd.Timestamp(pd.to_datetime(records[stamp], errors="coerce").min())
-    if pd.isna(first):  # no time a table can hold: the schema check names the values
-        return score_frame(records, run=run, scored_at=scored_at, model=model, checks=checks)
+    sent = records if history is None else pd.concat([history, records], ignore_index=True)
+    times = _ns_times(records, stamp)
+    if times is None or (history is not None and _ns_times(history, stamp) is None):
+        # a time no table of readings holds: scored as sent, the checks name it
+        return score_frame(sent, run=run, scored_at=scored_at, model=model, checks=checks)
+    first = pd.Timestamp(times.min())
     spacing = params.dataset.row_spacing or dataset.row_spacing
     if spacing is None:
         spacing = _spacing(records, history, stamp=stamp)
@@ -141,7 +156,7 @@ def score_newest(
                 since=(first - timedelta(days=1)).to_pydatetime(),
                 until=first.to_pydatetime(),
             )
-        except LeakError:
+        except (LeakError, OverflowError, ValueError):  # before the earliest time a table holds
             spacing = None
     if spacing is None:
         raise HistoryMissing(
@@ -151,7 +166,12 @@ def score_newest(
     need = lookback_rows(dataset, checks=checks, spacing=spacing)
     earlier = pd.DataFrame() if history is None else history
     if len(earlier):
-        earlier = earlier[pd.to_datetime(earlier[stamp]) < first]
+        at = pd.to_datetime(earlier[stamp])
+        try:
+            keep = (at < first) & (at >= first - need * spacing)  # the lookback only
+        except (OverflowError, ValueError):  # reaches before any time a table holds
+            keep = at < first
+        earlier = earlier[keep]
     from_request = len(earlier)
     if from_request < need:
         found = history_for(

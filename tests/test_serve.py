@@ -541,3 +541,14 @@ def test_predict_one_newest_reading_finds_its_spacing_and_history(client, projec
     assert (
         one.json()["predictions"] == client.post("/predict", json=body).json()["predictions"][-1:]
     )
+
+
+@pytest.mark.parametrize(
+    "times", [["2000-01-01T00:00:00Z", "2263-01-01T00:00:00Z"], ["0001-01-01T00:00:00Z"]]
+)
+def test_times_no_table_holds_are_422_not_500(client, body, times):
+    record = body["records"][0]
+    records = [{**record, "timestamp": t} for t in times]
+    assert client.post("/predict", json={"records": records}).status_code == 422
+    history = {"records": body["records"][-1:], "history": records}
+    assert client.post("/predict", json=history).status_code in (200, 422)
