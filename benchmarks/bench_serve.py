@@ -3,8 +3,9 @@
     LEAK_API_TOKEN=... .venv/bin/python benchmarks/bench_serve.py --url http://127.0.0.1:8000 \\
         [--requests 200] [--records 100] [--concurrency 8]
 
-Sends ``--requests`` batches of ``--records`` readings (the first readings of one series of
-the embedded dataset, so the derivations have their day of history), ``--concurrency`` at a
+Sends ``--requests`` batches of ``--records`` readings (on a stream the newest readings, with no
+history in the body: the server reads their lookback from the run's source; with groups the
+first readings of one series), ``--concurrency`` at a
 time, over one keep-alive connection pool, and reports p50/p95/max latency and requests and
 records per second. Every answer must be a 200 with one prediction per record, all identical
 (the same batch, the same champion). The figures depend on the machine and its load; nothing
@@ -51,13 +52,22 @@ class Load:
         }
 
 
-def series_body(project: Path, *, records: int, files: list[str] | None = None) -> dict:
-    """The first ``records`` readings of the first series, as a POST /predict body."""
+def series_body(
+    project: Path, *, records: int, files: list[str] | None = None, end: str | None = None
+) -> dict:
+    """A POST /predict body: on a stream the newest ``records`` readings (before ``end``), with
+    no history (the server reads it); with groups the first readings of the first series."""
     dataset = P.load(files or []).dataset
     table = pd.read_parquet(project / dataset.source)
-    first = table[dataset.group].min()
-    series = table[table[dataset.group] == first].sort_values(dataset.timestamp).head(records)
-    columns = [dataset.group, dataset.timestamp, *dataset.features]
+    if dataset.group is None:
+        ordered = table.sort_values(dataset.timestamp)
+        if end is not None:
+            ordered = ordered[ordered[dataset.timestamp] < pd.Timestamp(end)]
+        series = ordered.tail(records)
+    else:
+        first = table[dataset.group].min()
+        series = table[table[dataset.group] == first].sort_values(dataset.timestamp).head(records)
+    columns = [c for c in (dataset.group, dataset.timestamp) if c] + list(dataset.features)
     return {"records": json.loads(series[columns].to_json(orient="records", date_format="iso"))}
 
 
@@ -98,8 +108,11 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=100)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("-f", dest="files", action="append", default=[], help="parameter file")
+    parser.add_argument(
+        "--end", help="on a stream: the readings before this time (default: newest)"
+    )
     args = parser.parse_args()
-    body = series_body(project_root(), records=args.records, files=args.files)
+    body = series_body(project_root(), records=args.records, files=args.files, end=args.end)
     load = run_load(
         args.url,
         token=os.environ.get("LEAK_API_TOKEN", ""),

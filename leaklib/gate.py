@@ -116,22 +116,11 @@ def scored_figures(
     leaks: leak_events.Leaks | None,
 ) -> tuple[dict[str, float], leak_events.EventResult | None]:
     """Return a model's metrics on these rows (row metrics; event metrics on a stream)."""
-    dataset = params.dataset
-    figures = holdout_metrics(frame[dataset.target].to_numpy(), proba, threshold=threshold)
-    if not dataset.is_stream:
-        return figures, None
-    leaks = leaks or leak_events.Leaks()
-    result = leak_events.evaluate_events(
-        frame,
-        proba,
-        threshold=threshold,
-        timestamp=dataset.timestamp,
-        target=dataset.target,
-        spec=params.events,
-        leak_table=leaks.table,
-        volumes=leaks.volumes,
+    figures = holdout_metrics(frame[params.dataset.target].to_numpy(), proba, threshold=threshold)
+    result = leak_events.evaluate_stream(
+        frame, proba, params=params, threshold=threshold, leaks=leaks or leak_events.Leaks()
     )
-    return figures | leak_events.event_scores(result), result
+    return (figures | leak_events.event_scores(result), result) if result else (figures, None)
 
 
 def _percent(level: float) -> str:

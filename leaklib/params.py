@@ -319,6 +319,14 @@ class SensorChecks(_Strict):
         description="Column patterns of sensors that move alone by design (a pump's flow, "
         "which switches on and off): never flagged for a jump or a drift, nor compared with.",
     )
+    spread_rows: Annotated[int, Field(ge=0)] | None = Field(
+        default=None,
+        description="How many rows after a faulty reading are marked sensor_fault too, in "
+        "scoring (their derived features read it). Null: the derive block's whole lookback, "
+        "every row whose features could read it (a single jump then silences alarms for the "
+        "baseline's days); the longest derivation window (48 on the stream) marks the rows "
+        "whose trailing mean reads it, and leaves the robust median baseline be.",
+    )
 
     @field_validator("stuck_after", "drift_window", "drift_after", mode="before")
     @classmethod
@@ -671,6 +679,13 @@ class DatasetSpec(_Strict):
         "times; start included, end excluded, either may be null): a short stretch of a long "
         "stream. Pushed into the query for BigQuery. Needs timestamp (null: every row).",
     )
+    row_spacing: timedelta | None = Field(
+        default=None,
+        description="The time between two rows of a series ('15min'): `leak score --since T` "
+        "reads its source from T minus the lookback (the derive block's and the sensor checks' "
+        "earlier rows) times this spacing. Null: measured, as the median step between the "
+        "times of the source's first day from T (or of the rows read, without --since).",
+    )
     model_name: str | None = Field(
         default=None,
         description="Name the dataset's models and champion are kept under "
@@ -714,6 +729,18 @@ class DatasetSpec(_Strict):
     def _sample_form(cls, value: Any) -> Any:
         if value is not None and not isinstance(value, dict | SampleSpec):
             raise ValueError(f"expected a mapping: {SAMPLE_FORM}")
+        return value
+
+    @field_validator("row_spacing", mode="before")
+    @classmethod
+    def _spacing(cls, value: Any) -> Any:
+        return parse_duration(value)
+
+    @field_validator("row_spacing")
+    @classmethod
+    def _spacing_positive(cls, value: timedelta | None) -> timedelta | None:
+        if value is not None and value <= timedelta(0):
+            raise ValueError(f"must be a positive duration, got {value}")
         return value
 
     @field_validator("model_name")

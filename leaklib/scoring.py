@@ -1,29 +1,40 @@
-"""Score new readings with a recorded model (the champion, or a given run's) and keep the alarms.
+"""Score new readings with a recorded model (the champion, or a given run's), as they arrive.
 
 The table is checked against the model's recorded dataset (its declared features; the target
-is optional), the same derivations are applied, and each row gets its leak probability and
-an alarm at the model's own threshold. Rows go to a sink (:mod:`leaklib.sinks`) and each
-scoring is recorded in the metadata store (collection ``scorings``): which model, which
-input, how many rows and alarms. The same input scored with the same model again adds
-nothing: its scoring id is the hash of both.
+is optional; a value outside a declared range is marked by the sensor checks, not refused), the
+same derivations are applied, and each row gets its leak probability and an alarm at the
+model's own threshold, unless a sensor fault marks the row (:mod:`leaklib.sensor_faults`; the
+alarm it would have raised is counted as ``suppressed``).
+
+``--since T`` reads the source from ``T`` less :func:`lookback_rows` rows (the derive block's
+lookback plus the sensor checks', times ``dataset.row_spacing``) through ``dataset.period``, and
+writes the rows from ``T`` on; without it, each series' first lookback rows are read for their
+history only. Rows go to a sink (:mod:`leaklib.sinks`), never a model's row twice (only rows
+after the last one it scored there), and their leak and sensor-fault events beside them
+(:mod:`leaklib.score_events`), an open event continued. Each scoring is recorded in the
+metadata store (collection ``scorings``): which model, which input, how many rows, alarms,
+suppressed alarms and events, and where the events went. The same input scored with the same
+model into the same destination again adds nothing: its scoring id is the hash of the three.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field, fields
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from leaklib import champion, models, plots, runs
+from leaklib import champion, leak_events, models, plots, runs, score_events, sensor_faults, sinks
 from leaklib.errors import LeakError
 from leaklib.features import derive_dataset, model_features
 from leaklib.metadata import ConflictError, MetadataStore
 from leaklib.modelling import feature_frame
-from leaklib.params import DatasetSpec, Params
-from leaklib.schema import limit_groups, validate_for_scoring
+from leaklib.params import DatasetSpec, Params, PeriodSpec, SensorChecks
+from leaklib.schema import limit_groups, validate_for_scoring, within_period
+from leaklib.score_events import FAULT, LEAK
 from leaklib.sinks import SCORING_ID, write_scores
 from leaklib.snapshots import canonical_bytes, open_snapshot_store, sha256_hex
 from leaklib.sources import extract_source
@@ -51,13 +62,34 @@ class Scoring:
     destination: str
     scored_at: str
     added: int  # rows written this time (0: this scoring was there already)
+    events_destination: str = ""  # where its events went (beside the rows)
+    leak_events: int = 0  # leak alarm events it opened, extended or closed
+    fault_events: int = 0  # sensor-fault events it opened, extended or closed
+    event_ids: list[str] = field(default_factory=list)  # the ids of those events
+    suppressed_alarms: int = 0  # rows whose alarm a sensor fault suppressed
+    skipped: int = 0  # leading rows read for their history only (without --since)
+    since: str | None = None
+    until: str | None = None
     run_dataset: DatasetSpec | None = None  # the scoring model's dataset (keys, target)
     scored: pd.DataFrame | None = field(default=None, repr=False, compare=False)  # the rows
+    events: pd.DataFrame | None = field(default=None, repr=False, compare=False)
+    spacing: pd.Timedelta | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         """Return the scoring as plain values for the ``scorings`` collection."""
-        skip = ("added", "run_dataset", "scored")
+        skip = ("added", "run_dataset", "scored", "events", "spacing")
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in skip}
+
+
+@dataclass(frozen=True)
+class Scored:
+    """Scored rows, with what their events need."""
+
+    rows: pd.DataFrame  # one row per scored row, sorted by group and time
+    deviation: pd.DataFrame  # each sensor's relative deviation at those rows
+    faults: sensor_faults.SensorFaults | None  # the faults found at those rows (not spread)
+    history: int  # rows read before them for their history only
+    spacing: timedelta | None = None  # the row spacing, when the caller knows it
 
 
 def model_run(store: MetadataStore, *, model_name: str, run_id: str | None) -> dict[str, Any]:
@@ -76,35 +108,124 @@ def model_run(store: MetadataStore, *, model_name: str, run_id: str | None) -> d
     return run
 
 
+def recorded_dataset(run: dict[str, Any]) -> DatasetSpec:
+    """Return the dataset a run's model was trained on (its keys, features, derivations)."""
+    return DatasetSpec.model_validate(runs.recorded_params(run)["dataset"])
+
+
+def lookback_rows(dataset: DatasetSpec, *, checks: SensorChecks | None, spacing: timedelta) -> int:
+    """Return how many earlier rows of a series scoring a row needs: derivations, then checks.
+
+    The derive block's lookback, plus the sensor checks' (:func:`sensor_faults.lookback_rows`,
+    which already counts the spreading of a fault over the features' rows).
+
+    Raises:
+        ScoringError: A derivation needs its series from the start (``baseline: first``).
+    """
+    derive = dataset.derive.lookback
+    if derive is None:
+        raise ScoringError(
+            "--since: a derivation of the model's dataset needs each series from its start "
+            "(baseline: first); score whole series without --since"
+        )
+    return derive + (sensor_faults.lookback_rows(checks, step=spacing) if checks else 0)
+
+
+def _unbounded(dataset: DatasetSpec) -> DatasetSpec:
+    """The dataset with no declared min/max: a value out of range is marked, not refused."""
+    features = {
+        name: spec.model_copy(update={"min": None, "max": None})
+        for name, spec in dataset.features.items()
+    }
+    return dataset.model_copy(update={"features": features})
+
+
+def _position(table: pd.DataFrame, group: str | None) -> np.ndarray:
+    """Each row's place in its series (the table sorted by group and time)."""
+    if group is None:
+        return np.arange(len(table))
+    return table.groupby(group, sort=False).cumcount().to_numpy()
+
+
 def score_frame(
-    raw: pd.DataFrame, *, run: dict[str, Any], scored_at: str, model: Any = None
-) -> pd.DataFrame:
-    """Return one row per input row: keys, probability, alarm, threshold and the model's ids.
+    raw: pd.DataFrame,
+    *,
+    run: dict[str, Any],
+    scored_at: str,
+    model: Any = None,
+    checks: SensorChecks | None = None,
+    since: datetime | None = None,
+    skip: int = 0,
+) -> Scored:
+    """Return one row per scored input row: keys, probability, alarm, fault, and the model's ids.
+
+    The rows come back sorted by group and time. Rows before ``since`` (or the first ``skip``
+    rows of each series) are read for their history only and left out. With ``checks``, a row
+    whose features depend on a faulty reading (:mod:`leaklib.sensor_faults`) is marked
+    ``sensor_fault`` (``fault_sensors`` names them) and raises no alarm; ``suppressed`` says
+    that it would have.
 
     Args:
-        raw: The readings, in the model's recorded schema (the target is optional).
+        raw: The readings, in the model's recorded schema (the target is optional); values
+            outside a feature's declared range are scored and marked, not refused.
         run: The run record whose model scores.
         scored_at: When, as an ISO-8601 string.
         model: That run's fitted model when the caller holds it already (a server scoring
             many requests); read from the model store, verified by hash, when omitted.
+        checks: The sensor checks (``sensor_checks``; None: no checks).
+        since: The first time to keep.
+        skip: Leading rows of each series to leave out (their history is too short).
     """
-    dataset = DatasetSpec.model_validate(runs.recorded_params(run)["dataset"])
-    table = validate_for_scoring(raw, dataset=dataset)
+    dataset = recorded_dataset(run)
+    target = dataset.target
+    table = validate_for_scoring(
+        raw.drop(columns=[target], errors="ignore"), dataset=_unbounded(dataset)
+    )
+    if target in raw:  # known leaks come along as they are (a day may have none)
+        table[target] = pd.to_numeric(raw[target], errors="coerce").to_numpy()
+    keys = [c for c in (dataset.group, dataset.timestamp) if c]
+    if keys:
+        table = table.sort_values(keys, kind="stable").reset_index(drop=True)
     table, _ = derive_dataset(table, dataset)
     if model is None:
         model = load_run_model(run)
     features = model_features(dataset, run.get("derived_features"))
     proba = model.predict_proba(feature_frame(table, features))[:, 1]
     threshold = runs.recorded_threshold(run)
-    keys = [c for c in (dataset.group, dataset.timestamp, dataset.target) if c in table]
-    out = table[keys].reset_index(drop=True)
+    keep = _position(table, dataset.group) >= skip
+    if since is not None:
+        keep &= (pd.to_datetime(table[dataset.timestamp]) >= pd.Timestamp(since)).to_numpy()
+    columns = [c for c in (dataset.group, dataset.timestamp, dataset.target) if c in table]
+    out = table[columns].copy()
     out["probability"] = proba.round(6)
-    out["alarm"] = proba >= threshold
+    raised = out["probability"].to_numpy() >= threshold
+    faulty = np.zeros(len(out), dtype=bool)
+    out[sensor_faults.FAULT_COLUMN] = False
+    out[sensor_faults.SENSORS_COLUMN] = ""
+    found = None
+    if checks is not None:
+        found = sensor_faults.check_dataset(table, dataset=dataset, checks=checks)
+        spread = checks.spread_rows
+        marks = found.spread(dataset.derive.lookback or 0 if spread is None else spread).rows()
+        faulty = marks[sensor_faults.FAULT_COLUMN].to_numpy(dtype=bool)
+        out[sensor_faults.FAULT_COLUMN] = faulty
+        out[sensor_faults.SENSORS_COLUMN] = marks[sensor_faults.SENSORS_COLUMN].to_numpy()
+    out["alarm"] = raised & ~faulty
+    out["suppressed"] = raised & faulty
     out["threshold"] = threshold
     out["model_sha256"] = run["model"]["sha256"]
     out["run_id"] = run["run_id"]
     out["scored_at"] = pd.Timestamp(scored_at)
-    return out
+    sensors = list(found.sensors) if found is not None else list(dataset.features)
+    deviation = score_events.deviations(
+        table, sensors=sensors, derived=run.get("derived_features") or []
+    )
+    return Scored(
+        rows=out[keep].reset_index(drop=True),
+        deviation=deviation[keep].reset_index(drop=True),
+        faults=None if found is None else score_events.kept_faults(found, keep),
+        history=int((~keep).sum()),
+    )
 
 
 def load_run_model(run: dict[str, Any]) -> Any:
@@ -114,48 +235,198 @@ def load_run_model(run: dict[str, Any]) -> Any:
     )
 
 
-def operator_view(done: Scoring) -> Any:
-    """Return the figure of a scoring's rows as an operator reads them (any destination)."""
+def operator_view(done: Scoring, *, params: Params) -> Any:
+    """Return the operator's timeline of a scoring's rows: probability, events, faults, leaks.
+
+    True leaks are shaded when the parameters name a leak table (``dataset.leak_table``).
+    """
     dataset = done.run_dataset
-    return plots.plot_alarms(
-        done.scored,
-        group=dataset.group,
-        timestamp=dataset.timestamp,
-        target=dataset.target,
+    rows = done.scored
+    leaks: list[leak_events.LeakEvent] = []
+    if params.dataset.leak_table:
+        leaks = leak_events.leaks_from_table(leak_events.load_leaks(params.dataset).table)
+    times = rows[dataset.timestamp]
+    events = done.events if done.events is not None else pd.DataFrame(columns=["kind"])
+    mine = events[(events["kind"] == LEAK) & events.get("counts", True)]
+    result = leak_events.match_events(
+        [_event(e, done.spacing) for _, e in mine.iterrows()],
+        leaks,
+        start=pd.Timestamp(times.min()),
+        end=pd.Timestamp(times.max()) + done.spacing,
+        grace=params.events.grace,
+        spacing=done.spacing,
+        water_price_eur_m3=params.events.water_price_eur_m3,
+        false_alarm_cost_eur=params.events.false_alarm_cost_eur,
+    )
+    return plots.plot_event_timeline(
+        result,
+        times=times,
+        proba=rows["probability"].to_numpy(),
         threshold=done.threshold,
+        faults=events[events["kind"] == FAULT],
+    )
+
+
+def _event(row: pd.Series, spacing: pd.Timedelta) -> leak_events.AlarmEvent:
+    return leak_events.AlarmEvent(
+        event_id=str(row["event_id"]),
+        first_alarm=pd.Timestamp(row["first"]),
+        last_alarm=pd.Timestamp(row["last"]),
+        rows=int(row["rows"]),
+        closed=bool(row["closed"]),
+        spacing=spacing,
+        peak=float(row["peak_probability"]),
     )
 
 
 def selected_rows(params: Params) -> pd.DataFrame:
     """Return the rows of ``params.dataset.source`` its parameters select, as a run keeps them.
 
-    ``dataset.sample`` and ``dataset.max_groups`` apply (so ``-f parameters/smoke.yaml``
-    scores the smoke set's groups, not the whole table); a Parquet file or a BigQuery table
-    gives its declared columns only.
+    ``dataset.sample``, ``dataset.max_groups`` and ``dataset.period`` apply (the period at the
+    source: a query parameter for BigQuery, a filtered read for a Parquet file); a Parquet file
+    or a BigQuery table gives its declared columns only.
     """
     frame = extract_source(params).frame
     dataset = params.dataset
     if dataset.max_groups is not None and dataset.group in frame.columns:
         frame = limit_groups(frame, group=dataset.group, max_groups=dataset.max_groups)
+    if dataset.period is not None and dataset.timestamp in frame.columns:
+        frame = within_period(frame, timestamp=dataset.timestamp, period=dataset.period)
     return frame
 
 
+def measured_spacing(params: Params, *, since: datetime, until: datetime | None) -> timedelta:
+    """Return the median step between the times of the source's first day from ``since``.
+
+    Raises:
+        ScoringError: Fewer than two rows there: the spacing must then be given.
+    """
+    end = since + timedelta(days=1) if until is None else min(until, since + timedelta(days=1))
+    probe = read_window(params, since=None, until=None, lookback=0, spacing=None)
+    window = probe.dataset.model_copy(update={"period": PeriodSpec(start=since, end=end)})
+    rows = selected_rows(probe.model_copy(update={"dataset": window}))
+    stamp = params.dataset.timestamp
+    if stamp is None or stamp not in rows or len(rows) < 2:
+        raise ScoringError(
+            f"--since {since}: fewer than two rows of {params.dataset.source!r} in the day from "
+            "it to measure the row spacing; give dataset.row_spacing (e.g. 15min)"
+        )
+    return leak_events.row_spacing(pd.to_datetime(rows[stamp]).sort_values())
+
+
+def read_window(
+    params: Params,
+    *,
+    since: datetime | None,
+    until: datetime | None,
+    lookback: int,
+    spacing: timedelta | None,
+) -> Params:
+    """Return the parameters whose ``dataset.period`` reads ``since - lookback`` to ``until``.
+
+    Without ``since`` the period's start stays (the first rows are then skipped); ``until``
+    replaces its end when given.
+
+    Raises:
+        ScoringError: ``--until`` not after ``--since``.
+    """
+    if since is not None and until is not None and until <= since:
+        raise ScoringError(f"--until {until} must be after --since {since}")
+    if since is None and until is None:
+        return params
+    if params.dataset.timestamp is None:
+        raise ScoringError("--since/--until need dataset.timestamp: rows are read by their time")
+    period = params.dataset.period or PeriodSpec()
+    start = period.start
+    if since is not None:
+        start = since - lookback * spacing
+    window = PeriodSpec(start=start, end=until if until is not None else period.end)
+    dataset = params.dataset.model_copy(update={"period": window})
+    return params.model_copy(update={"dataset": dataset})
+
+
 def score(
-    params: Params, *, store: MetadataStore, destination: str, run_id: str | None = None
+    params: Params,
+    *,
+    store: MetadataStore,
+    destination: str,
+    run_id: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
 ) -> Scoring:
     """Score ``params.dataset.source`` with the champion (or ``run_id``'s model) into ``destination``.
 
-    The champion is that of ``params.dataset.model_name``, and the rows those the parameters
-    select (:func:`selected_rows`). Nothing is written when the table does not fit the model's recorded schema.
+    The champion is that of ``params.dataset.model_name``. With ``since``, the source is read
+    from ``since`` less the lookback (:func:`lookback_rows` rows of ``dataset.row_spacing``) to
+    ``until``, and the rows from ``since`` on are scored; without it, the rows the parameters
+    select (:func:`selected_rows`), less each series' first lookback rows. Rows at or before the
+    last time this model scored in ``destination`` are not written again. The alarm events and
+    sensor-fault events go beside the rows (:func:`leaklib.sinks.events_destination`), an
+    open event extended. Nothing is written when the table does not fit the model's schema.
     """
     run = model_run(store, model_name=params.dataset.model_name, run_id=run_id)
-    raw = selected_rows(params)
+    dataset = recorded_dataset(run)
+    checks = params.sensor_checks
+    if since is not None and until is not None and until <= since:
+        raise ScoringError(f"--until {until} must be after --since {since}")
+    spacing = params.dataset.row_spacing
+    if spacing is None and since is not None:
+        spacing = measured_spacing(params, since=since, until=until)
+    lookback = lookback_rows(dataset, checks=checks, spacing=spacing) if spacing else 0
+    raw = selected_rows(
+        read_window(params, since=since, until=until, lookback=lookback, spacing=spacing)
+    )
+    if raw.empty:
+        raise ScoringError(
+            f"no rows of {params.dataset.source!r} in the period read "
+            f"(--since {since}, --until {until})"
+        )
+    if spacing is None:
+        spacing = _series_spacing(raw, dataset)
+        # a derivation that needs whole series (baseline: first): they are read whole
+        whole = dataset.derive.lookback is None
+        lookback = 0 if whole else lookback_rows(dataset, checks=checks, spacing=spacing)
     scored_at = datetime.now(UTC).isoformat(timespec="seconds")
-    rows = score_frame(raw, run=run, scored_at=scored_at)
+    done = score_frame(
+        raw,
+        run=run,
+        scored_at=scored_at,
+        checks=checks,
+        since=since,
+        skip=0 if since is not None else lookback,
+    )
+    rows = done.rows
+    before = sinks.scored_until(
+        destination,
+        model_sha256=run["model"]["sha256"],
+        timestamp=dataset.timestamp,
+        group=dataset.group,
+    )
+    fresh = _after(rows, before, timestamp=dataset.timestamp, group=dataset.group)
+    rows = rows[fresh].reset_index(drop=True)
     input_sha = sha256_hex(canonical_bytes(raw))
-    scoring_id = sha256_hex(f"{input_sha}:{run['model']['sha256']}".encode())[:32]
+    # one scoring per input, model and destination: the same again adds nothing
+    scoring_id = sha256_hex(f"{input_sha}:{run['model']['sha256']}:{destination}".encode())[:32]
     rows[SCORING_ID] = scoring_id
-    added = write_scores(rows, destination=destination, scoring_id=scoring_id)
+    events = pd.DataFrame(columns=list(score_events.EVENT_COLUMNS))
+    added = 0
+    events_at = sinks.events_destination(destination)
+    if len(rows):
+        added = write_scores(rows, destination=destination, scoring_id=scoring_id)
+    if added:
+        events = score_events.write_events(
+            rows,
+            deviation=done.deviation[fresh].reset_index(drop=True),
+            faults=None if done.faults is None else score_events.kept_faults(done.faults, fresh),
+            run=run,
+            dataset=dataset,
+            spacing=pd.Timedelta(spacing),
+            rules=params.events,
+            destination=destination,
+            scoring_id=scoring_id,
+            written_at=scored_at,
+        )
+    suppressed = int(rows["suppressed"].sum())
     scoring = Scoring(
         scoring_id=scoring_id,
         run_id=run["run_id"],
@@ -163,15 +434,51 @@ def score(
         input_sha256=input_sha,
         rows=len(rows),
         alarms=int(rows["alarm"].sum()),
-        threshold=float(rows["threshold"].iloc[0]),
+        threshold=runs.recorded_threshold(run),
         destination=destination,
         scored_at=scored_at,
         added=added,
-        run_dataset=DatasetSpec.model_validate(runs.recorded_params(run)["dataset"]),
+        events_destination=events_at,
+        leak_events=int((events["kind"] == LEAK).sum()) if len(events) else 0,
+        fault_events=int((events["kind"] == FAULT).sum()) if len(events) else 0,
+        event_ids=sorted(events["event_id"].astype(str)) if len(events) else [],
+        suppressed_alarms=suppressed,
+        skipped=done.history if since is None else 0,
+        since=None if since is None else pd.Timestamp(since).isoformat(),
+        until=None if until is None else pd.Timestamp(until).isoformat(),
+        run_dataset=dataset,
         scored=rows,
+        events=events,
+        spacing=pd.Timedelta(spacing),
     )
     try:
         store.create(SCORINGS, scoring_id, scoring.to_dict())
     except ConflictError:  # scored before: the first record stays, as the rows did
         log.info("scoring %s was recorded before; nothing new", scoring_id)
     return scoring
+
+
+def _series_spacing(raw: pd.DataFrame, dataset: DatasetSpec) -> timedelta:
+    """The median step between the times of the first series read (the table, without groups)."""
+    frame = raw
+    if dataset.group is not None and dataset.group in raw:
+        frame = raw[raw[dataset.group] == raw[dataset.group].iloc[0]]
+    times = pd.to_datetime(frame[dataset.timestamp], errors="coerce").dropna().drop_duplicates()
+    if len(times) < 2:
+        raise ScoringError(
+            f"fewer than two times in a series of {dataset.source!r}: give dataset.row_spacing"
+        )
+    return leak_events.row_spacing(times.sort_values()).to_pytimedelta()
+
+
+def _after(
+    rows: pd.DataFrame, before: dict[Any, Any], *, timestamp: str, group: str | None
+) -> np.ndarray:
+    """Return which rows come after the last time their series was scored."""
+    if not before:
+        return np.ones(len(rows), dtype=bool)
+    times = pd.to_datetime(rows[timestamp])
+    if group is None:
+        return (times > pd.Timestamp(before[None])).to_numpy()
+    last = rows[group].map(before)
+    return (last.isna() | (times > pd.to_datetime(last))).to_numpy()

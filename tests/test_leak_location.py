@@ -183,7 +183,8 @@ def test_signatures_in_parallel_equal_those_in_one_process(tmp_path, grid):
     args = dict(sensors=sensors, candidates=candidates, coefficient=0.2, hours=[3.0, 12.0])
     one = L.solve_signatures(path, workers=1, progress=False, **args)
     two = L.solve_signatures(path, workers=2, progress=False, **args)
-    np.testing.assert_allclose(one, two)
+    # EPANET iterates to its accuracy (about 1e-8 relative) from each process's own state
+    np.testing.assert_allclose(one, two, rtol=1e-6)
     # a leak lowers the pressure everywhere, most at its own node
     assert (one <= 1e-9).all()
     assert one[0, candidates.index("j2_2"), sensors.index("j2_2")] == one[0, :, 2].min()

@@ -1,9 +1,11 @@
-"""`leak score`: new readings scored with the champion, alarms kept once per input and model."""
+"""`leak score`: the stream scored as its readings arrive, alarms and faults kept as events."""
 
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -11,101 +13,200 @@ from leaklib import scoring
 from leaklib.metadata import LocalMetadataStore
 from leaklib.params import load
 from leaklib.sources import SourceError
-from tests.conftest import leak
+from tests.conftest import copy_smoke_project, leak
 
 pytestmark = pytest.mark.slow
 
+CALL = ["scoring_id", "scored_at", "written_at"]  # what names the call, not the result
+DAY = timedelta(days=1)
+START = datetime(2019, 2, 14)  # a stretch of the smoke holdout with alarm events across days
+
 
 @pytest.fixture(scope="module")
-def readings(smoke_run):
-    """Two scenarios of the smoke data without the target, as a utility would send them."""
-    frame = pd.read_parquet(smoke_run.project / "data" / "l-town-leaks.parquet")
-    table = frame[frame["scenario_id"].isin([0, 1])].drop(columns=["leaks"])
-    path = smoke_run.project / "readings.parquet"
-    table.to_parquet(path)
-    return path
+def project(smoke_run, tmp_path_factory):
+    """A copy of the smoke project: scorings are added to its metadata store."""
+    copy = copy_smoke_project(smoke_run, tmp_path_factory.mktemp("scoring") / "project").project
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("LEAK_PROJECT_DIR", str(copy))
+        yield copy
 
 
-def _champion(smoke_run) -> dict:
-    """The run record of the champion (other tests may add runs to the shared project)."""
+@pytest.fixture(scope="module")
+def params(project):
+    return load([str(project / "parameters/smoke.yaml")])
+
+
+def _champion(project) -> dict:
     pointer = json.loads(
-        (smoke_run.project / "stores/metadata/champion/leak-detector-smoke.json").read_text()
+        (project / "stores/metadata/champion/leak-detector-smoke.json").read_text()
     )
-    return smoke_run.record(pointer["run_id"])
+    return json.loads((project / f"stores/metadata/runs/{pointer['run_id']}.json").read_text())
 
 
-def _score(smoke_run, readings, out, *extra):
-    return leak(
-        smoke_run.project,
-        "score",
-        "-f",
-        "parameters/smoke.yaml",
-        "-p",
-        "dataset.source",
-        str(readings),
-        "--out",
-        str(out),
-        *extra,
+def _score(project, out, *extra):
+    return leak(project, "score", "-f", "parameters/smoke.yaml", "--out", str(out), *extra)
+
+
+def _library(params, project, out, since, until):
+    store = LocalMetadataStore(project / "stores/metadata")
+    return scoring.score(params, store=store, destination=str(out), since=since, until=until)
+
+
+def _written(out) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The rows and events written to ``out``, sorted, without the columns naming the call."""
+    rows = pd.read_parquet(out).drop(columns=CALL, errors="ignore")
+    events_at = out.with_name(out.name.replace(".parquet", ".events.parquet"))
+    events = pd.read_parquet(events_at).drop(columns=CALL, errors="ignore")
+    return (
+        rows.sort_values("timestamp").reset_index(drop=True),
+        events.sort_values(["kind", "event_id"]).reset_index(drop=True),
     )
 
 
-def test_scoring_writes_alarms_with_the_champions_model_and_threshold(
-    smoke_run, readings, tmp_path
-):
-    done = _score(smoke_run, readings, tmp_path / "alarms.parquet")
+def test_since_scores_the_rows_from_since_with_the_champions_model(project, tmp_path):
+    out = tmp_path / "alarms.parquet"
+    done = _score(project, out, "--since", "2019-02-14", "--until", "2019-02-16")
 
     assert done.returncode == 0, done.stdout + done.stderr
-    rows = pd.read_parquet(tmp_path / "alarms.parquet")
-    record = _champion(smoke_run)
-    assert len(rows) == 2 * 672 and "leaks" not in rows.columns
+    rows = pd.read_parquet(out)
+    record = _champion(project)
+    assert len(rows) == 2 * 96 and rows["timestamp"].min() == pd.Timestamp("2019-02-14")
     assert set(rows["run_id"]) == {record["run_id"]}
     assert set(rows["model_sha256"]) == {record["model"]["sha256"]}
-    assert set(rows["threshold"]) == {record["alarm"]["threshold"]}
-    assert (rows["alarm"] == (rows["probability"] >= record["alarm"]["threshold"])).all()
-    assert list(rows.columns[:2]) == ["scenario_id", "timestamp"]
+    threshold = record["alarm"]["threshold"]
+    assert (rows["alarm"] == ((rows["probability"] >= threshold) & ~rows["sensor_fault"])).all()
     assert f"added {len(rows)} rows" in done.stdout
+    assert "alarms.events.parquet" in done.stdout
 
 
-def test_scoring_the_same_input_again_adds_nothing_and_is_recorded_once(
-    smoke_run, readings, tmp_path
-):
+def test_day_by_day_calls_write_what_one_call_writes(params, project, tmp_path):
+    daily, whole = tmp_path / "daily.parquet", tmp_path / "whole.parquet"
+    for day in range(5):
+        _library(params, project, daily, START + day * DAY, START + (day + 1) * DAY)
+    _library(params, project, whole, START, START + 5 * DAY)
+
+    rows, events = _written(daily)
+    one_rows, one_events = _written(whole)
+    pd.testing.assert_frame_equal(rows, one_rows)
+    pd.testing.assert_frame_equal(events, one_events)
+    leaks = events[events["kind"] == "leak"]
+    assert len(leaks) >= 2
+    crossing = leaks["first"].dt.date != leaks["last"].dt.date
+    assert crossing.any()  # an event open at midnight was extended by the next day's call
+
+
+def test_overlapping_calls_write_what_one_call_writes(params, project, tmp_path):
+    both, whole = tmp_path / "both.parquet", tmp_path / "whole.parquet"
+    _library(params, project, both, START, START + 3 * DAY)
+    second = _library(params, project, both, START + 1.5 * DAY, START + 5 * DAY)
+    _library(params, project, whole, START, START + 5 * DAY)
+
+    assert second.rows == 2 * 96  # only the rows after the first call's
+    for mine, one in zip(_written(both), _written(whole), strict=True):
+        pd.testing.assert_frame_equal(mine, one)
+
+
+def test_rescoring_adds_nothing_and_the_record_points_to_the_events(project, tmp_path):
     out = tmp_path / "alarms.csv"
-    first = _score(smoke_run, readings, out)
-    second = _score(smoke_run, readings, out)
+    first = _score(project, out, "--since", "2019-02-15", "--until", "2019-02-16")
+    second = _score(project, out, "--since", "2019-02-15", "--until", "2019-02-16")
 
     assert first.returncode == second.returncode == 0, second.stderr
     assert "already there, nothing added" in second.stdout
-    assert len(pd.read_csv(out)) == 2 * 672
+    assert len(pd.read_csv(out)) == 96
     scoring_id = first.stdout.rsplit("scoring ", 1)[1].strip()
-    document = json.loads(
-        (smoke_run.project / f"stores/metadata/scorings/{scoring_id}.json").read_text()
+    document = json.loads((project / f"stores/metadata/scorings/{scoring_id}.json").read_text())
+    assert document["rows"] == 96 and document["events_destination"] == str(
+        tmp_path / "alarms.events.csv"
     )
-    assert document["rows"] == 2 * 672 and document["alarms"] >= 0
-    assert document["run_id"] == _champion(smoke_run)["run_id"]
+    events = pd.read_csv(tmp_path / "alarms.events.csv")
+    assert sorted(events["event_id"]) == document["event_ids"] and document["leak_events"] >= 1
+    assert document["suppressed_alarms"] == 0
 
 
-def test_a_table_that_does_not_fit_writes_nothing_and_names_the_column(
-    smoke_run, readings, tmp_path
-):
+def test_without_since_the_rows_without_a_whole_lookback_are_skipped(params, project, tmp_path):
+    period = ("dataset.period", "{start: 2019-01-25, end: 2019-02-14}")
+    short = load([str(project / "parameters/smoke.yaml")], [period])
+    done = _library(short, project, tmp_path / "a.parquet", None, None)
+
+    lookback = scoring.lookback_rows(
+        scoring.recorded_dataset(_champion(project)),
+        checks=params.sensor_checks,
+        spacing=timedelta(minutes=15),
+    )
+    assert done.skipped == lookback and done.rows == 20 * 96 - lookback
+
+
+def test_a_stuck_sensor_gives_a_fault_event_and_no_leak_alarm(project, tmp_path):
+    table = pd.read_parquet(project / "data/l-town-stream.parquet")
+    stuck = (table["timestamp"] >= "2019-02-15 06:00") & (table["timestamp"] < "2019-02-15 14:00")
+    table.loc[stuck, "q_p227"] = table.loc[stuck, "q_p227"].iloc[0]
+    table.loc[table["timestamp"] == "2019-02-16 03:00", "h_t1"] = -1.0  # below its min 0
+    readings = tmp_path / "readings.parquet"
+    table.drop(columns=["leaks"]).to_parquet(readings)
+    out = tmp_path / "alarms.parquet"
+
+    done = _score(
+        project, out, "-p", "dataset.source", str(readings),
+        "--since", "2019-02-15", "--until", "2019-02-17",
+    )  # fmt: skip
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = pd.read_parquet(out)
+    events = pd.read_parquet(tmp_path / "alarms.events.parquet")
+    faults = events[events["kind"] == "sensor_fault"]
+    assert {"stuck", "out_of_range"} <= set(faults["fault"])
+    assert set(faults.loc[faults["fault"] == "stuck", "sensor"]) == {"q_p227"}
+    marked = rows[rows["sensor_fault"]]
+    assert marked["fault_sensors"].str.contains("q_p227").any() and not marked["alarm"].any()
+    assert rows["suppressed"].sum() > 0  # alarms the faulty readings would have raised
+    assert f"suppressed {int(rows['suppressed'].sum())} leak alarms" in done.stdout
+
+
+def test_the_operators_timeline_is_drawn(project, tmp_path):
+    png = tmp_path / "v.png"
+    done = _score(
+        project, tmp_path / "a.parquet", "--since", "2019-02-14", "--until", "2019-02-18",
+        "--plot", str(png),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_table_that_does_not_fit_writes_nothing_and_names_the_column(project, tmp_path):
     broken = tmp_path / "broken.parquet"
-    pd.read_parquet(readings).drop(columns=["p_n1"]).to_parquet(broken)
-
-    done = _score(smoke_run, broken, tmp_path / "alarms.parquet")
-
+    pd.read_parquet(project / "data/l-town-stream.parquet").drop(columns=["p_n1"]).to_parquet(
+        broken
+    )
+    done = _score(
+        project, tmp_path / "a.parquet", "-p", "dataset.source", str(broken),
+        "--since", "2019-02-14", "--until", "2019-02-15",
+    )  # fmt: skip
     assert done.returncode == 2
     assert "column 'p_n1' (feature) is declared but not in the table" in done.stderr
-    assert not (tmp_path / "alarms.parquet").exists()
+    assert not (tmp_path / "a.parquet").exists()
 
 
-def test_the_operators_view_is_drawn_from_the_scored_rows(smoke_run, readings, tmp_path):
-    done = _score(smoke_run, readings, tmp_path / "a.parquet", "--plot", str(tmp_path / "v.png"))
-    assert done.returncode == 0, done.stderr
-    assert (tmp_path / "v.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+def test_until_before_since_is_refused_naming_the_option(params, project, tmp_path):
+    with pytest.raises(scoring.ScoringError, match="--until 2019-02-13 00:00:00 must be after"):
+        _library(params, project, tmp_path / "a.parquet", START, START - DAY)
 
 
-def test_scoring_with_a_named_run(smoke_run, readings, tmp_path):
-    run_id = _champion(smoke_run)["run_id"]
-    done = _score(smoke_run, readings, tmp_path / "a.parquet", "--run", run_id)
+def test_the_row_spacing_is_measured_unless_given(params, project, tmp_path):
+    spaced = params.model_copy(
+        update={"dataset": params.dataset.model_copy(update={"row_spacing": timedelta(minutes=15)})}
+    )
+    assert params.dataset.row_spacing is None
+    assert scoring.measured_spacing(params, since=START, until=None) == timedelta(minutes=15)
+    with pytest.raises(scoring.ScoringError, match="give dataset.row_spacing"):
+        _library(params, project, tmp_path / "a.parquet", datetime(2030, 1, 1), None)
+    done = _library(spaced, project, tmp_path / "b.parquet", START, START + DAY)
+    assert done.rows == 96
+
+
+def test_scoring_with_a_named_run(project, tmp_path):
+    run_id = _champion(project)["run_id"]
+    done = _score(project, tmp_path / "a.parquet", "--run", run_id, "--since", "2019-03-01")
     assert done.returncode == 0 and f"with run {run_id}" in done.stdout
 
 
@@ -117,12 +218,10 @@ def test_without_a_champion_scoring_says_how_to_get_one(tmp_path):
 def test_the_rows_scored_are_those_the_parameters_select():
     smoke = load(["parameters/smoke.yaml"])
     rows = scoring.selected_rows(smoke)
-    assert rows["scenario_id"].nunique() == smoke.dataset.max_groups == 24
-    sampled = scoring.selected_rows(
-        load([], [("dataset.sample", "{groups: 3}")])
-    )  # the default set, three groups chosen by their hash
-    assert sampled["scenario_id"].nunique() == 3
+    times = rows["timestamp"]
+    assert times.min() == pd.Timestamp("2018-09-15") and times.max() < pd.Timestamp("2019-03-15")
     assert set(rows.columns) <= set(smoke.dataset.columns())  # declared columns only
+    assert np.all(np.diff(times.to_numpy()) > np.timedelta64(0))
 
 
 def test_the_rows_of_a_missing_source_are_refused_naming_it():

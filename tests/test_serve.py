@@ -12,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from leaklib import champion, runs, scoring, serve
+from leaklib import params as P
 from leaklib.metadata import open_metadata_store
 from tests.conftest import copy_smoke_project
 from tests.serving import AUTH, SLEEPER, TOKEN, predict_body, smoke_files
@@ -148,11 +149,20 @@ def test_a_bad_page_or_status_is_422_naming_it(client, query, field):
     assert answer.json()["detail"][0]["loc"] == ["query", field]
 
 
+def _as_json(value):
+    """A record's value as JSON shows it: NaN (a metric a stream has no value for) is null."""
+    if isinstance(value, dict):
+        return {k: _as_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_as_json(v) for v in value]
+    return None if isinstance(value, float) and value != value else value
+
+
 def test_a_run_is_its_record_as_stored(client, project, run_id):
     stored = runs.get_run(open_metadata_store(str(project / "stores/metadata")), run_id)
     shown = client.get(f"/runs/{run_id}").json()
     assert shown.pop("shown_status") == "succeeded"
-    assert shown == stored
+    assert shown == _as_json(stored)
 
 
 def test_an_unknown_run_is_404(client):
@@ -232,23 +242,50 @@ def test_no_champion_for_another_model_name_is_404(client):
 # --- predict -----------------------------------------------------------------------------------
 
 
-def test_predict_scores_like_leak_score(client, project, run_id, body):
+def test_predict_scores_the_newest_readings_like_leak_score(client, project, run_id, body):
     answer = client.post("/predict", json=body)
     assert answer.status_code == 200, answer.text
     got = answer.json()
-    run = runs.get_run(open_metadata_store(str(project / "stores/metadata")), run_id)
-    frame = pd.DataFrame(body["records"])
-    expected = scoring.score_frame(frame, run=run, scored_at="2026-01-01T00:00:00+00:00")
-    assert (got["run_id"], got["model_sha256"]) == (run_id, run["model"]["sha256"])
+    first = pd.Timestamp(body["records"][0]["timestamp"])
+    params = P.load(smoke_files(project))
+    store = open_metadata_store(str(project / "stores/metadata"))
+    expected = scoring.score(
+        params,
+        store=store,
+        destination=str(project / "scored" / "predict-check.parquet"),
+        since=first.to_pydatetime(),
+        until=(first + 100 * pd.Timedelta("15min")).to_pydatetime(),
+    ).scored
+    assert (got["run_id"], got["model_sha256"]) == (run_id, expected["model_sha256"].iloc[0])
     assert got["rows"] == 100 and len(got["predictions"]) == 100
     assert [p["probability"] for p in got["predictions"]] == expected["probability"].tolist()
     assert [p["alarm"] for p in got["predictions"]] == expected["alarm"].tolist()
-    assert got["alarms"] == int(expected["alarm"].sum())
-    first = got["predictions"][0]
-    assert (first["group"], first["timestamp"]) == (
-        body["records"][0]["scenario_id"],
-        "2019-01-02T00:00:00",
+    assert got["alarms"] == int(expected["alarm"].sum()) > 0
+    assert (got["predictions"][0]["group"], got["predictions"][0]["timestamp"]) == (
+        None,
+        first.isoformat(),
     )
+    (event,) = [e for e in got["events"] if e["kind"] == "leak" and not e["closed"]]
+    assert event["first"] == "2019-02-15T07:00:00" and len(event["top_sensors"].split(",")) == 3
+
+
+def test_predict_without_history_within_reach_is_422_counting_the_missing_rows(client, project):
+    start = predict_body(project, rows=4, end="2018-01-02T01:00:00")  # the stream began a day ago
+    answer = client.post("/predict", json=start)
+    assert answer.status_code == 422
+    (problem,) = answer.json()["detail"]
+    assert problem["loc"] == ["body", "history"] and problem["type"] == "history_missing"
+    need = 719 + 897  # the derivations' lookback and the sensor checks'
+    assert f"need {need} earlier rows" in problem["msg"]
+    assert f"{need - 96} are missing (0 in the request's history, 96 in the run's" in problem["msg"]
+
+
+def test_predict_takes_the_history_the_request_carries(client, project, body):
+    history = predict_body(project, rows=1616, end=body["records"][0]["timestamp"])["records"]
+    sent = client.post("/predict", json={**body, "history": history[-300:]})
+    assert sent.status_code == 200, sent.text  # the rest from the run's source
+    alone = client.post("/predict", json=body).json()
+    assert sent.json()["predictions"] == alone["predictions"]
 
 
 def test_predict_with_a_run_id_uses_that_runs_model(client, run_id, body):
@@ -286,14 +323,6 @@ def test_a_record_missing_a_feature_is_422_naming_it(client, body):
         ["body", "records", 0, "q_pump_1"],
         "Field required",
     )
-
-
-def test_a_batch_too_short_for_the_derivations_is_422_saying_why(client, body):
-    answer = client.post("/predict", json={"records": body["records"][:10]})
-    assert answer.status_code == 422
-    (problem,) = answer.json()["detail"]
-    assert problem["loc"] == ["body", "records"]
-    assert "derive[0].period: 96 needs 95 earlier rows" in problem["msg"]
 
 
 def test_a_batch_over_the_limit_is_413(client, project):
@@ -360,9 +389,7 @@ def test_the_run_gets_the_servers_parameters_then_the_requests_and_no_token(proj
     monkeypatch.setenv("LEAK_API_TOKEN", TOKEN)
     worker = serve.RunWorker([sys.executable, "-c", script, str(seen)])
     with make_client(project, worker=worker) as client:
-        answer = client.post(
-            "/runs", json={"params": {"model.params.max_iter": 30, "dataset.max_groups": 20}}
-        )
+        answer = client.post("/runs", json={"params": {"model.params.max_iter": 30, "cv_folds": 2}})
         run_id = answer.json()["run_id"]
         for _ in range(100):
             if worker.running() is None and seen.exists():
@@ -374,7 +401,7 @@ def test_the_run_gets_the_servers_parameters_then_the_requests_and_no_token(proj
     assert args == [
         "-f", smoke_files(project)[0],
         "-p", "model.params.max_iter", "30\n...\n",
-        "-p", "dataset.max_groups", "20\n...\n",
+        "-p", "cv_folds", "2\n...\n",
         "-p", "run_id", run_id,
     ]  # fmt: skip
     assert shown["status"] == "failed"  # the stand-in recorded nothing
@@ -422,7 +449,12 @@ def test_locations_outside_the_allow_list_are_refused(client, key, value):
 
 
 def test_a_whole_dataset_mapping_is_checked_too(client):
-    dataset = {"source": "/etc/passwd.csv", "target": "y", "features": {"x": "numeric"}}
+    dataset = {
+        "source": "/etc/passwd.csv",
+        "target": "y",
+        "features": {"x": "numeric"},
+        "timestamp": "t",
+    }
     (problem,) = client.post("/runs", json={"params": {"dataset": dataset}}).json()["detail"]
     assert problem["loc"] == ["body", "params", "dataset.source"]
 
@@ -468,8 +500,8 @@ def test_within_locations(project, value, allowed, inside):
 def test_the_predict_body_is_built_from_the_features(client):
     schema = client.get("/openapi.json").json()
     record = schema["components"]["schemas"]["PredictRecord"]
-    assert list(record["properties"])[:3] == ["scenario_id", "timestamp", "p_n1"]
-    assert len(record["properties"]) == 2 + 40
+    assert list(record["properties"])[:3] == ["timestamp", "p_n1", "p_n4"]
+    assert len(record["properties"]) == 1 + 40
     assert set(record["required"]) == set(record["properties"])
     assert record["additionalProperties"] is False
     hour = record["properties"]["hour_sin"]["anyOf"][0]
@@ -501,3 +533,22 @@ def _refs(node) -> list[str]:
     if isinstance(node, list):
         return [r for v in node for r in _refs(v)]
     return []
+
+
+def test_predict_one_newest_reading_finds_its_spacing_and_history(client, project, body):
+    one = client.post("/predict", json={"records": body["records"][-1:]})
+    assert one.status_code == 200, one.text
+    assert (
+        one.json()["predictions"] == client.post("/predict", json=body).json()["predictions"][-1:]
+    )
+
+
+@pytest.mark.parametrize(
+    "times", [["2000-01-01T00:00:00Z", "2263-01-01T00:00:00Z"], ["0001-01-01T00:00:00Z"]]
+)
+def test_times_no_table_holds_are_422_not_500(client, body, times):
+    record = body["records"][0]
+    records = [{**record, "timestamp": t} for t in times]
+    assert client.post("/predict", json={"records": records}).status_code == 422
+    history = {"records": body["records"][-1:], "history": records}
+    assert client.post("/predict", json=history).status_code in (200, 422)

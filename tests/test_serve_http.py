@@ -173,7 +173,7 @@ def test_round_trip_start_poll_report_predict(server):
     assert answer["run_id"] == run_id and answer["rows"] == 100
     top = max(answer["predictions"], key=lambda p: p["probability"])
     say(
-        f"POST /predict (100 records of scenario {body['records'][0]['scenario_id']}) -> "
+        f"POST /predict (the 100 readings from {body['records'][0]['timestamp']}) -> "
         f"{scored.status_code}: run {answer['run_id']}, {answer['alarms']} alarms at threshold "
         f"{answer['threshold']:.4f}; highest probability {top['probability']:.4f} at {top['timestamp']}"
     )

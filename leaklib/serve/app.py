@@ -24,6 +24,7 @@ from collections.abc import AsyncIterator, Sequence
 from fastapi import Depends, FastAPI
 
 from leaklib import params
+from leaklib.score_history import newest_readings
 from leaklib.serve.deps import ModelCache, Server
 from leaklib.serve.errors import add_error_handlers
 from leaklib.serve.routers import champion, docs, health, predict, reports, runs
@@ -85,7 +86,9 @@ def create_app(
     app.include_router(runs.router, **protected)
     app.include_router(reports.router, **protected)
     app.include_router(champion.router, **protected)
-    predicting = predict.build_router(dataset=base.dataset, max_records=max_records)
+    predicting = predict.build_router(
+        dataset=base.dataset, max_records=max_records, example=newest_readings(base)
+    )
     app.include_router(predicting, **protected)
     app.include_router(health.router)
     add_error_handlers(app)

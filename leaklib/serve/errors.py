@@ -19,6 +19,7 @@ from leaklib.features import DeriveError
 from leaklib.models import ModelFileError
 from leaklib.params import ParameterError
 from leaklib.schema import SchemaError
+from leaklib.score_history import HistoryMissing
 from leaklib.scoring import ScoringError
 from leaklib.serve.worker import RunBusy
 
@@ -52,6 +53,7 @@ ANSWERS: dict[type[LeakError], Answer] = {
     LocationNotAllowed: Answer(422, "params", "location_not_allowed"),
     SchemaError: Answer(422, "records", "schema_error"),
     DeriveError: Answer(422, "records", "derive_error"),
+    HistoryMissing: Answer(422, "history", "history_missing"),
     NotFoundError: Answer(404),  # no such run
     ScoringError: Answer(404),  # no champion yet, or the run has no model file
     RunBusy: Answer(409),

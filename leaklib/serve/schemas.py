@@ -183,7 +183,28 @@ class Prediction(BaseModel):
     group: int | str | None = Field(default=None, description="The record's group column.")
     timestamp: str | None = Field(default=None, description="The record's timestamp column.")
     probability: float = Field(ge=0, le=1, description="Predicted leak probability.")
-    alarm: bool = Field(description="probability >= the model's alarm threshold.")
+    alarm: bool = Field(
+        description="probability >= the model's alarm threshold, and no sensor fault."
+    )
+    sensor_fault: bool = Field(
+        default=False, description="A reading the row's features depend on is faulty."
+    )
+    fault_sensors: str = Field(default="", description="The faulty sensors, comma-separated.")
+
+
+class PredictedEvent(BaseModel):
+    """A leak alarm event or sensor-fault event the records open or extend."""
+
+    event_id: str
+    kind: Literal["leak", "sensor_fault"]
+    sensor: str = Field(description="sensor_fault: the sensor ('' for a leak).")
+    fault: str = Field(description="sensor_fault: gap, stuck, out_of_range, jump or drift.")
+    first: str
+    last: str
+    closed: bool = Field(description="False: a later reading may still extend it.")
+    rows: int
+    peak_probability: float | None = None
+    top_sensors: str = Field(description="leak: the three sensors deviating most.")
 
 
 class Predictions(BaseModel):
@@ -195,6 +216,7 @@ class Predictions(BaseModel):
     rows: int
     alarms: int
     predictions: list[Prediction]
+    events: list[PredictedEvent] = Field(default_factory=list)
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -207,12 +229,15 @@ class Predictions(BaseModel):
                     "alarms": 0,
                     "predictions": [
                         {
-                            "group": 7,
-                            "timestamp": "2024-01-01T00:15:00",
+                            "group": None,
+                            "timestamp": "2019-12-31T23:45:00",
                             "probability": 0.03,
                             "alarm": False,
+                            "sensor_fault": False,
+                            "fault_sensors": "",
                         }
                     ],
+                    "events": [],
                 }
             ]
         }
@@ -239,7 +264,10 @@ class Health(BaseModel):
 
 def _naive_utc(moment: datetime) -> datetime:
     """One clock for a batch: aware times to UTC, naive ones kept (as in the tables)."""
-    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
+    try:
+        return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
+    except OverflowError:  # 0001-01-01T00:00+00:01 has no UTC time
+        raise ValueError("a time outside the range of dates") from None
 
 
 def _feature_field(name: str, spec: FeatureSpec) -> tuple[Any, Any]:
@@ -265,31 +293,35 @@ def _example_value(spec: FeatureSpec) -> Any:
     return low if low is not None else (high if high is not None else 0.0)
 
 
-def record_model(dataset: DatasetSpec, *, max_records: int) -> type[BaseModel]:
+def record_model(
+    dataset: DatasetSpec, *, max_records: int, example: list[dict] | None = None
+) -> type[BaseModel]:
     """Return the POST /predict body: ``records``, each one field per declared column.
 
     The group and timestamp are required (derivations order each series by them); each
     feature is required and may be null (a missing reading), typed and bounded as declared.
     The target is not sent. Fields carry the column names as aliases, so any column name
-    works and a 422 names the column.
+    works and a 422 names the column. ``example`` gives real records for the document's
+    example (made-up values of the declared ranges without it).
     """
     fields: dict[str, Any] = {}
-    example: dict[str, Any] = {}
+    made_up: dict[str, Any] = {}
     if dataset.group:
         fields["key_group"] = (
             int | str,
             Field(alias=dataset.group, description=f"{dataset.group}: the series (group)"),
         )
-        example[dataset.group] = 7
+        made_up[dataset.group] = 7
     if dataset.timestamp:
         fields["key_timestamp"] = (
             Annotated[datetime, AfterValidator(_naive_utc)],
             Field(alias=dataset.timestamp, description=f"{dataset.timestamp}: the reading's time"),
         )
-        example[dataset.timestamp] = "2024-01-01T00:15:00"
+        made_up[dataset.timestamp] = "2024-01-01T00:15:00"
     for i, (name, spec) in enumerate(dataset.features.items()):
         fields[f"feature_{i}"] = _feature_field(name, spec)
-        example[name] = _example_value(spec)
+        made_up[name] = _example_value(spec)
+    shown = example or [made_up]
     record = create_model(
         "PredictRecord",
         __config__=ConfigDict(extra="forbid"),
@@ -297,16 +329,25 @@ def record_model(dataset: DatasetSpec, *, max_records: int) -> type[BaseModel]:
     )
     return create_model(
         "PredictRequest",
-        __config__=ConfigDict(
-            extra="forbid", json_schema_extra={"examples": [{"records": [example]}]}
+        __config__=ConfigDict(extra="forbid", json_schema_extra={"examples": [{"records": shown}]}),
+        history=(
+            list[record] | None,  # type: ignore[valid-type]
+            Field(
+                default=None,
+                description="Earlier readings of the stream, for the derived features' and "
+                "sensor checks' lookback (not answered). When they fall short, the run's "
+                "recorded source is read for the rest, within serve_allowed_locations; when "
+                "that falls short too, 422 says how many earlier rows are missing.",
+            ),
         ),
         records=(
             list[record],  # type: ignore[valid-type]
             Field(
                 min_length=1,
                 max_length=max_records,
-                description=f"Readings of one or more whole series, at most {max_records} "
-                "(more: 413). Derived features are computed per group from these records only.",
+                description=f"The newest readings, at most {max_records} (more: 413), each "
+                "answered. On a stream their history comes from `history` or the run's "
+                "source; with groups, whole series are sent.",
             ),
         ),
     )

@@ -8,8 +8,8 @@ from typing import Any
 import pandas as pd
 
 from leaklib.errors import LeakError
-from leaklib.sinks.base import SCORING_ID, SinkError
-from leaklib.sources.bigquery import make_client, parse_table, query_parameters
+from leaklib.sinks.base import EVENT_KEY, MODEL_SHA, SCORING_ID, WRITTEN_AT, SinkError
+from leaklib.sources.bigquery import make_client, parse_table, query_parameters, quote_column
 
 log = logging.getLogger(__name__)
 
@@ -94,3 +94,78 @@ class BigQuerySink:
             )
         log.info("appended %d scored rows to %s", len(rows), self.table)
         return len(rows)
+
+    def _query(self, sql: str, values: dict[str, Any]) -> pd.DataFrame | None:
+        """Run a parameterised query on the table; None when the table does not exist yet."""
+        # heavy: a Google client library, loaded only when this backend is used
+        from google.api_core import exceptions as gex
+
+        # heavy: a Google client library, loaded only when this backend is used
+        from google.cloud import bigquery
+
+        config = bigquery.QueryJobConfig(query_parameters=query_parameters(values))
+        try:
+            rows = self.client.query(sql, job_config=config).result()
+            return rows.to_dataframe(create_bqstorage_client=False)  # small: no Storage API
+        except gex.NotFound:
+            return None
+
+    def scored_until(
+        self, *, model_sha256: str, timestamp: str, group: str | None
+    ) -> dict[Any, Any]:
+        """Return the last time this model scored, per group (key None without a group)."""
+        stamp = quote_column(timestamp)
+        keys = f"{quote_column(group)} AS g, " if group else ""
+        sql = (
+            f"SELECT {keys}MAX({stamp}) AS t FROM {self.table.sql} "
+            f"WHERE {MODEL_SHA} = @model_sha256" + (" GROUP BY g" if group else "")
+        )
+        found = self._query(sql, {"model_sha256": model_sha256})
+        if found is None or found.empty or found["t"].isna().all():
+            return {}
+        if group is None:
+            return {None: pd.Timestamp(found["t"].iloc[0])}
+        return dict(zip(found["g"], pd.to_datetime(found["t"]), strict=True))
+
+    def events(self) -> BigQueryEvents:
+        """The events kept in this table (the ``_events`` table beside the rows')."""
+        return BigQueryEvents(self)
+
+
+class BigQueryEvents:
+    """Events in a BigQuery table, appended; each key's latest ``written_at`` is its event."""
+
+    def __init__(self, sink: BigQuerySink) -> None:
+        self.sink = sink
+        self.uri = sink.uri
+
+    def read(self, *, model_sha256: str) -> pd.DataFrame:
+        """Return the latest version of every event this model raised (empty: none yet)."""
+        key = ", ".join(EVENT_KEY)
+        sql = (
+            f"SELECT * FROM {self.sink.table.sql} WHERE {MODEL_SHA} = @model_sha256 "
+            f"QUALIFY ROW_NUMBER() OVER (PARTITION BY {key} ORDER BY {WRITTEN_AT} DESC) = 1"
+        )
+        found = self.sink._query(sql, {"model_sha256": model_sha256})
+        if found is None:
+            return pd.DataFrame()
+        void = found["closed"].astype(bool) & ~found["counts"].astype(bool)  # removed
+        return found[~void.to_numpy()].reset_index(drop=True)
+
+    def upsert(self, events: pd.DataFrame) -> int:
+        """Append the events' new versions (streaming inserts, as the rows are written)."""
+        # heavy: a Google client library, loaded only when this backend is used
+        from google.api_core import exceptions as gex
+
+        if events.empty:
+            return 0
+        try:
+            errors = self.sink.client.insert_rows_from_dataframe(self.sink._table(events), events)
+        except gex.GoogleAPIError as exc:
+            raise SinkError(
+                f"writing {len(events)} events to {self.sink.table} failed: {exc}"
+            ) from exc
+        failed = [e for chunk in errors for e in chunk]
+        if failed:
+            raise SinkError(f"writing events to {self.sink.table} failed: {failed[:3]}")
+        return len(events)

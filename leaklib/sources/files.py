@@ -97,8 +97,13 @@ def _stream_parquet(path: Path, source: str, dataset: DatasetSpec) -> SourceTabl
     spec, group = dataset.sample, dataset.group
     if spec is None or group not in schema.names:
         check_fits(estimate, source=source, what=what)
-        # no sample (or no group column, which validation names): the declared columns, whole
-        frame = file.read(columns=wanted).to_pandas()
+        # no sample (or no group column, which validation names): the declared columns, whole,
+        # or only the rows of dataset.period
+        filters = period_filters(dataset, schema.names)
+        if filters:
+            frame = pq.read_table(path, columns=wanted, filters=filters).to_pandas()
+        else:
+            frame = file.read(columns=wanted).to_pandas()
         return SourceTable(frame, tuple(schema.names))
     kind = schema.field(group).type
     sampling.check_group_type(
@@ -138,6 +143,23 @@ def _stream_parquet(path: Path, source: str, dataset: DatasetSpec) -> SourceTabl
     )
     log.info("sampled %s from %s", report.summary(), path)
     return SourceTable(frame, tuple(schema.names), report)
+
+
+def period_filters(dataset: DatasetSpec, names: list[str]) -> list[tuple] | None:
+    """Return the Parquet row filters that keep ``dataset.period`` (None: keep every row).
+
+    The same stretch :func:`leaklib.schema.within_period` keeps, start included, end excluded,
+    read by pyarrow without loading the rows outside it.
+    """
+    period, stamp = dataset.period, dataset.timestamp
+    if period is None or stamp is None or stamp not in names:
+        return None
+    filters = []
+    if period.start is not None:
+        filters.append((stamp, ">=", pd.Timestamp(period.start)))
+    if period.end is not None:
+        filters.append((stamp, "<", pd.Timestamp(period.end)))
+    return filters or None
 
 
 def _check_csv(path: Path, source: str) -> list[str]:
@@ -214,7 +236,8 @@ class FileReader:
         try:
             if suffix == ".parquet":
                 _check_parquet(path, source)
-                frame = pd.read_parquet(path)
+                names = pq.ParquetFile(path).schema_arrow.names
+                frame = pd.read_parquet(path, filters=period_filters(params.dataset, names))
             else:
                 _check_delimiter(_check_csv(path, source), source)
                 frame = pd.read_csv(path, encoding=ENCODING)

@@ -7,7 +7,7 @@ import uuid
 import pandas as pd
 import pytest
 
-from leaklib.sinks import SinkError, write_scores
+from leaklib.sinks import SinkError, open_events, scored_until, write_scores
 
 pytestmark = pytest.mark.emulators
 
@@ -42,3 +42,30 @@ def test_a_scoring_is_appended_once(bigquery_client, bigquery_emulator):
 def test_a_bad_table_name_is_refused_before_any_request():
     with pytest.raises(SinkError, match="table name 't; DROP' is not valid"):
         write_scores(rows("a"), destination="bigquery://leak-test.ds.t; DROP", scoring_id="a")
+
+
+def test_the_last_scored_time_and_the_latest_event_versions(bigquery_client, bigquery_emulator):
+    project = bigquery_emulator.extra["project"]
+    dataset = f"scores_{uuid.uuid4().hex[:8]}"
+    bigquery_client.create_dataset(f"{project}.{dataset}")
+    out = f"bigquery://{project}.{dataset}.alarms"
+    times = pd.date_range("2019-01-01", periods=3, freq="15min")
+    scored = rows("first").assign(timestamp=times, model_sha256="m")
+    assert scored_until(out, model_sha256="m", timestamp="timestamp", group=None) == {}
+    write_scores(scored, destination=out, scoring_id="first")
+    assert scored_until(out, model_sha256="m", timestamp="timestamp", group=None) == {
+        None: times[-1]
+    }
+
+    events = open_events(out)
+    assert events.uri == f"{out}_events"
+    event = {
+        "event_id": "2019-01-01T00:15:00", "kind": "leak", "closed": False, "counts": True,
+        "rows": 2, "model_sha256": "m",
+        "written_at": pd.Timestamp("2019-01-01 00:30"),
+    }  # fmt: skip
+    events.upsert(pd.DataFrame([event]))
+    events.upsert(pd.DataFrame([{**event, "closed": True, "rows": 3,
+                                 "written_at": pd.Timestamp("2019-01-01 01:00")}]))  # fmt: skip
+    (latest,) = events.read(model_sha256="m").to_dict(orient="records")
+    assert (latest["closed"], latest["rows"]) == (True, 3)

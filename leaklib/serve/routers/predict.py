@@ -10,17 +10,20 @@ from typing import Annotated, Any
 import pandas as pd
 from fastapi import APIRouter, Query
 
-from leaklib import runs, scoring
+from leaklib import score_events, score_history, scoring
+from leaklib.leak_events import row_spacing
 from leaklib.params import DatasetSpec
 from leaklib.serve.deps import MetadataDep, ModelsDep, ServerDep
 from leaklib.serve.schemas import (
     RUN_ID_PATTERN,
     UNREADABLE,
     Message,
+    PredictedEvent,
     Prediction,
     Predictions,
     record_model,
 )
+from leaklib.serve.security import within_locations
 
 
 def _plain(value: Any) -> Any:
@@ -28,9 +31,58 @@ def _plain(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
-def _predictions(scored: pd.DataFrame, run: dict[str, Any]) -> Predictions:
-    """The scored table as the answer: one prediction per record, in the order sent."""
-    dataset = DatasetSpec.model_validate(runs.recorded_params(run)["dataset"])
+def _events(done: scoring.Scored, run: dict[str, Any], params: Any) -> list[PredictedEvent]:
+    """The leak and sensor-fault events of the answered rows (one series, a stream)."""
+    dataset = scoring.recorded_dataset(run)
+    rows = done.rows
+    if dataset.group is not None or dataset.timestamp is None or rows.empty:
+        return []
+    times = pd.to_datetime(rows[dataset.timestamp])
+    spacing = done.spacing or (row_spacing(times) if len(times) > 1 else None)
+    if spacing is None:
+        return []
+    parts = [
+        score_events.leak_events(
+            rows,
+            timestamp=dataset.timestamp,
+            spacing=pd.Timedelta(spacing),
+            rules=params.events,
+            earlier=pd.DataFrame(),
+            deviation=done.deviation,
+        )
+    ]
+    if done.faults is not None:
+        parts.append(
+            score_events.fault_events(
+                done.faults,
+                spacing=pd.Timedelta(spacing),
+                earlier=pd.DataFrame(),
+                last_row=pd.Timestamp(times.iloc[-1]),
+            )
+        )
+    found = []
+    for part in parts:
+        for event in part.to_dict(orient="records"):
+            if not event["counts"] and event["closed"]:
+                continue
+            peak = event["peak_probability"]
+            found.append(
+                PredictedEvent(
+                    **{k: event[k] for k in ("event_id", "kind", "sensor", "fault", "closed")},
+                    first=pd.Timestamp(event["first"]).isoformat(),
+                    last=pd.Timestamp(event["last"]).isoformat(),
+                    rows=int(event["rows"]),
+                    peak_probability=None if pd.isna(peak) else float(peak),
+                    top_sensors=event["top_sensors"],
+                )
+            )
+    return found
+
+
+def _predictions(done: scoring.Scored, run: dict[str, Any], params: Any) -> Predictions:
+    """The scored table as the answer: one prediction per record, in time order."""
+    dataset = scoring.recorded_dataset(run)
+    scored = done.rows
     groups = scored.get(dataset.group)
     stamps = scored.get(dataset.timestamp)
     rows = [
@@ -39,8 +91,18 @@ def _predictions(scored: pd.DataFrame, run: dict[str, Any]) -> Predictions:
             timestamp=None if stamps is None else pd.Timestamp(stamps.iloc[i]).isoformat(),
             probability=float(p),
             alarm=bool(a),
+            sensor_fault=bool(f),
+            fault_sensors=str(n),
         )
-        for i, (p, a) in enumerate(zip(scored["probability"], scored["alarm"], strict=True))
+        for i, (p, a, f, n) in enumerate(
+            zip(
+                scored["probability"],
+                scored["alarm"],
+                scored["sensor_fault"],
+                scored["fault_sensors"],
+                strict=True,
+            )
+        )
     ]
     return Predictions(
         run_id=run["run_id"],
@@ -49,21 +111,30 @@ def _predictions(scored: pd.DataFrame, run: dict[str, Any]) -> Predictions:
         rows=len(rows),
         alarms=sum(r.alarm for r in rows),
         predictions=rows,
+        events=_events(done, run, params),
     )
 
 
-def build_router(*, dataset: DatasetSpec, max_records: int) -> APIRouter:
-    """Return the ``/predict`` router, its body typed by ``dataset``'s declared columns."""
-    request_model = record_model(dataset, max_records=max_records)
+def build_router(
+    *, dataset: DatasetSpec, max_records: int, example: list[dict] | None = None
+) -> APIRouter:
+    """Return the ``/predict`` router, its body typed by ``dataset``'s declared columns.
+
+    ``example``: real records for the API document (the source's newest hour).
+    """
+    request_model = record_model(dataset, max_records=max_records, example=example)
     router = APIRouter()
 
     @router.post(
         "/predict",
         summary="Score readings",
-        description="Score records with the champion (or `run_id`'s model): each gets its "
-        "leak probability and an alarm at the model's threshold. Records are checked against "
-        "the model's recorded schema; derived features are computed per group from the "
-        f"records sent. At most {max_records} records (more: 413).",
+        description="Score the newest readings with the champion (or `run_id`'s model): each "
+        "gets its leak probability, an alarm at the model's threshold unless a sensor fault "
+        "marks it, and the events the records open or extend. On a stream the derived "
+        "features' history (their lookback) comes from `history`, else the run's recorded "
+        "source within serve_allowed_locations; when neither has it, 422 says how many "
+        "earlier rows are missing. With groups, whole series are sent. At most "
+        f"{max_records} records (more: 413).",
         response_model=Predictions,
         responses={
             **UNREADABLE,
@@ -85,9 +156,21 @@ def build_router(*, dataset: DatasetSpec, max_records: int) -> APIRouter:
         name = server.params.dataset.model_name
         run = scoring.model_run(metadata, model_name=name, run_id=run_id)
         frame = pd.DataFrame([r.model_dump(by_alias=True) for r in body.records])
+        history = None
+        if body.history:
+            history = pd.DataFrame([r.model_dump(by_alias=True) for r in body.history])
         model = models.get(run["model"]["sha256"], lambda: scoring.load_run_model(run))
         stamp = datetime.now(UTC).isoformat(timespec="seconds")
-        scored = scoring.score_frame(frame, run=run, scored_at=stamp, model=model)
-        return _predictions(scored, run)
+        allowed = server.params.serve_allowed_locations
+        done = score_history.score_newest(
+            frame,
+            history=history,
+            run=run,
+            params=server.params,
+            scored_at=stamp,
+            model=model,
+            allowed=lambda where: within_locations(where, allowed),
+        )
+        return _predictions(done, run, server.params)
 
     return router
