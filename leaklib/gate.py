@@ -228,6 +228,52 @@ def _challenger(run: dict[str, Any], figures: dict[str, float]) -> dict[str, Any
     }
 
 
+def _compared_rows(
+    decision: Decision, *, params: Params, holdout: pd.DataFrame, seen: splits.TrainedOn
+) -> np.ndarray | None:
+    """Record which holdout rows are compared; their mask, or None when too few remain."""
+    dataset, spec = params.dataset, params.promotion
+    mask, comparison = splits.comparison_rows(
+        holdout,
+        seen,
+        group=dataset.group,
+        columns=splits.identity_columns(dataset.features, dataset.target),
+        min_rows=spec.min_unseen_rows,
+        timestamp=dataset.timestamp,
+    )
+    decision.comparison = comparison.to_dict()
+    if comparison.enough:
+        return mask
+    decision.reason = (
+        f"Not compared: only {comparison.rows:,} of {len(holdout):,} holdout rows were never "
+        f"seen by the champion (at least promotion.min_unseen_rows = {spec.min_unseen_rows:,} "
+        f"are needed); {comparison.summary()}. Not promoted on the comparison; compare by "
+        "hand and use `leak promote` to override."
+    )
+    return None
+
+
+def _bootstrap(
+    params: Params,
+    rows: pd.DataFrame,
+    mine: np.ndarray,
+    theirs: np.ndarray,
+    events: tuple[leak_events.EventResult | None, leak_events.EventResult | None],
+) -> dict[str, Any]:
+    """Bootstrap the difference in the primary metric: blocks of time for an event metric."""
+    spec, dataset = params.promotion, params.dataset
+    common = {
+        "metric": spec.primary_metric,
+        "n_bootstrap": spec.n_bootstrap,
+        "seed": params.seed,
+        "confidence": spec.confidence,
+    }
+    if metrics.CATALOGUE[spec.primary_metric].kind == "event":
+        return event_bootstrap(*events, block=spec.block, **common)
+    groups = rows[dataset.group].to_numpy() if dataset.group else None
+    return paired_bootstrap(rows[dataset.target].to_numpy(), mine, theirs, groups=groups, **common)
+
+
 def _compare(
     decision: Decision,
     *,
@@ -244,71 +290,30 @@ def _compare(
     Returns the champion's metrics on those rows, or None when there is no comparison (the
     decision's reason then says why).
     """
-    dataset, spec = params.dataset, params.promotion
     decision.champion = {
         k: pointer.get(k) for k in ("run_id", "version", "model_uri", "model_sha256")
     }
-    mask, comparison = splits.comparison_rows(
-        holdout,
-        seen,
-        group=dataset.group,
-        columns=splits.identity_columns(dataset.features, dataset.target),
-        min_rows=spec.min_unseen_rows,
-        timestamp=dataset.timestamp,
-    )
-    decision.comparison = comparison.to_dict()
-    if not comparison.enough:
-        decision.reason = (
-            f"Not compared: only {comparison.rows:,} of {len(holdout):,} holdout rows were never "
-            f"seen by the champion (at least promotion.min_unseen_rows = {spec.min_unseen_rows:,} "
-            f"are needed); {comparison.summary()}. Not promoted on the comparison; compare by "
-            "hand and use `leak promote` to override."
-        )
+    mask = _compared_rows(decision, params=params, holdout=holdout, seen=seen)
+    if mask is None:
         return None
-    rows = holdout[mask]
-    y = rows[dataset.target].to_numpy()
-    mine = challenger_proba[mask]
-    groups = rows[dataset.group].to_numpy() if dataset.group else None
-    metric = spec.primary_metric
+    rows, mine = holdout[mask], challenger_proba[mask]
+    mine_at = decision.challenger["metrics"]["threshold"]
     try:
-        champion_proba = champion_scores(load_champion(pointer), rows)
+        theirs = champion_scores(load_champion(pointer), rows)
         at = pointer["threshold"] if pointer.get("threshold") is not None else runs.LEGACY_THRESHOLD
-        figures, theirs = scored_figures(
-            rows, champion_proba, params=params, threshold=at, leaks=leaks
+        figures, their_events = scored_figures(
+            rows, theirs, params=params, threshold=at, leaks=leaks
         )
-        compared, ours = scored_figures(
-            rows,
-            mine,
-            params=params,
-            threshold=decision.challenger["metrics"]["threshold"],
-            leaks=leaks,
+        compared, my_events = scored_figures(
+            rows, mine, params=params, threshold=mine_at, leaks=leaks
         )
-        if metrics.CATALOGUE[metric].kind == "event":
-            boot = event_bootstrap(
-                ours,
-                theirs,
-                metric=metric,
-                block=spec.block,
-                n_bootstrap=spec.n_bootstrap,
-                seed=params.seed,
-                confidence=spec.confidence,
-            )
-        else:
-            boot = paired_bootstrap(
-                y,
-                mine,
-                champion_proba,
-                metric=metric,
-                groups=groups,
-                n_bootstrap=spec.n_bootstrap,
-                seed=params.seed,
-                confidence=spec.confidence,
-            )
+        boot = _bootstrap(params, rows, mine, theirs, (my_events, their_events))
     except (PromotionError, BootstrapError, champion.ChampionError, leak_events.EventError) as exc:
         decision.reason = (
             f"Not promoted: {exc}; compare by hand and use `leak promote` to override."
         )
         return None
+    metric = params.promotion.primary_metric
     decision.champion["metrics"] = figures
     decision.comparison["challenger_metrics"] = compared
     decision.difference = round(float(compared[metric] - figures[metric]), 6)
@@ -380,15 +385,7 @@ def gate(
         confidence=params.promotion.confidence,
         previous_champion=champion.brief(pointer),
     )
-    if pointer and pointer["run_id"] == run["run_id"]:
-        decision.decision = PROMOTED
-        decision.reason = f"Already the champion of {name} (promoted {pointer['promoted_at']})."
-    elif pointer and champion.same_model(pointer, run):
-        decision.reason = (
-            f"Not promoted: the champion pointer of {name} names this run's own model "
-            f"(run {pointer['run_id']}); a model is never compared with itself."
-        )
-    else:
+    if not _already_decided(decision, pointer=pointer, run=run, name=name):
         champion_figures = pointer and _compare(
             decision,
             params=params,
@@ -413,6 +410,23 @@ def gate(
     runs.record_promotion(store, run["run_id"], {**plain, "mlflow": decision.mlflow})
     log.info("run %s: %s", run["run_id"], decision.reason)
     return decision
+
+
+def _already_decided(
+    decision: Decision, *, pointer: dict[str, Any] | None, run: dict[str, Any], name: str
+) -> bool:
+    """Decide without a comparison when the champion is this run, or this run's own model."""
+    if pointer and pointer["run_id"] == run["run_id"]:
+        decision.decision = PROMOTED
+        decision.reason = f"Already the champion of {name} (promoted {pointer['promoted_at']})."
+        return True
+    if pointer and champion.same_model(pointer, run):
+        decision.reason = (
+            f"Not promoted: the champion pointer of {name} names this run's own model "
+            f"(run {pointer['run_id']}); a model is never compared with itself."
+        )
+        return True
+    return False
 
 
 def _champion_trained_on(
