@@ -430,10 +430,33 @@ def match_events(
         if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
             raise EventError(f"{name}: expected a number of zero or more, got {value!r}")
     water = _volumes(volumes, leaks) if volumes is not None else None
+    in_period = [leak for leak in leaks if start <= leak.start < end]
+    found, outcomes = _classify(alarms, leaks, start=start, end=end, extra=extra)
+    rows = _leak_rows(
+        in_period, found, leaks, water=water, start=start, end=end, extra=extra, step=step
+    )
+    return EventResult(
+        leaks=pd.DataFrame(rows, columns=list(LEAK_COLUMNS)),
+        alarms=pd.DataFrame(_alarm_rows(outcomes), columns=list(ALARM_COLUMNS)),
+        start=start,
+        end=end,
+        water_price_eur_m3=float(water_price_eur_m3),
+        false_alarm_cost_eur=float(false_alarm_cost_eur),
+        has_volumes=water is not None,
+    )
 
+
+def _classify(
+    alarms: Sequence[AlarmEvent],
+    leaks: Sequence[LeakEvent],
+    *,
+    start: pd.Timestamp,
+    end: pd.Timestamp,
+    extra: pd.Timedelta,
+) -> tuple[dict[str, AlarmEvent], list[tuple[AlarmEvent, str, str | None]]]:
+    """Take the alarm events in time order: the detecting alarm of each leak, every outcome."""
     in_period = [leak for leak in leaks if start <= leak.start < end]
     earlier = [leak for leak in leaks if leak.start < start]
-    closes = {leak.leak_id: (leak.end if leak.end is not None else end) for leak in leaks}
     found: dict[str, AlarmEvent] = {}
     outcomes: list[tuple[AlarmEvent, str, str | None]] = []
     for alarm in sorted(alarms, key=lambda a: a.first_alarm):
@@ -455,7 +478,22 @@ def match_events(
                 outcomes.append((alarm, "earlier leak", before[0].leak_id))
             else:
                 outcomes.append((alarm, "false alarm", None))
+    return found, outcomes
 
+
+def _leak_rows(
+    in_period: Sequence[LeakEvent],
+    found: dict[str, AlarmEvent],
+    leaks: Sequence[LeakEvent],
+    *,
+    water: pd.DataFrame | None,
+    start: pd.Timestamp,
+    end: pd.Timestamp,
+    extra: pd.Timedelta,
+    step: pd.Timedelta,
+) -> list[dict[str, Any]]:
+    """One row per leak of the period: found or not, when, its scores and its water."""
+    closes = {leak.leak_id: (leak.end if leak.end is not None else end) for leak in leaks}
     per_leak: dict[str, pd.DataFrame] = {}
     if water is not None:
         within = water[(water["timestamp"] >= start) & (water["timestamp"] < end)]
@@ -490,7 +528,12 @@ def match_events(
                 "water_saved_m3": saved,
             }
         )
-    alarm_rows = [
+    return rows
+
+
+def _alarm_rows(outcomes: list[tuple[AlarmEvent, str, str | None]]) -> list[dict[str, Any]]:
+    """One row per counted alarm event with its outcome and the leak it concerns."""
+    return [
         {
             "event_id": alarm.event_id,
             "first_alarm": alarm.first_alarm,
@@ -504,15 +547,6 @@ def match_events(
         }
         for alarm, outcome, leak_id in outcomes
     ]
-    return EventResult(
-        leaks=pd.DataFrame(rows, columns=list(LEAK_COLUMNS)),
-        alarms=pd.DataFrame(alarm_rows, columns=list(ALARM_COLUMNS)),
-        start=start,
-        end=end,
-        water_price_eur_m3=float(water_price_eur_m3),
-        false_alarm_cost_eur=float(false_alarm_cost_eur),
-        has_volumes=water is not None,
-    )
 
 
 def _quantile(values: np.ndarray, weights: np.ndarray, q: float) -> float:
