@@ -32,6 +32,11 @@ from sklearn.metrics import (
 from leaklib.metrics import FALSE_ALARM_RATES
 
 
+def _caption(fig: Figure, text: str, *, y: float = 0.005) -> None:
+    """Write a figure's caption, small and italic, under its axes."""
+    fig.text(0.01, y, text, fontsize=8, style="italic", ha="left", va="bottom", wrap=True)
+
+
 def _figure(
     title: str, xlabel: str, ylabel: str, caption: str, size=(6.4, 4.4)
 ) -> tuple[Figure, plt.Axes]:
@@ -40,7 +45,7 @@ def _figure(
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     fig.get_layout_engine().set(h_pad=0.15)
-    fig.text(0.01, 0.005, caption, fontsize=8, style="italic", ha="left", va="bottom", wrap=True)
+    _caption(fig, caption)
     return fig, ax
 
 
@@ -389,16 +394,10 @@ def plot_deviation_during_leak(
     raw.set_title(f"{column} {where}: the reading and its deviation from normal")
     raw.legend(loc="upper left", fontsize=8)
     deviation.set_xlabel("Time")
-    fig.text(
-        0.01,
-        0.005,
+    _caption(
+        fig,
         "The leak (shaded) is hard to see in the reading, which follows demand; against the "
         "same time on a normal day it stands out.",
-        fontsize=8,
-        style="italic",
-        ha="left",
-        va="bottom",
-        wrap=True,
     )
     return fig
 
@@ -527,17 +526,12 @@ def plot_event_timeline(
     handles = [plt.Rectangle((0, 0), 1, 1, color=c, alpha=0.6) for c in _KIND_COLOURS.values()]
     handles.append(plt.Line2D([], [], marker="v", color="black", lw=0))
     bottom.legend(handles, [*_KIND_COLOURS, "detected at"], loc="lower right", fontsize=7)
-    fig.text(
-        0.01,
-        0.002,
+    _caption(
+        fig,
         "Top: probability, threshold, alarm events (green: detected a leak, red: false alarm, "
         "olive: another alarm on a leak already found; grey: a sensor fault). Bottom: each true "
         "leak from its start to its repair; the triangle is its detection time.",
-        fontsize=8,
-        style="italic",
-        ha="left",
-        va="bottom",
-        wrap=True,
+        y=0.002,
     )
     return fig
 
@@ -594,15 +588,10 @@ def plot_location_map(
     ax.set_xlabel("x (m)")
     ax.set_ylabel("y (m)")
     ax.legend(loc="best", fontsize=7)
-    fig.text(
-        0.01,
-        0.002,
+    _caption(
+        fig,
         f"Pipes in grey, pressure sensors as triangles; the ranked candidate nodes in orange "
         f"(star: the top one). A crew covering them walks {location.walk_m:.0f} m of main.",
-        fontsize=8,
-        style="italic",
-        ha="left",
-        va="bottom",
-        wrap=True,
+        y=0.002,
     )
     return fig
