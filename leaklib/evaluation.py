@@ -7,6 +7,7 @@ The figures of the evaluation report live in :mod:`leaklib.plots`; metric defini
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -150,6 +151,18 @@ def threshold_for_run(
     )
 
 
+def _lowest_passing(candidates: np.ndarray, passes: Callable[[float], bool]) -> float:
+    """Bisect sorted candidates for the lowest that passes (passing is monotone; the last is kept)."""
+    low, high = 0, len(candidates) - 1
+    while low < high:
+        middle = (low + high) // 2
+        if passes(float(candidates[middle])):
+            high = middle
+        else:
+            low = middle + 1
+    return float(candidates[low])
+
+
 def threshold_for_false_alarm_events(
     frame: pd.DataFrame,
     oof_proba: np.ndarray,
@@ -198,18 +211,15 @@ def threshold_for_false_alarm_events(
         )
         return event_scores(result)
 
-    per_fold = []
-    for fold in np.unique(fold_of):  # each fold's model scores on its own scale
-        part = fold_of == fold
-        candidates = np.unique(np.quantile(proba[part], np.linspace(0.5, 1.0, 400)))
-        low, high = 0, len(candidates) - 1  # the top candidate alarms least
-        while low < high:
-            middle = (low + high) // 2
-            if outcome(part, candidates[middle])["event_false_alarms_per_30d"] <= max_per_30d:
-                high = middle
-            else:
-                low = middle + 1
-        per_fold.append(float(candidates[low]))
+    per_fold = [  # each fold's model scores on its own scale
+        _lowest_passing(
+            np.unique(np.quantile(proba[fold_of == fold], np.linspace(0.5, 1.0, 400))),
+            lambda t, part=fold_of == fold: (
+                outcome(part, t)["event_false_alarms_per_30d"] <= max_per_30d
+            ),
+        )
+        for fold in np.unique(fold_of)
+    ]
     chosen = float(np.median(per_fold))
     reached = outcome(np.ones(len(rows), dtype=bool), chosen)
     y = rows[target].to_numpy()

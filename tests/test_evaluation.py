@@ -153,3 +153,11 @@ def test_the_alarm_summary_puts_target_oof_and_holdout_side_by_side():
     table = E.alarm_summary(alarm, {"false_positive_rate": 0.012, "recall": 0.55})
     assert table.loc["false-alarm rate"].tolist() == ["1.00%", "0.80%", "1.20%"]
     assert table.index.name == "at threshold 0.8000 (cv)"
+
+
+def test_lowest_passing_bisects_to_the_first_candidate_that_passes():
+    from leaklib.evaluation import _lowest_passing
+
+    candidates = np.linspace(0.1, 0.9, 9)
+    assert _lowest_passing(candidates, lambda t: t >= 0.45) == pytest.approx(0.5)
+    assert _lowest_passing(candidates, lambda t: False) == pytest.approx(0.9)  # the last kept
