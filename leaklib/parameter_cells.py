@@ -18,10 +18,9 @@ from types import UnionType
 from typing import Annotated, Any, Union, get_args, get_origin
 
 import nbformat
-from pydantic import BaseModel
 
 from leaklib.errors import LeakError
-from leaklib.params import Params, defaults
+from leaklib.params import Params, defaults, nested_model
 from leaklib.paths import project_root
 from leaklib.steps import NOTEBOOKS, PARAMS, STEPS
 
@@ -53,25 +52,21 @@ def comment(name: str) -> str:
 
 def is_mapping(name: str) -> bool:
     """True when a parameter is a mapping of keys (``dataset``, ``model``, ...)."""
-    return _mapping_model(Params.model_fields[name].annotation) is not None
+    return nested_model(Params.model_fields[name].annotation) is not None
 
 
-def _mapping_model(annotation: Any) -> type[BaseModel] | None:
-    members = get_args(annotation) if get_origin(annotation) in (Union, UnionType) else ()
-    for arg in (annotation, *members):
-        if isinstance(arg, type) and issubclass(arg, BaseModel):
-            return arg
-    return None
+def _bare(annotation: Any) -> Any:
+    """Return an annotation without its constraints (``Annotated[int, ...]`` is ``int``)."""
+    return get_args(annotation)[0] if get_origin(annotation) is Annotated else annotation
 
 
 def _hint(annotation: Any) -> str:
     """Return the annotation papermill shows: ``int``, or ``"Optional[float]"`` (quoted, so
     the kernel never evaluates it; papermill's reader takes no ``|``)."""
-    if get_origin(annotation) is Annotated:
-        return _hint(get_args(annotation)[0])
+    annotation = _bare(annotation)
     if get_origin(annotation) in (Union, UnionType):
-        inner = [arg for arg in get_args(annotation) if arg is not type(None)]
-        return f'"Optional[{_hint(inner[0]).strip(chr(34))}]"' if len(inner) == 1 else "object"
+        inner = [_bare(arg) for arg in get_args(annotation) if arg is not type(None)]
+        return f'"Optional[{inner[0].__name__}]"' if len(inner) == 1 else "object"
     return getattr(annotation, "__name__", "object")
 
 

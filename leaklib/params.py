@@ -1222,7 +1222,7 @@ def type_text(annotation: Any, metadata: Sequence[Any] = ()) -> str:
     return f"{text} ({bounds})" if bounds else text
 
 
-def _nested_model(annotation: Any) -> type[BaseModel] | None:
+def nested_model(annotation: Any) -> type[BaseModel] | None:
     """Return the mapping model a field holds (also when it may be null), else None."""
     members = get_args(annotation) if get_origin(annotation) in (Union, UnionType) else ()
     for arg in (annotation, *members):
@@ -1248,7 +1248,7 @@ def _describe(model: type[BaseModel], prefix: str, values: Any) -> list[dict[str
                 "description": info.description or "",
             }
         )
-        nested = _nested_model(info.annotation)
+        nested = nested_model(info.annotation)
         if nested is not None:
             rows += _describe(nested, f"{prefix}{name}.", values.get(name))
     return rows
