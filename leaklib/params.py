@@ -841,7 +841,8 @@ class Params(_Strict):
     )
     bigquery: BigQuerySpec = Field(description="Options for a bigquery:// source.")
     model: ModelSpec = Field(
-        description=f"Estimator: name ({' | '.join(estimators.NAMES)}), params (any of the "
+        description=f"The estimator and how it is trained. name ({' | '.join(estimators.NAMES)}), "
+        "params (any of the "
         "estimator's, e.g. early_stopping or class_weight for hist_gradient_boosting) and "
         "search (null: off; {space: {param: [values]}, n_candidates, budget_s}: a random search "
         "scored by the same grouped CV, within a time budget) and leak_onset (a duration such as "
@@ -869,16 +870,17 @@ class Params(_Strict):
     )
     # 0 to 2**32 - 1: what numpy's generators and scikit-learn's random_state accept
     seed: Annotated[int, Field(ge=0, lt=2**32)] = Field(
-        description="Seed for the estimator, the cross-validation folds and the bootstrap "
-        "(not the holdout, which is chosen by hash)."
+        description="Seed for the estimator, the cross-validation folds and the bootstrap. "
+        "The holdout does not depend on it: it is chosen by hash."
     )
     threshold: Annotated[float, Field(gt=0.0, lt=1.0)] | None = Field(
-        description="Alarm threshold on the predicted leak probability, as an explicit "
-        "override (null: chosen by alarm.max_false_alarm_rate on out-of-fold predictions)."
+        description="Alarm threshold on the predicted leak probability (null: chosen in "
+        "training by alarm). A value overrides the choice made by "
+        "alarm.max_false_alarm_rate on out-of-fold predictions."
     )
     alarm: AlarmSpec = Field(
-        description="How the alarm threshold is chosen when threshold is null: "
-        "max_false_alarm_rate, the share of quiet rows allowed to raise an alarm, met on the "
+        description="How the alarm threshold is chosen when threshold is null. "
+        "max_false_alarm_rate is the share of quiet rows allowed to raise an alarm, met on the "
         "training part's out-of-fold predictions (never the holdout); on a stream, "
         "max_false_alarms_per_30d instead counts false alarm events (the events rules) on those "
         "predictions and keeps them at or below this many per 30 days (null: off)."
@@ -896,14 +898,15 @@ class Params(_Strict):
         "`leak pages`; the index always lists every run."
     )
     promotion: PromotionSpec = Field(
-        description="Promotion gate: primary_metric (auto: event_economic_share on a stream, "
+        description="The promotion gate, which decides whether the model becomes the champion. "
+        "Keys: primary_metric (auto: event_economic_share on a stream, "
         "roc_auc otherwise), min_improvement, confidence, "
         "n_bootstrap, floors, min_unseen_rows (the fewest holdout rows the champion never "
         "trained on that the gate compares on; rows it trained on are always left out), block "
         "(an event metric's bootstrap resamples blocks of time this long)."
     )
     events: EventsSpec = Field(
-        description="Alarm events and their scores (leaklib.leak_events): min_duration, the "
+        description="Alarm events and their scores (leaklib.leak_events). min_duration is the "
         "shortest alarm event that counts; join_gap, the longest quiet time that still joins "
         "two alarms; grace, how long after a leak's end an alarm that starts still detects it "
         "(durations as '30min', '2h', '1D'); water_price_eur_m3 and false_alarm_cost_eur, the "
@@ -927,13 +930,14 @@ class Params(_Strict):
 
     localisation: LocalisationSpec | None = Field(
         default=None,
-        description="Where each detected leak is (leaklib.leak_location): network (ltown or an "
+        description="Where each detected leak is (leaklib.leak_location); null turns it off. "
+        "Keys: network (ltown or an "
         ".inp path), candidates (all or a list of junctions), top_k, leak_diameter_cm and hours "
         "(the standard leak and the demand levels of the signatures), method (correlation, "
         "nnls, weighted), deviation (the derived column read per pressure sensor), window (how "
         "long from the first alarm it is averaged) and workers. It applies to a stream (a "
         "timestamp, no group), whose sensors must all be in the network model; a table of "
-        "groups is not located. Null turns it off.",
+        "groups is not located.",
     )
 
     @model_validator(mode="after")
@@ -1218,7 +1222,7 @@ def type_text(annotation: Any, metadata: Sequence[Any] = ()) -> str:
     return f"{text} ({bounds})" if bounds else text
 
 
-def _nested_model(annotation: Any) -> type[BaseModel] | None:
+def nested_model(annotation: Any) -> type[BaseModel] | None:
     """Return the mapping model a field holds (also when it may be null), else None."""
     members = get_args(annotation) if get_origin(annotation) in (Union, UnionType) else ()
     for arg in (annotation, *members):
@@ -1244,7 +1248,7 @@ def _describe(model: type[BaseModel], prefix: str, values: Any) -> list[dict[str
                 "description": info.description or "",
             }
         )
-        nested = _nested_model(info.annotation)
+        nested = nested_model(info.annotation)
         if nested is not None:
             rows += _describe(nested, f"{prefix}{name}.", values.get(name))
     return rows

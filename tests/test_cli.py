@@ -97,6 +97,28 @@ def test_params_says_where_an_old_key_moved(capsys):
     )
 
 
+def test_params_check_fails_on_a_drifted_cell_and_sync_fixes_it(tmp_path, monkeypatch, capsys):
+    for folder in ("notebooks", "parameters"):
+        shutil.copytree(Path(__file__).parents[1] / folder, tmp_path / folder)
+    monkeypatch.setenv("LEAK_PROJECT_DIR", str(tmp_path))
+    assert cli.main(["params", "--sync-notebooks", "--check"]) == 0
+    default = tmp_path / "parameters/default.yaml"
+    default.write_text(default.read_text().replace("seed: 42", "seed: 7"))
+
+    assert cli.main(["params", "--sync-notebooks", "--check"]) == 1
+    out = capsys.readouterr().out
+    assert "out of date: " in out and out.count("out of date") == 2  # train and evaluate
+    assert "run `leak params --sync-notebooks` to rewrite them" in out
+    assert cli.main(["params", "--sync-notebooks"]) == 0
+    assert capsys.readouterr().out.count("updated: ") == 2
+    assert cli.main(["params", "--sync-notebooks", "--check"]) == 0
+
+
+def test_params_check_goes_with_sync_notebooks(capsys):
+    assert cli.main(["params", "--check"]) == 2
+    assert "leak params: error: --check goes with --sync-notebooks" in capsys.readouterr().err
+
+
 # --- leak champion and leak promote ---------------------------------------------------------
 
 

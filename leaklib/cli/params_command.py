@@ -11,12 +11,19 @@ import yaml
 
 from leaklib import parameter_cells, params
 from leaklib.cli.options import add_param_options, params_of
+from leaklib.errors import LeakError
 
 
 def _params(args: argparse.Namespace) -> int:
+    if args.check and not args.sync_notebooks:
+        raise LeakError("--check goes with --sync-notebooks")
     if args.sync_notebooks:
-        for path in parameter_cells.sync_parameter_cells():
-            print(f"updated {path}")
+        changed = parameter_cells.sync_parameter_cells(check=args.check)
+        for path in changed:
+            print(f"{'out of date' if args.check else 'updated'}: {path}")
+        if args.check and changed:
+            print("run `leak params --sync-notebooks` to rewrite them")
+            return 1
         return 0
     if args.files or args.overrides:
         print(yaml.safe_dump(params_of(args).to_plain(), sort_keys=False), end="")
@@ -35,6 +42,12 @@ def configure(listing: argparse.ArgumentParser) -> None:
     listing.add_argument(
         "--sync-notebooks",
         action="store_true",
-        help="rewrite the notebooks' parameters cells from parameters/default.yaml",
+        help="rewrite the notebooks' parameters cells: the parameters each step reads, "
+        "with the defaults of parameters/default.yaml and their descriptions",
+    )
+    listing.add_argument(
+        "--check",
+        action="store_true",
+        help="with --sync-notebooks: list the cells that differ and exit 1, writing nothing",
     )
     listing.set_defaults(func=_params)

@@ -28,6 +28,7 @@ from leaklib.pipeline.guard import Heartbeat, Interrupted, interruptible, stop_k
 from leaklib.pipeline.kernel import KernelError, RunKernel, notebook_path
 from leaklib.snapshots import open_snapshot_store
 from leaklib.sources import source_problems
+from leaklib.steps import PARAMS
 
 log = logging.getLogger(__name__)
 
@@ -48,11 +49,6 @@ class RunResult:
     exit_code: int | None = None  # set when a signal ended the run (128 + signal number)
 
 
-def declared_parameters(notebook: Path) -> list[str]:
-    """Return the names a notebook's ``parameters`` cell declares."""
-    return list(papermill.inspect_notebook(str(notebook)))
-
-
 def _kernel_ready() -> None:
     try:
         KernelSpecManager().get_kernel_spec(KERNEL)
@@ -70,9 +66,9 @@ def _error_text(exc: BaseException) -> str:
 
 
 def step_parameters(step: str, params: Params) -> dict[str, Any]:
-    """Return the parameters a step's notebook declares, with the run's values."""
+    """Return the parameters a step reads (its notebook declares them), with the run's values."""
     plain = params.to_plain()
-    return {name: plain[name] for name in declared_parameters(notebook_path(step))}
+    return {name: plain[name] for name in PARAMS[step]}
 
 
 def execute_step(

@@ -19,7 +19,7 @@ from leaklib import metrics, runs
 from leaklib.features import model_features
 from leaklib.leak_events import Leaks, leaks_from_record, load_leaks
 from leaklib.metadata import MetadataStore, open_metadata_store
-from leaklib.params import FeatureSpec, Params, defaults, field_names, validate
+from leaklib.params import FeatureSpec, Params, defaults, field_names, merge, validate
 from leaklib.snapshots import SnapshotStore, load_snapshot, open_snapshot_store
 
 log = logging.getLogger(__name__)
@@ -130,11 +130,19 @@ def _find_run(store: MetadataStore, step: str, run_id: str | None) -> dict[str, 
 def _params_for(existing: dict[str, Any] | None, values: dict[str, Any]) -> Params:
     """Return the step's parameters: the run's validated set, with any JupyterLab edits.
 
-    Under ``leak run`` the notebook's values are the run's own, so nothing is merged again;
-    a notebook opened by hand fills the keys it does not declare from the embedded default.
+    Under ``leak run`` the notebook's values are the run's own, so nothing changes. By hand,
+    a value replaces the run's (the embedded default's, for a new run), and a mapping sets
+    only the keys it gives, as ``-p model.name random_forest`` would: the cell's ``{}`` keeps
+    the whole mapping.
     """
     base = existing["params"] if existing is not None else defaults()
-    merged = {**base, **values}
+    overrides: list[tuple[str, Any]] = []
+    for name, value in values.items():
+        if isinstance(value, dict):
+            overrides += [(f"{name}.{key}", inner) for key, inner in value.items()]
+        else:
+            overrides.append((name, value))
+    merged = merge([base], overrides)
     merged["run_id"] = values.get("run_id") or (existing or {}).get("run_id")
     return validate(merged)
 
