@@ -216,17 +216,13 @@ def _prepared_table(raw: pd.DataFrame, dataset: DatasetSpec) -> pd.DataFrame:
 
 def _fault_marks(
     table: pd.DataFrame, *, dataset: DatasetSpec, checks: SensorChecks | None
-) -> tuple[sensor_faults.SensorFaults | None, pd.DataFrame]:
+) -> tuple[sensor_faults.SensorFaults | None, pd.DataFrame | None]:
     """The sensor faults found in the table, and each row's marks (spread over its features).
 
-    Without checks, no faults: every row is marked sound.
+    Without checks, neither: no row is marked.
     """
     if checks is None:
-        marks = pd.DataFrame(
-            {sensor_faults.FAULT_COLUMN: False, sensor_faults.SENSORS_COLUMN: ""},
-            index=range(len(table)),
-        )
-        return None, marks
+        return None, None
     found = sensor_faults.check_dataset(table, dataset=dataset, checks=checks)
     spread = checks.spread_rows
     return found, found.spread(dataset.derive.lookback or 0 if spread is None else spread).rows()
@@ -235,7 +231,7 @@ def _fault_marks(
 def _alarm_rows(
     table: pd.DataFrame,
     proba: np.ndarray,
-    marks: pd.DataFrame,
+    marks: pd.DataFrame | None,
     *,
     dataset: DatasetSpec,
     run: dict[str, Any],
@@ -247,9 +243,13 @@ def _alarm_rows(
     out = table[columns].copy()
     out["probability"] = proba.round(6)
     raised = out["probability"].to_numpy() >= threshold
-    faulty = marks[sensor_faults.FAULT_COLUMN].to_numpy(dtype=bool)
-    out[sensor_faults.FAULT_COLUMN] = faulty
-    out[sensor_faults.SENSORS_COLUMN] = marks[sensor_faults.SENSORS_COLUMN].to_numpy()
+    faulty = np.zeros(len(out), dtype=bool)
+    out[sensor_faults.FAULT_COLUMN] = False
+    out[sensor_faults.SENSORS_COLUMN] = ""
+    if marks is not None:
+        faulty = marks[sensor_faults.FAULT_COLUMN].to_numpy(dtype=bool)
+        out[sensor_faults.FAULT_COLUMN] = faulty
+        out[sensor_faults.SENSORS_COLUMN] = marks[sensor_faults.SENSORS_COLUMN].to_numpy()
     out["alarm"] = raised & ~faulty
     out["suppressed"] = raised & faulty
     out["threshold"] = threshold
