@@ -12,7 +12,8 @@ Read with ``ast`` from the source files, so nothing is imported and the checks a
 - a module loaded by name (``importlib.import_module``) is named in a table,
   ``leaklib.cli.COMMANDS`` or ``leaklib.backends.BACKENDS``, as ``"module:function"``; each
   entry names a module and a top-level name in it; the commands' entries are edges of the
-  import graph.
+  import graph;
+- no function (method, nested function) is over 60 lines, from its ``def`` to its last line.
 """
 
 from __future__ import annotations
