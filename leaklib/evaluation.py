@@ -199,7 +199,6 @@ def threshold_for_false_alarm_events(
     fold_of = np.asarray(folds)[scored]
     if rows.empty:
         raise EvaluationError("no out-of-fold predictions to choose the threshold on")
-
     outcome = functools.partial(
         _event_outcome,
         rows,
