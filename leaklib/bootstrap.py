@@ -227,6 +227,41 @@ def event_bootstrap(
     Returns:
         The same figures as :func:`paired_bootstrap`, with ``unit`` naming the block.
     """
+    length = _block_length(challenger, champion, metric=metric, block=block)
+    n_blocks = int(-(-(challenger.end - challenger.start) // length))
+    diffs = _block_differences(
+        challenger,
+        champion,
+        metric=metric,
+        length=length,
+        n_blocks=n_blocks,
+        n_bootstrap=n_bootstrap,
+        seed=seed,
+    )
+    if len(diffs) < n_bootstrap / 2:
+        raise BootstrapError(
+            f"only {len(diffs)} of {n_bootstrap} bootstrap draws define {metric}: the holdout "
+            f"has too few blocks of {block} with leaks to compare models"
+        )
+    return _summary(
+        np.array(diffs),
+        n_bootstrap=n_bootstrap,
+        unit=f"blocks of {block}",
+        n_units=n_blocks,
+        seed=seed,
+        confidence=confidence,
+    )
+
+
+def _block_length(
+    challenger: EventResult, champion: EventResult, *, metric: str, block: str | pd.Timedelta
+) -> pd.Timedelta:
+    """The block's length, once both results are found comparable by an event metric.
+
+    Raises:
+        BootstrapError: A row metric, results over different periods or leaks, or a block
+            that is no positive duration.
+    """
     if metrics.metric(metric).kind != "event":
         raise BootstrapError(f"{metric!r} is a row metric: bootstrap it with paired_bootstrap")
     if (challenger.start, challenger.end) != (champion.start, champion.end):
@@ -242,8 +277,21 @@ def event_bootstrap(
         raise BootstrapError(f"block: {block!r} is not a duration (e.g. '7D')") from None
     if pd.isna(length) or length <= pd.Timedelta(0):
         raise BootstrapError(f"block: {block!r} must be longer than zero")
+    return length
+
+
+def _block_differences(
+    challenger: EventResult,
+    champion: EventResult,
+    *,
+    metric: str,
+    length: pd.Timedelta,
+    n_blocks: int,
+    n_bootstrap: int,
+    seed: int,
+) -> list[float]:
+    """The metric's difference (challenger minus champion) in each draw of blocks defining it."""
     start, end = challenger.start, challenger.end
-    n_blocks = int(-(-(end - start) // length))
     edges = [k * length for k in range(n_blocks)] + [end - start]
     days = np.diff([edge / pd.Timedelta(days=1) for edge in edges])  # the last may be shorter
     leak_block = _blocks(challenger.leaks["start"], start, length, n_blocks)
@@ -266,16 +314,4 @@ def event_bootstrap(
         ]
         if not np.isnan(pair).any():
             diffs.append(pair[0] - pair[1])
-    if len(diffs) < n_bootstrap / 2:
-        raise BootstrapError(
-            f"only {len(diffs)} of {n_bootstrap} bootstrap draws define {metric}: the holdout "
-            f"has too few blocks of {block} with leaks to compare models"
-        )
-    return _summary(
-        np.array(diffs),
-        n_bootstrap=n_bootstrap,
-        unit=f"blocks of {block}",
-        n_units=n_blocks,
-        seed=seed,
-        confidence=confidence,
-    )
+    return diffs

@@ -6,6 +6,7 @@ The figures of the evaluation report live in :mod:`leaklib.plots`; metric defini
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -198,19 +199,15 @@ def threshold_for_false_alarm_events(
     fold_of = np.asarray(folds)[scored]
     if rows.empty:
         raise EvaluationError("no out-of-fold predictions to choose the threshold on")
-
-    def outcome(part: np.ndarray, threshold: float) -> dict[str, float]:
-        result = evaluate_events(
-            rows[part],
-            proba[part],
-            threshold=threshold,
-            timestamp=timestamp,
-            target=target,
-            spec=spec,
-            leak_table=leak_table,
-        )
-        return event_scores(result)
-
+    outcome = functools.partial(
+        _event_outcome,
+        rows,
+        proba,
+        timestamp=timestamp,
+        target=target,
+        spec=spec,
+        leak_table=leak_table,
+    )
     per_fold = [  # each fold's model scores on its own scale
         _lowest_passing(
             np.unique(np.quantile(proba[fold_of == fold], np.linspace(0.5, 1.0, 400))),
@@ -222,6 +219,45 @@ def threshold_for_false_alarm_events(
     ]
     chosen = float(np.median(per_fold))
     reached = outcome(np.ones(len(rows), dtype=bool), chosen)
+    return _events_threshold(
+        chosen, reached, rows=rows, proba=proba, target=target, max_per_30d=max_per_30d
+    )
+
+
+def _event_outcome(
+    rows: pd.DataFrame,
+    proba: np.ndarray,
+    part: np.ndarray,
+    threshold: float,
+    *,
+    timestamp: str,
+    target: str,
+    spec: EventsSpec,
+    leak_table: pd.DataFrame | None,
+) -> dict[str, float]:
+    """The event scores of the rows in ``part`` when those at or above ``threshold`` alarm."""
+    result = evaluate_events(
+        rows[part],
+        proba[part],
+        threshold=threshold,
+        timestamp=timestamp,
+        target=target,
+        spec=spec,
+        leak_table=leak_table,
+    )
+    return event_scores(result)
+
+
+def _events_threshold(
+    chosen: float,
+    reached: dict[str, float],
+    *,
+    rows: pd.DataFrame,
+    proba: np.ndarray,
+    target: str,
+    max_per_30d: float,
+) -> AlarmThreshold:
+    """The chosen threshold, with what it reaches out of fold: row rates and event scores."""
     y = rows[target].to_numpy()
     alarms = proba >= chosen
     return AlarmThreshold(

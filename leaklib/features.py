@@ -85,32 +85,8 @@ def derive_features(
         return frame, {}
     if timestamp is None:
         raise DeriveError("derive needs a timestamp column to order each series; timestamp is null")
-    for role, column in (("group", group), ("timestamp", timestamp)):
-        if column is None:
-            continue
-        if column not in frame.columns:
-            raise DeriveError(f"derive: {role} column {column!r} is not in the table")
-        if frame[column].isna().any():
-            raise DeriveError(f"derive: {role} column {column!r} has missing values")
-    if group is None:
-        for i, derivation in enumerate(spec.root):
-            if getattr(derivation, "baseline", None) == "first":
-                raise DeriveError(f"derive[{i}].baseline: {FIRST_NEEDS_A_GROUP}")
-    roles = pd.DataFrame(
-        {
-            "group": frame[group].to_numpy() if group else np.zeros(len(frame), dtype=int),
-            "time": frame[timestamp].to_numpy(),
-        }
-    )
-    ordered = roles.sort_values(["group", "time"], kind="stable")
-    order = ordered.index.to_numpy()
-    keys, times = ordered["group"].to_numpy(), ordered["time"].to_numpy()
-    starts = np.r_[True, keys[1:] != keys[:-1]]
-    if (~starts & np.r_[False, times[1:] == times[:-1]]).any():
-        where = f"within a {group!r} group" if group else "(the table is one series: no group)"
-        raise DeriveError(f"derive: {timestamp!r} repeats a time {where}")
-    start_of = np.maximum.accumulate(np.where(starts, np.arange(len(keys)), 0))
-    position = np.arange(len(keys)) - start_of
+    _check_roles(frame, spec=spec, group=group, timestamp=timestamp)
+    order, start_of, position = _series_positions(frame, group=group, timestamp=timestamp)
     longest = int(position.max()) + 1
 
     numeric = [name for name, s in features.items() if s.type == "numeric"]
@@ -130,6 +106,54 @@ def derive_features(
     unsorted[order] = np.arange(len(order))
     added = pd.DataFrame({n: v[unsorted] for n, v in new.items()}, index=frame.index)
     return pd.concat([frame, added], axis=1), {n: FeatureSpec(type="numeric") for n in new}
+
+
+def _check_roles(
+    frame: pd.DataFrame, *, spec: DeriveSpec, group: str | None, timestamp: str
+) -> None:
+    """Check the group and timestamp columns, and that ``baseline: first`` has a group.
+
+    Raises:
+        DeriveError: A role's column is missing or has missing values, or a derivation takes
+            the first rows as its baseline in a table without groups.
+    """
+    for role, column in (("group", group), ("timestamp", timestamp)):
+        if column is None:
+            continue
+        if column not in frame.columns:
+            raise DeriveError(f"derive: {role} column {column!r} is not in the table")
+        if frame[column].isna().any():
+            raise DeriveError(f"derive: {role} column {column!r} has missing values")
+    if group is None:
+        for i, derivation in enumerate(spec.root):
+            if getattr(derivation, "baseline", None) == "first":
+                raise DeriveError(f"derive[{i}].baseline: {FIRST_NEEDS_A_GROUP}")
+
+
+def _series_positions(
+    frame: pd.DataFrame, *, group: str | None, timestamp: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The rows' order by group and time, and each ordered row's series start and place in it.
+
+    Raises:
+        DeriveError: A time repeats within a series.
+    """
+    roles = pd.DataFrame(
+        {
+            "group": frame[group].to_numpy() if group else np.zeros(len(frame), dtype=int),
+            "time": frame[timestamp].to_numpy(),
+        }
+    )
+    ordered = roles.sort_values(["group", "time"], kind="stable")
+    order = ordered.index.to_numpy()
+    keys, times = ordered["group"].to_numpy(), ordered["time"].to_numpy()
+    starts = np.r_[True, keys[1:] != keys[:-1]]
+    if (~starts & np.r_[False, times[1:] == times[:-1]]).any():
+        where = f"within a {group!r} group" if group else "(the table is one series: no group)"
+        raise DeriveError(f"derive: {timestamp!r} repeats a time {where}")
+    start_of = np.maximum.accumulate(np.where(starts, np.arange(len(keys)), 0))
+    position = np.arange(len(keys)) - start_of
+    return order, start_of, position
 
 
 def _select(selector: Selector, numeric: list[str], *, key: str) -> list[str]:

@@ -369,6 +369,31 @@ def gate(
     run = runs.get_run(store, run["run_id"])
     if len(challenger_proba) != len(holdout):
         raise PromotionError(f"{len(challenger_proba)} scores for {len(holdout)} holdout rows")
+    decision = _promotion_decision(
+        store=store,
+        params=params,
+        run=run,
+        holdout=holdout,
+        challenger_proba=challenger_proba,
+        load_champion=load_champion,
+        load_snapshot=load_snapshot,
+        leaks=leaks,
+    )
+    return _recorded_decision(decision, store=store, run=run, name=params.dataset.model_name)
+
+
+def _promotion_decision(
+    *,
+    store: MetadataStore,
+    params: Params,
+    run: dict[str, Any],
+    holdout: pd.DataFrame,
+    challenger_proba: np.ndarray,
+    load_champion: Callable[[dict[str, Any]], Any],
+    load_snapshot: Callable[[str], pd.DataFrame] | None,
+    leaks: leak_events.Leaks | None,
+) -> Decision:
+    """Measure the challenger, then decide against the current champion (see :func:`gate`)."""
     figures, _ = scored_figures(
         holdout,
         challenger_proba,
@@ -405,6 +430,13 @@ def gate(
                 run=run,
                 pointer=pointer,
             )
+    return decision
+
+
+def _recorded_decision(
+    decision: Decision, *, store: MetadataStore, run: dict[str, Any], name: str
+) -> Decision:
+    """Record the decision in the run record and in MLflow's tags, and log it."""
     plain = decision.to_dict()
     decision.mlflow = model_registry.mirror_decision(run, plain, model_name=name)
     runs.record_promotion(store, run["run_id"], {**plain, "mlflow": decision.mlflow})

@@ -172,6 +172,23 @@ def alarm_events(
         proba: Each row's probability, to report each event's peak.
         carry: The open event the previous call ended with (its ``tail``).
     """
+    index, flags, scores = _alarm_inputs(times, alarms, proba)
+    shortest = duration(min_duration, name="min_duration")
+    gap = duration(join_gap, name="join_gap").value
+    step = _carried_spacing(index, carry=carry, spacing=spacing)
+    found = _merge_alarms(index, flags, scores, step=step, gap=gap, carry=carry)
+    if len(index):
+        end = index.asi8[-1]
+        found = [replace(e, closed=bool(end - e.last_alarm.value > gap)) for e in found]
+    tail = found[-1] if found and not found[-1].closed else None
+    counted = [e for e in found if e.duration >= shortest]
+    return AlarmEvents(events=counted, tail=tail)
+
+
+def _alarm_inputs(
+    times: Any, alarms: Any, proba: Any | None
+) -> tuple[pd.DatetimeIndex, np.ndarray, np.ndarray | None]:
+    """The times, the alarms as booleans and the probabilities, checked to match row for row."""
     index = _times(times)
     flags = np.asarray(alarms)
     if flags.shape != (len(index),):
@@ -185,8 +202,17 @@ def alarm_events(
         scores = np.asarray(proba, dtype=float)
         if scores.shape != (len(index),):
             raise EventError(f"proba: {scores.shape} values for {len(index)} times")
-    shortest = duration(min_duration, name="min_duration")
-    gap = duration(join_gap, name="join_gap").value
+    return index, flags, scores
+
+
+def _carried_spacing(
+    index: pd.DatetimeIndex, *, carry: AlarmEvent | None, spacing: Duration | None
+) -> pd.Timedelta:
+    """The row spacing (given, the carried event's, or measured), once the carry is checked.
+
+    Raises:
+        EventError: The carried event is closed, or does not end before the data's first time.
+    """
     if carry is not None and carry.closed:
         raise EventError(f"carry: event {carry.event_id} is closed; only an open event continues")
     if spacing is None and carry is not None:
@@ -197,7 +223,22 @@ def alarm_events(
             f"carry: event {carry.event_id} ends at {carry.last_alarm}, not before the data's "
             f"first time {index[0]}"
         )
+    return step
 
+
+def _merge_alarms(
+    index: pd.DatetimeIndex,
+    flags: np.ndarray,
+    scores: np.ndarray | None,
+    *,
+    step: pd.Timedelta,
+    gap: int,
+    carry: AlarmEvent | None,
+) -> list[AlarmEvent]:
+    """Merge the alarm rows into events, all still open; the first extends ``carry`` if it joins.
+
+    A carried event the first alarms do not join comes first, as it was.
+    """
     at = index.asi8[flags]
     peaks = scores[flags] if scores is not None else None
     runs = np.flatnonzero(np.r_[True, np.diff(at) - step.value > gap])
@@ -228,12 +269,7 @@ def alarm_events(
                 peak=peak,
             )
         )
-    if len(index):
-        end = index.asi8[-1]
-        found = [replace(e, closed=bool(end - e.last_alarm.value > gap)) for e in found]
-    tail = found[-1] if found and not found[-1].closed else None
-    counted = [e for e in found if e.duration >= shortest]
-    return AlarmEvents(events=counted, tail=tail)
+    return found
 
 
 # --- leak events -------------------------------------------------------------------------
@@ -572,6 +608,35 @@ def event_scores(
     in ``days``) score a bootstrap draw as if the drawn rows were stacked; leave them out for
     the result itself.
     """
+    lw, aw = _event_weights(result, leak_weights=leak_weights, alarm_weights=alarm_weights)
+    days = result.days if days is None else float(days)
+    leaks = _leak_columns(result.leaks)
+    outcome = result.alarms["outcome"].to_numpy()
+    hits = float(aw[outcome == "detection"].sum())
+    false = float(aw[outcome == "false alarm"].sum())
+    overall = _leak_part(lw, leaks)
+    scores = {**overall, **_alarm_part(result, overall, hits=hits, false=false, days=days)}
+    for kind in LEAK_KINDS:
+        mine = _leak_part(lw * (leaks["kind"] == kind), leaks)
+        mine["event_water_saved_share"] = _ratio(
+            mine["event_water_saved_m3"], mine["event_water_m3"]
+        )
+        scores |= {f"{name}_{kind}": mine[name] for name in EVENT_PER_KIND}
+    if not result.has_volumes:
+        for name in scores:
+            if "water" in name or "economic" in name:
+                scores[name] = math.nan
+    return {name: round(float(scores[name]), 6) for name in EVENT}
+
+
+def _event_weights(
+    result: EventResult, *, leak_weights: np.ndarray | None, alarm_weights: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """How many times each leak and each alarm event counts (once each when not given).
+
+    Raises:
+        EventError: The weights do not match the result's leaks and alarm events one to one.
+    """
     leaks, alarms = result.leaks, result.alarms
     lw = np.ones(len(leaks)) if leak_weights is None else np.asarray(leak_weights, dtype=float)
     aw = np.ones(len(alarms)) if alarm_weights is None else np.asarray(alarm_weights, dtype=float)
@@ -580,32 +645,42 @@ def event_scores(
             f"weights: {lw.shape} leak and {aw.shape} alarm weights for "
             f"{len(leaks)} leaks and {len(alarms)} alarm events"
         )
-    days = result.days if days is None else float(days)
-    detected = leaks["detected"].to_numpy(dtype=bool)
-    delays = leaks["delay_h"].to_numpy(dtype=float)
-    early = leaks["early_score"].to_numpy(dtype=float)
-    volume = leaks["volume_m3"].to_numpy(dtype=float)
-    saved = leaks["water_saved_m3"].to_numpy(dtype=float)
-    kinds = leaks["kind"].to_numpy()
-    outcome = alarms["outcome"].to_numpy()
-    hits = float(aw[outcome == "detection"].sum())
-    false = float(aw[outcome == "false alarm"].sum())
+    return lw, aw
 
-    def part(mask: np.ndarray) -> dict[str, float]:
-        w = lw * mask
-        n = w.sum()
-        caught = w * detected
-        return {
-            "event_recall": _ratio(caught.sum(), n),
-            "event_leaks_detected": float(caught.sum()),
-            "event_detection_hours_median": _quantile(delays[detected], caught[detected], 0.5),
-            "event_detection_hours_p90": _quantile(delays[detected], caught[detected], 0.9),
-            "event_early_detection": _ratio(float((w * early).sum()), n),
-            "event_water_saved_m3": float((w * saved).sum()),
-            "event_water_m3": float((w * volume).sum()),
-        }
 
-    overall = part(np.ones(len(leaks), dtype=bool))
+def _leak_columns(leaks: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The per-leak columns the scores read, as arrays, read once for every part."""
+    return {
+        "detected": leaks["detected"].to_numpy(dtype=bool),
+        "delay_h": leaks["delay_h"].to_numpy(dtype=float),
+        "early_score": leaks["early_score"].to_numpy(dtype=float),
+        "volume_m3": leaks["volume_m3"].to_numpy(dtype=float),
+        "water_saved_m3": leaks["water_saved_m3"].to_numpy(dtype=float),
+        "kind": leaks["kind"].to_numpy(),
+    }
+
+
+def _leak_part(w: np.ndarray, leaks: dict[str, np.ndarray]) -> dict[str, float]:
+    """The leak-side scores, each leak counted ``w`` times (0 leaves it out of this part)."""
+    detected = leaks["detected"]
+    delays = leaks["delay_h"]
+    n = w.sum()
+    caught = w * detected
+    return {
+        "event_recall": _ratio(caught.sum(), n),
+        "event_leaks_detected": float(caught.sum()),
+        "event_detection_hours_median": _quantile(delays[detected], caught[detected], 0.5),
+        "event_detection_hours_p90": _quantile(delays[detected], caught[detected], 0.9),
+        "event_early_detection": _ratio(float((w * leaks["early_score"]).sum()), n),
+        "event_water_saved_m3": float((w * leaks["water_saved_m3"]).sum()),
+        "event_water_m3": float((w * leaks["volume_m3"]).sum()),
+    }
+
+
+def _alarm_part(
+    result: EventResult, overall: dict[str, float], *, hits: float, false: float, days: float
+) -> dict[str, float]:
+    """Precision, F1, false alarms and the economic score, from the alarms and ``overall``."""
     precision = _ratio(hits, hits + false) if hits + false else 0.0
     recall = overall["event_recall"]
     f1 = (
@@ -617,8 +692,7 @@ def event_scores(
     economic = result.water_price_eur_m3 * overall["event_water_saved_m3"] - (
         result.false_alarm_cost_eur * false
     )
-    scores = {
-        **overall,
+    return {
         "event_precision": precision,
         "event_f1": f1,
         "event_false_alarms": false,
@@ -627,17 +701,6 @@ def event_scores(
         "event_economic_perfect_eur": perfect,
         "event_economic_share": _ratio(economic, perfect),
     }
-    for kind in LEAK_KINDS:
-        mine = part(kinds == kind)
-        mine["event_water_saved_share"] = _ratio(
-            mine["event_water_saved_m3"], mine["event_water_m3"]
-        )
-        scores |= {f"{name}_{kind}": mine[name] for name in EVENT_PER_KIND}
-    if not result.has_volumes:
-        for name in scores:
-            if "water" in name or "economic" in name:
-                scores[name] = math.nan
-    return {name: round(float(scores[name]), 6) for name in EVENT}
 
 
 # --- from a scored table ----------------------------------------------------------------------
@@ -797,22 +860,9 @@ def evaluate_events(
         leak_table: The leaks (see :func:`leaks_from_table`), or None.
         volumes: Leak volume per window (needs ``leak_table``), or None.
     """
-    for role, column in (("timestamp", timestamp), ("target", target)):
-        if column not in frame.columns:
-            raise EventError(f"{role} column {column!r} is not in the table")
-    scores = np.asarray(proba, dtype=float)
-    if scores.shape != (len(frame),):
-        raise EventError(f"proba: {scores.shape} values for {len(frame)} rows")
     if volumes is not None and leak_table is None:
         raise EventError("volumes: leak volumes need the leak table (leak_table) they refer to")
-    stamps = pd.to_datetime(frame[timestamp]).to_numpy()
-    order = np.argsort(stamps, kind="stable")
-    times = stamps[order]
-    if len(times) > 1 and (np.diff(times) == np.timedelta64(0)).any():
-        raise EventError(
-            f"timestamp column {timestamp!r} repeats a time: events need one series "
-            "(one row per time)"
-        )
+    times, order, scores = _time_order(frame, proba, timestamp=timestamp, target=target)
     step = row_spacing(times)
     found = alarm_events(
         times,
@@ -839,3 +889,29 @@ def evaluate_events(
         water_price_eur_m3=spec.water_price_eur_m3,
         false_alarm_cost_eur=spec.false_alarm_cost_eur,
     )
+
+
+def _time_order(
+    frame: pd.DataFrame, proba: np.ndarray, *, timestamp: str, target: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The series' times in order, the order that sorts the rows, and the probabilities.
+
+    Raises:
+        EventError: A column is missing, the probabilities do not match the rows, or a time
+            repeats (the table is not one series).
+    """
+    for role, column in (("timestamp", timestamp), ("target", target)):
+        if column not in frame.columns:
+            raise EventError(f"{role} column {column!r} is not in the table")
+    scores = np.asarray(proba, dtype=float)
+    if scores.shape != (len(frame),):
+        raise EventError(f"proba: {scores.shape} values for {len(frame)} rows")
+    stamps = pd.to_datetime(frame[timestamp]).to_numpy()
+    order = np.argsort(stamps, kind="stable")
+    times = stamps[order]
+    if len(times) > 1 and (np.diff(times) == np.timedelta64(0)).any():
+        raise EventError(
+            f"timestamp column {timestamp!r} repeats a time: events need one series "
+            "(one row per time)"
+        )
+    return times, order, scores

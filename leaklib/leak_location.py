@@ -438,23 +438,40 @@ def signatures(
         hours=tuple(spec.hours),
         levels=levels,
     )
+    return _stored(built, matrices=matrices, index=index, network=network, build_s=build_s)
+
+
+def _stored(
+    built: Signatures,
+    *,
+    matrices: SnapshotStore,
+    index: MetadataStore,
+    network: Network,
+    build_s: float,
+) -> Signatures:
+    """Keep a solved matrix under its hash and index it by its key; return it with its hash."""
     data = built.to_bytes()
     sha = sha256_hex(data)
     matrices.put(data, sha256=sha)
     index.transact(
         INDEX,
-        key,
+        built.key,
         lambda _: {
-            "key": key,
+            "key": built.key,
             "sha256": sha,
             "network": network.path.name,
             "network_sha256": network.sha256,
-            "candidates": len(candidates),
-            "sensors": len(sensors),
+            "candidates": len(built.candidates),
+            "sensors": len(built.sensors),
             "build_s": round(build_s, 3),
         },
     )
-    log.info("signatures %s: %d candidates solved in %.1f s", key[:12], len(candidates), build_s)
+    log.info(
+        "signatures %s: %d candidates solved in %.1f s",
+        built.key[:12],
+        len(built.candidates),
+        build_s,
+    )
     return Signatures(**{**built.__dict__, "sha256": sha, "build_s": build_s})
 
 

@@ -275,15 +275,8 @@ def tune(
     grouped folds; no new candidate starts once ``budget_s`` has passed (at least one runs).
     Without a search the given parameters are the one candidate.
     """
-    candidates = [dict(model.params)]
-    if model.search is not None:
-        grid = int(np.prod([len(values) for values in model.search.space.values()]))
-        drawn = ParameterSampler(
-            model.search.space, n_iter=min(model.search.n_candidates, grid), random_state=seed
-        )
-        candidates = [{**model.params, **choice} for choice in drawn]
     started, rows, best = time.monotonic(), [], None
-    for number, values in enumerate(candidates, start=1):
+    for number, values in enumerate(_candidates(model, seed=seed), start=1):
         if rows and model.search and time.monotonic() - started > model.search.budget_s:
             log.info(
                 "search budget of %.0f s spent after %d candidates",
@@ -319,6 +312,17 @@ def tune(
     table = pd.DataFrame(rows).set_index("candidate")
     table["chosen"] = table.index == int(table[f"cv_{primary}"].idxmax())
     return Tuned(model=best[1], cv=best[2], candidates=table)
+
+
+def _candidates(model: ModelSpec, *, seed: int) -> list[dict[str, Any]]:
+    """The parameter sets to try: drawn from ``model.search`` with the seed, else the given one."""
+    if model.search is None:
+        return [dict(model.params)]
+    grid = int(np.prod([len(values) for values in model.search.space.values()]))
+    drawn = ParameterSampler(
+        model.search.space, n_iter=min(model.search.n_candidates, grid), random_state=seed
+    )
+    return [{**model.params, **choice} for choice in drawn]
 
 
 def summarise_cv(scores: pd.DataFrame) -> dict[str, float]:

@@ -341,6 +341,37 @@ def validate_table(
                 for c in repeated
             ]
         )
+    frame, present, sample = _kept_rows(frame, dataset, present=present, sample=sample)
+    notes: list[str] = []
+    if sample is not None:
+        _sample_notes(sample, dataset.group, problems, notes)
+    out = _check_columns(frame, dataset, problems, notes, present=present)
+    if problems:
+        raise SchemaError(problems)
+    clean = pd.DataFrame(out)
+    _check_split(clean, params, problems)
+    if problems:
+        raise SchemaError(problems)
+    ignored = [c for c in (frame.columns if present is None else present) if c not in clean.columns]
+    log.info("validated %d rows; %d ignored column(s)", len(clean), len(ignored))
+    return clean, _report(clean, dataset, ignored=ignored, notes=notes, sample=sample)
+
+
+def _kept_rows(
+    frame: pd.DataFrame,
+    dataset: DatasetSpec,
+    *,
+    present: list[str] | None,
+    sample: SampleReport | None,
+) -> tuple[pd.DataFrame, list[str] | None, SampleReport | None]:
+    """The rows ``dataset.max_groups``, ``dataset.period`` and ``dataset.sample`` keep.
+
+    Returns them, with the source's columns (noted before a sample here drops nothing) and the
+    sample drawn (at the source, or here).
+
+    Raises:
+        SchemaError: The sample kept no group.
+    """
     if dataset.max_groups and dataset.group in frame.columns:
         frame = limit_groups(frame, group=dataset.group, max_groups=dataset.max_groups)
     if dataset.period is not None and dataset.timestamp in frame.columns:
@@ -355,20 +386,21 @@ def validate_table(
                 f"{dataset.source!r}; choose more groups or a larger fraction"
             ]
         )
-    notes: list[str] = []
-    if sample is not None:
-        _sample_notes(sample, dataset.group, problems, notes)
-    out = _check_columns(frame, dataset, problems, notes, present=present)
-    if problems:
-        raise SchemaError(problems)
-    clean = pd.DataFrame(out)
-    _check_split(clean, params, problems)
-    if problems:
-        raise SchemaError(problems)
+    return frame, present, sample
+
+
+def _report(
+    clean: pd.DataFrame,
+    dataset: DatasetSpec,
+    *,
+    ignored: list[str],
+    notes: list[str],
+    sample: SampleReport | None,
+) -> ValidationReport:
+    """What validation found in the clean table: its size, positives and missing values."""
     missing_counts = {c: int(n) for c, n in clean[list(dataset.features)].isna().sum().items() if n}
-    ignored = [c for c in (frame.columns if present is None else present) if c not in clean.columns]
     positives = int(clean[dataset.target].sum())
-    report = ValidationReport(
+    return ValidationReport(
         rows=len(clean),
         groups=int(clean[dataset.group].nunique()) if dataset.group else None,
         positives=positives,
@@ -378,8 +410,6 @@ def validate_table(
         notes=notes,
         sample=sample,
     )
-    log.info("validated %d rows; %d ignored column(s)", len(clean), len(ignored))
-    return clean, report
 
 
 def validate_for_scoring(frame: pd.DataFrame, *, dataset: DatasetSpec) -> pd.DataFrame:

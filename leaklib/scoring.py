@@ -177,45 +177,16 @@ def score_frame(
         skip: Leading rows of each series to leave out (their history is too short).
     """
     dataset = recorded_dataset(run)
-    target = dataset.target
-    table = validate_for_scoring(
-        raw.drop(columns=[target], errors="ignore"), dataset=_unbounded(dataset)
-    )
-    if target in raw:  # known leaks come along as they are (a day may have none)
-        table[target] = pd.to_numeric(raw[target], errors="coerce").to_numpy()
-    keys = [c for c in (dataset.group, dataset.timestamp) if c]
-    if keys:
-        table = table.sort_values(keys, kind="stable").reset_index(drop=True)
-    table, _ = derive_dataset(table, dataset)
+    table = _prepared_table(raw, dataset)
     if model is None:
         model = load_run_model(run)
     features = model_features(dataset, run.get("derived_features"))
     proba = model.predict_proba(feature_frame(table, features))[:, 1]
-    threshold = runs.recorded_threshold(run)
+    found, marks = _fault_marks(table, dataset=dataset, checks=checks)
+    out = _alarm_rows(table, proba, marks, dataset=dataset, run=run, scored_at=scored_at)
     keep = _position(table, dataset.group) >= skip
     if since is not None:
         keep &= (pd.to_datetime(table[dataset.timestamp]) >= pd.Timestamp(since)).to_numpy()
-    columns = [c for c in (dataset.group, dataset.timestamp, dataset.target) if c in table]
-    out = table[columns].copy()
-    out["probability"] = proba.round(6)
-    raised = out["probability"].to_numpy() >= threshold
-    faulty = np.zeros(len(out), dtype=bool)
-    out[sensor_faults.FAULT_COLUMN] = False
-    out[sensor_faults.SENSORS_COLUMN] = ""
-    found = None
-    if checks is not None:
-        found = sensor_faults.check_dataset(table, dataset=dataset, checks=checks)
-        spread = checks.spread_rows
-        marks = found.spread(dataset.derive.lookback or 0 if spread is None else spread).rows()
-        faulty = marks[sensor_faults.FAULT_COLUMN].to_numpy(dtype=bool)
-        out[sensor_faults.FAULT_COLUMN] = faulty
-        out[sensor_faults.SENSORS_COLUMN] = marks[sensor_faults.SENSORS_COLUMN].to_numpy()
-    out["alarm"] = raised & ~faulty
-    out["suppressed"] = raised & faulty
-    out["threshold"] = threshold
-    out["model_sha256"] = run["model"]["sha256"]
-    out["run_id"] = run["run_id"]
-    out["scored_at"] = pd.Timestamp(scored_at)
     sensors = list(found.sensors) if found is not None else list(dataset.features)
     deviation = score_events.deviations(
         table, sensors=sensors, derived=run.get("derived_features") or []
@@ -226,6 +197,66 @@ def score_frame(
         faults=None if found is None else score_events.kept_faults(found, keep),
         history=int((~keep).sum()),
     )
+
+
+def _prepared_table(raw: pd.DataFrame, dataset: DatasetSpec) -> pd.DataFrame:
+    """The readings checked against the model's schema, sorted by group and time, derived."""
+    target = dataset.target
+    table = validate_for_scoring(
+        raw.drop(columns=[target], errors="ignore"), dataset=_unbounded(dataset)
+    )
+    if target in raw:  # known leaks come along as they are (a day may have none)
+        table[target] = pd.to_numeric(raw[target], errors="coerce").to_numpy()
+    keys = [c for c in (dataset.group, dataset.timestamp) if c]
+    if keys:
+        table = table.sort_values(keys, kind="stable").reset_index(drop=True)
+    table, _ = derive_dataset(table, dataset)
+    return table
+
+
+def _fault_marks(
+    table: pd.DataFrame, *, dataset: DatasetSpec, checks: SensorChecks | None
+) -> tuple[sensor_faults.SensorFaults | None, pd.DataFrame | None]:
+    """The sensor faults found in the table, and each row's marks (spread over its features).
+
+    Without checks, neither: no row is marked.
+    """
+    if checks is None:
+        return None, None
+    found = sensor_faults.check_dataset(table, dataset=dataset, checks=checks)
+    spread = checks.spread_rows
+    return found, found.spread(dataset.derive.lookback or 0 if spread is None else spread).rows()
+
+
+def _alarm_rows(
+    table: pd.DataFrame,
+    proba: np.ndarray,
+    marks: pd.DataFrame | None,
+    *,
+    dataset: DatasetSpec,
+    run: dict[str, Any],
+    scored_at: str,
+) -> pd.DataFrame:
+    """Each row's keys, probability, fault marks, alarm (or suppressed alarm) and model ids."""
+    threshold = runs.recorded_threshold(run)
+    columns = [c for c in (dataset.group, dataset.timestamp, dataset.target) if c in table]
+    out = table[columns].copy()
+    out["probability"] = proba.round(6)
+    raised = out["probability"].to_numpy() >= threshold
+    faulty = np.zeros(len(out), dtype=bool)
+    out[sensor_faults.FAULT_COLUMN] = False
+    out[sensor_faults.SENSORS_COLUMN] = ""
+    if marks is not None:
+        faulty = marks[sensor_faults.FAULT_COLUMN].to_numpy(dtype=bool)
+        out[sensor_faults.FAULT_COLUMN] = faulty
+        out[sensor_faults.SENSORS_COLUMN] = marks[sensor_faults.SENSORS_COLUMN].to_numpy()
+    out["alarm"] = raised & ~faulty
+    out["suppressed"] = raised & faulty
+    out["threshold"] = threshold
+    out["model_sha256"] = run["model"]["sha256"]
+    out["run_id"] = run["run_id"]
+    out["scored_at"] = pd.Timestamp(scored_at)
+    return out
 
 
 def load_run_model(run: dict[str, Any]) -> Any:
@@ -366,6 +397,58 @@ def score(
     """
     run = model_run(store, model_name=params.dataset.model_name, run_id=run_id)
     dataset = recorded_dataset(run)
+    raw, spacing, skip = _read_rows(params, dataset=dataset, since=since, until=until)
+    scored_at = datetime.now(UTC).isoformat(timespec="seconds")
+    done = score_frame(
+        raw, run=run, scored_at=scored_at, checks=params.sensor_checks, since=since, skip=skip
+    )
+    input_sha, scoring_id = _scoring_ids(raw, run=run, destination=destination)
+    rows, added, events = _write_new_rows(
+        done,
+        run=run,
+        dataset=dataset,
+        params=params,
+        destination=destination,
+        scoring_id=scoring_id,
+        scored_at=scored_at,
+        spacing=spacing,
+    )
+    scoring = Scoring(
+        scoring_id=scoring_id,
+        run_id=run["run_id"],
+        model_sha256=run["model"]["sha256"],
+        input_sha256=input_sha,
+        rows=len(rows),
+        alarms=int(rows["alarm"].sum()),
+        threshold=runs.recorded_threshold(run),
+        destination=destination,
+        scored_at=scored_at,
+        added=added,
+        events_destination=sinks.events_destination(destination),
+        **_event_counts(events),
+        suppressed_alarms=int(rows["suppressed"].sum()),
+        skipped=done.history if since is None else 0,
+        since=None if since is None else pd.Timestamp(since).isoformat(),
+        until=None if until is None else pd.Timestamp(until).isoformat(),
+        run_dataset=dataset,
+        scored=rows,
+        events=events,
+        spacing=pd.Timedelta(spacing),
+    )
+    return _recorded(store, scoring)
+
+
+def _read_rows(
+    params: Params, *, dataset: DatasetSpec, since: datetime | None, until: datetime | None
+) -> tuple[pd.DataFrame, timedelta, int]:
+    """Read the rows to score with their lookback; return them, their spacing and rows to skip.
+
+    The rows to skip are each series' first lookback rows, read for their history only (none
+    with ``since``: the rows before it are left out by time).
+
+    Raises:
+        ScoringError: ``until`` not after ``since``, or no rows in the period read.
+    """
     checks = params.sensor_checks
     if since is not None and until is not None and until <= since:
         raise ScoringError(f"--until {until} must be after --since {since}")
@@ -386,31 +469,35 @@ def score(
         # a derivation that needs whole series (baseline: first): they are read whole
         whole = dataset.derive.lookback is None
         lookback = 0 if whole else lookback_rows(dataset, checks=checks, spacing=spacing)
-    scored_at = datetime.now(UTC).isoformat(timespec="seconds")
-    done = score_frame(
-        raw,
-        run=run,
-        scored_at=scored_at,
-        checks=checks,
-        since=since,
-        skip=0 if since is not None else lookback,
-    )
-    rows = done.rows
+    return raw, spacing, 0 if since is not None else lookback
+
+
+def _write_new_rows(
+    done: Scored,
+    *,
+    run: dict[str, Any],
+    dataset: DatasetSpec,
+    params: Params,
+    destination: str,
+    scoring_id: str,
+    scored_at: str,
+    spacing: timedelta,
+) -> tuple[pd.DataFrame, int, pd.DataFrame]:
+    """Write the scored rows this model has not scored in ``destination`` yet, then their events.
+
+    Returns the new rows, how many were added, and the events written beside them.
+    """
     before = sinks.scored_until(
         destination,
         model_sha256=run["model"]["sha256"],
         timestamp=dataset.timestamp,
         group=dataset.group,
     )
-    fresh = _after(rows, before, timestamp=dataset.timestamp, group=dataset.group)
-    rows = rows[fresh].reset_index(drop=True)
-    input_sha = sha256_hex(canonical_bytes(raw))
-    # one scoring per input, model and destination: the same again adds nothing
-    scoring_id = sha256_hex(f"{input_sha}:{run['model']['sha256']}:{destination}".encode())[:32]
+    fresh = _after(done.rows, before, timestamp=dataset.timestamp, group=dataset.group)
+    rows = done.rows[fresh].reset_index(drop=True)
     rows[SCORING_ID] = scoring_id
     events = pd.DataFrame(columns=list(score_events.EVENT_COLUMNS))
     added = 0
-    events_at = sinks.events_destination(destination)
     if len(rows):
         added = write_scores(rows, destination=destination, scoring_id=scoring_id)
     if added:
@@ -426,35 +513,36 @@ def score(
             scoring_id=scoring_id,
             written_at=scored_at,
         )
-    suppressed = int(rows["suppressed"].sum())
-    scoring = Scoring(
-        scoring_id=scoring_id,
-        run_id=run["run_id"],
-        model_sha256=run["model"]["sha256"],
-        input_sha256=input_sha,
-        rows=len(rows),
-        alarms=int(rows["alarm"].sum()),
-        threshold=runs.recorded_threshold(run),
-        destination=destination,
-        scored_at=scored_at,
-        added=added,
-        events_destination=events_at,
-        leak_events=int((events["kind"] == LEAK).sum()) if len(events) else 0,
-        fault_events=int((events["kind"] == FAULT).sum()) if len(events) else 0,
-        event_ids=sorted(events["event_id"].astype(str)) if len(events) else [],
-        suppressed_alarms=suppressed,
-        skipped=done.history if since is None else 0,
-        since=None if since is None else pd.Timestamp(since).isoformat(),
-        until=None if until is None else pd.Timestamp(until).isoformat(),
-        run_dataset=dataset,
-        scored=rows,
-        events=events,
-        spacing=pd.Timedelta(spacing),
-    )
+    return rows, added, events
+
+
+def _event_counts(events: pd.DataFrame) -> dict[str, Any]:
+    """The scoring's fields that count its events: leak events, fault events, their ids."""
+    if not len(events):
+        return {"leak_events": 0, "fault_events": 0, "event_ids": []}
+    return {
+        "leak_events": int((events["kind"] == LEAK).sum()),
+        "fault_events": int((events["kind"] == FAULT).sum()),
+        "event_ids": sorted(events["event_id"].astype(str)),
+    }
+
+
+def _scoring_ids(raw: pd.DataFrame, *, run: dict[str, Any], destination: str) -> tuple[str, str]:
+    """The input's hash, and the scoring's id: one per input, model and destination.
+
+    The same input scored with the same model into the same destination again adds nothing.
+    """
+    input_sha = sha256_hex(canonical_bytes(raw))
+    scoring_id = sha256_hex(f"{input_sha}:{run['model']['sha256']}:{destination}".encode())[:32]
+    return input_sha, scoring_id
+
+
+def _recorded(store: MetadataStore, scoring: Scoring) -> Scoring:
+    """Record a scoring in the ``scorings`` collection, once: a repeat leaves the first."""
     try:
-        store.create(SCORINGS, scoring_id, scoring.to_dict())
+        store.create(SCORINGS, scoring.scoring_id, scoring.to_dict())
     except ConflictError:  # scored before: the first record stays, as the rows did
-        log.info("scoring %s was recorded before; nothing new", scoring_id)
+        log.info("scoring %s was recorded before; nothing new", scoring.scoring_id)
     return scoring
 
 

@@ -338,25 +338,7 @@ def check_sensors(
     """
     names = list(sensors)
     _check_table(frame, names, timestamp=timestamp, group=group)
-    stamps = frame[timestamp]
-    tz = None
-    if isinstance(stamps.dtype, pd.DatetimeTZDtype):
-        tz = str(stamps.dt.tz)
-        stamps = stamps.dt.tz_convert("UTC").dt.tz_localize(None)
-    stamps = pd.to_datetime(stamps).astype("datetime64[ns]")
-    keys = pd.DataFrame({"t": stamps.to_numpy()})
-    if group is not None:
-        keys.insert(0, "g", frame[group].to_numpy())
-    order = keys.sort_values(list(keys.columns), kind="stable").index.to_numpy()
-    times = keys["t"].to_numpy()[order]
-    group_values = frame[group].to_numpy()[order] if group is not None else None
-    starts = np.zeros(len(order), dtype=bool)
-    starts[0] = True
-    if group_values is not None:
-        starts[1:] = group_values[1:] != group_values[:-1]
-    if (~starts[1:] & (times[1:] == times[:-1])).any():
-        where = f"within a {group!r} group" if group else "in the table"
-        raise SensorCheckError(f"sensor checks: {timestamp!r} repeats a time {where}")
+    order, times, starts, group_values, tz = _series_order(frame, timestamp=timestamp, group=group)
 
     values = frame[names].to_numpy(dtype=float, na_value=np.nan)[order]
     previous = np.vstack([np.full((1, len(names)), np.nan), values[:-1]])
@@ -383,6 +365,39 @@ def check_sensors(
     )
     log.info("sensor checks over %d rows x %d sensors: %s", len(order), len(names), found.counts())
     return found
+
+
+def _series_order(
+    frame: pd.DataFrame, *, timestamp: str, group: str | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, str | None]:
+    """The rows in series order, and what the checks read of that order.
+
+    Returns the order (by group, then time), the times in it (naive UTC), where each group
+    starts, the group of each row (None without groups) and the times' zone.
+
+    Raises:
+        SensorCheckError: A time repeats within a group.
+    """
+    stamps = frame[timestamp]
+    tz = None
+    if isinstance(stamps.dtype, pd.DatetimeTZDtype):
+        tz = str(stamps.dt.tz)
+        stamps = stamps.dt.tz_convert("UTC").dt.tz_localize(None)
+    stamps = pd.to_datetime(stamps).astype("datetime64[ns]")
+    keys = pd.DataFrame({"t": stamps.to_numpy()})
+    if group is not None:
+        keys.insert(0, "g", frame[group].to_numpy())
+    order = keys.sort_values(list(keys.columns), kind="stable").index.to_numpy()
+    times = keys["t"].to_numpy()[order]
+    group_values = frame[group].to_numpy()[order] if group is not None else None
+    starts = np.zeros(len(order), dtype=bool)
+    starts[0] = True
+    if group_values is not None:
+        starts[1:] = group_values[1:] != group_values[:-1]
+    if (~starts[1:] & (times[1:] == times[:-1])).any():
+        where = f"within a {group!r} group" if group else "in the table"
+        raise SensorCheckError(f"sensor checks: {timestamp!r} repeats a time {where}")
+    return order, times, starts, group_values, tz
 
 
 def lookback_rows(checks: SensorChecks, *, step: timedelta) -> int:

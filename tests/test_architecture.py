@@ -12,13 +12,15 @@ Read with ``ast`` from the source files, so nothing is imported and the checks a
 - a module loaded by name (``importlib.import_module``) is named in a table,
   ``leaklib.cli.COMMANDS`` or ``leaklib.backends.BACKENDS``, as ``"module:function"``; each
   entry names a module and a top-level name in it; the commands' entries are edges of the
-  import graph.
+  import graph;
+- no function (method, nested function) is over 60 lines, from its ``def`` to its last line.
 """
 
 from __future__ import annotations
 
 import ast
 import re
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -520,6 +522,75 @@ def test_the_checker_sees_pyplot_outside_plots():
     assert any(i.target.startswith("matplotlib.pyplot") for i in imports)
     moved = [Import("leaklib.scoring", 3, "matplotlib.pyplot", False, "import pyplot", "")]
     assert pyplot_outside_plots(moved) == ["  leaklib.scoring:3: import pyplot"]
+
+
+# --- function length ----------------------------------------------------------------------------
+
+MAX_FUNCTION_LINES = 60  # from the `def` line (decorators aside) to the last, docstring included
+# TEMPORARY (issue 20): functions other branches are splitting right now. The lead empties this
+# set as those branches are merged; nothing new goes in.
+LONG_FUNCTIONS_ALLOWED = {
+    "leaklib.pipeline.runner:run_pipeline",
+    "leaklib.score_events:leak_events",
+    "leaklib.score_events:write_events",
+    "leaklib.score_history:score_newest",
+    "leaklib.plots:plot_event_timeline",
+    "leaklib.plots:plot_location_map",
+}
+
+
+def function_lengths(module: str, source: str | None = None) -> dict[str, int]:
+    """Each function's length in lines, as ``module:name`` (``Class.method``, ``outer.inner``)."""
+    tree = ast.parse(MODULES[module].read_text() if source is None else source)
+    lengths: dict[str, int] = {}
+
+    def visit(node: ast.AST, prefix: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef):
+                name = f"{prefix}{child.name}"
+                lengths[f"{module}:{name}"] = child.end_lineno - child.lineno + 1
+                visit(child, f"{name}.")
+            elif isinstance(child, ast.ClassDef):
+                visit(child, f"{prefix}{child.name}.")
+            else:
+                visit(child, prefix)
+
+    visit(tree, "")
+    return lengths
+
+
+def long_functions(lengths: dict[str, int]) -> list[str]:
+    return [
+        f"  {name} is {n} lines"
+        for name, n in sorted(lengths.items())
+        if n > MAX_FUNCTION_LINES and name not in LONG_FUNCTIONS_ALLOWED
+    ]
+
+
+def all_function_lengths() -> dict[str, int]:
+    return {name: n for module in MODULES for name, n in function_lengths(module).items()}
+
+
+def test_no_function_is_over_60_lines():
+    found = long_functions(all_function_lengths())
+    assert not found, (
+        f"functions over {MAX_FUNCTION_LINES} lines (split each into named phases):\n"
+        + "\n".join(found)
+    )
+
+
+def test_the_checker_sees_a_long_function():
+    body = "".join(f"    x{i} = {i}\n" for i in range(59))  # with its def: 60 lines
+    grown = textwrap.indent(f"def grown(self):\n{body}    return 0\n", "    ")  # 61
+    source = f"def short():\n{body}\n\nclass Table:\n{grown}"
+    lengths = function_lengths("leaklib.scoring", source)
+    assert lengths["leaklib.scoring:short"] == 60
+    assert long_functions(lengths) == ["  leaklib.scoring:Table.grown is 61 lines"]
+
+
+def test_the_long_functions_allowed_exist():
+    missing = LONG_FUNCTIONS_ALLOWED - set(all_function_lengths())
+    assert not missing, f"LONG_FUNCTIONS_ALLOWED names no such function: {sorted(missing)}"
 
 
 if __name__ == "__main__":  # rewrite docs/ARCHITECTURE.md's layer drawing from LAYERS

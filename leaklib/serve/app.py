@@ -82,6 +82,14 @@ def create_app(
     app.state.worker = worker
     app.state.models = ModelCache()
     app.state.max_records = max_records
+    _include_routers(app, base=base, max_records=max_records)
+    add_error_handlers(app)
+    app.add_middleware(BodyLimit, limit=max_body_bytes)
+    return app
+
+
+def _include_routers(app: FastAPI, *, base: params.Params, max_records: int) -> None:
+    """Add every resource's routes: all behind the token check but ``/health``."""
     protected = {"dependencies": [Depends(authorised)], "responses": UNAUTHORIZED}
     app.include_router(runs.router, **protected)
     app.include_router(reports.router, **protected)
@@ -91,6 +99,3 @@ def create_app(
     )
     app.include_router(predicting, **protected)
     app.include_router(health.router)
-    add_error_handlers(app)
-    app.add_middleware(BodyLimit, limit=max_body_bytes)
-    return app

@@ -185,26 +185,8 @@ def simulate_scenario(
     )
     steps_per_day = 86_400 // STEP_S
     n_warm = recipe.warmup_days * steps_per_day
-    n_obs = recipe.observed_days * steps_per_day
-    n_sim = n_warm + n_obs
-    pattern_offset = (draws.start_weekday_offset - recipe.warmup_days) * steps_per_day
-
-    def patterns(nominal: np.ndarray) -> np.ndarray:
-        values = nominal[(pattern_offset + np.arange(n_sim)) % len(nominal)]
-        noise = rng_patterns.standard_normal(n_sim)
-        return np.clip(values * (1 + recipe.pattern_noise * noise), 0, None)
-
-    leak_nodes = [_LEAK_NODE] if draws.leak_pipe is not None else []
-    perturb_network(
-        wn,
-        demand_scale=draws.demand_scale,
-        node_factors=draws.node_factors,
-        pipe_factors=draws.pipe_factors,
-        patterns=patterns,
-        n_steps=n_sim,
-        leak_pipes=[draws.leak_pipe] if draws.leak_pipe is not None else [],
-        leak_nodes=leak_nodes,
-    )
+    n_sim = n_warm + recipe.observed_days * steps_per_day
+    leak_nodes = _perturb(wn, recipe, draws, n_steps=n_sim, rng=rng_patterns)
     full_emitter = emitter_coefficient(recipe, draws.leak_diameter_cm)
     try:
         samples, leak_flow = solve(
@@ -216,8 +198,52 @@ def simulate_scenario(
         )
     except RuntimeError as exc:
         raise RuntimeError(f"scenario {scenario_id}: {exc}") from exc
+    frame, leaks, first = _observed(
+        samples[n_warm:], recipe, draws, scenario_id=scenario_id, rng=rng_sensors
+    )
+    return frame, _scenario_meta(draws, scenario_id, first, leak_flow[n_warm:, :], leaks)
 
-    values = observe(samples[n_warm:], recipe, rng=rng_sensors)
+
+def _perturb(
+    wn: Any, recipe: SimulationRecipe, draws: _Draws, *, n_steps: int, rng: np.random.Generator
+) -> list[str]:
+    """Scale the network by the draws, give it noisy demand patterns, and place the leak.
+
+    Returns the leak's nodes (none without a leak).
+    """
+    steps_per_day = 86_400 // STEP_S
+    pattern_offset = (draws.start_weekday_offset - recipe.warmup_days) * steps_per_day
+
+    def patterns(nominal: np.ndarray) -> np.ndarray:
+        values = nominal[(pattern_offset + np.arange(n_steps)) % len(nominal)]
+        noise = rng.standard_normal(n_steps)
+        return np.clip(values * (1 + recipe.pattern_noise * noise), 0, None)
+
+    leak_nodes = [_LEAK_NODE] if draws.leak_pipe is not None else []
+    perturb_network(
+        wn,
+        demand_scale=draws.demand_scale,
+        node_factors=draws.node_factors,
+        pipe_factors=draws.pipe_factors,
+        patterns=patterns,
+        n_steps=n_steps,
+        leak_pipes=[draws.leak_pipe] if draws.leak_pipe is not None else [],
+        leak_nodes=leak_nodes,
+    )
+    return leak_nodes
+
+
+def _observed(
+    samples: np.ndarray,
+    recipe: SimulationRecipe,
+    draws: _Draws,
+    *,
+    scenario_id: int,
+    rng: np.random.Generator,
+) -> tuple[pd.DataFrame, np.ndarray, pd.Timestamp]:
+    """The observed samples as sensor rows; also each window's leak flag and the first time."""
+    n_obs = recipe.observed_days * (86_400 // STEP_S)
+    values = observe(samples, recipe, rng=rng)
     leaks = windows_any(np.array([draws.fraction(k * STEP_S) > 0 for k in range(n_obs)]), recipe)
     first = CALENDAR_ORIGIN + pd.Timedelta(days=draws.start_weekday_offset)
     stamps = pd.DatetimeIndex(
@@ -225,7 +251,7 @@ def simulate_scenario(
     )
     frame = sensor_table(stamps, values, leaks, recipe)
     frame.insert(0, "scenario_id", np.full(len(frame), scenario_id, dtype=np.int64))
-    return frame, _scenario_meta(draws, scenario_id, first, leak_flow[n_warm:, :], leaks)
+    return frame, leaks, first
 
 
 def _scenario_meta(

@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from leaklib import sampling
-from leaklib.params import DatasetSpec, Params
+from leaklib.params import DatasetSpec, Params, SampleSpec
 from leaklib.paths import resolve
 from leaklib.sources.base import SourceError, SourceTable, check_fits, sampled
 
@@ -105,6 +105,31 @@ def _stream_parquet(path: Path, source: str, dataset: DatasetSpec) -> SourceTabl
         else:
             frame = file.read(columns=wanted).to_pandas()
         return SourceTable(frame, tuple(schema.names))
+    return _read_sampled(
+        file,
+        path=path,
+        source=source,
+        wanted=wanted,
+        spec=spec,
+        group=group,
+        estimate=estimate,
+        what=what,
+    )
+
+
+def _read_sampled(
+    file: pq.ParquetFile,
+    *,
+    path: Path,
+    source: str,
+    wanted: list[str],
+    spec: SampleSpec,
+    group: str,
+    estimate: int,
+    what: str,
+) -> SourceTable:
+    """Read the file's wanted columns in batches, keeping only the groups the sample draws."""
+    schema, metadata = file.schema_arrow, file.metadata
     kind = schema.field(group).type
     sampling.check_group_type(
         str(kind),
