@@ -20,7 +20,8 @@ from typing import Annotated, Any, Union, get_args, get_origin
 import nbformat
 
 from leaklib.errors import LeakError
-from leaklib.params import Params, defaults, nested_model
+from leaklib.params import Params, defaults
+from leaklib.params.listing import nested_model
 from leaklib.paths import project_root
 from leaklib.steps import NOTEBOOKS, PARAMS, STEPS
 

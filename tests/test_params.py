@@ -6,6 +6,7 @@ import pytest
 import yaml
 
 from leaklib import params as P
+from leaklib.params import listing
 
 # the 150 scenarios: a table of groups, for the tests of group keys
 SCENARIOS = [P.default_file().parent / "scenarios.yaml"]
@@ -290,7 +291,7 @@ def test_dataset_columns_and_roles():
 
 
 def test_describe_lists_every_parameter_with_default_and_description():
-    rows = P.describe()
+    rows = listing.describe()
     names = [r["name"] for r in rows]
     assert [n for n in names if "." not in n] == P.field_names()
     assert names[names.index("dataset") + 1 :][:2] == ["dataset.source", "dataset.target"]
@@ -308,7 +309,7 @@ def test_events_defaults_and_their_descriptions():
     events = P.load().events
     assert (events.min_duration, events.join_gap, events.grace) == ("30min", "2h", "1h")
     assert (events.water_price_eur_m3, events.false_alarm_cost_eur) == (0.8, 500.0)
-    rows = {r["name"]: r for r in P.describe()}
+    rows = {r["name"]: r for r in listing.describe()}
     assert rows["events.grace"]["default"] == "1h"
     assert "joins them into one event" in rows["events.join_gap"]["description"]
     assert rows["dataset.leak_table"]["default"] == "data/l-town-stream.leaks.csv"
@@ -361,11 +362,11 @@ def test_leak_volumes_need_a_leak_table_and_a_leak_table_a_timestamp():
     ],
 )
 def test_describe_prints_whole_types(name, shown):
-    assert next(r for r in P.describe() if r["name"] == name)["type"] == shown
+    assert next(r for r in listing.describe() if r["name"] == name)["type"] == shown
 
 
 def test_type_text_of_an_unknown_annotation_names_it():
     class Pressure:
         pass
 
-    assert P.type_text(Pressure) == "Pressure"
+    assert listing.type_text(Pressure) == "Pressure"

@@ -6,6 +6,7 @@ import pytest
 
 from leaklib import params as P
 from leaklib import sensor_faults as S
+from leaklib.params import listing
 
 DAY = 96  # 15-minute rows per day
 PRESSURES = ["p_a", "p_b", "p_c", "p_d", "p_e", "p_f"]
@@ -403,7 +404,7 @@ def test_the_checks_can_be_turned_off_and_durations_read_in_several_forms():
 
 
 def test_leak_params_lists_each_sensor_check_with_its_default_and_a_sentence():
-    rows = {row["name"]: row for row in P.describe()}
+    rows = {row["name"]: row for row in listing.describe()}
     for key in P.SensorChecks.model_fields:
         row = rows[f"sensor_checks.{key}"]
         assert row["description"].endswith(".") and row["default"] != "", key

@@ -9,9 +9,10 @@ import argparse
 
 import yaml
 
-from leaklib import parameter_cells, params
+from leaklib import parameter_cells
 from leaklib.cli.options import add_param_options, params_of
 from leaklib.errors import LeakError
+from leaklib.params import listing
 
 
 def _params(args: argparse.Namespace) -> int:
@@ -28,7 +29,7 @@ def _params(args: argparse.Namespace) -> int:
     if args.files or args.overrides:
         print(yaml.safe_dump(params_of(args).to_plain(), sort_keys=False), end="")
         return 0
-    for row in params.describe():
+    for row in listing.describe():
         print(f"{row['name']}  ({row['type']})")
         print(f"    {row['description']}")
         default = row["default"]
