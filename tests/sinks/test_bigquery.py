@@ -69,3 +69,26 @@ def test_the_last_scored_time_and_the_latest_event_versions(bigquery_client, big
                                  "written_at": pd.Timestamp("2019-01-01 01:00")}]))  # fmt: skip
     (latest,) = events.read(model_sha256="m").to_dict(orient="records")
     assert (latest["closed"], latest["rows"]) == (True, 3)
+
+
+def test_an_events_table_written_before_the_location_columns_gets_them(
+    bigquery_client, bigquery_emulator
+):
+    project = bigquery_emulator.extra["project"]
+    dataset = f"scores_{uuid.uuid4().hex[:8]}"
+    bigquery_client.create_dataset(f"{project}.{dataset}")
+    events = open_events(f"bigquery://{project}.{dataset}.alarms")
+    old = {
+        "event_id": "2019-01-01T00:15:00", "kind": "leak", "closed": False, "counts": True,
+        "rows": 2, "model_sha256": "m", "written_at": pd.Timestamp("2019-01-01 00:30"),
+    }  # fmt: skip
+    events.upsert(pd.DataFrame([old]))  # the table, made without the location columns
+    located = {
+        **old, "event_id": "2019-01-02T00:15:00", "top_node": "n1", "top_pipes": "p1,p2",
+        "walk_m": 120.5, "candidates": '[{"rank": 1, "node": "n1"}]', "located_by": "s2",
+    }  # fmt: skip
+    events.upsert(pd.DataFrame([located]))
+
+    found = events.read(model_sha256="m").sort_values("event_id").reset_index(drop=True)
+    assert found["top_node"].tolist()[1] == "n1" and found["walk_m"].tolist()[1] == 120.5
+    assert pd.isna(found["top_node"].iloc[0])  # the earlier row reads as not ranked
