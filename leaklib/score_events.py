@@ -320,21 +320,13 @@ def write_events(
     """
     sink = open_events(destination)
     earlier = sink.read(model_sha256=run["model"]["sha256"])
-    group, stamp = dataset.group, dataset.timestamp
-    series = [(None, np.ones(len(rows), dtype=bool))]
-    if group is not None:
-        series = [(g, (rows[group] == g).to_numpy()) for g in rows[group].unique()]
     parts = []
-    for value, mask in series:
-        prefix = "" if value is None else f"{value}:"
-        mine = earlier
-        if len(earlier) and prefix:
-            mine = earlier[earlier["event_id"].astype(str).str.startswith(prefix)]
+    for mask, prefix, mine in _series(rows, earlier=earlier, group=dataset.group):
         parts += _series_events(
             rows[mask].reset_index(drop=True),
             deviation=deviation[mask].reset_index(drop=True),
             faults=None if faults is None else kept_faults(faults, mask),
-            timestamp=stamp,
+            timestamp=dataset.timestamp,
             spacing=spacing,
             rules=rules,
             earlier=mine,
@@ -354,6 +346,22 @@ def write_events(
     events[WRITTEN_AT] = pd.Timestamp(written_at)
     sink.upsert(events)
     return events
+
+
+def _series(
+    rows: pd.DataFrame, *, earlier: pd.DataFrame, group: str | None
+) -> list[tuple[np.ndarray, str, pd.DataFrame]]:
+    """Each series of the rows: its rows' mask, its event ids' prefix, its earlier events."""
+    if group is None:
+        return [(np.ones(len(rows), dtype=bool), "", earlier)]
+    out = []
+    for value in rows[group].unique():
+        prefix = f"{value}:"
+        mine = earlier
+        if len(earlier):
+            mine = earlier[earlier["event_id"].astype(str).str.startswith(prefix)]
+        out.append(((rows[group] == value).to_numpy(), prefix, mine))
+    return out
 
 
 def _series_events(

@@ -93,6 +93,17 @@ def _event(event: dict[str, Any]) -> PredictedEvent:
     )
 
 
+def _locator(models: Any, run: dict[str, Any], metadata: Any) -> Any:
+    """The run's event locator, read once per model and kept beside it (None: off).
+
+    Its signatures come from the stores, never solved per request.
+    """
+    return models.get(
+        f"locator:{run['model']['sha256']}",
+        lambda: score_events.scoring_locator(run, store=metadata),
+    )
+
+
 def _predictions(
     done: scoring.Scored, run: dict[str, Any], params: Any, locator: Any = None
 ) -> Predictions:
@@ -187,11 +198,6 @@ def build_router(
             model=model,
             allowed=lambda where: within_locations(where, allowed),
         )
-        # the run's signatures, read once per model and kept with it (never solved per request)
-        locator = models.get(
-            f"locator:{run['model']['sha256']}",
-            lambda: score_events.scoring_locator(run, store=metadata),
-        )
-        return _predictions(done, run, server.params, locator)
+        return _predictions(done, run, server.params, _locator(models, run, metadata))
 
     return router
