@@ -3,7 +3,7 @@
 Run in a project whose champion was trained with ``localisation`` on (the stream default,
 after `leak run`; its evaluate step built the signatures)::
 
-    python -m benchmarks.bench_score_location --start 2019-01-01 --days 14 --year 2019
+    python -m benchmarks.bench_score_location --start 2019-01-01 --days 14 --year 2019 [--no-checks] [--year-only]
 
 1. ``--days`` daily calls (``scoring.score`` as ``leak score --since D --until D+1`` calls it,
    without process start-up) with the run's localisation, then the same calls into another
@@ -11,7 +11,9 @@ after `leak run`; its evaluate step built the signatures)::
    does): the time per call of each, and their ratio.
 2. With ``--year``, one call over that year, its leak events matched to the leak table, and
    each detected leak's ranking (that of the event that detected it) scored by BattLeDIM's
-   300 m rule, beside the run's evaluate figures.
+   300 m rule, beside the run's evaluate figures; ``--no-checks`` scores without the sensor
+   checks, so that the alarm events are those evaluate matched (the checks suppress some);
+   and the size the evaluate report's small multiples add (their PNG, base64).
 """
 
 from __future__ import annotations
@@ -106,22 +108,36 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=14)
     parser.add_argument("--year", type=int)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument(
+        "--no-checks",
+        action="store_true",
+        help="score without sensor checks: the alarm events are then evaluate's",
+    )
+    parser.add_argument("--year-only", action="store_true", help="skip the daily timing")
     args = parser.parse_args()
     params = load(args.files)
+    if args.no_checks:
+        params = params.model_copy(update={"sensor_checks": None})
     store = open_metadata_store(params.metadata_store)
     out = args.out or Path(tempfile.mkdtemp())
-    with_s = _summary("located", _daily(params, store, out / "on.parquet", args.start, args.days))
+    if not args.year_only:
+        _timing(params, store, out, start=args.start, days=args.days)
+    if args.year:
+        _year(params, store, out / "year.parquet", args.year)
+    print(f"written to {out}")
+
+
+def _timing(params, store, out: Path, *, start: datetime, days: int) -> None:
+    """Daily calls with the run's localisation, then the same with the locator off."""
+    with_s = _summary("located", _daily(params, store, out / "on.parquet", start, days))
     switched = score_events.scoring_locator
     score_events.scoring_locator = lambda run, *, store: None  # as localisation: null
     try:
-        off = _daily(params, store, out / "off.parquet", args.start, args.days)
+        off = _daily(params, store, out / "off.parquet", start, days)
     finally:
         score_events.scoring_locator = switched
     without_s = _summary("not located", off)
     print(f"ratio located / not: {with_s / without_s:.2f}")
-    if args.year:
-        _year(params, store, out / "year.parquet", args.year)
-    print(f"written to {out}")
 
 
 if __name__ == "__main__":
