@@ -653,8 +653,15 @@ def plot_location_maps(
     """
     rows = max(1, -(-len(panels) // columns))
     width = min(columns, max(len(panels), 1))
+    xy = network.coordinates
+    span = xy.max() - xy.min()
+    aspect = float(span["y"] / span["x"]) if span["x"] > 0 else 1.0
     fig, grid = plt.subplots(
-        rows, width, figsize=(2.6 * width, 2.6 * rows + 0.5), layout="constrained", squeeze=False
+        rows,
+        width,
+        figsize=(2.6 * width, (2.6 * min(max(aspect, 0.3), 1.5) + 0.3) * rows + 0.6),
+        layout="constrained",
+        squeeze=False,
     )
     for ax, (title, location, pipe) in zip(grid.flat, panels, strict=False):
         _draw_network(ax, network, sensors, small=True)
@@ -667,10 +674,13 @@ def plot_location_maps(
     for ax in list(grid.flat)[len(panels) :]:
         ax.set_axis_off()
     fig.suptitle("Where is each leak: one map per event", fontsize=10)
-    _caption(
-        fig,
+    # the caption as the figure's x label: the constrained layout keeps room for it
+    fig.supxlabel(
         "Grey: pipes; blue triangles: pressure sensors; orange star: the top candidate, rings: "
         "the others; red: the true leaking pipe, when known.",
-        y=0.002,
+        fontsize=8,
+        style="italic",
+        x=0.01,
+        ha="left",
     )
     return fig
