@@ -600,6 +600,11 @@ def _draw_candidates(ax: plt.Axes, network: Any, location: Any, *, small: bool =
         ax.annotate(str(row["rank"]), (x, y), xytext=(4, 4), textcoords="offset points", fontsize=7)
 
 
+def _caption_below(fig: Figure, text: str) -> None:
+    """A caption as the figure's x label: the constrained layout keeps room for it."""
+    fig.supxlabel(text, fontsize=8, style="italic", x=0.01, ha="left")
+
+
 def plot_location_map(
     network: Any,
     location: Any,
@@ -626,11 +631,10 @@ def plot_location_map(
     ax.set_xlabel("x (m)")
     ax.set_ylabel("y (m)")
     ax.legend(loc="best", fontsize=7)
-    _caption(
+    _caption_below(
         fig,
         f"Pipes in grey, pressure sensors as triangles; the ranked candidate nodes in orange "
-        f"(star: the top one). A crew covering them walks {location.walk_m:.0f} m of main.",
-        y=0.002,
+        f"(star: the top one).\nA crew covering them walks {location.walk_m:.0f} m of main.",
     )
     return fig
 
@@ -674,13 +678,9 @@ def plot_location_maps(
     for ax in list(grid.flat)[len(panels) :]:
         ax.set_axis_off()
     fig.suptitle("Where is each leak: one map per event", fontsize=10)
-    # the caption as the figure's x label: the constrained layout keeps room for it
-    fig.supxlabel(
+    _caption_below(
+        fig,
         "Grey: pipes; blue triangles: pressure sensors; orange star: the top candidate, rings: "
         "the others; red: the true leaking pipe, when known.",
-        fontsize=8,
-        style="italic",
-        x=0.01,
-        ha="left",
     )
     return fig
