@@ -3,7 +3,7 @@
 Run in a project whose champion exists (after `leak run`):
 ``python -m benchmarks.bench_score_daily -f parameters/smoke.yaml --start 2019-02-01 --days 42``.
 Prints the rows and events of both ways compared after sorting (the columns that name the call,
-scoring_id, scored_at and written_at, left out), both times, and the sensor-fault counts.
+scoring_id, scored_at, written_at and located_by, left out), both times, and the sensor-fault counts.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from leaklib.metadata import open_metadata_store
 from leaklib.params import load
 from leaklib.paths import resolve
 
-CALL_COLUMNS = ["scoring_id", "scored_at", "written_at"]
+CALL_COLUMNS = ["scoring_id", "scored_at", "written_at", "located_by"]  # located_by: the call that ranked
 FAULTS = "data/l-town-stream.faults.csv"  # the stream's labelled sensor faults
 FIGURES = (
     "event_recall", "event_leaks_detected", "event_false_alarms", "event_false_alarms_per_30d",

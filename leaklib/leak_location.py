@@ -63,7 +63,7 @@ from tqdm.auto import tqdm
 from leaklib import metrics
 from leaklib.errors import LeakError
 from leaklib.metadata import MetadataStore
-from leaklib.params import LocalisationSpec, ParameterError, Params
+from leaklib.params import DatasetSpec, LocalisationSpec, ParameterError, Params
 from leaklib.paths import resolve
 from leaklib.simulate import hydraulics
 from leaklib.simulate.recipe import SimulationRecipe, network_path
@@ -888,6 +888,18 @@ class Located:
         row = self.table.iloc[0]
         return str(row["pipe"]), self.rankings[str(row["leak_id"])]
 
+    def panels(self) -> list[tuple[str, Location, str]]:
+        """One map per detected leak, titled as the table names it: title, ranking, true pipe."""
+        return [
+            (
+                f"leak {row['leak_id']}: {row['distance_m']:.0f} m"
+                + (" (within 300 m)" if row["within_top1"] else ""),
+                self.rankings[str(row["leak_id"])],
+                str(row["pipe"]),
+            )
+            for _, row in self.table.iterrows()
+        ]
+
 
 def locate_evaluation(
     frame: pd.DataFrame,
@@ -945,3 +957,101 @@ def localisation_problems(values: dict[str, Any]) -> list[str]:
     except ParameterError as exc:
         return [line for _, line in exc.by_key] or [str(exc)]
     return []
+
+
+# --- one scoring's events --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Locator:
+    """What ranking an alarm event needs, read once: the network, its signatures, the settings.
+
+    Built by :func:`event_locator` for a scoring (``leak score``, ``/predict``); each event is
+    then ranked as evaluate ranks a detected leak (:func:`event_deviation`, :func:`locate`).
+    """
+
+    network: Network
+    sigs: Signatures
+    spec: LocalisationSpec
+    timestamp: str  # the table's time column
+
+    @cached_property
+    def sensors(self) -> list[str]:
+        """The junctions of the pressure sensors, in the signatures' order (for the map)."""
+        nodes = pressure_sensors(list(self.sigs.sensors), self.network)
+        return [nodes[c] for c in self.sigs.sensors]
+
+    def locate_event(self, frame: pd.DataFrame, *, start: pd.Timestamp) -> Location:
+        """Rank the candidates for the event whose first alarm is ``start`` (as evaluate does).
+
+        Args:
+            frame: Rows with the derived deviation columns, covering ``start`` on.
+            start: The event's first alarm.
+
+        Raises:
+            LocalisationError: A derived column is missing, or no row falls in the window.
+        """
+        deviation = event_deviation(
+            frame,
+            sensors=self.sigs.sensors,
+            deviation=self.spec.deviation,
+            timestamp=self.timestamp,
+            start=start,
+            window=self.spec.window,
+        )
+        return locate(
+            deviation, self.sigs, self.network, top_k=self.spec.top_k, method=self.spec.method
+        )
+
+
+def recorded_localisation(values: dict[str, Any]) -> LocalisationSpec | None:
+    """Return a run's recorded ``localisation`` group, checked (None: off, or not recorded).
+
+    Raises:
+        ParameterError: It no longer validates (its network model file is gone, say); the
+            message names the key and the file.
+    """
+    given = values.get("localisation")
+    if not given:
+        return None
+    try:
+        return LocalisationSpec.model_validate(given)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            where = ".".join(["localisation", *(str(p) for p in err["loc"])])
+            problems.append((where, f"{where}: {err['msg']}"))
+        lines = "\n  ".join(line for _, line in problems)
+        raise ParameterError(
+            f"the scoring run's localisation parameters are invalid:\n  {lines}", by_key=problems
+        ) from None
+
+
+def event_locator(
+    spec: LocalisationSpec | None,
+    *,
+    dataset: DatasetSpec,
+    snapshots: SnapshotStore,
+    store: MetadataStore,
+) -> Locator | None:
+    """Return the locator of a scoring's events; None when localisation is off or not a stream.
+
+    The signatures come from the stores (:func:`signatures`: solved only when no run built
+    them for this network and these settings before).
+
+    Args:
+        spec: The scoring run's ``localisation`` (:func:`recorded_localisation`).
+        dataset: The run's dataset (its features are the sensors).
+        snapshots: The snapshot store that keeps the signatures (the run's).
+        store: The metadata store that indexes them.
+
+    Raises:
+        ParameterError: The network model file is missing, or a sensor is not in it.
+    """
+    if spec is None or not dataset.is_stream:
+        return None
+    sigs = signatures(
+        spec, columns=list(dataset.features), store=snapshots, index=store, progress=False
+    )
+    network = read_network(network_file(spec))
+    return Locator(network=network, sigs=sigs, spec=spec, timestamp=str(dataset.timestamp))

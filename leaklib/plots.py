@@ -485,7 +485,7 @@ def plot_event_timeline(
         threshold: The alarm threshold.
         faults: Sensor-fault events (``first``, ``last``), drawn in grey when given.
     """
-    leaks, alarms = result.leaks, result.alarms
+    leaks = result.leaks
     fig, (top, bottom) = plt.subplots(
         2,
         1,
@@ -495,37 +495,8 @@ def plot_event_timeline(
         layout="constrained",
     )
     fig.get_layout_engine().set(h_pad=0.3)  # room for the caption under the dates
-    order = np.argsort(pd.to_datetime(times).to_numpy(), kind="stable")
-    stamps = pd.to_datetime(times).to_numpy()[order]
-    top.plot(stamps, np.asarray(proba)[order], lw=0.4, color="tab:blue", label="leak probability")
-    top.axhline(threshold, color="black", lw=0.8, ls="--", label=f"threshold {threshold:.3g}")
-    for _, alarm in alarms.iterrows():
-        colour = _OUTCOME_COLOURS.get(alarm["outcome"], "tab:olive")
-        top.axvspan(alarm["first_alarm"], alarm["last_alarm"], color=colour, alpha=0.35, lw=0)
-    for _, fault in (faults if faults is not None else pd.DataFrame()).iterrows():
-        top.axvspan(fault["first"], fault["last"], color="tab:grey", alpha=0.3, lw=0)
-    top.set_ylim(0, 1)
-    top.set_ylabel("leak probability")
-    top.set_title(
-        f"Evaluation period: {len(leaks)} leaks, {int(leaks['detected'].sum())} detected, "
-        f"{int((alarms['outcome'] == 'false alarm').sum())} false alarms"
-    )
-    top.legend(loc="upper left", fontsize=7, ncols=2)
-    for row, (_, leak) in enumerate(leaks.iterrows()):
-        end = leak["end"] if pd.notna(leak["end"]) else result.end
-        colour = _KIND_COLOURS.get(leak["kind"], "tab:purple")
-        bottom.barh(
-            row, end - leak["start"], left=leak["start"], height=0.6, color=colour, alpha=0.6
-        )
-        if leak["detected"]:
-            bottom.plot(leak["detection_time"], row, marker="v", color="black", ms=5)
-    bottom.set_yticks(range(len(leaks)), [str(i) for i in leaks["leak_id"]], fontsize=6)
-    bottom.invert_yaxis()
-    bottom.set_ylabel("leak")
-    bottom.set_xlim(result.start, result.end)
-    handles = [plt.Rectangle((0, 0), 1, 1, color=c, alpha=0.6) for c in _KIND_COLOURS.values()]
-    handles.append(plt.Line2D([], [], marker="v", color="black", lw=0))
-    bottom.legend(handles, [*_KIND_COLOURS, "detected at"], loc="lower right", fontsize=7)
+    _draw_alarm_panel(top, result, times=times, proba=proba, threshold=threshold, faults=faults)
+    _draw_leak_bars(bottom, result)
     _caption(
         fig,
         "Top: probability, threshold, alarm events (green: detected a leak, red: false alarm, "
@@ -534,6 +505,104 @@ def plot_event_timeline(
         y=0.002,
     )
     return fig
+
+
+def _draw_alarm_panel(
+    ax: plt.Axes,
+    result: Any,
+    *,
+    times: pd.Series,
+    proba: np.ndarray,
+    threshold: float,
+    faults: pd.DataFrame | None,
+) -> None:
+    """The timeline's top panel: probability, threshold, alarm events and sensor faults."""
+    leaks, alarms = result.leaks, result.alarms
+    order = np.argsort(pd.to_datetime(times).to_numpy(), kind="stable")
+    stamps = pd.to_datetime(times).to_numpy()[order]
+    ax.plot(stamps, np.asarray(proba)[order], lw=0.4, color="tab:blue", label="leak probability")
+    ax.axhline(threshold, color="black", lw=0.8, ls="--", label=f"threshold {threshold:.3g}")
+    for _, alarm in alarms.iterrows():
+        colour = _OUTCOME_COLOURS.get(alarm["outcome"], "tab:olive")
+        ax.axvspan(alarm["first_alarm"], alarm["last_alarm"], color=colour, alpha=0.35, lw=0)
+    for _, fault in (faults if faults is not None else pd.DataFrame()).iterrows():
+        ax.axvspan(fault["first"], fault["last"], color="tab:grey", alpha=0.3, lw=0)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("leak probability")
+    ax.set_title(
+        f"Evaluation period: {len(leaks)} leaks, {int(leaks['detected'].sum())} detected, "
+        f"{int((alarms['outcome'] == 'false alarm').sum())} false alarms"
+    )
+    ax.legend(loc="upper left", fontsize=7, ncols=2)
+
+
+def _draw_leak_bars(ax: plt.Axes, result: Any) -> None:
+    """The timeline's bottom panel: each true leak as a bar, its detection as a triangle."""
+    leaks = result.leaks
+    for row, (_, leak) in enumerate(leaks.iterrows()):
+        end = leak["end"] if pd.notna(leak["end"]) else result.end
+        colour = _KIND_COLOURS.get(leak["kind"], "tab:purple")
+        ax.barh(row, end - leak["start"], left=leak["start"], height=0.6, color=colour, alpha=0.6)
+        if leak["detected"]:
+            ax.plot(leak["detection_time"], row, marker="v", color="black", ms=5)
+    ax.set_yticks(range(len(leaks)), [str(i) for i in leaks["leak_id"]], fontsize=6)
+    ax.invert_yaxis()
+    ax.set_ylabel("leak")
+    ax.set_xlim(result.start, result.end)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=c, alpha=0.6) for c in _KIND_COLOURS.values()]
+    handles.append(plt.Line2D([], [], marker="v", color="black", lw=0))
+    ax.legend(handles, [*_KIND_COLOURS, "detected at"], loc="lower right", fontsize=7)
+
+
+def _draw_network(ax: plt.Axes, network: Any, sensors: list[str], *, small: bool = False) -> None:
+    """Pipes in grey and the pressure sensors as triangles, to scale."""
+    xy, links = network.coordinates, network.links
+    starts, ends = xy.loc[links["start"]].to_numpy(), xy.loc[links["end"]].to_numpy()
+    segments = np.stack([starts, ends], axis=1)
+    width = 0.3 if small else 0.5
+    ax.add_collection(LineCollection(segments, colors="0.7", linewidths=width, zorder=1))
+    ax.scatter(
+        xy.loc[sensors, "x"], xy.loc[sensors, "y"], marker="^", s=8 if small else 28,
+        color="tab:blue", label="pressure sensor", zorder=3,
+    )  # fmt: skip
+    ax.set_aspect("equal", adjustable="datalim")
+
+
+def _draw_true_leak(ax: plt.Axes, network: Any, pipe: str, *, small: bool = False) -> None:
+    """The leaking pipe in red, a cross at its middle (KeyError: not a link of the network)."""
+    xy, links = network.coordinates, network.links
+    a, b = links.loc[pipe, "start"], links.loc[pipe, "end"]
+    ax.plot(xy.loc[[a, b], "x"], xy.loc[[a, b], "y"], color="tab:red", lw=4, zorder=2)
+    mid = xy.loc[[a, b]].mean()
+    ax.scatter(mid["x"], mid["y"], marker="X", s=50 if small else 90, color="tab:red",
+               edgecolors="white", zorder=6, label=f"true leak ({pipe})")  # fmt: skip
+
+
+def _draw_candidates(ax: plt.Axes, network: Any, location: Any, *, small: bool = False) -> None:
+    """The ranked candidates: rings, the top one a star, each with its rank."""
+    xy, ranked = network.coordinates, location.candidates
+    rest = ranked.iloc[1:]
+    ax.scatter(
+        xy.loc[rest["node"], "x"], xy.loc[rest["node"], "y"], s=20 if small else 45,
+        facecolors="none", edgecolors="darkorange", lw=1.2 if small else 1.5,
+        label=f"candidates 2 to {len(ranked)}", zorder=4,
+    )  # fmt: skip
+    best = ranked.iloc[0]
+    ax.scatter(
+        xy.loc[best["node"], "x"], xy.loc[best["node"], "y"], s=70 if small else 140,
+        marker="*", color="darkorange", edgecolors="black",
+        label=f"top candidate ({best['node']})", zorder=5,
+    )  # fmt: skip
+    if small:
+        return
+    for _, row in ranked.iterrows():
+        x, y = xy.loc[row["node"]]
+        ax.annotate(str(row["rank"]), (x, y), xytext=(4, 4), textcoords="offset points", fontsize=7)
+
+
+def _caption_below(fig: Figure, text: str) -> None:
+    """A caption as the figure's x label: the constrained layout keeps room for it."""
+    fig.supxlabel(text, fontsize=8, style="italic", x=0.01, ha="left")
 
 
 def plot_location_map(
@@ -553,45 +622,65 @@ def plot_location_map(
         true_pipe: The leaking pipe, when known.
         title: The figure's title.
     """
-    xy = network.coordinates
     fig, ax = plt.subplots(figsize=(7.5, 7.0), layout="constrained")
-    links = network.links
-    starts, ends = xy.loc[links["start"]].to_numpy(), xy.loc[links["end"]].to_numpy()
-    segments = np.stack([starts, ends], axis=1)
-    ax.add_collection(LineCollection(segments, colors="0.7", linewidths=0.5, zorder=1))
-    ax.scatter(
-        xy.loc[sensors, "x"], xy.loc[sensors, "y"], marker="^", s=28, color="tab:blue",
-        label="pressure sensor", zorder=3,
-    )  # fmt: skip
+    _draw_network(ax, network, sensors)
     if true_pipe is not None:
-        a, b = links.loc[true_pipe, "start"], links.loc[true_pipe, "end"]
-        ax.plot(xy.loc[[a, b], "x"], xy.loc[[a, b], "y"], color="tab:red", lw=4, zorder=2)
-        mid = xy.loc[[a, b]].mean()
-        ax.scatter(mid["x"], mid["y"], marker="X", s=90, color="tab:red", edgecolors="white",
-                   zorder=6, label=f"true leak ({true_pipe})")  # fmt: skip
-    ranked = location.candidates
-    rest = ranked.iloc[1:]
-    ax.scatter(
-        xy.loc[rest["node"], "x"], xy.loc[rest["node"], "y"], s=45, facecolors="none",
-        edgecolors="darkorange", lw=1.5, label=f"candidates 2 to {len(ranked)}", zorder=4,
-    )  # fmt: skip
-    best = ranked.iloc[0]
-    ax.scatter(
-        xy.loc[best["node"], "x"], xy.loc[best["node"], "y"], s=140, marker="*",
-        color="darkorange", edgecolors="black", label=f"top candidate ({best['node']})", zorder=5,
-    )  # fmt: skip
-    for _, row in ranked.iterrows():
-        x, y = xy.loc[row["node"]]
-        ax.annotate(str(row["rank"]), (x, y), xytext=(4, 4), textcoords="offset points", fontsize=7)
-    ax.set_aspect("equal", adjustable="datalim")
+        _draw_true_leak(ax, network, true_pipe)
+    _draw_candidates(ax, network, location)
     ax.set_title(title)
     ax.set_xlabel("x (m)")
     ax.set_ylabel("y (m)")
     ax.legend(loc="best", fontsize=7)
-    _caption(
+    _caption_below(
         fig,
         f"Pipes in grey, pressure sensors as triangles; the ranked candidate nodes in orange "
-        f"(star: the top one). A crew covering them walks {location.walk_m:.0f} m of main.",
-        y=0.002,
+        f"(star: the top one).\nA crew covering them walks {location.walk_m:.0f} m of main.",
+    )
+    return fig
+
+
+def plot_location_maps(
+    network: Any,
+    panels: list[tuple[str, Any, str | None]],
+    *,
+    sensors: list[str],
+    columns: int = 4,
+) -> Figure:
+    """One small map per event (small multiples): the network, sensors, candidates, true leak.
+
+    Args:
+        network: :class:`leaklib.leak_location.Network`.
+        panels: Per event, its title (name it as the events table does), its
+            :class:`leaklib.leak_location.Location` and its true pipe (None: not known).
+        sensors: The pressure sensors' nodes.
+        columns: Maps per row.
+    """
+    rows = max(1, -(-len(panels) // columns))
+    width = min(columns, max(len(panels), 1))
+    xy = network.coordinates
+    span = xy.max() - xy.min()
+    aspect = float(span["y"] / span["x"]) if span["x"] > 0 else 1.0
+    fig, grid = plt.subplots(
+        rows,
+        width,
+        figsize=(2.6 * width, (2.6 * min(max(aspect, 0.3), 1.5) + 0.3) * rows + 0.6),
+        layout="constrained",
+        squeeze=False,
+    )
+    for ax, (title, location, pipe) in zip(grid.flat, panels, strict=False):
+        _draw_network(ax, network, sensors, small=True)
+        if pipe is not None:
+            _draw_true_leak(ax, network, pipe, small=True)
+        _draw_candidates(ax, network, location, small=True)
+        ax.set_title(title, fontsize=8)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    for ax in list(grid.flat)[len(panels) :]:
+        ax.set_axis_off()
+    fig.suptitle("Where is each leak: one map per event", fontsize=10)
+    _caption_below(
+        fig,
+        "Grey: pipes; blue triangles: pressure sensors; orange star: the top candidate, rings: "
+        "the others; red: the true leaking pipe, when known.",
     )
     return fig

@@ -11,6 +11,17 @@ rows (:func:`leaklib.sinks.events_destination`), one row per event (:data:`EVENT
   removed. ``top_sensors`` names the three sensors whose deviation from their own recent normal
   (the first derived column of each sensor, relative to its baseline: ``|dev| / max(|x - dev|,
   1)``) was the largest at the event's alarm rows, ``top_deviations`` those deviations.
+- Where a leak event is (when the scoring run has ``localisation`` on and the table is a
+  stream): a new or extended leak event is ranked as evaluate ranks a detected leak
+  (:meth:`leaklib.leak_location.Locator.locate_event`: the deviations from its first alarm over
+  ``localisation.window``, the run's cached signatures). Flat columns (:data:`LOCATION_COLUMNS`):
+  ``top_node`` (the best candidate junction), ``top_pipes`` (its pipes, comma-separated),
+  ``walk_m`` (the main a crew walks to cover the top-k nodes), ``candidates`` (JSON text: a list
+  of ``{rank, node, score, pipes, distance_m}``, ``distance_m`` from the top node) and
+  ``located_by`` (the scoring id that ranked it). An event that did not change (same last
+  alarm) keeps its stored ranking and is not ranked again; so does an extended one whose
+  window starts before the rows read. Other events have them empty (``walk_m`` NaN); events
+  written before these columns existed read as unranked.
 - ``kind`` ``sensor_fault``: a run of consecutive faulty readings of one sensor and one fault
   kind (:meth:`leaklib.sensor_faults.SensorFaults.events`); a run reaching the last row of a call
   is open, and continues in the next call when that call's first row is faulty too.
@@ -21,6 +32,7 @@ the first's), give the same events as one call over both.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
@@ -29,9 +41,19 @@ import numpy as np
 import pandas as pd
 
 from leaklib.leak_events import AlarmEvent, alarm_events
+from leaklib.leak_location import (
+    LocalisationError,
+    Location,
+    Locator,
+    event_locator,
+    recorded_localisation,
+)
+from leaklib.metadata import MetadataStore
 from leaklib.params import DatasetSpec, EventsSpec
+from leaklib.runs import recorded_params
 from leaklib.sensor_faults import SensorFaults
 from leaklib.sinks import SCORING_ID, WRITTEN_AT, open_events
+from leaklib.snapshots import open_snapshot_store
 
 LEAK = "leak"
 FAULT = "sensor_fault"
@@ -51,7 +73,15 @@ EVENT_COLUMNS = (
     "top_deviations",
     "model_sha256",
     "run_id",
+    "top_node",
+    "top_pipes",
+    "walk_m",
+    "candidates",
+    "located_by",
 )
+FIELDS = EVENT_COLUMNS[:12]  # what an event is, before the model's ids and its location
+LOCATION_COLUMNS = EVENT_COLUMNS[14:]  # where a leak event is (see the module docstring)
+UNLOCATED = {"top_node": "", "top_pipes": "", "walk_m": np.nan, "candidates": "", "located_by": ""}
 
 
 def deviations(
@@ -154,26 +184,30 @@ def leak_events(
         kept = None
         if stored is not None and carry is not None and event.event_id == carry.event_id:
             kept = (str(stored["top_sensors"]), str(stored["top_deviations"]))
-        names, sizes = _top(values, kept)
-        out.append(
-            {
-                "event_id": prefix + event.event_id,
-                "kind": LEAK,
-                "sensor": "",
-                "fault": "",
-                "first": event.first_alarm,
-                "last": event.last_alarm,
-                "closed": event.closed,
-                "counts": bool(event.duration >= pd.Timedelta(rules.min_duration)),
-                "rows": event.rows,
-                "peak_probability": event.peak,
-                "top_sensors": names,
-                "top_deviations": sizes,
-            }
-        )
+        out.append(_leak_row(event, _top(values, kept), rules=rules, prefix=prefix))
     if carry is not None and carry.event_id not in events:  # a short stretch that closed
-        out.append({**{c: stored[c] for c in EVENT_COLUMNS[:12]}, "closed": True, "counts": False})
-    return pd.DataFrame(out, columns=list(EVENT_COLUMNS[:12]))
+        out.append({**{c: stored[c] for c in FIELDS}, "closed": True, "counts": False})
+    return pd.DataFrame(out, columns=list(FIELDS))
+
+
+def _leak_row(
+    event: AlarmEvent, top: tuple[str, str], *, rules: EventsSpec, prefix: str
+) -> dict[str, Any]:
+    """One leak event as a row of :data:`FIELDS` (``top``: its top sensors and deviations)."""
+    return {
+        "event_id": prefix + event.event_id,
+        "kind": LEAK,
+        "sensor": "",
+        "fault": "",
+        "first": event.first_alarm,
+        "last": event.last_alarm,
+        "closed": event.closed,
+        "counts": bool(event.duration >= pd.Timedelta(rules.min_duration)),
+        "rows": event.rows,
+        "peak_probability": event.peak,
+        "top_sensors": top[0],
+        "top_deviations": top[1],
+    }
 
 
 def fault_events(
@@ -230,8 +264,8 @@ def fault_events(
     continued = {row["event_id"] for row in out}
     for _, row in openings.iterrows():
         if row["event_id"] not in continued and pd.Timestamp(row["last"]) < last_row:
-            out.append({**{c: row[c] for c in EVENT_COLUMNS[:12]}, "closed": True})
-    return pd.DataFrame(out, columns=list(EVENT_COLUMNS[:12]))
+            out.append({**{c: row[c] for c in FIELDS}, "closed": True})
+    return pd.DataFrame(out, columns=list(FIELDS))
 
 
 def kept_faults(found: SensorFaults, keep: np.ndarray) -> SensorFaults:
@@ -265,6 +299,8 @@ def write_events(
     destination: str,
     scoring_id: str,
     written_at: str,
+    derived: pd.DataFrame | None = None,
+    locator: Locator | None = None,
 ) -> pd.DataFrame:
     """Form the events of the rows just written, continuing the open ones, and write them.
 
@@ -279,49 +315,215 @@ def write_events(
         destination: Where the rows went; the events go beside them.
         scoring_id: The scoring's id, written with each event.
         written_at: When, as an ISO-8601 string.
+        derived: The table read with its derived columns, history rows included (to locate).
+        locator: Ranks new and extended leak events (None: localisation is off).
     """
     sink = open_events(destination)
     earlier = sink.read(model_sha256=run["model"]["sha256"])
-    group, stamp = dataset.group, dataset.timestamp
-    series = [(None, np.ones(len(rows), dtype=bool))]
-    if group is not None:
-        series = [(g, (rows[group] == g).to_numpy()) for g in rows[group].unique()]
     parts = []
-    for value, mask in series:
-        prefix = "" if value is None else f"{value}:"
-        mine = earlier
-        if len(earlier) and prefix:
-            mine = earlier[earlier["event_id"].astype(str).str.startswith(prefix)]
-        part = rows[mask].reset_index(drop=True)
-        parts.append(
-            leak_events(
-                part,
-                timestamp=stamp,
-                spacing=spacing,
-                rules=rules,
-                earlier=mine,
-                deviation=deviation[mask].reset_index(drop=True),
-                prefix=prefix,
-            )
+    for mask, prefix, mine in _series(rows, earlier=earlier, group=dataset.group):
+        parts += _series_events(
+            rows[mask].reset_index(drop=True),
+            deviation=deviation[mask].reset_index(drop=True),
+            faults=None if faults is None else kept_faults(faults, mask),
+            timestamp=dataset.timestamp,
+            spacing=spacing,
+            rules=rules,
+            earlier=mine,
+            prefix=prefix,
         )
-        if faults is not None:
-            parts.append(
-                fault_events(
-                    kept_faults(faults, mask),
-                    spacing=spacing,
-                    earlier=mine,
-                    last_row=pd.Timestamp(part[stamp].iloc[-1]),
-                    prefix=prefix,
-                )
-            )
     events = (
         pd.concat([p for p in parts if len(p)], ignore_index=True)
         if any(len(p) for p in parts)
-        else pd.DataFrame(columns=list(EVENT_COLUMNS[:12]))
+        else pd.DataFrame(columns=list(FIELDS))
     )
     events["model_sha256"] = run["model"]["sha256"]
     events["run_id"] = run["run_id"]
+    events = locate_events(
+        events, earlier=earlier, derived=derived, locator=locator, scoring_id=scoring_id
+    )
     events[SCORING_ID] = scoring_id
     events[WRITTEN_AT] = pd.Timestamp(written_at)
     sink.upsert(events)
     return events
+
+
+def _series(
+    rows: pd.DataFrame, *, earlier: pd.DataFrame, group: str | None
+) -> list[tuple[np.ndarray, str, pd.DataFrame]]:
+    """Each series of the rows: its rows' mask, its event ids' prefix, its earlier events."""
+    if group is None:
+        return [(np.ones(len(rows), dtype=bool), "", earlier)]
+    out = []
+    for value in rows[group].unique():
+        prefix = f"{value}:"
+        mine = earlier
+        if len(earlier):
+            mine = earlier[earlier["event_id"].astype(str).str.startswith(prefix)]
+        out.append(((rows[group] == value).to_numpy(), prefix, mine))
+    return out
+
+
+def _series_events(
+    part: pd.DataFrame,
+    *,
+    deviation: pd.DataFrame,
+    faults: SensorFaults | None,
+    timestamp: str,
+    spacing: pd.Timedelta,
+    rules: EventsSpec,
+    earlier: pd.DataFrame,
+    prefix: str,
+) -> list[pd.DataFrame]:
+    """One series' leak events, and its sensor-fault events when checked."""
+    parts = [
+        leak_events(
+            part,
+            timestamp=timestamp,
+            spacing=spacing,
+            rules=rules,
+            earlier=earlier,
+            deviation=deviation,
+            prefix=prefix,
+        )
+    ]
+    if faults is not None:
+        parts.append(
+            fault_events(
+                faults,
+                spacing=spacing,
+                earlier=earlier,
+                last_row=pd.Timestamp(part[timestamp].iloc[-1]),
+                prefix=prefix,
+            )
+        )
+    return parts
+
+
+def location_fields(location: Location, *, scoring_id: str) -> dict[str, Any]:
+    """Return one ranking as the events' flat location columns (:data:`LOCATION_COLUMNS`)."""
+    ranked = location.to_dict()["candidates"]
+    return {
+        "top_node": location.best,
+        "top_pipes": ",".join(ranked[0]["pipes"]),
+        "walk_m": round(float(location.walk_m), 1),
+        "candidates": json.dumps(ranked),
+        "located_by": scoring_id,
+    }
+
+
+def location_of(row: pd.Series | dict[str, Any]) -> Location | None:
+    """Return the ranking an event row holds (None: not ranked), as :func:`location_fields` wrote it."""
+    text = stored_location(row)["candidates"]
+    if not text:
+        return None
+    ranked = json.loads(text)
+    table = pd.DataFrame(
+        {
+            "rank": [c["rank"] for c in ranked],
+            "node": [c["node"] for c in ranked],
+            "score": [c["score"] for c in ranked],
+            "pipes": [", ".join(c["pipes"]) for c in ranked],
+            "distance_m": [c["distance_m"] for c in ranked],
+        }
+    )
+    return Location(candidates=table, walk_m=float(stored_location(row)["walk_m"]))
+
+
+def stored_location(row: pd.Series | dict[str, Any]) -> dict[str, Any]:
+    """Return the location columns an event row holds (unranked when it has none, or NaN)."""
+    out = {}
+    for column, empty in UNLOCATED.items():
+        value = row.get(column, empty)
+        out[column] = (
+            empty if value is None or (isinstance(value, float) and np.isnan(value)) else value
+        )
+    return out
+
+
+def locate_events(
+    events: pd.DataFrame,
+    *,
+    earlier: pd.DataFrame,
+    derived: pd.DataFrame | None,
+    locator: Locator | None,
+    scoring_id: str,
+) -> pd.DataFrame:
+    """Return the events with their location columns: new and extended leak events ranked.
+
+    An event whose last alarm is the one stored (closed, say, or rewritten unchanged) keeps
+    its stored ranking; so does one whose window starts before ``derived``'s first row.
+
+    Args:
+        events: The events of this call (:data:`FIELDS` and the model's ids).
+        earlier: The events written before (their stored rankings).
+        derived: The rows read with their derived columns (None: nothing is ranked).
+        locator: The scoring run's locator (None: localisation is off).
+        scoring_id: The scoring's id, written as ``located_by`` of what it ranks.
+    """
+    before: dict[str, Any] = {}
+    if len(earlier):
+        leaks = earlier[earlier["kind"] == LEAK]
+        before = {str(row["event_id"]): row for _, row in leaks.iterrows()}
+    first_read = None
+    if derived is not None and len(derived) and locator is not None:
+        first_read = pd.to_datetime(derived[locator.timestamp]).min()
+    fields = []
+    for _, event in events.iterrows():
+        stored = before.get(str(event["event_id"]))
+        kept = UNLOCATED if stored is None else stored_location(stored)
+        unchanged = stored is not None and pd.Timestamp(stored["last"]) == pd.Timestamp(
+            event["last"]
+        )
+        rankable = event["kind"] == LEAK and first_read is not None and not unchanged
+        rankable = rankable and not (bool(event["closed"]) and not bool(event["counts"]))
+        if rankable and pd.Timestamp(event["first"]) >= first_read:
+            kept = location_fields(
+                locator.locate_event(derived, start=pd.Timestamp(event["first"])),
+                scoring_id=scoring_id,
+            )
+        fields.append(kept)
+    located = pd.DataFrame(fields, index=events.index, columns=list(LOCATION_COLUMNS))
+    return pd.concat(
+        [events.drop(columns=list(LOCATION_COLUMNS), errors="ignore"), located], axis=1
+    )
+
+
+def located_count(events: pd.DataFrame, *, scoring_id: str) -> int:
+    """Return how many of a call's events it ranked (``located_by`` is its scoring id)."""
+    if "located_by" not in events:
+        return 0
+    return int((events["located_by"].astype(str) == scoring_id).sum())
+
+
+def scoring_locator(run: dict[str, Any], *, store: MetadataStore) -> Locator | None:
+    """Return the locator of a scoring with ``run``'s model (None: its localisation is off).
+
+    The run's recorded ``localisation``; the signatures from its snapshot store (where its
+    model is), indexed in ``store``: built by its evaluation, reused here, never solved per
+    call when they are there.
+
+    Raises:
+        ParameterError: The network model file is missing, or a sensor is not in it.
+        LocalisationError: The run's table does not derive the deviation localisation reads.
+    """
+    values = recorded_params(run)
+    spec = recorded_localisation(values)
+    dataset = DatasetSpec.model_validate(values["dataset"])
+    if spec is None or not dataset.is_stream:
+        return None
+    locator = event_locator(
+        spec,
+        dataset=dataset,
+        snapshots=open_snapshot_store(run["model"]["store"]),
+        store=store,
+    )
+    derived = set(run.get("derived_features") or [])
+    missing = [f"{c}__{spec.deviation}" for c in locator.sigs.sensors]
+    missing = [c for c in missing if c not in derived]
+    if missing:
+        raise LocalisationError(
+            f"localisation.deviation: run {run['run_id']!r} derives no {missing[0]!r}; it must "
+            "be one of the dataset's derive block"
+        )
+    return locator

@@ -21,7 +21,7 @@ import pandas as pd
 
 from leaklib.errors import LeakError
 from leaklib.leak_events import row_spacing
-from leaklib.params import Params, PeriodSpec
+from leaklib.params import DatasetSpec, Params, PeriodSpec
 from leaklib.scoring import (
     Scored,
     lookback_rows,
@@ -146,9 +146,36 @@ def score_newest(
         # a time no table of readings holds: scored as sent, the checks name it
         return score_frame(sent, run=run, scored_at=scored_at, model=model, checks=checks)
     first = pd.Timestamp(times.min())
+    spacing = _request_spacing(
+        records, history, first=first, dataset=dataset, params=params, allowed=allowed
+    )
+    need = lookback_rows(dataset, checks=checks, spacing=spacing)
+    earlier = _earlier_rows(
+        records, history, first=first, need=need, spacing=spacing, dataset=dataset,
+        params=params, allowed=allowed,
+    )  # fmt: skip
+    table = pd.concat([earlier, records], ignore_index=True)
+    done = score_frame(table, run=run, scored_at=scored_at, model=model, checks=checks, since=first)
+    return replace(done, spacing=spacing)
+
+
+def _request_spacing(
+    records: pd.DataFrame,
+    history: pd.DataFrame | None,
+    *,
+    first: pd.Timestamp,
+    dataset: DatasetSpec,
+    params: Params,
+    allowed: Callable[[str], bool],
+) -> timedelta:
+    """The row spacing: given, else the request's, else measured in the run's source.
+
+    Raises:
+        HistoryMissing: None of them tells it.
+    """
     spacing = params.dataset.row_spacing or dataset.row_spacing
     if spacing is None:
-        spacing = _spacing(records, history, stamp=stamp)
+        spacing = _spacing(records, history, stamp=dataset.timestamp)
     if spacing is None and allowed(dataset.source):
         try:
             spacing = measured_spacing(
@@ -163,7 +190,27 @@ def score_newest(
             "send two readings or more (or set dataset.row_spacing): the row spacing tells "
             "how far back the history goes"
         )
-    need = lookback_rows(dataset, checks=checks, spacing=spacing)
+    return spacing
+
+
+def _earlier_rows(
+    records: pd.DataFrame,
+    history: pd.DataFrame | None,
+    *,
+    first: pd.Timestamp,
+    need: int,
+    spacing: timedelta,
+    dataset: DatasetSpec,
+    params: Params,
+    allowed: Callable[[str], bool],
+) -> pd.DataFrame:
+    """The ``need`` rows before ``first``: the request's history, then the run's source.
+
+    Raises:
+        HistoryMissing: Fewer are found; the message counts the missing rows and says where
+            they were looked for.
+    """
+    stamp = dataset.timestamp
     earlier = pd.DataFrame() if history is None else history
     if len(earlier):
         at = pd.to_datetime(earlier[stamp])
@@ -194,6 +241,4 @@ def score_newest(
             f"({from_request} in the request's history, {have - from_request} in the run's "
             f"source {dataset.source!r}): send them as history"
         )
-    table = pd.concat([earlier, records], ignore_index=True)
-    done = score_frame(table, run=run, scored_at=scored_at, model=model, checks=checks, since=first)
-    return replace(done, spacing=spacing)
+    return earlier

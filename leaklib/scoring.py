@@ -30,6 +30,7 @@ import pandas as pd
 from leaklib import champion, leak_events, models, plots, runs, score_events, sensor_faults, sinks
 from leaklib.errors import LeakError
 from leaklib.features import derive_dataset, model_features
+from leaklib.leak_location import Locator
 from leaklib.metadata import ConflictError, MetadataStore
 from leaklib.modelling import feature_frame
 from leaklib.params import DatasetSpec, Params, PeriodSpec, SensorChecks
@@ -74,10 +75,12 @@ class Scoring:
     scored: pd.DataFrame | None = field(default=None, repr=False, compare=False)  # the rows
     events: pd.DataFrame | None = field(default=None, repr=False, compare=False)
     spacing: pd.Timedelta | None = field(default=None, repr=False, compare=False)
+    located_events: int = 0  # leak events it ranked (new or extended; localisation on)
+    locator: Locator | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         """Return the scoring as plain values for the ``scorings`` collection."""
-        skip = ("added", "run_dataset", "scored", "events", "spacing")
+        skip = ("added", "run_dataset", "scored", "events", "spacing", "locator")
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in skip}
 
 
@@ -90,6 +93,7 @@ class Scored:
     faults: sensor_faults.SensorFaults | None  # the faults found at those rows (not spread)
     history: int  # rows read before them for their history only
     spacing: timedelta | None = None  # the row spacing, when the caller knows it
+    derived: pd.DataFrame | None = None  # the rows read with their derived columns (to locate)
 
 
 def model_run(store: MetadataStore, *, model_name: str, run_id: str | None) -> dict[str, Any]:
@@ -196,6 +200,7 @@ def score_frame(
         deviation=deviation[keep].reset_index(drop=True),
         faults=None if found is None else score_events.kept_faults(found, keep),
         history=int((~keep).sum()),
+        derived=table,
     )
 
 
@@ -271,15 +276,25 @@ def operator_view(done: Scoring, *, params: Params) -> Any:
 
     True leaks are shaded when the parameters name a leak table (``dataset.leak_table``).
     """
-    dataset = done.run_dataset
-    rows = done.scored
+    events = done.events if done.events is not None else pd.DataFrame(columns=["kind"])
+    return plots.plot_event_timeline(
+        _matched(done, params=params),
+        times=done.scored[done.run_dataset.timestamp],
+        proba=done.scored["probability"].to_numpy(),
+        threshold=done.threshold,
+        faults=events[events["kind"] == FAULT],
+    )
+
+
+def _matched(done: Scoring, *, params: Params) -> leak_events.EventResult:
+    """A scoring's counted leak events matched to the true leaks (none without a leak table)."""
+    times = done.scored[done.run_dataset.timestamp]
     leaks: list[leak_events.LeakEvent] = []
     if params.dataset.leak_table:
         leaks = leak_events.leaks_from_table(leak_events.load_leaks(params.dataset).table)
-    times = rows[dataset.timestamp]
     events = done.events if done.events is not None else pd.DataFrame(columns=["kind"])
     mine = events[(events["kind"] == LEAK) & events.get("counts", True)]
-    result = leak_events.match_events(
+    return leak_events.match_events(
         [_event(e, done.spacing) for _, e in mine.iterrows()],
         leaks,
         start=pd.Timestamp(times.min()),
@@ -288,13 +303,6 @@ def operator_view(done: Scoring, *, params: Params) -> Any:
         spacing=done.spacing,
         water_price_eur_m3=params.events.water_price_eur_m3,
         false_alarm_cost_eur=params.events.false_alarm_cost_eur,
-    )
-    return plots.plot_event_timeline(
-        result,
-        times=times,
-        proba=rows["probability"].to_numpy(),
-        threshold=done.threshold,
-        faults=events[events["kind"] == FAULT],
     )
 
 
@@ -403,6 +411,7 @@ def score(
         raw, run=run, scored_at=scored_at, checks=params.sensor_checks, since=since, skip=skip
     )
     input_sha, scoring_id = _scoring_ids(raw, run=run, destination=destination)
+    locator = score_events.scoring_locator(run, store=store)  # before anything is written
     rows, added, events = _write_new_rows(
         done,
         run=run,
@@ -412,28 +421,27 @@ def score(
         scoring_id=scoring_id,
         scored_at=scored_at,
         spacing=spacing,
+        locator=locator,
     )
     scoring = Scoring(
         scoring_id=scoring_id,
-        run_id=run["run_id"],
-        model_sha256=run["model"]["sha256"],
+        **_model_fields(run),
         input_sha256=input_sha,
         rows=len(rows),
         alarms=int(rows["alarm"].sum()),
-        threshold=runs.recorded_threshold(run),
         destination=destination,
         scored_at=scored_at,
         added=added,
         events_destination=sinks.events_destination(destination),
-        **_event_counts(events),
+        **_event_counts(events, scoring_id=scoring_id),
         suppressed_alarms=int(rows["suppressed"].sum()),
         skipped=done.history if since is None else 0,
-        since=None if since is None else pd.Timestamp(since).isoformat(),
-        until=None if until is None else pd.Timestamp(until).isoformat(),
+        **_window(since, until),
         run_dataset=dataset,
         scored=rows,
         events=events,
         spacing=pd.Timedelta(spacing),
+        locator=locator,
     )
     return _recorded(store, scoring)
 
@@ -482,6 +490,7 @@ def _write_new_rows(
     scoring_id: str,
     scored_at: str,
     spacing: timedelta,
+    locator: Locator | None,
 ) -> tuple[pd.DataFrame, int, pd.DataFrame]:
     """Write the scored rows this model has not scored in ``destination`` yet, then their events.
 
@@ -512,18 +521,39 @@ def _write_new_rows(
             destination=destination,
             scoring_id=scoring_id,
             written_at=scored_at,
+            derived=done.derived,
+            locator=locator,
         )
     return rows, added, events
 
 
-def _event_counts(events: pd.DataFrame) -> dict[str, Any]:
-    """The scoring's fields that count its events: leak events, fault events, their ids."""
+def _event_counts(events: pd.DataFrame, *, scoring_id: str) -> dict[str, Any]:
+    """The scoring's fields that count its events: leak, fault and located events, their ids."""
+    located = score_events.located_count(events, scoring_id=scoring_id)
     if not len(events):
-        return {"leak_events": 0, "fault_events": 0, "event_ids": []}
+        return {"leak_events": 0, "fault_events": 0, "event_ids": [], "located_events": located}
     return {
         "leak_events": int((events["kind"] == LEAK).sum()),
         "fault_events": int((events["kind"] == FAULT).sum()),
         "event_ids": sorted(events["event_id"].astype(str)),
+        "located_events": located,
+    }
+
+
+def _model_fields(run: dict[str, Any]) -> dict[str, Any]:
+    """The scoring's fields that name the model: its run, its file's hash, its threshold."""
+    return {
+        "run_id": run["run_id"],
+        "model_sha256": run["model"]["sha256"],
+        "threshold": runs.recorded_threshold(run),
+    }
+
+
+def _window(since: datetime | None, until: datetime | None) -> dict[str, str | None]:
+    """The scoring's ``since`` and ``until`` as ISO texts (None when open)."""
+    return {
+        "since": None if since is None else pd.Timestamp(since).isoformat(),
+        "until": None if until is None else pd.Timestamp(until).isoformat(),
     }
 
 
@@ -570,3 +600,43 @@ def _after(
         return (times > pd.Timestamp(before[None])).to_numpy()
     last = rows[group].map(before)
     return (last.isna() | (times > pd.to_datetime(last))).to_numpy()
+
+
+def event_maps(done: Scoring, *, params: Params) -> dict[str, Any]:
+    """Return a map per leak event the scoring ranked: the network, sensors and candidates.
+
+    The true leak's pipe is drawn when the parameters name a leak table with pipes and the
+    event detected (or repeats) one of its leaks. Empty when nothing was ranked.
+    """
+    events = done.events if done.events is not None else pd.DataFrame()
+    if done.locator is None or events.empty or not done.located_events:
+        return {}
+    pipes = _true_pipes(done, params=params)
+    figures = {}
+    for _, row in events[events["located_by"] == done.scoring_id].iterrows():
+        event_id = str(row["event_id"])
+        figures[event_id] = plots.plot_location_map(
+            done.locator.network,
+            score_events.location_of(row),
+            sensors=done.locator.sensors,
+            true_pipe=pipes.get(event_id),
+            title=f"Where is the leak of event {event_id}",
+        )
+    return figures
+
+
+def _true_pipes(done: Scoring, *, params: Params) -> dict[str, str]:
+    """The true leak's pipe of each event that matched a leak (empty without a leak table)."""
+    if not params.dataset.leak_table:
+        return {}
+    table = leak_events.load_leaks(params.dataset).table
+    if "pipe" not in table:
+        return {}
+    pipe_of = dict(zip(table["leak_id"].astype(str), table["pipe"].astype(str), strict=True))
+    alarms = _matched(done, params=params).alarms
+    found = alarms[alarms["leak_id"].notna()]
+    return {
+        str(e): pipe_of[str(k)]
+        for e, k in zip(found["event_id"], found["leak_id"], strict=True)
+        if str(k) in pipe_of
+    }

@@ -319,3 +319,59 @@ def test_located_leak_measures_from_the_top_candidate_to_the_true_pipe(network):
 def test_location_metrics_are_not_scored_row_by_row():
     with pytest.raises(metrics.MetricError, match="is a location metric"):
         metrics.score("location_within_300m_top1", np.array([0, 1]), np.array([0.1, 0.9]))
+
+
+# --- a scoring's events -------------------------------------------------------------------------
+
+
+def _stream() -> P.DatasetSpec:
+    """A stream whose features are the grid's pressure sensors."""
+    return P.DatasetSpec(
+        source="data/l-town-stream.parquet",
+        target="leaks",
+        timestamp="timestamp",
+        features={f"p_{s}": "numeric" for s in SENSORS},
+    )
+
+
+def test_the_event_locator_ranks_an_event_as_evaluate_ranks_a_leak(tmp_path, grid, network):
+    store, index = _stores(tmp_path)
+    spec = _spec(grid, window="30min", top_k=3)
+    locator = L.event_locator(spec, dataset=_stream(), snapshots=store, store=index)
+    assert not locator.sigs.reused and locator.sensors == SENSORS
+    observed = L.solve_signatures(
+        grid, sensors=SENSORS, candidates=["j1_4"], coefficient=0.3, hours=[14.0],
+        workers=1, progress=False,
+    )[0, 0]  # fmt: skip
+    times = pd.date_range("2019-05-01", periods=12, freq="15min")
+    frame = pd.DataFrame(
+        np.where((times >= times[4])[:, None], observed, 0.0),
+        columns=[f"{c}__{spec.deviation}" for c in locator.sigs.sensors],
+    ).assign(timestamp=times)
+    found = locator.locate_event(frame, start=times[5])
+    leaks = pd.DataFrame(
+        {"leak_id": ["1"], "kind": ["abrupt"], "pipe": ["h1_4"], "detected": [True],
+         "detection_time": [times[5]]}
+    )  # fmt: skip
+    _, evaluated = L.locate_leaks(
+        frame, leaks, sigs=locator.sigs, network=network, spec=spec, timestamp="timestamp"
+    )
+    assert found.best == "j1_4"
+    pd.testing.assert_frame_equal(found.candidates, evaluated["1"].candidates)
+    # a second locator reads the signatures from the stores
+    again = L.event_locator(spec, dataset=_stream(), snapshots=store, store=index)
+    assert again.sigs.reused and again.sigs.sha256 == locator.sigs.sha256
+    # off, or not a stream: no locator
+    assert L.event_locator(None, dataset=_stream(), snapshots=store, store=index) is None
+
+
+def test_a_recorded_localisation_whose_model_file_is_gone_is_refused_naming_it(tmp_path, grid):
+    gone = tmp_path / "gone.inp"
+    gone.write_bytes(grid.read_bytes())
+    values = {"localisation": {"network": str(gone), "workers": 1}}
+    assert L.recorded_localisation(values).network == str(gone)
+    assert L.recorded_localisation({"localisation": None}) is None
+    assert L.recorded_localisation({}) is None  # a run recorded before localisation existed
+    gone.unlink()
+    with pytest.raises(P.ParameterError, match=r"localisation.network: .*gone.inp"):
+        L.recorded_localisation(values)

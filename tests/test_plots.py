@@ -148,3 +148,17 @@ def test_plot_location_map_refuses_an_unknown_true_pipe():
     network, location = _square_network()
     with pytest.raises(KeyError, match="p9"):
         plots.plot_location_map(network, location, sensors=["a"], true_pipe="p9")
+
+
+def test_plot_location_maps_draws_one_small_map_per_event():
+    network, location = _square_network()
+    panels = [("leak 1: 0 m (within 300 m)", location, "p2"), ("leak 2: 100 m", location, None)]
+    fig = plots.plot_location_maps(network, panels, sensors=["a", "d"], columns=4)
+    drawn = [ax for ax in fig.axes if ax.axison]
+    assert [ax.get_title() for ax in drawn] == ["leak 1: 0 m (within 300 m)", "leak 2: 100 m"]
+    labels = [ax.get_legend_handles_labels()[1] for ax in drawn]
+    assert "true leak (p2)" in labels[0] and not any(x.startswith("true") for x in labels[1])
+    assert all("top candidate (c)" in found for found in labels)
+    assert all(len(ax.collections) >= 3 for ax in drawn)  # pipes, sensors, candidates
+    with pytest.raises(KeyError, match="p9"):
+        plots.plot_location_maps(network, [("x", location, "p9")], sensors=["a"])

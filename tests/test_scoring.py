@@ -17,7 +17,7 @@ from tests.conftest import copy_smoke_project, leak
 
 pytestmark = pytest.mark.slow
 
-CALL = ["scoring_id", "scored_at", "written_at"]  # what names the call, not the result
+CALL = ["scoring_id", "scored_at", "written_at", "located_by"]  # names the call, not the result
 DAY = timedelta(days=1)
 START = datetime(2019, 2, 14)  # a stretch of the smoke holdout with alarm events across days
 
@@ -171,6 +171,72 @@ def test_the_operators_timeline_is_drawn(project, tmp_path):
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    located = int(done.stdout.split("located ", 1)[1].split()[0])
+    maps = sorted(tmp_path.glob("v.event-*.png"))
+    assert located >= 1 and len(maps) == located  # one map per leak event it ranked
+    assert all(m.read_bytes()[:4] == b"\x89PNG" for m in maps)
+    assert "map of leak event" in done.stdout
+
+
+def _leak_events(out) -> pd.DataFrame:
+    events = pd.read_parquet(out.with_name(out.name.replace(".parquet", ".events.parquet")))
+    return events[events["kind"] == "leak"].set_index("event_id")
+
+
+def _scoring_id(done) -> str:
+    return done.stdout.rsplit("scoring ", 1)[1].strip()
+
+
+def test_leak_events_are_located_once_each_change_and_the_signatures_are_not_solved_again(
+    project, tmp_path
+):
+    out = tmp_path / "alarms.parquet"
+    # the smoke model's leak events here: 02-15 07:00 (closed that night), 02-16 11:45 (open
+    # at the end of the first call, extended by the second), then new ones on 02-17 and 02-18
+    first = _score(project, out, "--since", "2019-02-15", "--until", "2019-02-17")
+    assert first.returncode == 0, first.stderr
+    index = sorted((project / "stores/metadata/signatures").glob("*.json"))
+    built = [p.read_bytes() for p in index]
+    before = _leak_events(out)
+    assert len(before) >= 1 and (before["located_by"] == _scoring_id(first)).all()
+    assert f"located {len(before)} new or extended leak events" in first.stdout
+
+    second = _score(project, out, "--since", "2019-02-17", "--until", "2019-02-19")  # a new process
+    assert second.returncode == 0, second.stderr
+    after = _leak_events(out)
+    kept = after.index.intersection(before.index)
+    unchanged = kept[after.loc[kept, "last"] == before.loc[kept, "last"]]
+    changed = after.index.difference(unchanged)
+    assert list(unchanged) == ["2019-02-15T07:00:00"]
+    assert "2019-02-16T11:45:00" in changed and len(changed.difference(before.index)) >= 2
+    # what the second call opened or extended it ranked; what it did not touch keeps its ranking
+    assert (after.loc[changed, "located_by"] == _scoring_id(second)).all()
+    for column in ("located_by", "top_node", "candidates", "walk_m"):
+        assert after.loc[unchanged, column].tolist() == before.loc[unchanged, column].tolist()
+    assert f"located {len(changed)} new or extended leak events" in second.stdout
+    for _, event in after.iterrows():
+        ranked = json.loads(event["candidates"])
+        assert [c["rank"] for c in ranked] == [1, 2, 3, 4, 5]  # localisation.top_k
+        assert ranked[0]["node"] == event["top_node"] and ranked[0]["distance_m"] == 0.0
+        assert event["top_pipes"] == ",".join(ranked[0]["pipes"]) and event["walk_m"] > 0
+    # the signatures were read from the stores by both processes, never solved again
+    assert len(index) == 1 and [p.read_bytes() for p in index] == built
+    assert len(list((project / "stores/snapshots/signatures").glob("*.npz"))) == 1
+
+
+def test_a_missing_network_model_file_is_named_and_nothing_is_written(smoke_run, tmp_path):
+    copy = copy_smoke_project(smoke_run, tmp_path / "project").project
+    record_file = next((copy / "stores/metadata/runs").glob("*.json"))
+    record = json.loads(record_file.read_text())
+    record["params"]["localisation"]["network"] = "nets/missing.inp"
+    record_file.write_text(json.dumps(record))
+    out = tmp_path / "alarms.parquet"
+
+    done = _score(copy, out, "--since", "2019-02-14", "--until", "2019-02-15")
+
+    assert done.returncode == 2
+    assert "localisation.network" in done.stderr and "nets/missing.inp" in done.stderr
+    assert not out.exists() and not out.with_name("alarms.events.parquet").exists()
 
 
 def test_a_table_that_does_not_fit_writes_nothing_and_names_the_column(project, tmp_path):

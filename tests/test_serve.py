@@ -4,6 +4,7 @@ command here; the real `leak serve` round trip is in test_serve_http."""
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 
@@ -249,13 +250,14 @@ def test_predict_scores_the_newest_readings_like_leak_score(client, project, run
     first = pd.Timestamp(body["records"][0]["timestamp"])
     params = P.load(smoke_files(project))
     store = open_metadata_store(str(project / "stores/metadata"))
-    expected = scoring.score(
+    done = scoring.score(
         params,
         store=store,
         destination=str(project / "scored" / "predict-check.parquet"),
         since=first.to_pydatetime(),
         until=(first + 100 * pd.Timedelta("15min")).to_pydatetime(),
-    ).scored
+    )
+    expected = done.scored
     assert (got["run_id"], got["model_sha256"]) == (run_id, expected["model_sha256"].iloc[0])
     assert got["rows"] == 100 and len(got["predictions"]) == 100
     assert [p["probability"] for p in got["predictions"]] == expected["probability"].tolist()
@@ -267,6 +269,15 @@ def test_predict_scores_the_newest_readings_like_leak_score(client, project, run
     )
     (event,) = [e for e in got["events"] if e["kind"] == "leak" and not e["closed"]]
     assert event["first"] == "2019-02-15T07:00:00" and len(event["top_sensors"].split(",")) == 3
+    # located as leak score locates it: the same ranked candidates, from the cached signatures
+    scored = done.events.set_index("event_id").loc[event["event_id"]]
+    assert [c["node"] for c in event["candidates"]] == [
+        c["node"] for c in json.loads(scored["candidates"])
+    ]
+    assert len(event["candidates"]) == 5 and event["walk_m"] == scored["walk_m"] > 0
+    assert event["candidates"][0]["pipes"] and event["candidates"][0]["distance_m"] == 0.0
+    faults = [e for e in got["events"] if e["kind"] == "sensor_fault"]
+    assert all(e["candidates"] == [] and e["walk_m"] is None for e in faults)
 
 
 def test_predict_without_history_within_reach_is_422_counting_the_missing_rows(client, project):

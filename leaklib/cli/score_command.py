@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import re
 from datetime import datetime
+from pathlib import Path
 
 from leaklib import scoring
 from leaklib.cli.options import add_param_options, params_of
@@ -23,6 +25,14 @@ def _time(option: str):
     return parse
 
 
+def _map_file(plot: str, event_id: str) -> Path:
+    """Where an event's map goes: beside ``--plot``, named by the event (``a.png`` ->
+    ``a.event-2019-02-14T10-15-00.png``)."""
+    path = Path(plot)
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", event_id).strip("-")
+    return path.with_name(f"{path.stem}.event-{name}{path.suffix or '.png'}")
+
+
 def _score(args: argparse.Namespace) -> int:
     params = params_of(args)
     store = open_metadata_store(params.metadata_store)
@@ -40,6 +50,10 @@ def _score(args: argparse.Namespace) -> int:
         figure = scoring.operator_view(done, params=params)
         figure.savefig(args.plot, dpi=110)
         print(f"operator's view written to {args.plot}")
+        for event_id, figure in scoring.event_maps(done, params=params).items():
+            where = _map_file(args.plot, event_id)
+            figure.savefig(where, dpi=110)
+            print(f"map of leak event {event_id} written to {where}")
     where = f"added {done.added} rows" if done.added else "already there, nothing added"
     print(
         f"scored {done.rows} rows of {params.dataset.source} with run {done.run_id} "
@@ -53,6 +67,11 @@ def _score(args: argparse.Namespace) -> int:
         f"{done.events_destination}; sensor faults suppressed {done.suppressed_alarms} "
         "leak alarms"
     )
+    if done.locator is not None:
+        print(
+            f"located {done.located_events} new or extended leak events (top "
+            f"{done.locator.spec.top_k} candidate nodes each, in the events' candidates column)"
+        )
     print(f"scoring {done.scoring_id}")
     return 0
 
@@ -91,6 +110,8 @@ def configure(scorer: argparse.ArgumentParser) -> None:
         "--plot",
         metavar="FILE.png",
         help="also draw the operator's timeline: probability, threshold, alarm events, "
-        "sensor-fault events, and true leaks when dataset.leak_table names them",
+        "sensor-fault events, and true leaks when dataset.leak_table names them; and, when the "
+        "model's run has localisation on, a map per new or extended leak event beside it "
+        "(FILE.event-ID.png: the network, sensors, ranked candidates, the true leak if known)",
     )
     scorer.set_defaults(func=_score)

@@ -192,6 +192,16 @@ class Prediction(BaseModel):
     fault_sensors: str = Field(default="", description="The faulty sensors, comma-separated.")
 
 
+class Candidate(BaseModel):
+    """One ranked candidate location of a leak event (leaklib.leak_location)."""
+
+    rank: int = Field(description="1: the node whose leak signature explains the event best.")
+    node: str = Field(description="The candidate junction of the network model.")
+    score: float = Field(description="How well its signature explains the event (higher: better).")
+    pipes: list[str] = Field(description="The pipes that end at the node: where to dig.")
+    distance_m: float = Field(description="Its walk along the pipes from the top candidate, in m.")
+
+
 class PredictedEvent(BaseModel):
     """A leak alarm event or sensor-fault event the records open or extend."""
 
@@ -205,6 +215,15 @@ class PredictedEvent(BaseModel):
     rows: int
     peak_probability: float | None = None
     top_sensors: str = Field(description="leak: the three sensors deviating most.")
+    candidates: list[Candidate] = Field(
+        default_factory=list,
+        description="leak, when the model's run has localisation on: the top-k candidate "
+        "junctions ranked by their simulated leak signatures (empty otherwise).",
+    )
+    walk_m: float | None = Field(
+        default=None,
+        description="leak, with candidates: the length of main a crew walks to cover them, m.",
+    )
 
 
 class Predictions(BaseModel):

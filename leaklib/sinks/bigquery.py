@@ -54,7 +54,10 @@ class BigQuerySink:
             return False
 
     def _table(self, rows: pd.DataFrame) -> Any:
-        """Return the destination table, created with the rows' schema when it is missing."""
+        """Return the destination table, created with the rows' schema when it is missing.
+
+        Columns of ``rows`` the table lacks are added to it (nullable), as the file sinks do.
+        """
         # heavy: a Google client library, loaded only when this backend is used
         from google.api_core import exceptions as gex
 
@@ -65,11 +68,24 @@ class BigQuerySink:
         from pandas_gbq.gbq import generate_bq_schema
 
         try:
-            return self.client.get_table(str(self.table))
+            table = self.client.get_table(str(self.table))
         except gex.NotFound:
             fields = generate_bq_schema(rows)["fields"]
             schema = [bigquery.SchemaField(f["name"], f["type"]) for f in fields]
             return self.client.create_table(bigquery.Table(str(self.table), schema=schema))
+        known = {f.name for f in table.schema}
+        missing = [c for c in rows.columns if c not in known]
+        if not missing:
+            return table
+        # a table written before some columns existed (events' location): they are added,
+        # nullable, so its earlier rows read as having none
+        fields = generate_bq_schema(rows[missing])["fields"]
+        table.schema = [
+            *table.schema,
+            *(bigquery.SchemaField(f["name"], f["type"]) for f in fields),
+        ]
+        log.info("added columns %s to %s", ", ".join(missing), self.table)
+        return self.client.update_table(table, ["schema"])
 
     def append(self, rows: pd.DataFrame, *, scoring_id: str) -> int:
         """Stream the rows into the table unless it holds this scoring already.

@@ -31,8 +31,14 @@ def _plain(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
-def _events(done: scoring.Scored, run: dict[str, Any], params: Any) -> list[PredictedEvent]:
-    """The leak and sensor-fault events of the answered rows (one series, a stream)."""
+def _events(
+    done: scoring.Scored, run: dict[str, Any], params: Any, locator: Any = None
+) -> list[PredictedEvent]:
+    """The leak and sensor-fault events of the answered rows (one series, a stream).
+
+    With a ``locator`` (:func:`leaklib.score_events.scoring_locator`), each leak event comes
+    with its ranked candidate locations.
+    """
     dataset = scoring.recorded_dataset(run)
     rows = done.rows
     if dataset.group is not None or dataset.timestamp is None or rows.empty:
@@ -60,26 +66,47 @@ def _events(done: scoring.Scored, run: dict[str, Any], params: Any) -> list[Pred
                 last_row=pd.Timestamp(times.iloc[-1]),
             )
         )
-    found = []
-    for part in parts:
-        for event in part.to_dict(orient="records"):
-            if not event["counts"] and event["closed"]:
-                continue
-            peak = event["peak_probability"]
-            found.append(
-                PredictedEvent(
-                    **{k: event[k] for k in ("event_id", "kind", "sensor", "fault", "closed")},
-                    first=pd.Timestamp(event["first"]).isoformat(),
-                    last=pd.Timestamp(event["last"]).isoformat(),
-                    rows=int(event["rows"]),
-                    peak_probability=None if pd.isna(peak) else float(peak),
-                    top_sensors=event["top_sensors"],
-                )
-            )
-    return found
+    parts[0] = score_events.locate_events(
+        parts[0], earlier=pd.DataFrame(), derived=done.derived, locator=locator, scoring_id="-"
+    )
+    return [
+        _event(event)
+        for part in parts
+        for event in part.to_dict(orient="records")
+        if event["counts"] or not event["closed"]
+    ]
 
 
-def _predictions(done: scoring.Scored, run: dict[str, Any], params: Any) -> Predictions:
+def _event(event: dict[str, Any]) -> PredictedEvent:
+    """One event row as the answer gives it, with its ranked candidates when located."""
+    peak = event["peak_probability"]
+    location = score_events.location_of(event)
+    return PredictedEvent(
+        **{k: event[k] for k in ("event_id", "kind", "sensor", "fault", "closed")},
+        first=pd.Timestamp(event["first"]).isoformat(),
+        last=pd.Timestamp(event["last"]).isoformat(),
+        rows=int(event["rows"]),
+        peak_probability=None if pd.isna(peak) else float(peak),
+        top_sensors=event["top_sensors"],
+        candidates=[] if location is None else location.to_dict()["candidates"],
+        walk_m=None if location is None else round(location.walk_m, 1),
+    )
+
+
+def _locator(models: Any, run: dict[str, Any], metadata: Any) -> Any:
+    """The run's event locator, read once per model and kept beside it (None: off).
+
+    Its signatures come from the stores, never solved per request.
+    """
+    return models.get(
+        f"locator:{run['model']['sha256']}",
+        lambda: score_events.scoring_locator(run, store=metadata),
+    )
+
+
+def _predictions(
+    done: scoring.Scored, run: dict[str, Any], params: Any, locator: Any = None
+) -> Predictions:
     """The scored table as the answer: one prediction per record, in time order."""
     dataset = scoring.recorded_dataset(run)
     scored = done.rows
@@ -111,7 +138,7 @@ def _predictions(done: scoring.Scored, run: dict[str, Any], params: Any) -> Pred
         rows=len(rows),
         alarms=sum(r.alarm for r in rows),
         predictions=rows,
-        events=_events(done, run, params),
+        events=_events(done, run, params, locator),
     )
 
 
@@ -171,6 +198,6 @@ def build_router(
             model=model,
             allowed=lambda where: within_locations(where, allowed),
         )
-        return _predictions(done, run, server.params)
+        return _predictions(done, run, server.params, _locator(models, run, metadata))
 
     return router
