@@ -11,7 +11,7 @@ import pytest
 from leaklib import cli
 from leaklib import params as parameters
 from leaklib.errors import LeakError, NotFoundError
-from leaklib.params import ParameterError
+from leaklib.params import ParameterError, listing
 from leaklib.runs import RunNotFound
 from leaklib.serve.errors import ANSWERS, LocationNotAllowed, answer_for
 
@@ -65,7 +65,7 @@ def test_the_cli_lets_a_bug_show_its_traceback(monkeypatch):
     def broken() -> list:
         raise RuntimeError("a bug, not the user's")
 
-    monkeypatch.setattr(parameters, "describe", broken)
+    monkeypatch.setattr(listing, "describe", broken)
     with pytest.raises(RuntimeError, match="a bug, not the user's"):
         cli.main(["params"])
 
