@@ -30,6 +30,7 @@ import pandas as pd
 
 from leaklib.leak_events import AlarmEvent, alarm_events
 from leaklib.params import DatasetSpec, EventsSpec
+from leaklib.run_record import RunRecord
 from leaklib.sensor_faults import SensorFaults
 from leaklib.sinks import SCORING_ID, WRITTEN_AT, open_events
 
@@ -258,7 +259,7 @@ def write_events(
     *,
     deviation: pd.DataFrame,
     faults: SensorFaults | None,
-    run: dict[str, Any],
+    run: RunRecord,
     dataset: DatasetSpec,
     spacing: pd.Timedelta,
     rules: EventsSpec,
@@ -281,7 +282,7 @@ def write_events(
         written_at: When, as an ISO-8601 string.
     """
     sink = open_events(destination)
-    earlier = sink.read(model_sha256=run["model"]["sha256"])
+    earlier = sink.read(model_sha256=run.model.sha256)
     group, stamp = dataset.group, dataset.timestamp
     series = [(None, np.ones(len(rows), dtype=bool))]
     if group is not None:
@@ -319,8 +320,8 @@ def write_events(
         if any(len(p) for p in parts)
         else pd.DataFrame(columns=list(EVENT_COLUMNS[:12]))
     )
-    events["model_sha256"] = run["model"]["sha256"]
-    events["run_id"] = run["run_id"]
+    events["model_sha256"] = run.model.sha256
+    events["run_id"] = run.run_id
     events[SCORING_ID] = scoring_id
     events[WRITTEN_AT] = pd.Timestamp(written_at)
     sink.upsert(events)

@@ -33,6 +33,7 @@ from leaklib.features import derive_dataset, model_features
 from leaklib.metadata import ConflictError, MetadataStore
 from leaklib.modelling import feature_frame
 from leaklib.params import DatasetSpec, Params, PeriodSpec, SensorChecks
+from leaklib.run_record import RunRecord
 from leaklib.schema import limit_groups, validate_for_scoring, within_period
 from leaklib.score_events import FAULT, LEAK
 from leaklib.sinks import SCORING_ID, write_scores
@@ -92,7 +93,7 @@ class Scored:
     spacing: timedelta | None = None  # the row spacing, when the caller knows it
 
 
-def model_run(store: MetadataStore, *, model_name: str, run_id: str | None) -> dict[str, Any]:
+def model_run(store: MetadataStore, *, model_name: str, run_id: str | None) -> RunRecord:
     """Return the run whose model scores: ``run_id``'s, else the champion's of ``model_name``."""
     if run_id is None:
         pointer = champion.current_champion(store, model_name=model_name)
@@ -103,14 +104,14 @@ def model_run(store: MetadataStore, *, model_name: str, run_id: str | None) -> d
             )
         run_id = pointer["run_id"]
     run = runs.get_run(store, run_id)
-    if not (run.get("model") or {}).get("sha256"):
+    if not (run.model and run.model.sha256):
         raise ScoringError(f"run {run_id!r} has no stored model file to score with")
     return run
 
 
-def recorded_dataset(run: dict[str, Any]) -> DatasetSpec:
+def recorded_dataset(run: RunRecord) -> DatasetSpec:
     """Return the dataset a run's model was trained on (its keys, features, derivations)."""
-    return DatasetSpec.model_validate(runs.recorded_params(run)["dataset"])
+    return DatasetSpec.model_validate(run.recorded_params()["dataset"])
 
 
 def lookback_rows(dataset: DatasetSpec, *, checks: SensorChecks | None, spacing: timedelta) -> int:
@@ -150,7 +151,7 @@ def _position(table: pd.DataFrame, group: str | None) -> np.ndarray:
 def score_frame(
     raw: pd.DataFrame,
     *,
-    run: dict[str, Any],
+    run: RunRecord,
     scored_at: str,
     model: Any = None,
     checks: SensorChecks | None = None,
@@ -189,9 +190,9 @@ def score_frame(
     table, _ = derive_dataset(table, dataset)
     if model is None:
         model = load_run_model(run)
-    features = model_features(dataset, run.get("derived_features"))
+    features = model_features(dataset, run.derived_features)
     proba = model.predict_proba(feature_frame(table, features))[:, 1]
-    threshold = runs.recorded_threshold(run)
+    threshold = run.threshold
     keep = _position(table, dataset.group) >= skip
     if since is not None:
         keep &= (pd.to_datetime(table[dataset.timestamp]) >= pd.Timestamp(since)).to_numpy()
@@ -213,13 +214,11 @@ def score_frame(
     out["alarm"] = raised & ~faulty
     out["suppressed"] = raised & faulty
     out["threshold"] = threshold
-    out["model_sha256"] = run["model"]["sha256"]
-    out["run_id"] = run["run_id"]
+    out["model_sha256"] = run.model.sha256
+    out["run_id"] = run.run_id
     out["scored_at"] = pd.Timestamp(scored_at)
     sensors = list(found.sensors) if found is not None else list(dataset.features)
-    deviation = score_events.deviations(
-        table, sensors=sensors, derived=run.get("derived_features") or []
-    )
+    deviation = score_events.deviations(table, sensors=sensors, derived=run.derived_features or [])
     return Scored(
         rows=out[keep].reset_index(drop=True),
         deviation=deviation[keep].reset_index(drop=True),
@@ -228,11 +227,9 @@ def score_frame(
     )
 
 
-def load_run_model(run: dict[str, Any]) -> Any:
+def load_run_model(run: RunRecord) -> Any:
     """Return a run's fitted model, read from its model store and verified by hash."""
-    return models.load_model_file(
-        run["model"]["sha256"], store=open_snapshot_store(run["model"]["store"])
-    )
+    return models.load_model_file(run.model.sha256, store=open_snapshot_store(run.model.store))
 
 
 def operator_view(done: Scoring, *, params: Params) -> Any:
@@ -398,7 +395,7 @@ def score(
     rows = done.rows
     before = sinks.scored_until(
         destination,
-        model_sha256=run["model"]["sha256"],
+        model_sha256=run.model.sha256,
         timestamp=dataset.timestamp,
         group=dataset.group,
     )
@@ -406,7 +403,7 @@ def score(
     rows = rows[fresh].reset_index(drop=True)
     input_sha = sha256_hex(canonical_bytes(raw))
     # one scoring per input, model and destination: the same again adds nothing
-    scoring_id = sha256_hex(f"{input_sha}:{run['model']['sha256']}:{destination}".encode())[:32]
+    scoring_id = sha256_hex(f"{input_sha}:{run.model.sha256}:{destination}".encode())[:32]
     rows[SCORING_ID] = scoring_id
     events = pd.DataFrame(columns=list(score_events.EVENT_COLUMNS))
     added = 0
@@ -429,12 +426,12 @@ def score(
     suppressed = int(rows["suppressed"].sum())
     scoring = Scoring(
         scoring_id=scoring_id,
-        run_id=run["run_id"],
-        model_sha256=run["model"]["sha256"],
+        run_id=run.run_id,
+        model_sha256=run.model.sha256,
         input_sha256=input_sha,
         rows=len(rows),
         alarms=int(rows["alarm"].sum()),
-        threshold=runs.recorded_threshold(run),
+        threshold=run.threshold,
         destination=destination,
         scored_at=scored_at,
         added=added,

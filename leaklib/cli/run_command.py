@@ -49,7 +49,7 @@ def _reproduce(args: argparse.Namespace) -> int:
     if result.exit_code:
         return result.exit_code
     again = runs.get_run(store, result.run_id)
-    table = reproduce.compare_metrics(record.get("metrics") or {}, again.get("metrics") or {})
+    table = reproduce.compare_metrics(record.metrics, again.metrics)
     print(table.to_string())
     same = result.status == "succeeded" and bool(table["identical"].all())
     verdict = "identical" if same else f"NOT identical ({int((~table['identical']).sum())} differ)"

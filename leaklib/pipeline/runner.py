@@ -26,6 +26,7 @@ from leaklib.paths import is_local_path, project_root
 from leaklib.pipeline import cache
 from leaklib.pipeline.guard import Heartbeat, Interrupted, interruptible, stop_kernels
 from leaklib.pipeline.kernel import KernelError, RunKernel, notebook_path
+from leaklib.run_record import RunRecord
 from leaklib.snapshots import open_snapshot_store
 from leaklib.sources import source_problems
 
@@ -236,38 +237,27 @@ def run_pipeline(
     out_dir.mkdir(parents=True, exist_ok=True)
     progress(f"run {run_id}: {params.dataset.source}")
     executed: dict[str, Path] = {}
-    reused: dict[str, dict[str, Any]] = {}  # step -> the earlier run it was taken from
+    reused: dict[str, RunRecord] = {}  # step -> the earlier run it was taken from
     rendering: dict[str, Future[Path]] = {}  # step -> its report, rendered while the next runs
-    current: list[str] = []  # the step running now, for an interruption's record
-    interrupted: Interrupted | None = None
     kernel = kernel or RunKernel()  # started by the first step that runs, unless already
     with (
         interruptible(),
         ThreadPoolExecutor(1, thread_name_prefix="render") as renderer,
         contextlib.closing(kernel),
     ):
-        try:
-            _run_steps(
-                params,
-                store,
-                out_dir,
-                executed,
-                reused,
-                current,
-                progress,
-                kernel=kernel,
-                use_cache=use_cache,
-                rendering=rendering,
-                renderer=renderer,
-                show_code=show_code,
-            )
-        except Interrupted as stop:
-            interrupted = stop
-            stop_kernels()
-            step = current[-1] if current else runs.STEPS[0]
-            runs.interrupt(store, run_id, step, signal=stop.signal)
-            progress(f"interrupted by {stop.signal} during {step}: recorded, rendering")
-            _collect(out_dir, executed)
+        interrupted = _steps_until_stopped(
+            params,
+            store,
+            out_dir,
+            executed,
+            reused,
+            progress,
+            kernel=kernel,
+            use_cache=use_cache,
+            rendering=rendering,
+            renderer=renderer,
+            show_code=show_code,
+        )
         record = runs.close_run(store, run_id)
         try:
             rendered, index = _render(
@@ -283,20 +273,59 @@ def run_pipeline(
         except Interrupted as stop:  # the record is final; leave the rendering unfinished
             interrupted = interrupted or stop
             rendered, index = {}, None
+    return _result(record, rendered, index, interrupted=interrupted, progress=progress)
+
+
+def _steps_until_stopped(
+    params: Params,
+    store: Any,
+    out_dir: Path,
+    executed: dict[str, Path],
+    reused: dict[str, RunRecord],
+    progress: Callable[[str], None],
+    **options: Any,
+) -> Interrupted | None:
+    """Run the steps (:func:`_run_steps`); a signal fails the current step and the run.
+
+    Returns the interruption (None when the steps ended on their own), after recording it
+    and collecting the executed notebooks papermill left behind.
+    """
+    current: list[str] = []  # the step running now, for an interruption's record
+    try:
+        _run_steps(params, store, out_dir, executed, reused, current, progress, **options)
+    except Interrupted as stop:
+        stop_kernels()
+        step = current[-1] if current else runs.STEPS[0]
+        runs.interrupt(store, params.run_id, step, signal=stop.signal)
+        progress(f"interrupted by {stop.signal} during {step}: recorded, rendering")
+        _collect(out_dir, executed)
+        return stop
+    return None
+
+
+def _result(
+    record: RunRecord,
+    rendered: dict[str, Path],
+    index: Path | None,
+    *,
+    interrupted: Interrupted | None,
+    progress: Callable[[str], None],
+) -> RunResult:
+    """Say how the run ended and return its result."""
     final = rendered.get("evaluate") or next(reversed(rendered.values()), None)
     shown = final.relative_to(project_root()) if final else "(none)"
-    progress(f"{record['status']}: report {shown}")
+    progress(f"{record.status}: report {shown}")
     return RunResult(
-        run_id=run_id,
-        status=record["status"],
+        run_id=record.run_id,
+        status=record.status.value,
         reports=rendered,
         index=index,
-        error=record.get("error"),
+        error=record.error,
         exit_code=interrupted.exit_code if interrupted else None,
     )
 
 
-def _key(step: str, params: Params, record: dict[str, Any]) -> cache.StepKey | None:
+def _key(step: str, params: Params, record: RunRecord) -> cache.StepKey | None:
     """Return the step's cache key; None when an input cannot be read (the step will say why)."""
     try:
         return cache.step_key(
@@ -322,7 +351,7 @@ def explain(
     params = load(files, overrides, checks=RUN_CHECKS)
     store = open_metadata_store(params.metadata_store)
     store.check()
-    record: dict[str, Any] = {}
+    record = RunRecord()
     lines = []
     for step in runs.STEPS:
         if lines and not lines[-1][1].startswith("cached"):
@@ -335,8 +364,12 @@ def explain(
         found = cache.lookup(store, key)
         lines.append((step, found.explain()))
         if found.hit:
-            record.update(
-                {name: found.source.get(name) for name in found.entry["outputs"]},
+            record = record.with_changes(
+                **{
+                    n: getattr(found.source, n)
+                    for n in found.entry["outputs"]
+                    if hasattr(found.source, n)
+                }
             )
     return lines
 
@@ -346,7 +379,7 @@ def _run_steps(
     store: Any,
     out_dir: Path,
     executed: dict[str, Path],
-    reused: dict[str, dict[str, Any]],
+    reused: dict[str, RunRecord],
     current: list[str],
     progress: Callable[[str], None],
     *,
@@ -405,9 +438,9 @@ def _collect(out_dir: Path, executed: dict[str, Path]) -> None:
 
 def _render(
     store: Any,
-    record: dict[str, Any],
+    record: RunRecord,
     executed: dict[str, Path],
-    reused: dict[str, dict[str, Any]],
+    reused: dict[str, RunRecord],
     rendering: dict[str, Future[Path]],
     *,
     kernel: RunKernel,
@@ -418,7 +451,7 @@ def _render(
 
     A step taken from the cache gets the earlier run's report under this run's header.
     """
-    run_id = record["run_id"]
+    run_id = record.run_id
     rendered: dict[str, Path] = {}
     for step, earlier in reused.items():
         try:
@@ -455,25 +488,23 @@ def _render(
     return {s: rendered[s] for s in runs.STEPS if s in rendered}, index
 
 
-def _archive(record: dict[str, Any], rendered: dict[str, Path]) -> dict[str, dict[str, str]]:
+def _archive(record: RunRecord, rendered: dict[str, Path]) -> dict[str, dict[str, str]]:
     """Write the reports beside the run's snapshots; a storage hiccup is logged, not fatal."""
     try:
-        snapshots = open_snapshot_store(record["params"]["snapshot_store"])
-        return reports.archive_reports(rendered, run_id=record["run_id"], snapshots=snapshots)
+        snapshots = open_snapshot_store(record.params["snapshot_store"])
+        return reports.archive_reports(rendered, run_id=record.run_id, snapshots=snapshots)
     except Exception:  # the run's outcome is recorded already; its reports stay on disk
-        log.exception("reports of run %s could not be archived", record["run_id"])
+        log.exception("reports of run %s could not be archived", record.run_id)
         return {}
 
 
-def _attach_to_mlflow(
-    record: dict[str, Any], rendered: dict[str, Path], *, kernel: RunKernel
-) -> None:
+def _attach_to_mlflow(record: RunRecord, rendered: dict[str, Path], *, kernel: RunKernel) -> None:
     """Attach standalone copies of the reports (links to the site, or none) to the MLflow run.
 
     The run's kernel does it when it is alive: it has MLflow loaded and connected already
     (seconds the runner would spend importing it); otherwise the runner does.
     """
-    mlflow_run = (record.get("mlflow") or {}).get("run_id")
+    mlflow_run = record.mlflow_run_id
     if not (mlflow_run and rendered):
         return
     site = reports.pages_url()
@@ -483,7 +514,7 @@ def _attach_to_mlflow(
             copy = Path(tmp) / path.name
             text = path.read_text(encoding="utf-8")
             copy.write_text(
-                reports.standalone(text, run_id=record["run_id"], site=site), encoding="utf-8"
+                reports.standalone(text, run_id=record.run_id, site=site), encoding="utf-8"
             )
             copies.append(copy)
         index_url = f"{site}/index.html" if site else None

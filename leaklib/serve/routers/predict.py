@@ -13,6 +13,7 @@ from fastapi import APIRouter, Query
 from leaklib import score_events, score_history, scoring
 from leaklib.leak_events import row_spacing
 from leaklib.params import DatasetSpec
+from leaklib.run_record import RunRecord
 from leaklib.serve.deps import MetadataDep, ModelsDep, ServerDep
 from leaklib.serve.schemas import (
     RUN_ID_PATTERN,
@@ -31,7 +32,7 @@ def _plain(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
-def _events(done: scoring.Scored, run: dict[str, Any], params: Any) -> list[PredictedEvent]:
+def _events(done: scoring.Scored, run: RunRecord, params: Any) -> list[PredictedEvent]:
     """The leak and sensor-fault events of the answered rows (one series, a stream)."""
     dataset = scoring.recorded_dataset(run)
     rows = done.rows
@@ -79,7 +80,7 @@ def _events(done: scoring.Scored, run: dict[str, Any], params: Any) -> list[Pred
     return found
 
 
-def _predictions(done: scoring.Scored, run: dict[str, Any], params: Any) -> Predictions:
+def _predictions(done: scoring.Scored, run: RunRecord, params: Any) -> Predictions:
     """The scored table as the answer: one prediction per record, in time order."""
     dataset = scoring.recorded_dataset(run)
     scored = done.rows
@@ -105,8 +106,8 @@ def _predictions(done: scoring.Scored, run: dict[str, Any], params: Any) -> Pred
         )
     ]
     return Predictions(
-        run_id=run["run_id"],
-        model_sha256=run["model"]["sha256"],
+        run_id=run.run_id,
+        model_sha256=run.model.sha256,
         threshold=float(scored["threshold"].iloc[0]),
         rows=len(rows),
         alarms=sum(r.alarm for r in rows),
@@ -159,7 +160,7 @@ def build_router(
         history = None
         if body.history:
             history = pd.DataFrame([r.model_dump(by_alias=True) for r in body.history])
-        model = models.get(run["model"]["sha256"], lambda: scoring.load_run_model(run))
+        model = models.get(run.model.sha256, lambda: scoring.load_run_model(run))
         stamp = datetime.now(UTC).isoformat(timespec="seconds")
         allowed = server.params.serve_allowed_locations
         done = score_history.score_newest(

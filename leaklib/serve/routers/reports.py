@@ -5,6 +5,7 @@ from fastapi.responses import HTMLResponse
 
 from leaklib import reports, runs
 from leaklib.paths import project_root
+from leaklib.run_record import RunStatus
 from leaklib.serve.deps import MetadataDep, WorkerDep
 from leaklib.serve.schemas import RunId, StepName, json_error
 
@@ -31,7 +32,7 @@ def read_report(
         raise HTTPException(status_code=404, detail=f"run {run_id!r} not found")
     html = reports.fetch_report(record, step.value, reports_root=project_root() / "reports")
     if html is None:
-        rendering = worker.running() == run_id and record.get("status") != "running"
+        rendering = worker.running() == run_id and record.status is not RunStatus.RUNNING
         later = ": it is being rendered, ask again in a few seconds" if rendering else ""
         raise HTTPException(
             status_code=404, detail=f"run {run_id!r} has no {step.value} report{later}"

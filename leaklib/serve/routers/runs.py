@@ -7,6 +7,7 @@ from fastapi import APIRouter, HTTPException, Query, Response
 
 from leaklib import params, runs
 from leaklib.params import ParameterError
+from leaklib.run_record import RunRecord
 from leaklib.serve.deps import MetadataDep, Server, ServerDep, WorkerDep
 from leaklib.serve.errors import LocationNotAllowed
 from leaklib.serve.schemas import (
@@ -94,16 +95,17 @@ def start_run(body: RunRequest, response: Response, server: ServerDep, worker: W
     return RunStarted(run_id=run_id, location=f"/runs/{run_id}")
 
 
-def _summary(record: dict[str, Any]) -> RunSummary:
+def _summary(record: RunRecord) -> RunSummary:
+    decision = record.promotion.decision if record.promotion else None
     return RunSummary(
-        run_id=record["run_id"],
-        status=runs.shown_status(record),
-        created_at=record.get("created_at"),
-        finished_at=record.get("finished_at"),
-        origin=record.get("origin"),
-        error=record.get("error"),
-        metrics=record.get("metrics") or {},
-        decision=(record.get("promotion") or {}).get("decision"),
+        run_id=record.run_id,
+        status=record.shown().value,
+        created_at=record.created_at,
+        finished_at=record.finished_at,
+        origin=record.origin,
+        error=record.error,
+        metrics=record.metrics,
+        decision=decision.value if decision else None,
     )
 
 
@@ -155,5 +157,5 @@ def read_run(
         if pending is None:
             raise HTTPException(status_code=404, detail=f"run {run_id!r} not found")
         return {**pending, "shown_status": pending["status"]}
-    shown = without_secrets(record, token=server.token)
-    return {**shown, "shown_status": runs.shown_status(record)}
+    shown = without_secrets(record.to_doc(), token=server.token)
+    return {**shown, "shown_status": record.shown().value}
