@@ -122,7 +122,7 @@ class _Part:
         values = {name: plain(getattr(self, name)) for name in self._known()}
         values.update(self.extra)
         order = [key for key in self.keys if key in values]
-        order += [k for k in values if k not in self.keys and (values[k] is not None)]
+        order += [k for k in values if k not in self.keys and values[k] not in (None, {})]
         return {key: values[key] for key in order}
 
     def get(self, name: str, default: Any = None) -> Any:
@@ -284,14 +284,6 @@ class RunRecord(_Part):
             return super().from_doc(doc)
         except RunRecordError as error:
             raise RunRecordError(f"run {doc.get('run_id')!r}: {error}") from None
-
-    def to_doc(self) -> dict[str, Any]:
-        """Return the document as stored: the same keys, enums as their values."""
-        doc = super().to_doc()
-        for name in ("metrics", "reports", "reports_archive", "steps"):
-            if name in doc and doc[name] == {} and name not in self.keys:
-                del doc[name]  # an empty default the document did not have
-        return doc
 
     def step(self, name: str) -> StepRecord:
         """Return a step's record (an empty one when the run never opened it)."""

@@ -228,12 +228,17 @@ def reuse_step(
 
 
 def _update(store: MetadataStore, run_id: str, **fields: Any) -> RunRecord:
-    """Set top-level fields of a running run; a mapping is merged into the one recorded."""
+    """Set top-level fields of a running run; a mapping is merged into the one recorded.
+
+    The fields are read as a record first, so a value the record cannot read (an unknown
+    decision) is refused before anything is written.
+    """
+    fields = {key: plain(value) for key, value in fields.items()}
+    RunRecord.from_doc({"run_id": run_id, **fields})
 
     def change(current: Doc) -> Doc:
         new = dict(current)
         for key, value in fields.items():
-            value = plain(value)
             if isinstance(value, dict) and isinstance(new.get(key), dict):
                 new[key] = {**new[key], **value}
             else:

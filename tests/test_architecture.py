@@ -342,7 +342,7 @@ LAYERS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     (
         "records and stores",
         "base + one module per backend; runs writes the run record",
-        ("runs", "snapshots", "metadata", "sources", "sinks"),
+        ("runs", "run_record", "snapshots", "metadata", "sources", "sinks"),
     ),
     (
         "step logic",
