@@ -125,6 +125,10 @@ class _Part:
         order += [k for k in values if k not in self.keys and values[k] not in (None, {})]
         return {key: values[key] for key in order}
 
+    def __bool__(self) -> bool:
+        """Whether the part holds anything (an empty stored mapping reads as false, as it did)."""
+        return bool(self.extra) or any(getattr(self, n) is not None for n in self._known())
+
     def get(self, name: str, default: Any = None) -> Any:
         """Return a field or an extra value by name (for fields named by data, e.g. a step's
         outputs), else ``default``."""

@@ -283,13 +283,17 @@ def record_training(
     store: MetadataStore,
     run_id: str,
     *,
-    mlflow: Mapping[str, Any],
-    metrics: Mapping[str, float],
-    holdout: Mapping[str, Any],
-    alarm: Mapping[str, Any],
+    mlflow: Mapping[str, Any] | None = None,
+    metrics: Mapping[str, float] | None = None,
+    holdout: Mapping[str, Any] | None = None,
+    alarm: Mapping[str, Any] | None = None,
 ) -> RunRecord:
-    """Record the train step's MLflow run, cross-validated metrics, holdout and alarm."""
-    return _update(store, run_id, mlflow=mlflow, metrics=metrics, holdout=holdout, alarm=alarm)
+    """Record the train step's MLflow run, cross-validated metrics, holdout and alarm.
+
+    A part not given (None) is left as recorded; the train step gives all four.
+    """
+    given = {"mlflow": mlflow, "metrics": metrics, "holdout": holdout, "alarm": alarm}
+    return _update(store, run_id, **{k: v for k, v in given.items() if v is not None})
 
 
 def record_model(store: MetadataStore, run_id: str, model: Mapping[str, Any]) -> RunRecord:

@@ -138,7 +138,7 @@ def restore_champion_alias(promotion_history, local_mlflow):
     """Put the registry's champion alias back where the shared gate history left it."""
     yield
     name = promotion_history.params.dataset.model_name
-    version = promotion_history.records["stronger"]["model"]["version"]
+    version = promotion_history.records["stronger"].model.version
     mlflow.MlflowClient().set_registered_model_alias(name, "champion", version)
 
 

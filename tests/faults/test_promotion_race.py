@@ -35,7 +35,7 @@ class WeakModel:
 
 def _record(store, run_id: str, params: P.Params, sha: str) -> dict:
     runs.start_run(store, run_id=run_id, params=params.to_plain(), param_files=[], origin="test")
-    return runs.update_run(store, run_id, model={"sha256": sha * 32, "store": "unused"})
+    return runs.record_model(store, run_id, {"sha256": sha * 32, "store": "unused"})
 
 
 def _race(store, *, challengers: int = 2):

@@ -167,7 +167,7 @@ def test_run_lifecycle_through_open_metadata_store(firestore_project):
     assert record["status"] == "succeeded"
     assert sorted(record["steps"]) == sorted(runs.STEPS)
     with pytest.raises(ConflictError, match="is succeeded"):
-        runs.update_run(store, "r1", metrics={"roc_auc": 1.0})
+        runs.record_metrics(store, "r1", {"roc_auc": 1.0})
 
 
 def test_bad_document_ids_are_refused(store):
