@@ -162,7 +162,7 @@ def test_a_run_is_its_record_as_stored(client, project, run_id):
     stored = runs.get_run(open_metadata_store(str(project / "stores/metadata")), run_id)
     shown = client.get(f"/runs/{run_id}").json()
     assert shown.pop("shown_status") == "succeeded"
-    assert shown == _as_json(stored)
+    assert shown == _as_json(stored.to_doc())
 
 
 def test_an_unknown_run_is_404(client):
