@@ -38,7 +38,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from leaklib import champion, leak_events, metrics, model_registry, runs, snapshots, splits
+from leaklib import (
+    champion,
+    leak_events,
+    metrics,
+    model_registry,
+    run_record,
+    runs,
+    snapshots,
+    splits,
+)
 from leaklib.bootstrap import BootstrapError, event_bootstrap, paired_bootstrap
 from leaklib.errors import LeakError
 from leaklib.evaluation import holdout_metrics
@@ -359,7 +368,7 @@ def gate(
         leaks: The stream's leak table and volumes, for event metrics (None: the leaks are
             runs of the target, and water figures are NaN).
     """
-    run = runs.get_run(store, run.run_id)
+    run = run_record.get_run(store, run.run_id)
     if len(challenger_proba) != len(holdout):
         raise PromotionError(f"{len(challenger_proba)} scores for {len(holdout)} holdout rows")
     figures, _ = scored_figures(
@@ -429,7 +438,7 @@ def _champion_trained_on(
     load_snapshot: Callable[[str], pd.DataFrame] | None,
 ) -> splits.TrainedOn:
     """Return what the champion was trained on, from its run record or its snapshots."""
-    record = runs.get_run_or_none(store, pointer["run_id"])
+    record = run_record.get_run_or_none(store, pointer["run_id"])
     if record is None:
         return splits.TrainedOn(
             None, note=splits.UNKNOWN_NOTE.format(why="its run record is not in this store")
@@ -507,7 +516,7 @@ def manual_promotion(store: MetadataStore, *, run_id: str, params: Params, reaso
     """Promote a run by hand through :func:`leaklib.champion.promote`, recorded like a gate decision."""
     if not reason.strip():
         raise PromotionError("a manual promotion needs a --reason")
-    run = runs.get_run(store, run_id)
+    run = run_record.get_run(store, run_id)
     model = champion.model_of(run)
     if not (model.version or model.sha256):
         raise PromotionError(f"run {run_id!r} has no registered model version to promote")

@@ -25,12 +25,11 @@ import jinja2
 import nbformat
 import yaml
 
-from leaklib import metrics, plots
+from leaklib import metrics, plots, run_record
 from leaklib.errors import LeakError
 from leaklib.params import ID_PATTERN, default_model_name
 from leaklib.paths import write_atomic
 from leaklib.run_record import MlflowRun, Promotion, RunRecord, RunStatus, SnapshotRef, StepRecord
-from leaklib.runs import list_runs
 from leaklib.snapshots import (
     SnapshotError,
     SnapshotStore,
@@ -588,7 +587,7 @@ def write_index(runs: list[RunRecord], *, out_dir: Path, reports_root: Path) -> 
     (:meth:`leaklib.run_record.RunRecord.reached_a_step`).
 
     Args:
-        runs: Run records, e.g. from :func:`leaklib.runs.list_runs`.
+        runs: Run records, e.g. from :func:`leaklib.run_record.list_runs`.
         out_dir: Where the index goes.
         reports_root: The folder holding ``<run_id>/NN_step.html``; only reports that exist
             there are linked.
@@ -694,7 +693,7 @@ def build_site(store: Any, *, out: Path, reports_root: Path, keep: int = 50) -> 
     out, reports_root = Path(out), Path(reports_root)
     if out.exists() and not out.is_dir():
         raise ReportError(f"site folder {str(out)!r} exists and is not a folder")
-    runs = list_runs(store)
+    runs = run_record.list_runs(store)
     out.mkdir(parents=True, exist_ok=True)
     stores: dict[str, SnapshotStore] = {}
     same = out.resolve() == reports_root.resolve()

@@ -1,4 +1,4 @@
-"""The run record as a type: :class:`RunRecord`, its statuses and its typed parts.
+"""The run record as a type: :class:`RunRecord`, its statuses and typed parts, and its reads.
 
 Document (collection ``runs``, id = run id)::
 
@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Self
 
-from leaklib.metadata import MetadataError
+from leaklib.errors import NotFoundError
+from leaklib.metadata import RUNS, MetadataError, MetadataStore
 
 ABANDONED_AFTER_S = 600.0  # a running record whose heartbeat is older than this was abandoned
 LEGACY_THRESHOLD = 0.5  # records made before thresholds were chosen per model
@@ -130,8 +131,7 @@ class _Part:
         return bool(self.extra) or any(getattr(self, n) is not None for n in self._known())
 
     def get(self, name: str, default: Any = None) -> Any:
-        """Return a field or an extra value by name (for fields named by data, e.g. a step's
-        outputs), else ``default``."""
+        """Return a field or an extra value named by data (a step's outputs), else ``default``."""
         if name in self._known():
             value = getattr(self, name)
             return default if value is None else value
@@ -298,11 +298,6 @@ class RunRecord(_Part):
         return self.step(step).status is StepStatus.SUCCEEDED
 
     @property
-    def finished(self) -> bool:
-        """Whether the run is no longer running (as stored)."""
-        return self.status is not RunStatus.RUNNING
-
-    @property
     def mlflow_run_id(self) -> str | None:
         """The train step's MLflow run id, if it has one."""
         return self.mlflow.run_id if self.mlflow else None
@@ -338,8 +333,7 @@ class RunRecord(_Part):
     def reached_a_step(self, *, at: datetime | None = None) -> bool:
         """Whether a run is a pipeline run to list: it opened a step, or is still starting.
 
-        A run that ended before its first step (a start refused after its record was written,
-        a crash in between) ran nothing and has no report; the index leaves it out.
+        A run that ended before its first step ran nothing and has no report.
         """
         return bool(self.steps) or self.shown(at=at) is RunStatus.RUNNING
 
@@ -363,6 +357,40 @@ class RunRecord(_Part):
         given = self.params.get("threshold")
         return float(given) if given is not None else LEGACY_THRESHOLD
 
-    def with_changes(self, **changes: Any) -> RunRecord:
-        """Return a copy with some fields replaced (for tests and readers; stores use runs)."""
-        return replace(self, **changes)
+
+class RunNotFound(MetadataError, NotFoundError):
+    """No run of this id in the metadata store."""
+
+    def __init__(self, run_id: str, *, store_uri: str | None = None) -> None:
+        where = f" in {store_uri}" if store_uri else ""
+        super().__init__(f"run {run_id!r} not found{where}")
+        self.run_id = run_id
+
+
+def get_run(store: MetadataStore, run_id: str) -> RunRecord:
+    """Return a run's record; RunNotFound (a MetadataError) when it does not exist."""
+    record = store.get(RUNS, run_id)
+    if record is None:
+        raise RunNotFound(run_id, store_uri=store.uri)
+    return RunRecord.from_doc(record)
+
+
+def get_run_or_none(store: MetadataStore, run_id: str) -> RunRecord | None:
+    """Return a run's record, or None when it does not exist."""
+    record = store.get(RUNS, run_id)
+    return None if record is None else RunRecord.from_doc(record)
+
+
+def list_runs(store: MetadataStore) -> list[RunRecord]:
+    """Return every run, newest first."""
+    records = [RunRecord.from_doc(doc) for doc in store.list(RUNS)]
+    return sorted(records, key=lambda r: r.created_at or "", reverse=True)
+
+
+def latest_run(store: MetadataStore, *, with_step: str | None = None) -> RunRecord:
+    """Return the newest run, or the newest whose ``with_step`` succeeded."""
+    for record in list_runs(store):
+        if with_step is None or record.succeeded(with_step):
+            return record
+    wanted = f" with a succeeded {with_step!r} step" if with_step else ""
+    raise MetadataError(f"no run{wanted} in {store.uri}: run the earlier notebook first")

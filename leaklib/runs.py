@@ -1,7 +1,7 @@
-"""The run record's reads and its named transitions: one document per run (collection ``runs``).
+"""The run record's named transitions: one document per run (collection ``runs``).
 
-The record's type, its statuses and parts are :mod:`leaklib.run_record`; readers get a
-:class:`~leaklib.run_record.RunRecord`. Every change is a named transition here and goes
+The record's type, its statuses and parts, and its reads (``get_run``, ``list_runs``,
+``latest_run``) are :mod:`leaklib.run_record`. Every change is a named transition here and goes
 through :meth:`MetadataStore.transact`, so two processes never overwrite each other's record
 and a finished run cannot be reopened.
 """
@@ -14,25 +14,15 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from leaklib.errors import NotFoundError
 from leaklib.lineage import environment_info, git_info, lock_hash
 from leaklib.metadata import RUNS, ConflictError, MetadataError, MetadataStore
-from leaklib.run_record import RunRecord, RunStatus, StepStatus, plain
+from leaklib.run_record import RunNotFound, RunRecord, RunStatus, StepStatus, plain
 from leaklib.steps import NOTEBOOKS, STEPS
 
 log = logging.getLogger(__name__)
 
 HEARTBEAT_S = 15.0  # how often a running step stamps heartbeat_at
 SHOWN_STATUSES = tuple(status.value for status in RunStatus)  # what RunRecord.shown returns
-
-
-class RunNotFound(MetadataError, NotFoundError):
-    """No run of this id in the metadata store."""
-
-    def __init__(self, run_id: str, *, store_uri: str | None = None) -> None:
-        where = f" in {store_uri}" if store_uri else ""
-        super().__init__(f"run {run_id!r} not found{where}")
-        self.run_id = run_id
 
 
 def now() -> str:
@@ -60,7 +50,6 @@ def start_run(
         "status": RunStatus.RUNNING.value,
         "created_at": stamp,
         "updated_at": stamp,
-        "finished_at": None,
         "origin": origin,
         "params": params,
         # stores may sort a mapping's keys (JSON files, Firestore); the column order is a fact
@@ -71,45 +60,12 @@ def start_run(
         "environment": environment_info(),
         "seeds": {"seed": params.get("seed")},
         "steps": {},
-        "snapshot": None,
         "metrics": {},
-        "model": None,
-        "mlflow": None,
-        "promotion": None,
-        "error": None,
+        **dict.fromkeys(("finished_at", "snapshot", "model", "mlflow", "promotion", "error")),
     }
     store.create(RUNS, run_id, record)
     log.info("run %s recorded in %s", run_id, store.uri)
     return RunRecord.from_doc(record)
-
-
-def get_run(store: MetadataStore, run_id: str) -> RunRecord:
-    """Return a run's record; RunNotFound (a MetadataError) when it does not exist."""
-    record = store.get(RUNS, run_id)
-    if record is None:
-        raise RunNotFound(run_id, store_uri=store.uri)
-    return RunRecord.from_doc(record)
-
-
-def get_run_or_none(store: MetadataStore, run_id: str) -> RunRecord | None:
-    """Return a run's record, or None when it does not exist."""
-    record = store.get(RUNS, run_id)
-    return None if record is None else RunRecord.from_doc(record)
-
-
-def list_runs(store: MetadataStore) -> list[RunRecord]:
-    """Return every run, newest first."""
-    records = [RunRecord.from_doc(doc) for doc in store.list(RUNS)]
-    return sorted(records, key=lambda r: r.created_at or "", reverse=True)
-
-
-def latest_run(store: MetadataStore, *, with_step: str | None = None) -> RunRecord:
-    """Return the newest run, or the newest whose ``with_step`` succeeded."""
-    for record in list_runs(store):
-        if with_step is None or record.succeeded(with_step):
-            return record
-    wanted = f" with a succeeded {with_step!r} step" if with_step else ""
-    raise MetadataError(f"no run{wanted} in {store.uri}: run the earlier notebook first")
 
 
 Doc = dict[str, Any]  # a run document as the store keeps it; only this module changes one
@@ -228,11 +184,8 @@ def reuse_step(
 
 
 def _update(store: MetadataStore, run_id: str, **fields: Any) -> RunRecord:
-    """Set top-level fields of a running run; a mapping is merged into the one recorded.
-
-    The fields are read as a record first, so a value the record cannot read (an unknown
-    decision) is refused before anything is written.
-    """
+    """Set fields of a running run (a mapping merged into the one recorded); each is read as
+    a record first, so a value a record cannot hold (an unknown decision) is never written."""
     fields = {key: plain(value) for key, value in fields.items()}
     RunRecord.from_doc({"run_id": run_id, **fields})
 
@@ -288,10 +241,7 @@ def record_training(
     holdout: Mapping[str, Any] | None = None,
     alarm: Mapping[str, Any] | None = None,
 ) -> RunRecord:
-    """Record the train step's MLflow run, cross-validated metrics, holdout and alarm.
-
-    A part not given (None) is left as recorded; the train step gives all four.
-    """
+    """Record the train step's MLflow run, CV metrics, holdout and alarm (None: left as is)."""
     given = {"mlflow": mlflow, "metrics": metrics, "holdout": holdout, "alarm": alarm}
     return _update(store, run_id, **{k: v for k, v in given.items() if v is not None})
 
@@ -311,13 +261,6 @@ def record_promotion(store: MetadataStore, run_id: str, decision: Mapping[str, A
     return _update(store, run_id, promotion=decision)
 
 
-def _elapsed(started: str | None, finished: str) -> float | None:
-    if not started:
-        return None
-    delta = datetime.fromisoformat(finished) - datetime.fromisoformat(started)
-    return round(delta.total_seconds(), 1)
-
-
 def _ended(
     current: Doc,
     step: str,
@@ -330,8 +273,9 @@ def _ended(
     stamp = now()
     steps = dict(current["steps"])
     entry = dict(steps.get(step) or {"started_at": None, "notebook": NOTEBOOKS.get(step)})
-    if duration_s is None:
-        duration_s = _elapsed(entry.get("started_at"), stamp)
+    if duration_s is None and entry.get("started_at"):
+        delta = datetime.fromisoformat(stamp) - datetime.fromisoformat(entry["started_at"])
+        duration_s = round(delta.total_seconds(), 1)
     status = StepStatus.FAILED if error else StepStatus.SUCCEEDED
     entry.update(status=status.value, finished_at=stamp, duration_s=duration_s, error=error)
     steps[step] = entry

@@ -27,7 +27,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from leaklib import champion, leak_events, models, plots, runs, score_events, sensor_faults, sinks
+from leaklib import (
+    champion,
+    leak_events,
+    models,
+    plots,
+    run_record,
+    score_events,
+    sensor_faults,
+    sinks,
+)
 from leaklib.errors import LeakError
 from leaklib.features import derive_dataset, model_features
 from leaklib.metadata import ConflictError, MetadataStore
@@ -103,7 +112,7 @@ def model_run(store: MetadataStore, *, model_name: str, run_id: str | None) -> R
                 "`leak run`, or name a run with --run"
             )
         run_id = pointer["run_id"]
-    run = runs.get_run(store, run_id)
+    run = run_record.get_run(store, run_id)
     if not (run.model and run.model.sha256):
         raise ScoringError(f"run {run_id!r} has no stored model file to score with")
     return run

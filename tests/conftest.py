@@ -252,7 +252,7 @@ def promotion_history(local_mlflow_store, tmp_path_factory) -> SimpleNamespace:
 
     Shared by the gate, champion and command-line tests; read it, never change its store.
     """
-    from leaklib import champion, gate, runs, splits, tracking
+    from leaklib import champion, gate, run_record, splits, tracking
     from leaklib.metadata import LocalMetadataStore
 
     root = tmp_path_factory.mktemp("promotion")
@@ -303,7 +303,7 @@ def promotion_history(local_mlflow_store, tmp_path_factory) -> SimpleNamespace:
             decisions[name] = gate.gate(
                 store=store, params=params, run=run, holdout=holdout, challenger_proba=proba
             )
-            records[name] = runs.get_run(store, run.run_id)
+            records[name] = run_record.get_run(store, run.run_id)
     return SimpleNamespace(
         params=params,
         store=store,

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from leaklib import gate, leak_events, runs, splits
+from leaklib import gate, leak_events, run_record, runs, splits
 from leaklib import params as P
 from leaklib.champion import ChampionError
 from leaklib.gate import Criterion, Decision
@@ -211,7 +211,7 @@ def _copy(promotion_history, tmp_path) -> LocalMetadataStore:
 
 def _reopened(store, run_id: str) -> RunRecord:
     """A finished run made running again, so the gate may record on it (a copy only)."""
-    record = {**runs.get_run(store, run_id).to_doc(), "status": "running", "promotion": None}
+    record = {**run_record.get_run(store, run_id).to_doc(), "status": "running", "promotion": None}
     store.transact("runs", run_id, lambda _: record)
     return RunRecord.from_doc(record)
 
@@ -259,7 +259,7 @@ def test_manual_promotion_makes_the_run_champion_and_keeps_the_gates_verdict(
     decision = gate.manual_promotion(
         store, run_id="run-weaker", params=promotion_history.params, reason="field check"
     )
-    record = runs.get_run(store, "run-weaker")
+    record = run_record.get_run(store, "run-weaker")
     assert decision.manual and decision.reason == "Promoted by hand: field check"
     assert record.promotion.superseded["decision"] == "not promoted"
     assert decision.previous_champion["run_id"] == "run-stronger"
@@ -288,7 +288,7 @@ def test_manual_promotion_refuses_a_run_without_a_registered_version(promotion_h
 
 def _champion_saw(store, groups) -> None:
     """Make the champion's record say it trained on these groups (a copy of the store only)."""
-    pointer_run = runs.get_run(store, "run-stronger").to_doc()
+    pointer_run = run_record.get_run(store, "run-stronger").to_doc()
     split = {"units": "group", "train_groups": sorted(groups)}
     store.transact("runs", "run-stronger", lambda _: {**pointer_run, "split": split})
 
@@ -317,7 +317,7 @@ def test_gate_leaves_out_the_holdout_rows_the_champion_trained_on(
     assert comparison["left_out_rows"] == int(holdout["scenario_id"].isin(seen).sum())
     assert comparison["rows"] == len(holdout) - comparison["left_out_rows"]
     assert f"{comparison['left_out_rows']:,} left out (3 groups)" in decision.reason
-    recorded = runs.get_run(store, "run-weaker").promotion.get("comparison")
+    recorded = run_record.get_run(store, "run-weaker").promotion.get("comparison")
     assert recorded["left_out_groups"] == 3
     assert gate.comparison_frame(decision).loc["groups", "left out"] == 3
 
@@ -341,7 +341,9 @@ def test_gate_says_an_unknown_training_set_may_favour_the_champion(
     promotion_history, local_mlflow, tmp_path
 ):
     store = _copy(promotion_history, tmp_path)
-    old = {k: v for k, v in runs.get_run(store, "run-stronger").to_doc().items() if k != "split"}
+    old = {
+        k: v for k, v in run_record.get_run(store, "run-stronger").to_doc().items() if k != "split"
+    }
     old["holdout"] = {"sha256": "ef" * 32}
     store.transact("runs", "run-stronger", lambda _: old)
     decision = _gate_weaker(promotion_history, store, load_snapshot=_no_snapshot)
@@ -428,7 +430,7 @@ def test_a_gate_on_a_grown_stream_leaves_out_the_champions_training_period(local
         )
     first, grown = decisions["first"], decisions["grown"]
     assert first.promoted and "event_recall" in first.challenger["metrics"]
-    trained_until = pd.Timestamp(runs.get_run(store, "run-first").split["train_period"][1])
+    trained_until = pd.Timestamp(run_record.get_run(store, "run-first").split["train_period"][1])
     holdout = _stream(60)[0].iloc[-int(0.6 * 60 * 96) :]
     inside = int((holdout["timestamp"] <= trained_until).sum())
     comparison = grown.comparison

@@ -12,8 +12,8 @@ import nbformat
 import papermill
 import pytest
 
-from leaklib.metadata import RUNS, LocalMetadataStore
 from leaklib import reports
+from leaklib.metadata import RUNS, LocalMetadataStore
 from leaklib.reports import ReportError, build_site
 from leaklib.run_record import RunRecord
 

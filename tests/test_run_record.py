@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -117,4 +118,4 @@ def test_a_silent_running_run_is_shown_abandoned():
     record = RunRecord.from_doc({"run_id": "r", "status": "running", "heartbeat_at": old})
     assert record.shown(at=at) is RunStatus.ABANDONED
     fresh = (at - timedelta(seconds=30)).isoformat()
-    assert record.with_changes(heartbeat_at=fresh).shown(at=at) is RunStatus.RUNNING
+    assert replace(record, heartbeat_at=fresh).shown(at=at) is RunStatus.RUNNING

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from leaklib import runs
+from leaklib import run_record, runs
 from leaklib.metadata import ConflictError, LocalMetadataStore, MetadataError
 from leaklib.run_record import RunRecord, RunStatus, StepStatus, Verdict
 
@@ -27,7 +27,7 @@ def test_new_run_has_lineage(store):
     assert record.status is RunStatus.RUNNING and record.seed == 3
     assert record.git_commit is None or len(record.git_commit) == 40
     assert record.lock_hash and record.environment["python"]
-    stored = runs.get_run(store, "r1").to_doc()  # what a plain dict reader sees
+    stored = run_record.get_run(store, "r1").to_doc()  # what a plain dict reader sees
     assert stored["status"] == "running" and type(stored["status"]) is str
     assert {"snapshot", "model", "mlflow", "promotion", "error"} <= set(stored)
 
@@ -124,14 +124,14 @@ def test_latest_run_with_a_succeeded_step(store):
     runs.start_step(store, "r1", "extract")
     runs.finish_step(store, "r1", "extract")
     started(store, "r2")
-    assert runs.latest_run(store, with_step="extract").run_id == "r1"
+    assert run_record.latest_run(store, with_step="extract").run_id == "r1"
     with pytest.raises(MetadataError, match="no run with a succeeded 'train' step"):
-        runs.latest_run(store, with_step="train")
+        run_record.latest_run(store, with_step="train")
 
 
 def test_unknown_run_is_named(store):
     with pytest.raises(MetadataError, match="run 'nope' not found"):
-        runs.get_run(store, "nope")
+        run_record.get_run(store, "nope")
 
 
 def test_fail_step_fails_a_running_step_and_the_run(store):
@@ -193,7 +193,7 @@ def test_record_promotion_refuses_an_unknown_decision(store):
     started(store)
     with pytest.raises(MetadataError, match="run 'r1': unknown promotion decision 'maybe'"):
         runs.record_promotion(store, "r1", {"decision": "maybe"})
-    assert runs.get_run(store, "r1").promotion is None  # nothing was written
+    assert run_record.get_run(store, "r1").promotion is None  # nothing was written
 
 
 def test_record_promotion_refuses_a_finished_run(store):
@@ -243,7 +243,7 @@ def _finished_run(store, run_id="earlier"):
             runs.record_promotion(store, run_id, {"decision": "promoted", "reason": "r"})
         runs.record_metrics(store, run_id, {f"{step}_m": 1.0})
         runs.finish_step(store, run_id, step)
-    return runs.get_run(store, run_id)
+    return run_record.get_run(store, run_id)
 
 
 def test_reuse_step_copies_what_the_step_wrote_and_says_from_where(store):
@@ -280,7 +280,7 @@ def test_reuse_step_refuses_a_step_that_did_not_succeed(store):
     started(store, "later")
     with pytest.raises(ConflictError, match="step 'extract' did not succeed"):
         runs.reuse_step(
-            store, "later", "extract", source=runs.get_run(store, "earlier"), outputs={}
+            store, "later", "extract", source=run_record.get_run(store, "earlier"), outputs={}
         )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from leaklib import runs
+from leaklib import run_record
 from leaklib.cli.options import add_param_options, params_of
 from leaklib.metadata import open_metadata_store
 from leaklib.pipeline import reproduce, runner
@@ -33,7 +33,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def _reproduce(args: argparse.Namespace) -> int:
     store = open_metadata_store(params_of(args).metadata_store)
-    record = runs.get_run(store, args.run_id)
+    record = run_record.get_run(store, args.run_id)
     params = reproduce.reproduction_params(record)
     for difference in reproduce.drift(record):
         if args.strict:
@@ -48,7 +48,7 @@ def _reproduce(args: argparse.Namespace) -> int:
     )
     if result.exit_code:
         return result.exit_code
-    again = runs.get_run(store, result.run_id)
+    again = run_record.get_run(store, result.run_id)
     table = reproduce.compare_metrics(record.metrics, again.metrics)
     print(table.to_string())
     same = result.status == "succeeded" and bool(table["identical"].all())

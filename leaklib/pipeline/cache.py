@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import leaklib
-from leaklib import runs
+from leaklib import run_record, runs
 from leaklib.leak_events import leak_file_hashes
 from leaklib.lineage import lock_hash
 from leaklib.metadata import CACHE, MetadataStore
@@ -212,7 +212,7 @@ def lookup(store: MetadataStore, key: StepKey) -> Lookup:
         return Lookup(key=key)
     entry = store.get(CACHE, key.key)
     if entry is not None:
-        source = runs.get_run_or_none(store, entry["run_id"])
+        source = run_record.get_run_or_none(store, entry["run_id"])
         if source is not None and source.succeeded(key.step):
             return Lookup(key=key, entry=entry, source=source)
         log.info(

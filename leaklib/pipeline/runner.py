@@ -8,7 +8,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ import papermill
 from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 from nbclient.exceptions import CellTimeoutError
 
-from leaklib import reports, runs, tracking
+from leaklib import reports, run_record, runs, tracking
 from leaklib.errors import LeakError
 from leaklib.kernelspec import KERNEL
 from leaklib.leak_location import localisation_problems
@@ -223,12 +223,10 @@ def run_pipeline(
     run, is recorded as failed with its error, and its executed notebook is rendered all the
     same. SIGTERM or SIGINT marks the current step and the run failed ("interrupted during
     <step>"), renders what exists, and sets the result's ``exit_code``. ``params``, when
-    given, is used as it is instead of loading ``files`` and ``overrides`` (``files`` then only
-    name the parameter set in the record, as a reproduction does). A step whose
-    inputs match a succeeded step of an earlier run is taken from it
-    (:mod:`leaklib.pipeline.cache`) unless ``use_cache`` is false. ``kernel``, when given,
-    is the run's kernel already started (``leak run`` starts it before loading the library);
-    the run closes it.
+    given, is used as it is (``files`` then only name the parameter set, as a reproduction
+    does). A step whose inputs match a succeeded step of an earlier run is taken from it
+    (:mod:`leaklib.pipeline.cache`) unless ``use_cache`` is false. ``kernel``: the run's
+    kernel already started by ``leak run``; the run closes it.
     """
     params, store = _open_run(files, overrides, durable=durable, params=params, origin=origin)
     run_id = params.run_id
@@ -240,6 +238,7 @@ def run_pipeline(
     reused: dict[str, RunRecord] = {}  # step -> the earlier run it was taken from
     rendering: dict[str, Future[Path]] = {}  # step -> its report, rendered while the next runs
     kernel = kernel or RunKernel()  # started by the first step that runs, unless already
+    options = {"kernel": kernel, "show_code": show_code}
     with (
         interruptible(),
         ThreadPoolExecutor(1, thread_name_prefix="render") as renderer,
@@ -252,23 +251,15 @@ def run_pipeline(
             executed,
             reused,
             progress,
-            kernel=kernel,
             use_cache=use_cache,
             rendering=rendering,
             renderer=renderer,
-            show_code=show_code,
+            **options,
         )
         record = runs.close_run(store, run_id)
         try:
             rendered, index = _render(
-                store,
-                record,
-                executed,
-                reused,
-                rendering,
-                kernel=kernel,
-                reports_root=reports_root,
-                show_code=show_code,
+                store, record, executed, reused, rendering, reports_root=reports_root, **options
             )
         except Interrupted as stop:  # the record is final; leave the rendering unfinished
             interrupted = interrupted or stop
@@ -364,13 +355,8 @@ def explain(
         found = cache.lookup(store, key)
         lines.append((step, found.explain()))
         if found.hit:
-            record = record.with_changes(
-                **{
-                    n: getattr(found.source, n)
-                    for n in found.entry["outputs"]
-                    if hasattr(found.source, n)
-                }
-            )
+            outputs = [n for n in found.entry["outputs"] if hasattr(found.source, n)]
+            record = replace(record, **{n: getattr(found.source, n) for n in outputs})
     return lines
 
 
@@ -399,7 +385,7 @@ def _run_steps(
         for number, step in enumerate(runs.STEPS, start=1):
             current.append(step)
             counter = f"[{number}/{len(runs.STEPS)}] {step:<9}"
-            before = runs.get_run(store, run_id)
+            before = run_record.get_run(store, run_id)
             key = _key(step, params, before)
             found = cache.lookup(store, key) if use_cache and key else None
             if found and found.hit:
@@ -418,7 +404,7 @@ def _run_steps(
                 runs.fail_step(store, run_id, step, error=error, duration_s=round(elapsed, 1))
                 progress(f"{counter} FAILED after {elapsed:.1f} s: {error}")
                 return
-            after = runs.get_run(store, run_id)
+            after = run_record.get_run(store, run_id)
             if key:
                 cache.remember(store, key, run_id=run_id, outputs=cache.step_outputs(before, after))
             if number < len(runs.STEPS):  # the last one renders after the run is closed
@@ -481,7 +467,7 @@ def _render(
         archive=archived,
     )
     index = reports.write_index(
-        runs.list_runs(store), out_dir=reports_root, reports_root=reports_root
+        run_record.list_runs(store), out_dir=reports_root, reports_root=reports_root
     )
     if "train" not in reused:  # a reused train's MLflow run is the earlier run's
         _attach_to_mlflow(record, rendered, kernel=kernel)

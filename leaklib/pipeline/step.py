@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from leaklib import metrics, runs
+from leaklib import metrics, run_record, runs
 from leaklib.features import model_features
 from leaklib.leak_events import Leaks, leaks_from_record, load_leaks
 from leaklib.metadata import MetadataStore, open_metadata_store
@@ -160,11 +160,11 @@ def notebook_values(namespace: dict[str, Any]) -> dict[str, Any]:
 def _find_run(store: MetadataStore, step: str, run_id: str | None) -> RunRecord | None:
     """Return the run this step continues: the given one, or in JupyterLab the latest fit one."""
     if step == runs.STEPS[0]:
-        return runs.get_run_or_none(store, run_id) if run_id else None
+        return run_record.get_run_or_none(store, run_id) if run_id else None
     if run_id:
-        return runs.get_run(store, run_id)
+        return run_record.get_run(store, run_id)
     previous = runs.STEPS[runs.STEPS.index(step) - 1]
-    existing = runs.latest_run(store, with_step=previous)
+    existing = run_record.latest_run(store, with_step=previous)
     log.info("no run_id given: continuing run %s", existing.run_id)
     return existing
 

@@ -15,7 +15,7 @@ import uuid
 import numpy as np
 import pytest
 
-from leaklib import champion, gate, runs
+from leaklib import champion, gate, run_record, runs
 from leaklib import params as P
 from leaklib.metadata import ConflictError, LocalMetadataStore
 from leaklib.metadata.firestore import FirestoreMetadataStore
@@ -111,7 +111,7 @@ def _assert_one_winner(store, name, decisions):
     check_pointer(pointer, {}, found)
     assert not found.problems
     for run_id, decision in decisions.items():  # each run keeps its own decision
-        recorded = runs.get_run(store, run_id)["promotion"]
+        recorded = run_record.get_run(store, run_id)["promotion"]
         assert (
             recorded["decision"] == str(decision.decision) and recorded["reason"] == decision.reason
         )

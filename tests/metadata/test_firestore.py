@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from leaklib import runs
+from leaklib import run_record, runs
 from leaklib.metadata import (
     RUNS,
     ConflictError,
@@ -162,7 +162,7 @@ def test_run_lifecycle_through_open_metadata_store(firestore_project):
         runs.start_step(store, "r1", step)
         runs.finish_step(store, "r1", step)
 
-    record = runs.get_run(store, "r1")
+    record = run_record.get_run(store, "r1")
     assert isinstance(store, FirestoreMetadataStore)
     assert record["status"] == "succeeded"
     assert sorted(record["steps"]) == sorted(runs.STEPS)

@@ -3,7 +3,7 @@
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import HTMLResponse
 
-from leaklib import reports, runs
+from leaklib import reports, run_record
 from leaklib.paths import project_root
 from leaklib.run_record import RunStatus
 from leaklib.serve.deps import MetadataDep, WorkerDep
@@ -27,7 +27,7 @@ router = APIRouter()
 def read_report(
     run_id: RunId, step: StepName, metadata: MetadataDep, worker: WorkerDep
 ) -> HTMLResponse:
-    record = runs.get_run_or_none(metadata, run_id)
+    record = run_record.get_run_or_none(metadata, run_id)
     if record is None:
         raise HTTPException(status_code=404, detail=f"run {run_id!r} not found")
     html = reports.fetch_report(record, step.value, reports_root=project_root() / "reports")

@@ -5,7 +5,7 @@ from typing import Annotated, Any
 import yaml
 from fastapi import APIRouter, HTTPException, Query, Response
 
-from leaklib import params, runs
+from leaklib import params, run_record, runs
 from leaklib.params import ParameterError
 from leaklib.run_record import RunRecord
 from leaklib.serve.deps import MetadataDep, Server, ServerDep, WorkerDep
@@ -125,7 +125,7 @@ def list_runs(
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE, examples=[20])] = 20,
     offset: Annotated[int, Query(ge=0, le=1_000_000, examples=[0])] = 0,
 ) -> RunPage:
-    shown = [_summary(r) for r in runs.list_runs(metadata)]
+    shown = [_summary(r) for r in run_record.list_runs(metadata)]
     if status is not None:
         shown = [s for s in shown if s.status == status.value]
     page = [
@@ -151,7 +151,7 @@ def list_runs(
 def read_run(
     run_id: RunId, server: ServerDep, metadata: MetadataDep, worker: WorkerDep
 ) -> dict[str, Any]:
-    record = runs.get_run_or_none(metadata, run_id)
+    record = run_record.get_run_or_none(metadata, run_id)
     if record is None:
         pending = worker.started_here(run_id)
         if pending is None:
