@@ -9,6 +9,7 @@ from leaklib import run_record
 from leaklib.cli.options import add_param_options, params_of
 from leaklib.metadata import open_metadata_store
 from leaklib.pipeline import reproduce, runner
+from leaklib.run_record import RunStatus
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -28,7 +29,7 @@ def _run(args: argparse.Namespace) -> int:
     )
     if result.exit_code:  # ended by a signal: the shell's code for it (143 for SIGTERM)
         return result.exit_code
-    return 0 if result.status == "succeeded" else 1
+    return 0 if result.status == RunStatus.SUCCEEDED else 1
 
 
 def _reproduce(args: argparse.Namespace) -> int:
@@ -51,7 +52,7 @@ def _reproduce(args: argparse.Namespace) -> int:
     again = run_record.get_run(store, result.run_id)
     table = reproduce.compare_metrics(record.metrics, again.metrics)
     print(table.to_string())
-    same = result.status == "succeeded" and bool(table["identical"].all())
+    same = result.status == RunStatus.SUCCEEDED and bool(table["identical"].all())
     verdict = "identical" if same else f"NOT identical ({int((~table['identical']).sum())} differ)"
     print(f"run {result.run_id} reproduces {args.run_id}: metrics {verdict}")
     return 0 if same else 1
