@@ -129,7 +129,7 @@ def test_promote_command_records_a_manual_promotion(
     pointer = champion.current_champion(store, model_name=name)
     record = run_record.get_run(store, "run-first")
     assert code == 0 and pointer["run_id"] == "run-first" and pointer["decided_by"] == "manual"
-    assert record["promotion"]["reason"] == "Promoted by hand: rollback after a field incident"
+    assert record.promotion.reason == "Promoted by hand: rollback after a field incident"
     assert "previous: run-stronger" in capsys.readouterr().out
 
 

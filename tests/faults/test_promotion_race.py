@@ -111,7 +111,7 @@ def _assert_one_winner(store, name, decisions):
     check_pointer(pointer, {}, found)
     assert not found.problems
     for run_id, decision in decisions.items():  # each run keeps its own decision
-        recorded = run_record.get_run(store, run_id)["promotion"]
+        recorded = run_record.get_run(store, run_id).to_doc()["promotion"]
         assert (
             recorded["decision"] == str(decision.decision) and recorded["reason"] == decision.reason
         )
@@ -151,9 +151,9 @@ def test_many_promotions_released_at_once_change_the_pointer_once(backend, tmp_p
             champion.promote(
                 store, run=run, model_name="many", reason="race", expected_champion="run-0"
             )
-            outcome[run["run_id"]] = "won"
+            outcome[run.run_id] = "won"
         except ConflictError as exc:
-            outcome[run["run_id"]] = str(exc)
+            outcome[run.run_id] = str(exc)
 
     threads = [threading.Thread(target=promote, args=(run,)) for run in contenders]
     for thread in threads:

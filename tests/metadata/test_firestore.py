@@ -15,6 +15,7 @@ from leaklib.metadata import (
     open_metadata_store,
 )
 from leaklib.metadata.firestore import FirestoreMetadataStore, decode, encode, parse_firestore_uri
+from leaklib.run_record import RunStatus
 
 pytestmark = pytest.mark.emulators
 
@@ -164,8 +165,8 @@ def test_run_lifecycle_through_open_metadata_store(firestore_project):
 
     record = run_record.get_run(store, "r1")
     assert isinstance(store, FirestoreMetadataStore)
-    assert record["status"] == "succeeded"
-    assert sorted(record["steps"]) == sorted(runs.STEPS)
+    assert record.status is RunStatus.SUCCEEDED
+    assert sorted(record.steps) == sorted(runs.STEPS)
     with pytest.raises(ConflictError, match="is succeeded"):
         runs.record_metrics(store, "r1", {"roc_auc": 1.0})
 
