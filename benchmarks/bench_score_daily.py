@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from leaklib import leak_events, runs, scoring
+from leaklib import leak_events, run_record, scoring
 from leaklib.metadata import open_metadata_store
 from leaklib.params import load
 from leaklib.paths import resolve
@@ -82,7 +82,7 @@ def _detection(params, store, rows: pd.DataFrame, events: pd.DataFrame, one) -> 
     """The leak events' figures of the daily rows against the evaluate step's record."""
     dataset = params.dataset
     leaks = leak_events.load_leaks(dataset)
-    run = runs.get_run(store, one.run_id)
+    run = run_record.get_run(store, one.run_id)
     spec = params.events
     raw = leak_events.evaluate_events(
         rows, rows["probability"].to_numpy(), threshold=one.threshold,
@@ -106,7 +106,7 @@ def _detection(params, store, rows: pd.DataFrame, events: pd.DataFrame, one) -> 
         water_price_eur_m3=spec.water_price_eur_m3, false_alarm_cost_eur=spec.false_alarm_cost_eur,
     )  # fmt: skip
     figures = {
-        "evaluate step": {k: run["metrics"].get(f"holdout_{k}") for k in FIGURES},
+        "evaluate step": {k: run.metrics.get(f"holdout_{k}") for k in FIGURES},
         "daily rows, alarms as the model raised them": leak_events.event_scores(raw),
         "daily events, sensor faults suppressed": leak_events.event_scores(checked),
     }

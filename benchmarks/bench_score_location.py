@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from leaklib import leak_events, leak_location, plots, runs, score_events, scoring
+from leaklib import leak_events, leak_location, plots, run_record, score_events, scoring
 from leaklib.metadata import open_metadata_store
 from leaklib.params import load
 
@@ -76,11 +76,11 @@ def _year(params, store, out: Path, year: int) -> None:
     table = pd.DataFrame(rows)
     print(table.round(1).to_string(index=False))
     scores = leak_location.location_scores(table)
-    run = runs.get_run(store, done.run_id)
+    run = run_record.get_run(store, done.run_id)
     figures = pd.DataFrame(
         {
             "leak score": scores,
-            "evaluate step": {k: run["metrics"].get(f"holdout_{k}") for k in scores},
+            "evaluate step": {k: run.metrics.get(f"holdout_{k}") for k in scores},
         }
     )
     print(figures.round(3).to_string())

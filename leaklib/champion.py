@@ -13,6 +13,7 @@ from typing import Any
 from leaklib import metrics, model_registry, models, runs, tracking
 from leaklib.errors import LeakError
 from leaklib.metadata import CHAMPION, ConflictError, MetadataStore
+from leaklib.run_record import ModelRecord, RunRecord
 from leaklib.snapshots import open_snapshot_store
 
 log = logging.getLogger(__name__)
@@ -37,44 +38,44 @@ def brief(pointer: dict[str, Any] | None) -> dict[str, Any] | None:
     return {k: pointer.get(k) for k in BRIEF_KEYS}
 
 
-def model_of(run: dict[str, Any]) -> dict[str, Any]:
+def model_of(run: RunRecord) -> ModelRecord:
     """Return the run's model record; ChampionError when its train step made none."""
-    model = run.get("model") or {}
-    if not (model.get("registry_uri") or model.get("run_uri") or model.get("sha256")):
+    model = run.model or ModelRecord()
+    if not (model.registry_uri or model.run_uri or model.sha256):
         raise ChampionError(
-            f"run {run['run_id']!r} has no logged model: its train step did not succeed"
+            f"run {run.run_id!r} has no logged model: its train step did not succeed"
         )
     return model
 
 
-def model_uri(model: dict[str, Any]) -> str | None:
+def model_uri(model: ModelRecord) -> str | None:
     """Return the MLflow URI that loads a run's model: its registry version, else its run."""
-    return model.get("registry_uri") or model.get("run_uri")
+    return model.registry_uri or model.run_uri
 
 
-def _entry(run: dict[str, Any], *, reason: str, decided_by: str, figures: dict[str, float]):
+def _entry(run: RunRecord, *, reason: str, decided_by: str, figures: dict[str, float]):
     model = model_of(run)
     return {
-        "run_id": run["run_id"],
+        "run_id": run.run_id,
         "model_uri": model_uri(model),
-        "source_uri": model.get("run_uri"),
-        "model_sha256": model.get("sha256"),
-        "model_store": model.get("store"),
-        "model_file_uri": model.get("uri"),
-        "version": model.get("version"),
-        "mlflow_run_id": model.get("mlflow_run_id") or (run.get("mlflow") or {}).get("run_id"),
-        "threshold": runs.recorded_threshold(run),
+        "source_uri": model.run_uri,
+        "model_sha256": model.sha256,
+        "model_store": model.store,
+        "model_file_uri": model.uri,
+        "version": model.version,
+        "mlflow_run_id": model.mlflow_run_id or run.mlflow_run_id,
+        "threshold": run.threshold,
         "promoted_at": runs.now(),
         "reason": reason,
         "decided_by": decided_by,
-        "metrics": figures or metrics.unprefixed(run.get("metrics") or {}),
+        "metrics": figures or metrics.unprefixed(run.metrics),
     }
 
 
 def promote(
     store: MetadataStore,
     *,
-    run: dict[str, Any],
+    run: RunRecord,
     model_name: str,
     reason: str,
     decided_by: str = "manual",
@@ -101,7 +102,7 @@ def promote(
         if expected_champion is not ANY and holder != expected_champion:
             raise ConflictError(
                 f"the champion of {model_name!r} changed to run {holder!r} while run "
-                f"{run['run_id']!r} was compared with {expected_champion!r}"
+                f"{run.run_id!r} was compared with {expected_champion!r}"
             )
         previous.clear()
         previous.update(current or {})
@@ -111,14 +112,14 @@ def promote(
 
     pointer = store.transact(CHAMPION, model_name, change)
     log.info(
-        "run %s is the champion of %s (was %s)", run["run_id"], model_name, previous.get("run_id")
+        "run %s is the champion of %s (was %s)", run.run_id, model_name, previous.get("run_id")
     )
     if entry["version"]:
         model_registry.mirror_champion(
             model_name,
             str(entry["version"]),
             previous_version=str(previous["version"]) if previous.get("version") else None,
-            note=f"leak run {run['run_id']}, {entry['promoted_at']}",
+            note=f"leak run {run.run_id}, {entry['promoted_at']}",
         )
     return pointer
 
@@ -152,10 +153,10 @@ def _load_from_mlflow(pointer: dict[str, Any]) -> Any:
     raise ChampionError(f"the champion model cannot be loaded from {'; '.join(tried) or 'no URI'}")
 
 
-def same_model(pointer: dict[str, Any], run: dict[str, Any]) -> bool:
+def same_model(pointer: dict[str, Any], run: RunRecord) -> bool:
     """Return True when the pointer names the model of ``run`` (by hash or MLflow run)."""
-    model = run.get("model") or {}
-    if pointer.get("model_sha256") and pointer["model_sha256"] == model.get("sha256"):
+    model = run.model or ModelRecord()
+    if pointer.get("model_sha256") and pointer["model_sha256"] == model.sha256:
         return True
-    mlflow_run = model.get("mlflow_run_id")
+    mlflow_run = model.mlflow_run_id
     return bool(mlflow_run) and pointer.get("mlflow_run_id") == mlflow_run

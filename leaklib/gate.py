@@ -30,7 +30,6 @@ champion pointer changes through :func:`leaklib.champion.promote`, and MLflow mi
 
 from __future__ import annotations
 
-import enum
 import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -39,21 +38,24 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from leaklib import champion, leak_events, metrics, model_registry, runs, snapshots, splits
+from leaklib import (
+    champion,
+    leak_events,
+    metrics,
+    model_registry,
+    run_record,
+    runs,
+    snapshots,
+    splits,
+)
 from leaklib.bootstrap import BootstrapError, event_bootstrap, paired_bootstrap
 from leaklib.errors import LeakError
 from leaklib.evaluation import holdout_metrics
 from leaklib.metadata import ConflictError, MetadataStore, to_json_safe
 from leaklib.params import Params, PromotionSpec
+from leaklib.run_record import LEGACY_THRESHOLD, RunRecord, Verdict
 
 log = logging.getLogger(__name__)
-
-
-class Verdict(enum.StrEnum):
-    """What the gate (or an operator) decided."""
-
-    PROMOTED = "promoted"
-    NOT_PROMOTED = "not promoted"
 
 
 PROMOTED, NOT_PROMOTED = Verdict.PROMOTED, Verdict.NOT_PROMOTED
@@ -217,13 +219,13 @@ def decide(
     return verdict, reason, criteria
 
 
-def _challenger(run: dict[str, Any], figures: dict[str, float]) -> dict[str, Any]:
+def _challenger(run: RunRecord, figures: dict[str, float]) -> dict[str, Any]:
     model = champion.model_of(run)
     return {
-        "run_id": run["run_id"],
-        "version": model.get("version"),
+        "run_id": run.run_id,
+        "version": model.version,
         "model_uri": champion.model_uri(model),
-        "model_sha256": model.get("sha256"),
+        "model_sha256": model.sha256,
         "metrics": figures,
     }
 
@@ -300,7 +302,7 @@ def _compare(
     mine_at = decision.challenger["metrics"]["threshold"]
     try:
         theirs = champion_scores(load_champion(pointer), rows)
-        at = pointer["threshold"] if pointer.get("threshold") is not None else runs.LEGACY_THRESHOLD
+        at = pointer["threshold"] if pointer.get("threshold") is not None else LEGACY_THRESHOLD
         figures, their_events = scored_figures(
             rows, theirs, params=params, threshold=at, leaks=leaks
         )
@@ -336,7 +338,7 @@ def gate(
     *,
     store: MetadataStore,
     params: Params,
-    run: dict[str, Any],
+    run: RunRecord,
     holdout: pd.DataFrame,
     challenger_proba: np.ndarray,
     load_champion: Callable[[dict[str, Any]], Any] = champion.load_champion_model,
@@ -366,7 +368,7 @@ def gate(
         leaks: The stream's leak table and volumes, for event metrics (None: the leaks are
             runs of the target, and water figures are NaN).
     """
-    run = runs.get_run(store, run["run_id"])
+    run = run_record.get_run(store, run.run_id)
     if len(challenger_proba) != len(holdout):
         raise PromotionError(f"{len(challenger_proba)} scores for {len(holdout)} holdout rows")
     decision = _promotion_decision(
@@ -398,7 +400,7 @@ def _promotion_decision(
         holdout,
         challenger_proba,
         params=params,
-        threshold=runs.recorded_threshold(run),
+        threshold=run.threshold,
         leaks=leaks,
     )
     name = params.dataset.model_name
@@ -439,16 +441,16 @@ def _recorded_decision(
     """Record the decision in the run record and in MLflow's tags, and log it."""
     plain = decision.to_dict()
     decision.mlflow = model_registry.mirror_decision(run, plain, model_name=name)
-    runs.record_promotion(store, run["run_id"], {**plain, "mlflow": decision.mlflow})
-    log.info("run %s: %s", run["run_id"], decision.reason)
+    runs.record_promotion(store, run.run_id, {**plain, "mlflow": decision.mlflow})
+    log.info("run %s: %s", run.run_id, decision.reason)
     return decision
 
 
 def _already_decided(
-    decision: Decision, *, pointer: dict[str, Any] | None, run: dict[str, Any], name: str
+    decision: Decision, *, pointer: dict[str, Any] | None, run: RunRecord, name: str
 ) -> bool:
     """Decide without a comparison when the champion is this run, or this run's own model."""
-    if pointer and pointer["run_id"] == run["run_id"]:
+    if pointer and pointer["run_id"] == run.run_id:
         decision.decision = PROMOTED
         decision.reason = f"Already the champion of {name} (promoted {pointer['promoted_at']})."
         return True
@@ -468,7 +470,7 @@ def _champion_trained_on(
     load_snapshot: Callable[[str], pd.DataFrame] | None,
 ) -> splits.TrainedOn:
     """Return what the champion was trained on, from its run record or its snapshots."""
-    record = runs.get_run_or_none(store, pointer["run_id"])
+    record = run_record.get_run_or_none(store, pointer["run_id"])
     if record is None:
         return splits.TrainedOn(
             None, note=splits.UNKNOWN_NOTE.format(why="its run record is not in this store")
@@ -495,7 +497,7 @@ def _decide_against(
     *,
     store: MetadataStore,
     params: Params,
-    run: dict[str, Any],
+    run: RunRecord,
     pointer: dict[str, Any] | None,
 ) -> None:
     """Apply the rule to the challenger and the champion's figures; promote when it says so."""
@@ -546,15 +548,15 @@ def manual_promotion(store: MetadataStore, *, run_id: str, params: Params, reaso
     """Promote a run by hand through :func:`leaklib.champion.promote`, recorded like a gate decision."""
     if not reason.strip():
         raise PromotionError("a manual promotion needs a --reason")
-    run = runs.get_run(store, run_id)
+    run = run_record.get_run(store, run_id)
     model = champion.model_of(run)
-    if not (model.get("version") or model.get("sha256")):
+    if not (model.version or model.sha256):
         raise PromotionError(f"run {run_id!r} has no registered model version to promote")
     name = params.dataset.model_name
     pointer = champion.current_champion(store, model_name=name)
     decision = Decision(
         primary_metric=params.promotion.primary_metric,
-        challenger=_challenger(run, metrics.unprefixed(run.get("metrics") or {})),
+        challenger=_challenger(run, metrics.unprefixed(run.metrics)),
         decision=PROMOTED,
         reason=f"Promoted by hand: {reason.strip()}",
         manual=True,

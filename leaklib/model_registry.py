@@ -27,6 +27,7 @@ from typing import Any
 
 from leaklib import tracking
 from leaklib.errors import LeakError
+from leaklib.run_record import ModelRecord, RunRecord, Verdict
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ def is_unsupported(exc: BaseException) -> bool:
     return bool(_UNSUPPORTED_STATUS.search(str(exc)))
 
 
-def version_tags(run: dict[str, Any]) -> dict[str, str]:
+def version_tags(run: RunRecord) -> dict[str, str]:
     """Return the lineage tags of a model version: leak run id, snapshot SHA-256, git commit."""
     tags = tracking.lineage_tags(run)
     return {
@@ -78,7 +79,7 @@ def model_version_uri(name: str, version: str, *, fallback: str) -> str:
     return f"models:/{name}/{version}" if str(version).isdigit() else fallback
 
 
-def register_model(*, model_uri: str, name: str, run: dict[str, Any]) -> dict[str, str]:
+def register_model(*, model_uri: str, name: str, run: RunRecord) -> dict[str, str]:
     """Register a logged model as a new version of ``name``, tagged with the run's lineage.
 
     Args:
@@ -253,13 +254,13 @@ def decision_tags(decision: dict[str, Any]) -> dict[str, str]:
         "leak.promotion.champion_run_id": str(champion.get("run_id")),
         "leak.promotion.previous_champion_run_id": str(previous.get("run_id")),
     }
-    if decision["decision"] == "promoted":
+    if decision["decision"] == Verdict.PROMOTED:
         tags["leak.champion"] = "true"
     return tags
 
 
 def mirror_decision(
-    run: dict[str, Any], decision: dict[str, Any], *, model_name: str
+    run: RunRecord, decision: dict[str, Any], *, model_name: str
 ) -> dict[str, bool]:
     """Tag the challenger's MLflow run and model version with the decision (best effort).
 
@@ -269,17 +270,17 @@ def mirror_decision(
     done = {"run": False, "version": False}
     try:
         tags = decision_tags(decision)
-        model = run.get("model") or {}
-        mlflow_run_id = (run.get("mlflow") or {}).get("run_id") or model.get("mlflow_run_id")
+        model = run.model or ModelRecord()
+        mlflow_run_id = run.mlflow_run_id or model.mlflow_run_id
         if mlflow_run_id:
             done["run"] = tag_run(mlflow_run_id, tags)
-        version = model.get("version")
+        version = model.version
         if version:
             mlflow_client = client()
             done["version"] = tag_version(
                 model_name, str(version), tags, mlflow_client=mlflow_client
             )
-            if not done["version"] and decision["decision"] != "promoted":
+            if not done["version"] and decision["decision"] != Verdict.PROMOTED:
                 done["version"] = _try(
                     f"describe {model_name} v{version}",
                     mlflow_client.update_model_version,

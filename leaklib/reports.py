@@ -25,11 +25,11 @@ import jinja2
 import nbformat
 import yaml
 
-from leaklib import metrics, plots
+from leaklib import metrics, plots, run_record
 from leaklib.errors import LeakError
 from leaklib.params import ID_PATTERN, default_model_name
 from leaklib.paths import write_atomic
-from leaklib.runs import list_runs, reached_a_step, shown_status
+from leaklib.run_record import MlflowRun, Promotion, RunRecord, RunStatus, SnapshotRef, StepRecord
 from leaklib.snapshots import (
     SnapshotError,
     SnapshotStore,
@@ -88,16 +88,16 @@ def short_error(text: str | None, *, limit: int = 300) -> str:
     return first
 
 
-def _param_set(run: dict[str, Any]) -> str:
-    files = run.get("param_files") or []
+def _param_set(run: RunRecord) -> str:
+    files = run.param_files or []
     names = [str(f) for f in files]
     return ", ".join(names) if names else "embedded default"
 
 
-def _primary_metric(runs: Sequence[dict[str, Any]]) -> str:
+def _primary_metric(runs: Sequence[RunRecord]) -> str:
     """Return the promotion metric of the newest run that names one (default ROC AUC)."""
     for run in runs:
-        name = ((run.get("params") or {}).get("promotion") or {}).get("primary_metric")
+        name = (run.params.get("promotion") or {}).get("primary_metric")
         if name:
             return str(name)
     return "roc_auc"
@@ -116,47 +116,47 @@ def _left_out(comparison: dict[str, Any] | None) -> str:
     return f"{left:,} holdout rows" + (f" ({groups} groups)" if groups else "") + " left out"
 
 
-def _run_facts(run: dict[str, Any], *, step: str | None = None) -> dict[str, Any]:
-    """Flatten the run document into what the header and the index print."""
-    git = run.get("git") or {}
-    snapshot = run.get("snapshot") or {}
-    mlflow = run.get("mlflow") or {}
-    promotion = run.get("promotion") or {}
-    step_doc = ((run.get("steps") or {}).get(step) or {}) if step else {}
-    rows, columns = snapshot.get("rows"), snapshot.get("columns")
+def _run_facts(run: RunRecord, *, step: str | None = None) -> dict[str, Any]:
+    """Flatten the run record into what the header and the index print."""
+    git = run.git or {}
+    snapshot = run.snapshot or SnapshotRef()
+    mlflow = run.mlflow or MlflowRun()
+    promotion = run.promotion or Promotion()
+    step_doc = run.step(step) if step else StepRecord()
+    rows, columns = snapshot.rows, snapshot.columns
     shape = f"{rows} rows × {columns} columns" if rows is not None and columns is not None else ""
-    params = run.get("params")
-    duration = step_doc.get("duration_s")
+    params = run.params
+    duration = step_doc.duration_s
     return {
-        "run_id": str(run.get("run_id") or ""),
-        "status": shown_status(run),
-        "date": _date(run.get("created_at")),
-        "finished": _date(run.get("finished_at")),
-        "step_status": str(step_doc.get("status") or "not run"),
+        "run_id": str(run.run_id or ""),
+        "status": run.shown().value,
+        "date": _date(run.created_at),
+        "finished": _date(run.finished_at),
+        "step_status": str(step_doc.status or "not run"),
         "step_duration": f"{duration:.1f} s" if isinstance(duration, int | float) else "",
-        "commit": git.get("commit"),
+        "commit": run.git_commit,
         "dirty": bool(git.get("dirty")),
         "param_set": _param_set(run),
         "params_yaml": yaml.safe_dump(params, sort_keys=False).strip() if params else "",
-        "snapshot_sha": snapshot.get("sha256"),
-        "snapshot_uri": snapshot.get("uri") or "",
+        "snapshot_sha": snapshot.sha256,
+        "snapshot_uri": snapshot.uri or "",
         "snapshot_shape": shape,
-        "mlflow_id": mlflow.get("run_id"),
-        "mlflow_url": mlflow.get("run_url"),
-        "mlflow_experiment": mlflow.get("experiment_id"),
-        "decision": promotion.get("decision"),
-        "reason": promotion.get("reason") or "",
-        "decision_cached_from": promotion.get("cached_from"),
+        "mlflow_id": mlflow.run_id,
+        "mlflow_url": mlflow.run_url,
+        "mlflow_experiment": mlflow.experiment_id,
+        "decision": promotion.decision.value if promotion.decision else None,
+        "reason": promotion.reason or "",
+        "decision_cached_from": promotion.cached_from,
         "left_out": _left_out(promotion.get("comparison")),
-        "cached_from": step_doc.get("cached_from"),
-        "lock_hash": run.get("lock_hash"),
-        "error": short_error(run.get("error")),
-        "full_error": run.get("error") or "",
+        "cached_from": step_doc.cached_from,
+        "lock_hash": run.lock_hash,
+        "error": short_error(run.error),
+        "full_error": run.error or "",
     }
 
 
-def _check_run(run: dict[str, Any]) -> str:
-    run_id = run.get("run_id") if isinstance(run, dict) else None
+def _check_run(run: RunRecord) -> str:
+    run_id = run.run_id if isinstance(run, RunRecord) else None
     if not isinstance(run_id, str) or not _SAFE_ID.match(run_id):
         raise ReportError(f"run document has no usable run_id (got {run_id!r})")
     return run_id
@@ -268,8 +268,8 @@ def prepare_notebook(
     return nb, failed is not None
 
 
-def _step_links(run: dict[str, Any], *, current: str) -> list[dict[str, Any]]:
-    started = run.get("steps") or {}
+def _step_links(run: RunRecord, *, current: str) -> list[dict[str, Any]]:
+    started = run.steps
     return [
         {
             "title": TITLES[step],
@@ -280,9 +280,9 @@ def _step_links(run: dict[str, Any], *, current: str) -> list[dict[str, Any]]:
     ]
 
 
-def _header(run: dict[str, Any], *, step: str, failed_here: bool) -> str:
+def _header(run: RunRecord, *, step: str, failed_here: bool) -> str:
     facts = _run_facts(run, step=step)
-    metrics = run.get("metrics") or {}
+    metrics = run.metrics
     shown = [
         {"label": label, "value": _fmt_metric(metrics[key])}
         for key, label in KEY_METRICS
@@ -333,15 +333,13 @@ def standalone(html_text: str, *, run_id: str, site: str | None) -> str:
     return _NAV.sub(lambda nav: _HREF.sub(absolute, nav.group(1)), html_text, count=1)
 
 
-def render_report(
-    notebook: Path, *, run: dict[str, Any], step: str, show_code: bool = False
-) -> Path:
+def render_report(notebook: Path, *, run: RunRecord, step: str, show_code: bool = False) -> Path:
     """Render an executed notebook to self-contained HTML beside it, under a lineage header.
 
     Args:
         notebook: The executed notebook (``reports/<run_id>/01_extract.ipynb``); it may end
             in a failed cell, as papermill leaves it.
-        run: The run document (see :mod:`leaklib.runs`) the header is built from.
+        run: The run record the header is built from.
         step: ``extract``, ``train`` or ``evaluate``.
         show_code: Show code cells too (hidden by default).
 
@@ -361,7 +359,7 @@ def render_report(
     except Exception as exc:  # nbformat raises several unrelated types on bad input
         raise ReportError(f"executed notebook {str(notebook)!r} cannot be read: {exc}") from exc
     nb, failed_here = prepare_notebook(nb, show_code=show_code)
-    nb.metadata["title"] = f"{TITLES[step]} — run {run['run_id']}"
+    nb.metadata["title"] = f"{TITLES[step]} — run {run.run_id}"
     exporter = HTMLExporter(
         template_name=REPORT_TEMPLATE,
         extra_template_basedirs=[str(TEMPLATES)],
@@ -375,7 +373,7 @@ def render_report(
     }
     body, _ = exporter.from_notebook_node(nb, resources=resources)
     target = write_atomic(notebook.with_suffix(".html"), body)  # a full disk leaves no half page
-    log.info("report %s written (%s step of run %s)", target, step, run["run_id"])
+    log.info("report %s written (%s step of run %s)", target, step, run.run_id)
     return target
 
 
@@ -383,15 +381,15 @@ _LINEAGE = re.compile(r'<header class="leak-lineage" id="lineage">.*?</header>',
 _TITLE = re.compile(r"<title>.*?</title>", re.S)
 
 
-def _with_header(text: str, *, run: dict[str, Any], step: str) -> str:
+def _with_header(text: str, *, run: RunRecord, step: str) -> str:
     """Return a rendered report with the lineage header and title built from ``run``."""
     header = _header(run, step=step, failed_here=False)
-    run_id = run["run_id"]
+    run_id = run.run_id
     title = f"<title>{html.escape(f'{TITLES[step]} — run {run_id}')}</title>"
     return _TITLE.sub(lambda _: title, _LINEAGE.sub(lambda _: header, text, count=1), count=1)
 
 
-def refresh_header(report: Path, *, run: dict[str, Any], step: str) -> Path:
+def refresh_header(report: Path, *, run: RunRecord, step: str) -> Path:
     """Rebuild the lineage header of a report rendered before its run finished; return it.
 
     The runner renders a step's report while the next step runs; the header (status,
@@ -405,15 +403,15 @@ def refresh_header(report: Path, *, run: dict[str, Any], step: str) -> Path:
     return report
 
 
-def fetch_report(record: dict[str, Any], step: str, *, reports_root: Path) -> bytes | None:
+def fetch_report(record: RunRecord, step: str, *, reports_root: Path) -> bytes | None:
     """Return a run's rendered report of ``step``, or None when it kept none.
 
     The one way a single report is read: from the archive beside the run's snapshots
     (verified by hash), else the copy rendered on this machine, ``reports_root/<run>/``.
     """
     run_id = _check_run(record)  # a safe id: it becomes a path
-    archived = (record.get("reports_archive") or {}).get(step)
-    location = (record.get("params") or {}).get("snapshot_store")
+    archived = record.reports_archive.get(step)
+    location = record.params.get("snapshot_store")
     if archived and location:
         try:
             return archive_store(open_snapshot_store(location), run_id).get(archived["sha256"])
@@ -425,9 +423,7 @@ def fetch_report(record: dict[str, Any], step: str, *, reports_root: Path) -> by
     return None
 
 
-def reuse_report(
-    earlier: dict[str, Any], *, run: dict[str, Any], step: str, reports_root: Path
-) -> Path:
+def reuse_report(earlier: RunRecord, *, run: RunRecord, step: str, reports_root: Path) -> Path:
     """Give a step taken from the step cache the earlier run's report, under this run's header.
 
     The earlier report is read as :func:`fetch_report` reads it (the archive beside the
@@ -472,43 +468,43 @@ def _moment(stamp: Any) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _promotions(runs: Sequence[dict[str, Any]]) -> list[tuple[datetime, dict[str, Any]]]:
+def _promotions(runs: Sequence[RunRecord]) -> list[tuple[datetime, RunRecord]]:
     """Return the promoted runs ordered by when they were promoted (the gate or by hand)."""
     events = [
-        (_moment(promotion.get("decided_at") or r.get("finished_at") or r.get("created_at")), r)
+        (_moment(promotion.decided_at or r.finished_at or r.created_at), r)
         for r in runs
-        if (promotion := r.get("promotion") or {}).get("decision") == "promoted"
-        and not promotion.get("cached_from")  # a carried-over verdict promotes nothing
+        if (promotion := r.promotion or Promotion()).promoted
+        and not promotion.cached_from  # a carried-over verdict promotes nothing
     ]
     return sorted(events, key=lambda event: event[0])
 
 
-def _champion_id(runs: Sequence[dict[str, Any]]) -> str | None:
+def _champion_id(runs: Sequence[RunRecord]) -> str | None:
     """Return the run promoted last: the current champion."""
     events = _promotions(runs)
-    return events[-1][1].get("run_id") if events else None
+    return events[-1][1].run_id if events else None
 
 
-def _metric(run: dict[str, Any], key: str) -> float | None:
-    value = (run.get("metrics") or {}).get(key)
+def _metric(run: RunRecord, key: str) -> float | None:
+    value = run.metrics.get(key)
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
-def trend_series(runs: Sequence[dict[str, Any]], *, metric: str) -> plots.Trend | None:
+def trend_series(runs: Sequence[RunRecord], *, metric: str) -> plots.Trend | None:
     """Return the holdout ``metric`` of each run, oldest first, with the champion history.
 
     The champion line holds, at each run, the metric of the run promoted last by the time
     that run finished. None when no run has the metric yet.
     """
     key = f"holdout_{metric}"
-    ordered = sorted(runs, key=lambda r: _moment(r.get("created_at")))
+    ordered = sorted(runs, key=lambda r: _moment(r.created_at))
     points = [(i, v) for i, r in enumerate(ordered) if (v := _metric(r, key)) is not None]
     if not points:
         return None
     events = [(when, _metric(r, key)) for when, r in _promotions(ordered)]
     champion_line = []
     for i, run in enumerate(ordered):
-        done = _moment(run.get("finished_at") or run.get("created_at"))
+        done = _moment(run.finished_at or run.created_at)
         held = [value for when, value in events if when <= done and value is not None]
         if held:
             champion_line.append((i, held[-1]))
@@ -516,37 +512,31 @@ def trend_series(runs: Sequence[dict[str, Any]], *, metric: str) -> plots.Trend 
     return plots.Trend(
         points=points,
         champion=champion_line,
-        promoted=[
-            (i, v)
-            for i, v in points
-            if (ordered[i].get("promotion") or {}).get("decision") == "promoted"
-        ],
-        failed=[i for i, r in enumerate(ordered) if r.get("status") == "failed"],
-        dates=[_date(r.get("created_at")).removesuffix(" UTC") for r in ordered],
+        promoted=[(i, v) for i, v in points if (ordered[i].promotion or Promotion()).promoted],
+        failed=[i for i, r in enumerate(ordered) if r.status is RunStatus.FAILED],
+        dates=[_date(r.created_at).removesuffix(" UTC") for r in ordered],
         title=label[0].upper() + label[1:],
     )
 
 
-def trend_chart(runs: Sequence[dict[str, Any]], *, metric: str) -> tuple[str, int, int] | None:
+def trend_chart(runs: Sequence[RunRecord], *, metric: str) -> tuple[str, int, int] | None:
     """Return the trend chart as base64 PNG with its pixel width and height (None: no data)."""
     series = trend_series(runs, metric=metric)
     return plots.trend_png(series) if series else None
 
 
-def _report_links(
-    run: dict[str, Any], *, out_dir: Path, reports_root: Path
-) -> list[dict[str, Any]]:
+def _report_links(run: RunRecord, *, out_dir: Path, reports_root: Path) -> list[dict[str, Any]]:
     links = []
     for step in STEPS:
-        target = reports_root / run["run_id"] / f"{NOTEBOOKS[step]}.html"
+        target = reports_root / run.run_id / f"{NOTEBOOKS[step]}.html"
         href = Path(os.path.relpath(target, out_dir)).as_posix() if target.is_file() else None
         links.append({"title": TITLES[step], "href": href})
     return links
 
 
-def run_model_name(run: dict[str, Any]) -> str:
+def run_model_name(run: RunRecord) -> str:
     """Return the model name a run's models and champion are kept under (its index section)."""
-    dataset = (run.get("params") or {}).get("dataset") or {}
+    dataset = run.params.get("dataset") or {}
     if dataset.get("model_name"):
         return str(dataset["model_name"])
     source = dataset.get("source")
@@ -554,7 +544,7 @@ def run_model_name(run: dict[str, Any]) -> str:
 
 
 def _index_section(
-    name: str, runs: list[dict[str, Any]], *, out_dir: Path, reports_root: Path
+    name: str, runs: list[RunRecord], *, out_dir: Path, reports_root: Path
 ) -> dict[str, Any]:
     """Return one model name's part of the index: its champion, its chart, its runs.
 
@@ -566,20 +556,20 @@ def _index_section(
     rows = []
     for run in runs:
         facts = _run_facts(run)
-        figures = run.get("metrics") or {}
+        figures = run.metrics
         facts.update(
             metrics=[_fmt_metric(figures.get(key)) for key, _ in KEY_METRICS],
             reports=_report_links(run, out_dir=out_dir, reports_root=reports_root),
-            is_champion=run["run_id"] == champion,
+            is_champion=run.run_id == champion,
             primary=_fmt_metric(figures.get(f"holdout_{metric}")),
-            error=short_error(run.get("error"), limit=120),
+            error=short_error(run.error, limit=120),
         )
         rows.append(facts)
-    chart = trend_chart([r for r in runs if r.get("status") != "failed"], metric=metric)
+    chart = trend_chart([r for r in runs if r.status is not RunStatus.FAILED], metric=metric)
     return {
         "model_name": name,
-        "runs": [row for row in rows if row["status"] != "failed"],
-        "failed": [row for row in rows if row["status"] == "failed"],
+        "runs": [row for row in rows if row["status"] != RunStatus.FAILED],
+        "failed": [row for row in rows if row["status"] == RunStatus.FAILED],
         "champion": next((row for row in rows if row["is_champion"]), None),
         "primary_label": metrics.label(f"{metrics.HOLDOUT_PREFIX}{metric}"),
         "chart": chart[0] if chart else None,
@@ -588,16 +578,16 @@ def _index_section(
     }
 
 
-def write_index(runs: list[dict[str, Any]], *, out_dir: Path, reports_root: Path) -> Path:
+def write_index(runs: list[RunRecord], *, out_dir: Path, reports_root: Path) -> Path:
     """Write ``out_dir/index.html``: a section per model name, runs newest first, links relative.
 
     Each model name (``dataset.model_name``) has its own champion, trend chart and table, so
     a smoke run never shares a chart with a default run; in each, failed runs are listed
     apart from the others. Runs that ended before their first step are left out
-    (:func:`leaklib.runs.reached_a_step`).
+    (:meth:`leaklib.run_record.RunRecord.reached_a_step`).
 
     Args:
-        runs: Run documents (see :mod:`leaklib.runs`), e.g. from ``list_runs``.
+        runs: Run records, e.g. from :func:`leaklib.run_record.list_runs`.
         out_dir: Where the index goes.
         reports_root: The folder holding ``<run_id>/NN_step.html``; only reports that exist
             there are linked.
@@ -608,9 +598,9 @@ def write_index(runs: list[dict[str, Any]], *, out_dir: Path, reports_root: Path
     if out_dir.exists() and not out_dir.is_dir():
         raise ReportError(f"index folder {str(out_dir)!r} exists and is not a folder")
     out_dir.mkdir(parents=True, exist_ok=True)
-    listed = [run for run in runs if reached_a_step(run)]
-    ordered = sorted(listed, key=lambda r: r.get("created_at") or "", reverse=True)
-    by_name: dict[str, list[dict[str, Any]]] = {}
+    listed = [run for run in runs if run.reached_a_step()]
+    ordered = sorted(listed, key=lambda r: r.created_at or "", reverse=True)
+    by_name: dict[str, list[RunRecord]] = {}
     for run in ordered:  # the model name of the newest run first
         by_name.setdefault(run_model_name(run), []).append(run)
     sections = [
@@ -652,10 +642,10 @@ def archive_reports(
     return archived
 
 
-def _fetch_archived(run: dict[str, Any], target: Path, stores: dict[str, SnapshotStore]) -> int:
+def _fetch_archived(run: RunRecord, target: Path, stores: dict[str, SnapshotStore]) -> int:
     """Copy a run's archived reports into ``target``, verified by hash; return how many."""
-    archived = run.get("reports_archive") or {}
-    location = (run.get("params") or {}).get("snapshot_store")
+    archived = run.reports_archive
+    location = run.params.get("snapshot_store")
     if not archived or not location:
         return 0
     if location not in stores:
@@ -663,9 +653,9 @@ def _fetch_archived(run: dict[str, Any], target: Path, stores: dict[str, Snapsho
     written = 0
     for entry in archived.values():
         try:
-            data = archive_store(stores[location], run["run_id"]).get(entry["sha256"])
+            data = archive_store(stores[location], run.run_id).get(entry["sha256"])
         except SnapshotError as exc:
-            log.warning("report %s of run %s not fetched: %s", entry["file"], run["run_id"], exc)
+            log.warning("report %s of run %s not fetched: %s", entry["file"], run.run_id, exc)
             continue
         target.mkdir(parents=True, exist_ok=True)
         (target / entry["file"]).write_bytes(data)
@@ -703,7 +693,7 @@ def build_site(store: Any, *, out: Path, reports_root: Path, keep: int = 50) -> 
     out, reports_root = Path(out), Path(reports_root)
     if out.exists() and not out.is_dir():
         raise ReportError(f"site folder {str(out)!r} exists and is not a folder")
-    runs = list_runs(store)
+    runs = run_record.list_runs(store)
     out.mkdir(parents=True, exist_ok=True)
     stores: dict[str, SnapshotStore] = {}
     same = out.resolve() == reports_root.resolve()

@@ -1,43 +1,28 @@
-"""The run record: one document per run in the metadata store, and its status transitions.
+"""The run record's named transitions: one document per run (collection ``runs``).
 
-Document (collection ``runs``, id = run id)::
-
-    run_id, status (running | succeeded | failed), created_at, updated_at, finished_at,
-    origin, params, param_files, git {commit, dirty}, lock_hash, environment {python, platform},
-    seeds {seed}, steps {extract|train|evaluate: {status, started_at, finished_at,
-    duration_s, error, notebook, report, cached_from}}, snapshot {uri, sha256, rows, columns, size_bytes},
-    validation {...}, metrics {...}, model {...}, mlflow {...}, promotion {...}, error
-
-Every change goes through :meth:`MetadataStore.transact`, so two processes never overwrite
-each other's record and a finished run cannot be reopened.
+The record's type, its statuses and parts, and its reads (``get_run``, ``list_runs``,
+``latest_run``) are :mod:`leaklib.run_record`. Every change is a named transition here and goes
+through :meth:`MetadataStore.transact`, so two processes never overwrite each other's record
+and a finished run cannot be reopened.
 """
 
 from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from leaklib.errors import NotFoundError
 from leaklib.lineage import environment_info, git_info, lock_hash
 from leaklib.metadata import RUNS, ConflictError, MetadataError, MetadataStore
+from leaklib.run_record import RunNotFound, RunRecord, RunStatus, StepStatus, plain
 from leaklib.steps import NOTEBOOKS, STEPS
 
 log = logging.getLogger(__name__)
 
 HEARTBEAT_S = 15.0  # how often a running step stamps heartbeat_at
-ABANDONED_AFTER_S = 600.0  # a running record whose heartbeat is older than this was abandoned
-
-
-class RunNotFound(MetadataError, NotFoundError):
-    """No run of this id in the metadata store."""
-
-    def __init__(self, run_id: str, *, store_uri: str | None = None) -> None:
-        where = f" in {store_uri}" if store_uri else ""
-        super().__init__(f"run {run_id!r} not found{where}")
-        self.run_id = run_id
+SHOWN_STATUSES = tuple(status.value for status in RunStatus)  # what RunRecord.shown returns
 
 
 def now() -> str:
@@ -57,15 +42,14 @@ def start_run(
     params: dict[str, Any],
     param_files: list[str],
     origin: str,
-) -> dict[str, Any]:
+) -> RunRecord:
     """Create the run document with its lineage; ConflictError if the id is taken."""
     stamp = now()
     record = {
         "run_id": run_id,
-        "status": "running",
+        "status": RunStatus.RUNNING.value,
         "created_at": stamp,
         "updated_at": stamp,
-        "finished_at": None,
         "origin": origin,
         "params": params,
         # stores may sort a mapping's keys (JSON files, Firestore); the column order is a fact
@@ -76,56 +60,25 @@ def start_run(
         "environment": environment_info(),
         "seeds": {"seed": params.get("seed")},
         "steps": {},
-        "snapshot": None,
         "metrics": {},
-        "model": None,
-        "mlflow": None,
-        "promotion": None,
-        "error": None,
+        **dict.fromkeys(("finished_at", "snapshot", "model", "mlflow", "promotion", "error")),
     }
     store.create(RUNS, run_id, record)
     log.info("run %s recorded in %s", run_id, store.uri)
-    return record
+    return RunRecord.from_doc(record)
 
 
-def get_run(store: MetadataStore, run_id: str) -> dict[str, Any]:
-    """Return a run document; RunNotFound (a MetadataError) when it does not exist."""
-    record = store.get(RUNS, run_id)
-    if record is None:
-        raise RunNotFound(run_id, store_uri=store.uri)
-    return record
-
-
-def get_run_or_none(store: MetadataStore, run_id: str) -> dict[str, Any] | None:
-    """Return a run document, or None when it does not exist."""
-    return store.get(RUNS, run_id)
-
-
-def list_runs(store: MetadataStore) -> list[dict[str, Any]]:
-    """Return every run, newest first."""
-    return sorted(store.list(RUNS), key=lambda r: r.get("created_at") or "", reverse=True)
-
-
-def latest_run(store: MetadataStore, *, with_step: str | None = None) -> dict[str, Any]:
-    """Return the newest run, or the newest whose ``with_step`` succeeded."""
-    for record in list_runs(store):
-        if (
-            with_step is None
-            or record.get("steps", {}).get(with_step, {}).get("status") == "succeeded"
-        ):
-            return record
-    wanted = f" with a succeeded {with_step!r} step" if with_step else ""
-    raise MetadataError(f"no run{wanted} in {store.uri}: run the earlier notebook first")
+Doc = dict[str, Any]  # a run document as the store keeps it; only this module changes one
 
 
 def _transact(
     store: MetadataStore,
     run_id: str,
-    change: Callable[[dict[str, Any]], dict[str, Any]],
+    change: Callable[[Doc], Doc],
     *,
     finished: str,
     why: str = "",
-) -> dict[str, Any]:
+) -> RunRecord:
     """Apply one named transition to a run's record atomically.
 
     Args:
@@ -133,16 +86,16 @@ def _transact(
             ``run X is <status><why>``), ``keep`` (left as it is) or ``allow`` (changed too).
     """
 
-    def guarded(current: dict[str, Any] | None) -> dict[str, Any]:
+    def guarded(current: Doc | None) -> Doc:
         if current is None:
             raise RunNotFound(run_id)
-        if current["status"] != "running" and finished != "allow":
+        if current["status"] != RunStatus.RUNNING and finished != "allow":
             if finished == "refuse":
                 raise ConflictError(f"run {run_id!r} is {current['status']}{why}")
             return current
         return change(current)
 
-    return store.transact(RUNS, run_id, guarded)
+    return RunRecord.from_doc(store.transact(RUNS, run_id, guarded))
 
 
 def _previous_step(step: str) -> str | None:
@@ -152,28 +105,34 @@ def _previous_step(step: str) -> str | None:
     return STEPS[STEPS.index(step) - 1] if step != STEPS[0] else None
 
 
-def _require_succeeded(current: dict[str, Any], run_id: str, previous: str | None) -> None:
+def _require_succeeded(current: Doc, run_id: str, previous: str | None) -> None:
     """Refuse to go on when the previous step of the run has not succeeded."""
-    if previous and current["steps"].get(previous, {}).get("status") != "succeeded":
+    if previous and current["steps"].get(previous, {}).get("status") != StepStatus.SUCCEEDED:
         raise ConflictError(f"run {run_id!r}: step {previous!r} has not succeeded")
 
 
-def start_step(store: MetadataStore, run_id: str, step: str) -> dict[str, Any]:
+def _step_entry(step: str, status: StepStatus, stamp: str, **more: Any) -> Doc:
+    """Return a step's entry as a document keeps it, opened (or reused) at ``stamp``."""
+    done = status is not StepStatus.RUNNING
+    return {
+        "status": status.value,
+        "started_at": stamp,
+        "finished_at": stamp if done else None,
+        "duration_s": 0.0 if done else None,
+        "error": None,
+        "notebook": NOTEBOOKS[step],
+        **more,
+    }
+
+
+def start_step(store: MetadataStore, run_id: str, step: str) -> RunRecord:
     """Mark a step running; refuse if the run is finished or the previous step did not succeed."""
     previous = _previous_step(step)
 
-    def change(current: dict[str, Any]) -> dict[str, Any]:
+    def change(current: Doc) -> Doc:
         _require_succeeded(current, run_id, previous)
         stamp = now()
-        steps = dict(current["steps"])
-        steps[step] = {
-            "status": "running",
-            "started_at": stamp,
-            "finished_at": None,
-            "duration_s": None,
-            "error": None,
-            "notebook": NOTEBOOKS[step],
-        }
+        steps = {**current["steps"], step: _step_entry(step, StepStatus.RUNNING, stamp)}
         return {**current, "steps": steps, "updated_at": stamp}
 
     return _transact(store, run_id, change, finished="refuse", why="; start a new run")
@@ -184,9 +143,9 @@ def reuse_step(
     run_id: str,
     step: str,
     *,
-    source: dict[str, Any],
+    source: RunRecord,
     outputs: dict[str, list[str] | None],
-) -> dict[str, Any]:
+) -> RunRecord:
     """Take a step from an earlier run (the step cache): copy what it wrote, mark it succeeded.
 
     Args:
@@ -198,16 +157,16 @@ def reuse_step(
     nobody reads it as a new verdict. The last step reused finishes the run.
     """
     previous = _previous_step(step)
-    earlier = source["run_id"]
-    done = (source.get("steps") or {}).get(step) or {}
-    if done.get("status") != "succeeded":
+    earlier = source.run_id
+    if not source.succeeded(step):
         raise ConflictError(f"run {earlier!r}: step {step!r} did not succeed; it cannot be reused")
+    written = source.to_doc()
 
-    def change(current: dict[str, Any]) -> dict[str, Any]:
+    def change(current: Doc) -> Doc:
         _require_succeeded(current, run_id, previous)
         new = dict(current)
         for name, keys in outputs.items():
-            value = source.get(name)
+            value = written.get(name)
             if keys is not None and isinstance(value, dict):
                 new[name] = {**(new.get(name) or {}), **{k: value[k] for k in keys if k in value}}
             elif isinstance(value, dict) and name == "promotion":
@@ -215,28 +174,22 @@ def reuse_step(
             else:
                 new[name] = value
         stamp = now()
-        steps = dict(current["steps"])
-        steps[step] = {
-            "status": "succeeded",
-            "started_at": stamp,
-            "finished_at": stamp,
-            "duration_s": 0.0,
-            "error": None,
-            "notebook": NOTEBOOKS[step],
-            "cached_from": earlier,
-        }
-        new.update(steps=steps, updated_at=stamp)
+        entry = _step_entry(step, StepStatus.SUCCEEDED, stamp, cached_from=earlier)
+        new.update(steps={**current["steps"], step: entry}, updated_at=stamp)
         if step == STEPS[-1]:
-            new.update(status="succeeded", finished_at=stamp)
+            new.update(status=RunStatus.SUCCEEDED.value, finished_at=stamp)
         return new
 
     return _transact(store, run_id, change, finished="refuse", why="; start a new run")
 
 
-def update_run(store: MetadataStore, run_id: str, **fields: Any) -> dict[str, Any]:
-    """Set top-level fields of a running run (snapshot, metrics, model, ...); dicts are merged."""
+def _update(store: MetadataStore, run_id: str, **fields: Any) -> RunRecord:
+    """Set fields of a running run (a mapping merged into the one recorded); each is read as
+    a record first, so a value a record cannot hold (an unknown decision) is never written."""
+    fields = {key: plain(value) for key, value in fields.items()}
+    RunRecord.from_doc({"run_id": run_id, **fields})
 
-    def change(current: dict[str, Any]) -> dict[str, Any]:
+    def change(current: Doc) -> Doc:
         new = dict(current)
         for key, value in fields.items():
             if isinstance(value, dict) and isinstance(new.get(key), dict):
@@ -249,39 +202,89 @@ def update_run(store: MetadataStore, run_id: str, **fields: Any) -> dict[str, An
     return _transact(store, run_id, change, finished="refuse", why=" and can no longer change")
 
 
-def _elapsed(started: str | None, finished: str) -> float | None:
-    if not started:
-        return None
-    delta = datetime.fromisoformat(finished) - datetime.fromisoformat(started)
-    return round(delta.total_seconds(), 1)
+def record_params(store: MetadataStore, run_id: str, params: dict[str, Any]) -> RunRecord:
+    """Replace a running run's parameters (a notebook edited by hand in JupyterLab)."""
+    return _update(store, run_id, params=params)
+
+
+def record_snapshot(
+    store: MetadataStore,
+    run_id: str,
+    *,
+    snapshot: Mapping[str, Any],
+    validation: Mapping[str, Any],
+    derived_features: list[str],
+    leaks: Mapping[str, Any] | None,
+) -> RunRecord:
+    """Record what the extract step wrote: the validated table, its report, the leak tables."""
+    return _update(
+        store,
+        run_id,
+        snapshot=snapshot,
+        validation=validation,
+        derived_features=list(derived_features),
+        leaks=leaks,
+    )
+
+
+def record_split(store: MetadataStore, run_id: str, split: Mapping[str, Any]) -> RunRecord:
+    """Record which rows the train step held out (``splits.Split.to_dict``)."""
+    return _update(store, run_id, split=split)
+
+
+def record_training(
+    store: MetadataStore,
+    run_id: str,
+    *,
+    mlflow: Mapping[str, Any] | None = None,
+    metrics: Mapping[str, float] | None = None,
+    holdout: Mapping[str, Any] | None = None,
+    alarm: Mapping[str, Any] | None = None,
+) -> RunRecord:
+    """Record the train step's MLflow run, CV metrics, holdout and alarm (None: left as is)."""
+    given = {"mlflow": mlflow, "metrics": metrics, "holdout": holdout, "alarm": alarm}
+    return _update(store, run_id, **{k: v for k, v in given.items() if v is not None})
+
+
+def record_model(store: MetadataStore, run_id: str, model: Mapping[str, Any]) -> RunRecord:
+    """Record the trained model: its file, MLflow run and registry version."""
+    return _update(store, run_id, model=model)
+
+
+def record_metrics(store: MetadataStore, run_id: str, metrics: Mapping[str, float]) -> RunRecord:
+    """Add metrics to a running run's record (merged with those already there)."""
+    return _update(store, run_id, metrics=metrics)
+
+
+def record_promotion(store: MetadataStore, run_id: str, decision: Mapping[str, Any]) -> RunRecord:
+    """Record the gate's decision on a running run."""
+    return _update(store, run_id, promotion=decision)
 
 
 def _ended(
-    current: dict[str, Any],
+    current: Doc,
     step: str,
     *,
     error: str | None,
     duration_s: float | None,
     run_error: str | None = None,
-) -> dict[str, Any]:
+) -> Doc:
     """Return the record with ``step`` ended: failed with ``error`` (and the run), or succeeded."""
     stamp = now()
     steps = dict(current["steps"])
     entry = dict(steps.get(step) or {"started_at": None, "notebook": NOTEBOOKS.get(step)})
-    if duration_s is None:
-        duration_s = _elapsed(entry.get("started_at"), stamp)
-    entry.update(
-        status="failed" if error else "succeeded",
-        finished_at=stamp,
-        duration_s=duration_s,
-        error=error,
-    )
+    if duration_s is None and entry.get("started_at"):
+        delta = datetime.fromisoformat(stamp) - datetime.fromisoformat(entry["started_at"])
+        duration_s = round(delta.total_seconds(), 1)
+    status = StepStatus.FAILED if error else StepStatus.SUCCEEDED
+    entry.update(status=status.value, finished_at=stamp, duration_s=duration_s, error=error)
     steps[step] = entry
     new = {**current, "steps": steps, "updated_at": stamp}
     if error:
-        new.update(status="failed", error=run_error or f"{step}: {error}", finished_at=stamp)
+        failed = RunStatus.FAILED.value
+        new.update(status=failed, error=run_error or f"{step}: {error}", finished_at=stamp)
     elif step == STEPS[-1]:
-        new.update(status="succeeded", finished_at=stamp)
+        new.update(status=RunStatus.SUCCEEDED.value, finished_at=stamp)
     return new
 
 
@@ -292,10 +295,10 @@ def finish_step(
     *,
     error: str | None = None,
     duration_s: float | None = None,
-) -> dict[str, Any]:
+) -> RunRecord:
     """Mark a step succeeded (or failed with ``error``); the last success finishes the run."""
 
-    def change(current: dict[str, Any]) -> dict[str, Any]:
+    def change(current: Doc) -> Doc:
         return _ended(current, step, error=error, duration_s=duration_s)
 
     return _transact(store, run_id, change, finished="refuse", why=" already")
@@ -307,13 +310,13 @@ def set_reports(
     reports: dict[str, str],
     *,
     archive: dict[str, dict[str, str]] | None = None,
-) -> dict[str, Any]:
+) -> RunRecord:
     """Record where a run's reports are: rendered here, and archived beside its snapshots.
 
     Allowed after the run has finished: rendering comes last.
     """
 
-    def change(current: dict[str, Any]) -> dict[str, Any]:
+    def change(current: Doc) -> Doc:
         new = {**current, "reports": {**(current.get("reports") or {}), **reports}}
         if archive:
             new["reports_archive"] = {**(current.get("reports_archive") or {}), **archive}
@@ -322,22 +325,17 @@ def set_reports(
     return _transact(store, run_id, change, finished="allow")
 
 
-def record_promotion(store: MetadataStore, run_id: str, decision: dict[str, Any]) -> dict[str, Any]:
-    """Record the gate's decision on a running run."""
-    return update_run(store, run_id, promotion=decision)
-
-
 def supersede_promotion(
-    store: MetadataStore, run_id: str, decision: dict[str, Any]
-) -> dict[str, Any]:
+    store: MetadataStore, run_id: str, decision: Mapping[str, Any]
+) -> RunRecord:
     """Record a manual promotion on a finished run, keeping the gate's earlier verdict."""
 
-    def change(current: dict[str, Any]) -> dict[str, Any]:
+    def change(current: Doc) -> Doc:
         earlier = current.get("promotion") or None
         kept = (
             {k: earlier.get(k) for k in ("decision", "reason", "decided_at")} if earlier else None
         )
-        return {**current, "promotion": {**decision, "superseded": kept}}
+        return {**current, "promotion": {**plain(decision), "superseded": kept}}
 
     return _transact(store, run_id, change, finished="allow")
 
@@ -350,7 +348,7 @@ def fail_step(
     error: str,
     duration_s: float | None = None,
     run_error: str | None = None,
-) -> dict[str, Any]:
+) -> RunRecord:
     """Record that a step failed outside the notebook's own record (the runner saw its error).
 
     The step is marked failed when it was still running; a run whose step never opened
@@ -358,13 +356,13 @@ def fail_step(
     left as it is.
     """
 
-    def change(current: dict[str, Any]) -> dict[str, Any]:
+    def change(current: Doc) -> Doc:
         return _ended(current, step, error=error, duration_s=duration_s, run_error=run_error)
 
     return _transact(store, run_id, change, finished="keep")
 
 
-def interrupt(store: MetadataStore, run_id: str, step: str, *, signal: str) -> dict[str, Any]:
+def interrupt(store: MetadataStore, run_id: str, step: str, *, signal: str) -> RunRecord:
     """Record that the run was stopped by ``signal`` while ``step`` ran: both are failed."""
     return fail_step(
         store,
@@ -375,84 +373,26 @@ def interrupt(store: MetadataStore, run_id: str, step: str, *, signal: str) -> d
     )
 
 
-def heartbeat(store: MetadataStore, run_id: str) -> dict[str, Any]:
+def heartbeat(store: MetadataStore, run_id: str) -> RunRecord:
     """Stamp ``heartbeat_at`` on a running run; a finished run is left as it is."""
 
-    def change(current: dict[str, Any]) -> dict[str, Any]:
+    def change(current: Doc) -> Doc:
         return {**current, "heartbeat_at": now()}
 
     return _transact(store, run_id, change, finished="keep")
 
 
-SHOWN_STATUSES = ("running", "succeeded", "failed", "abandoned")  # what shown_status returns
-
-
-def shown_status(record: dict[str, Any], *, at: datetime | None = None) -> str:
-    """Return the status a reader should see: ``abandoned`` for a running run gone silent.
-
-    A run is abandoned when it is still ``running`` but its last sign of life (heartbeat,
-    else last update, else creation) is older than :data:`ABANDONED_AFTER_S`.
-    """
-    status = record.get("status") or "unknown"
-    if status != "running":
-        return status
-    last = record.get("heartbeat_at") or record.get("updated_at") or record.get("created_at")
-    try:
-        moment = datetime.fromisoformat(str(last))
-    except ValueError:
-        return status
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    silent = ((at or datetime.now(UTC)) - moment).total_seconds()
-    return "abandoned" if silent > ABANDONED_AFTER_S else status
-
-
-def reached_a_step(record: dict[str, Any], *, at: datetime | None = None) -> bool:
-    """Whether a run is a pipeline run to list: it opened a step, or is still starting.
-
-    A run that ended before its first step (a start refused after its record was written, a
-    crash in between) ran nothing and has no report; parameter problems are refused before a
-    record exists, so such a run is rare, and the index leaves it out.
-    """
-    return bool(record.get("steps")) or shown_status(record, at=at) == "running"
-
-
-def close_run(store: MetadataStore, run_id: str) -> dict[str, Any]:
+def close_run(store: MetadataStore, run_id: str) -> RunRecord:
     """Return the finished run; one still running (a step did not record its end) is failed."""
 
-    def change(current: dict[str, Any]) -> dict[str, Any]:
+    def change(current: Doc) -> Doc:
         stamp = now()
         return {
             **current,
-            "status": "failed",
+            "status": RunStatus.FAILED.value,
             "error": "a step did not record its end",
             "finished_at": stamp,
             "updated_at": stamp,
         }
 
     return _transact(store, run_id, change, finished="keep")
-
-
-def recorded_params(record: dict[str, Any]) -> dict[str, Any]:
-    """Return a run's parameters as recorded, the features back in their declared order.
-
-    Stores may sort a mapping's keys (JSON files, Firestore), and a model's columns follow the
-    declared order; ``feature_order`` keeps it.
-    """
-    values = dict(record["params"])
-    features = values["dataset"]["features"]
-    order = record.get("feature_order") or list(features)
-    values["dataset"] = {**values["dataset"], "features": {n: features[n] for n in order}}
-    return values
-
-
-LEGACY_THRESHOLD = 0.5  # records made before thresholds were chosen per model
-
-
-def recorded_threshold(record: dict[str, Any]) -> float:
-    """Return the alarm threshold a run's model was given (chosen on CV, or the parameter)."""
-    alarm = record.get("alarm") or {}
-    if alarm.get("threshold") is not None:
-        return float(alarm["threshold"])
-    given = (record.get("params") or {}).get("threshold")
-    return float(given) if given is not None else LEGACY_THRESHOLD

@@ -50,7 +50,7 @@ from leaklib.leak_location import (
 )
 from leaklib.metadata import MetadataStore
 from leaklib.params import DatasetSpec, EventsSpec
-from leaklib.runs import recorded_params
+from leaklib.run_record import RunRecord
 from leaklib.sensor_faults import SensorFaults
 from leaklib.sinks import SCORING_ID, WRITTEN_AT, open_events
 from leaklib.snapshots import open_snapshot_store
@@ -292,7 +292,7 @@ def write_events(
     *,
     deviation: pd.DataFrame,
     faults: SensorFaults | None,
-    run: dict[str, Any],
+    run: RunRecord,
     dataset: DatasetSpec,
     spacing: pd.Timedelta,
     rules: EventsSpec,
@@ -319,7 +319,7 @@ def write_events(
         locator: Ranks new and extended leak events (None: localisation is off).
     """
     sink = open_events(destination)
-    earlier = sink.read(model_sha256=run["model"]["sha256"])
+    earlier = sink.read(model_sha256=run.model.sha256)
     parts = []
     for mask, prefix, mine in _series(rows, earlier=earlier, group=dataset.group):
         parts += _series_events(
@@ -337,8 +337,8 @@ def write_events(
         if any(len(p) for p in parts)
         else pd.DataFrame(columns=list(FIELDS))
     )
-    events["model_sha256"] = run["model"]["sha256"]
-    events["run_id"] = run["run_id"]
+    events["model_sha256"] = run.model.sha256
+    events["run_id"] = run.run_id
     events = locate_events(
         events, earlier=earlier, derived=derived, locator=locator, scoring_id=scoring_id
     )
@@ -496,7 +496,7 @@ def located_count(events: pd.DataFrame, *, scoring_id: str) -> int:
     return int((events["located_by"].astype(str) == scoring_id).sum())
 
 
-def scoring_locator(run: dict[str, Any], *, store: MetadataStore) -> Locator | None:
+def scoring_locator(run: RunRecord, *, store: MetadataStore) -> Locator | None:
     """Return the locator of a scoring with ``run``'s model (None: its localisation is off).
 
     The run's recorded ``localisation``; the signatures from its snapshot store (where its
@@ -507,7 +507,7 @@ def scoring_locator(run: dict[str, Any], *, store: MetadataStore) -> Locator | N
         ParameterError: The network model file is missing, or a sensor is not in it.
         LocalisationError: The run's table does not derive the deviation localisation reads.
     """
-    values = recorded_params(run)
+    values = run.recorded_params()
     spec = recorded_localisation(values)
     dataset = DatasetSpec.model_validate(values["dataset"])
     if spec is None or not dataset.is_stream:
@@ -515,15 +515,15 @@ def scoring_locator(run: dict[str, Any], *, store: MetadataStore) -> Locator | N
     locator = event_locator(
         spec,
         dataset=dataset,
-        snapshots=open_snapshot_store(run["model"]["store"]),
+        snapshots=open_snapshot_store(run.model.store),
         store=store,
     )
-    derived = set(run.get("derived_features") or [])
+    derived = set(run.derived_features or [])
     missing = [f"{c}__{spec.deviation}" for c in locator.sigs.sensors]
     missing = [c for c in missing if c not in derived]
     if missing:
         raise LocalisationError(
-            f"localisation.deviation: run {run['run_id']!r} derives no {missing[0]!r}; it must "
+            f"localisation.deviation: run {run.run_id!r} derives no {missing[0]!r}; it must "
             "be one of the dataset's derive block"
         )
     return locator

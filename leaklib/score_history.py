@@ -22,6 +22,7 @@ import pandas as pd
 from leaklib.errors import LeakError
 from leaklib.leak_events import row_spacing
 from leaklib.params import DatasetSpec, Params, PeriodSpec
+from leaklib.run_record import RunRecord
 from leaklib.scoring import (
     Scored,
     lookback_rows,
@@ -115,7 +116,7 @@ def score_newest(
     records: pd.DataFrame,
     *,
     history: pd.DataFrame | None,
-    run: dict[str, Any],
+    run: RunRecord,
     params: Params,
     scored_at: str,
     model: Any,

@@ -27,13 +27,23 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from leaklib import champion, leak_events, models, plots, runs, score_events, sensor_faults, sinks
+from leaklib import (
+    champion,
+    leak_events,
+    models,
+    plots,
+    run_record,
+    score_events,
+    sensor_faults,
+    sinks,
+)
 from leaklib.errors import LeakError
 from leaklib.features import derive_dataset, model_features
 from leaklib.leak_location import Locator
 from leaklib.metadata import ConflictError, MetadataStore
 from leaklib.modelling import feature_frame
 from leaklib.params import DatasetSpec, Params, PeriodSpec, SensorChecks
+from leaklib.run_record import RunRecord
 from leaklib.schema import limit_groups, validate_for_scoring, within_period
 from leaklib.score_events import FAULT, LEAK
 from leaklib.sinks import SCORING_ID, write_scores
@@ -96,7 +106,7 @@ class Scored:
     derived: pd.DataFrame | None = None  # the rows read with their derived columns (to locate)
 
 
-def model_run(store: MetadataStore, *, model_name: str, run_id: str | None) -> dict[str, Any]:
+def model_run(store: MetadataStore, *, model_name: str, run_id: str | None) -> RunRecord:
     """Return the run whose model scores: ``run_id``'s, else the champion's of ``model_name``."""
     if run_id is None:
         pointer = champion.current_champion(store, model_name=model_name)
@@ -106,15 +116,15 @@ def model_run(store: MetadataStore, *, model_name: str, run_id: str | None) -> d
                 "`leak run`, or name a run with --run"
             )
         run_id = pointer["run_id"]
-    run = runs.get_run(store, run_id)
-    if not (run.get("model") or {}).get("sha256"):
+    run = run_record.get_run(store, run_id)
+    if not (run.model and run.model.sha256):
         raise ScoringError(f"run {run_id!r} has no stored model file to score with")
     return run
 
 
-def recorded_dataset(run: dict[str, Any]) -> DatasetSpec:
+def recorded_dataset(run: RunRecord) -> DatasetSpec:
     """Return the dataset a run's model was trained on (its keys, features, derivations)."""
-    return DatasetSpec.model_validate(runs.recorded_params(run)["dataset"])
+    return DatasetSpec.model_validate(run.recorded_params()["dataset"])
 
 
 def lookback_rows(dataset: DatasetSpec, *, checks: SensorChecks | None, spacing: timedelta) -> int:
@@ -154,7 +164,7 @@ def _position(table: pd.DataFrame, group: str | None) -> np.ndarray:
 def score_frame(
     raw: pd.DataFrame,
     *,
-    run: dict[str, Any],
+    run: RunRecord,
     scored_at: str,
     model: Any = None,
     checks: SensorChecks | None = None,
@@ -184,7 +194,7 @@ def score_frame(
     table = _prepared_table(raw, dataset)
     if model is None:
         model = load_run_model(run)
-    features = model_features(dataset, run.get("derived_features"))
+    features = model_features(dataset, run.derived_features)
     proba = model.predict_proba(feature_frame(table, features))[:, 1]
     found, marks = _fault_marks(table, dataset=dataset, checks=checks)
     out = _alarm_rows(table, proba, marks, dataset=dataset, run=run, scored_at=scored_at)
@@ -193,7 +203,7 @@ def score_frame(
         keep &= (pd.to_datetime(table[dataset.timestamp]) >= pd.Timestamp(since)).to_numpy()
     sensors = list(found.sensors) if found is not None else list(dataset.features)
     deviation = score_events.deviations(
-        table, sensors=sensors, derived=run.get("derived_features") or []
+        table, sensors=sensors, derived=run.derived_features or []
     )
     return Scored(
         rows=out[keep].reset_index(drop=True),
@@ -239,11 +249,11 @@ def _alarm_rows(
     marks: pd.DataFrame | None,
     *,
     dataset: DatasetSpec,
-    run: dict[str, Any],
+    run: RunRecord,
     scored_at: str,
 ) -> pd.DataFrame:
     """Each row's keys, probability, fault marks, alarm (or suppressed alarm) and model ids."""
-    threshold = runs.recorded_threshold(run)
+    threshold = run.threshold
     columns = [c for c in (dataset.group, dataset.timestamp, dataset.target) if c in table]
     out = table[columns].copy()
     out["probability"] = proba.round(6)
@@ -258,17 +268,15 @@ def _alarm_rows(
     out["alarm"] = raised & ~faulty
     out["suppressed"] = raised & faulty
     out["threshold"] = threshold
-    out["model_sha256"] = run["model"]["sha256"]
-    out["run_id"] = run["run_id"]
+    out["model_sha256"] = run.model.sha256
+    out["run_id"] = run.run_id
     out["scored_at"] = pd.Timestamp(scored_at)
     return out
 
 
-def load_run_model(run: dict[str, Any]) -> Any:
+def load_run_model(run: RunRecord) -> Any:
     """Return a run's fitted model, read from its model store and verified by hash."""
-    return models.load_model_file(
-        run["model"]["sha256"], store=open_snapshot_store(run["model"]["store"])
-    )
+    return models.load_model_file(run.model.sha256, store=open_snapshot_store(run.model.store))
 
 
 def operator_view(done: Scoring, *, params: Params) -> Any:
@@ -483,7 +491,7 @@ def _read_rows(
 def _write_new_rows(
     done: Scored,
     *,
-    run: dict[str, Any],
+    run: RunRecord,
     dataset: DatasetSpec,
     params: Params,
     destination: str,
@@ -498,7 +506,7 @@ def _write_new_rows(
     """
     before = sinks.scored_until(
         destination,
-        model_sha256=run["model"]["sha256"],
+        model_sha256=run.model.sha256,
         timestamp=dataset.timestamp,
         group=dataset.group,
     )
@@ -540,12 +548,12 @@ def _event_counts(events: pd.DataFrame, *, scoring_id: str) -> dict[str, Any]:
     }
 
 
-def _model_fields(run: dict[str, Any]) -> dict[str, Any]:
+def _model_fields(run: RunRecord) -> dict[str, Any]:
     """The scoring's fields that name the model: its run, its file's hash, its threshold."""
     return {
-        "run_id": run["run_id"],
-        "model_sha256": run["model"]["sha256"],
-        "threshold": runs.recorded_threshold(run),
+        "run_id": run.run_id,
+        "model_sha256": run.model.sha256,
+        "threshold": run.threshold,
     }
 
 
@@ -557,13 +565,13 @@ def _window(since: datetime | None, until: datetime | None) -> dict[str, str | N
     }
 
 
-def _scoring_ids(raw: pd.DataFrame, *, run: dict[str, Any], destination: str) -> tuple[str, str]:
+def _scoring_ids(raw: pd.DataFrame, *, run: RunRecord, destination: str) -> tuple[str, str]:
     """The input's hash, and the scoring's id: one per input, model and destination.
 
     The same input scored with the same model into the same destination again adds nothing.
     """
     input_sha = sha256_hex(canonical_bytes(raw))
-    scoring_id = sha256_hex(f"{input_sha}:{run['model']['sha256']}:{destination}".encode())[:32]
+    scoring_id = sha256_hex(f"{input_sha}:{run.model.sha256}:{destination}".encode())[:32]
     return input_sha, scoring_id
 
 

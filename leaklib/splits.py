@@ -38,6 +38,7 @@ import pandas as pd
 
 from leaklib.errors import LeakError
 from leaklib.params import DatasetSpec, SplitSpec
+from leaklib.run_record import RunRecord, SnapshotRef
 
 log = logging.getLogger(__name__)
 
@@ -311,7 +312,7 @@ UNKNOWN_NOTE = (
 
 
 def trained_on(
-    run: dict[str, Any],
+    run: RunRecord,
     *,
     group: str | None,
     columns: list[str],
@@ -328,18 +329,18 @@ def trained_on(
         load_snapshot: Returns a snapshot frame from its SHA-256.
         timestamp: The challenger's timestamp column (a time split's period is compared by it).
     """
-    split = run.get("split") or {}
+    split = run.split or {}
     if timestamp and split.get("units") == "time" and split.get("train_period"):
         return TrainedOn(units="time", source="record", period=tuple(split["train_period"]))
     if group and split.get("units") == "group" and split.get("train_groups") is not None:
         keys = frozenset(str(v) for v in split["train_groups"])
         return TrainedOn(units="group", keys=keys, source="record")
-    snapshot, holdout = run.get("snapshot") or {}, run.get("holdout") or {}
-    if not (snapshot.get("sha256") and holdout.get("sha256")):
+    snapshot, holdout = run.snapshot or SnapshotRef(), run.holdout or SnapshotRef()
+    if not (snapshot.sha256 and holdout.sha256):
         return TrainedOn(None, note=UNKNOWN_NOTE.format(why="its record names no snapshots"))
     try:
-        table = load_snapshot(snapshot["sha256"])
-        held = load_snapshot(holdout["sha256"])
+        table = load_snapshot(snapshot.sha256)
+        held = load_snapshot(holdout.sha256)
     except Exception as exc:  # noqa: BLE001 - any store error means: cannot tell
         why = f"its snapshots cannot be read: {type(exc).__name__}: {exc}"
         return TrainedOn(None, note=UNKNOWN_NOTE.format(why=why))

@@ -27,6 +27,7 @@ from leaklib import models
 from leaklib.errors import LeakError
 from leaklib.params import Params, flatten
 from leaklib.paths import project_root
+from leaklib.run_record import RunRecord, SnapshotRef
 
 log = logging.getLogger(__name__)
 
@@ -144,25 +145,25 @@ def run_url(tracking_uri: str, experiment: str, run_id: str) -> str | None:
     return f"{tracking_uri.rstrip('/')}/#/experiments/{experiment}/runs/{run_id}"
 
 
-def lineage_tags(run: dict[str, Any]) -> dict[str, str]:
+def lineage_tags(run: RunRecord) -> dict[str, str]:
     """Return the tags that tie an MLflow run to the run record, commit, data and lock."""
-    git = run.get("git") or {}
-    snapshot = run.get("snapshot") or {}
+    git = run.git or {}
+    snapshot = run.snapshot or SnapshotRef()
     return {
-        "leak.run_id": run["run_id"],
-        "leak.git_commit": str(git.get("commit")),
+        "leak.run_id": run.run_id,
+        "leak.git_commit": str(run.git_commit),
         "leak.git_dirty": str(git.get("dirty")),
-        "leak.param_files": ",".join(run.get("param_files") or []),
-        "leak.lock_sha256": str(run.get("lock_hash")),
-        "leak.snapshot_sha256": str(snapshot.get("sha256")),
-        "leak.snapshot_uri": str(snapshot.get("uri")),
-        "leak.seed": str((run.get("seeds") or {}).get("seed")),
-        "mlflow.source.git.commit": str(git.get("commit")),
+        "leak.param_files": ",".join(run.param_files or []),
+        "leak.lock_sha256": str(run.lock_hash),
+        "leak.snapshot_sha256": str(snapshot.sha256),
+        "leak.snapshot_uri": str(snapshot.uri),
+        "leak.seed": str(run.seed),
+        "mlflow.source.git.commit": str(run.git_commit),
     }
 
 
 def start_training_run(
-    *, run: dict[str, Any], params: Params, snapshot_frame: pd.DataFrame
+    *, run: RunRecord, params: Params, snapshot_frame: pd.DataFrame
 ) -> dict[str, Any]:
     """Open the MLflow run of a pipeline run: params, lineage tags, dataset input.
 
@@ -172,19 +173,17 @@ def start_training_run(
     mlflow = mlflow_module()
     uri = configure()
     exp = experiment_id(params.mlflow_experiment)
-    snapshot = run["snapshot"]
-    with mlflow.start_run(
-        experiment_id=exp, run_name=run["run_id"], tags=lineage_tags(run)
-    ) as active:
+    snapshot = run.snapshot
+    with mlflow.start_run(experiment_id=exp, run_name=run.run_id, tags=lineage_tags(run)) as active:
         mlflow.log_params(
             {k: "" if v is None else str(v) for k, v in flatten(params.to_plain()).items()}
         )
         dataset = mlflow.data.from_pandas(
             snapshot_frame,
-            source=snapshot["uri"],
+            source=snapshot.uri,
             targets=params.dataset.target,
-            name=f"snapshot-{snapshot['sha256'][:12]}",
-            digest=snapshot["sha256"][:36],
+            name=f"snapshot-{snapshot.sha256[:12]}",
+            digest=snapshot.sha256[:36],
         )
         dataset.schema = frame_schema(snapshot_frame)  # a cached_property: assigning sets it
         try:

@@ -220,20 +220,27 @@ def fit_and_register(store, params: P.Params, table, holdout, *, run_id: str, ex
     params = params.model_copy(update={"run_id": run_id})
     dataset = params.dataset
     runs.start_run(store, run_id=run_id, params=params.to_plain(), param_files=[], origin="test")
-    runs.update_run(store, run_id, snapshot={"sha256": "cd" * 32, "uri": "memory"})
+    runs.record_snapshot(
+        store,
+        run_id,
+        snapshot={"sha256": "cd" * 32, "uri": "memory"},
+        validation={},
+        derived_features=[],
+        leaks=None,
+    )
     train = table[~table.index.isin(holdout.index)]
     if dataset.group:  # what 02_train records of its split, so the gate knows what it saw
         trained = sorted(train[dataset.group].unique().tolist())
-        runs.update_run(store, run_id, split={"units": "group", "train_groups": trained})
+        runs.record_split(store, run_id, {"units": "group", "train_groups": trained})
     X = modelling.feature_frame(train, dataset.features)
     fitted = modelling.build_pipeline(dataset.features, model=params.model, seed=params.seed)
     fitted.fit(X, train[dataset.target])
     with mlflow.start_run(experiment_id=experiment_id) as active:
         uri = tracking.log_model(fitted, example=X.head(3))
-    run = runs.update_run(store, run_id, mlflow={"run_id": active.info.run_id})
+    run = runs.record_training(store, run_id, mlflow={"run_id": active.info.run_id})
     version = model_registry.register_model(model_uri=uri, name=dataset.model_name, run=run)
-    run = runs.update_run(
-        store, run_id, model={"run_uri": uri, "mlflow_run_id": active.info.run_id, **version}
+    run = runs.record_model(
+        store, run_id, {"run_uri": uri, "mlflow_run_id": active.info.run_id, **version}
     )
     proba = fitted.predict_proba(modelling.feature_frame(holdout, dataset.features))[:, 1]
     return run, proba
@@ -245,7 +252,7 @@ def promotion_history(local_mlflow_store, tmp_path_factory) -> SimpleNamespace:
 
     Shared by the gate, champion and command-line tests; read it, never change its store.
     """
-    from leaklib import champion, gate, runs, splits, tracking
+    from leaklib import champion, gate, run_record, splits, tracking
     from leaklib.metadata import LocalMetadataStore
 
     root = tmp_path_factory.mktemp("promotion")
@@ -296,7 +303,7 @@ def promotion_history(local_mlflow_store, tmp_path_factory) -> SimpleNamespace:
             decisions[name] = gate.gate(
                 store=store, params=params, run=run, holdout=holdout, challenger_proba=proba
             )
-            records[name] = runs.get_run(store, run["run_id"])
+            records[name] = run_record.get_run(store, run.run_id)
     return SimpleNamespace(
         params=params,
         store=store,

@@ -6,12 +6,13 @@ import pytest
 
 from leaklib import champion, runs
 from leaklib.metadata import ConflictError, LocalMetadataStore
+from leaklib.run_record import ModelRecord, RunRecord
 
 
 def _bare_run(store, run_id: str, *, with_model: bool = True) -> dict:
     run = runs.start_run(store, run_id=run_id, params={"seed": 1}, param_files=[], origin="test")
     if with_model:
-        run = runs.update_run(store, run_id, model={"run_uri": f"runs:/{run_id}/model"})
+        run = runs.record_model(store, run_id, {"run_uri": f"runs:/{run_id}/model"})
     return run
 
 
@@ -66,14 +67,14 @@ def test_brief_keeps_the_identifying_fields():
 
 
 def test_model_uri_prefers_the_registry_version():
-    model = {"run_uri": "runs:/r/model", "registry_uri": "models:/m/2"}
+    model = ModelRecord(run_uri="runs:/r/model", registry_uri="models:/m/2")
     assert champion.model_uri(model) == "models:/m/2"
-    assert champion.model_uri({"run_uri": "runs:/r/model"}) == "runs:/r/model"
+    assert champion.model_uri(ModelRecord(run_uri="runs:/r/model")) == "runs:/r/model"
 
 
 def test_model_of_refuses_a_run_whose_train_step_made_no_model():
     with pytest.raises(champion.ChampionError, match="its train step did not succeed"):
-        champion.model_of({"run_id": "r", "model": None})
+        champion.model_of(RunRecord.from_doc({"run_id": "r", "model": None}))
 
 
 def test_the_gate_keeps_the_history_of_promotions(promotion_history):

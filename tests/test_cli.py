@@ -11,7 +11,7 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from leaklib import champion, cli, runs
+from leaklib import champion, cli, run_record
 from leaklib import simulate as sim
 from leaklib.cli import simulate as simulate_cli
 from leaklib.metadata import RUNS, LocalMetadataStore
@@ -149,9 +149,9 @@ def test_promote_command_records_a_manual_promotion(
         model_name=name,
     )
     pointer = champion.current_champion(store, model_name=name)
-    record = runs.get_run(store, "run-first")
+    record = run_record.get_run(store, "run-first")
     assert code == 0 and pointer["run_id"] == "run-first" and pointer["decided_by"] == "manual"
-    assert record["promotion"]["reason"] == "Promoted by hand: rollback after a field incident"
+    assert record.promotion.reason == "Promoted by hand: rollback after a field incident"
     assert "previous: run-stronger" in capsys.readouterr().out
 
 
@@ -160,7 +160,7 @@ def restore_champion_alias(promotion_history, local_mlflow):
     """Put the registry's champion alias back where the shared gate history left it."""
     yield
     name = promotion_history.params.dataset.model_name
-    version = promotion_history.records["stronger"]["model"]["version"]
+    version = promotion_history.records["stronger"].model.version
     mlflow.MlflowClient().set_registered_model_alias(name, "champion", version)
 
 

@@ -11,12 +11,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from leaklib import gate, leak_events, runs, splits
+from leaklib import gate, leak_events, run_record, runs, splits
 from leaklib import params as P
 from leaklib.champion import ChampionError
 from leaklib.gate import Criterion, Decision
 from leaklib.metadata import LocalMetadataStore
 from leaklib.params import PromotionSpec
+from leaklib.run_record import RunRecord
 from tests.conftest import fit_and_register
 
 
@@ -170,16 +171,16 @@ def test_gate_rescores_the_champion_with_holdout_metrics(promotion_history):
 
 
 def test_gate_records_each_decision_in_its_run(promotion_history):
-    recorded = {n: r["promotion"]["decision"] for n, r in promotion_history.records.items()}
+    recorded = {n: r.promotion.decision for n, r in promotion_history.records.items()}
     assert recorded == {"first": "promoted", "weaker": "not promoted", "stronger": "promoted"}
 
 
 def test_gate_tags_the_challenger_run_and_version_in_mlflow(promotion_history, local_mlflow):
     record = promotion_history.records["weaker"]
     client = mlflow.MlflowClient()
-    run_tags = client.get_run(record["mlflow"]["run_id"]).data.tags
+    run_tags = client.get_run(record.mlflow_run_id).data.tags
     version_tags = client.get_model_version(
-        promotion_history.params.dataset.model_name, record["model"]["version"]
+        promotion_history.params.dataset.model_name, record.model.version
     ).tags
     assert run_tags["leak.promotion.decision"] == "not promoted"
     assert version_tags["leak.promotion.reason"] == promotion_history.decisions["weaker"].reason
@@ -189,7 +190,7 @@ def test_gate_moves_the_champion_alias_to_the_promoted_version(promotion_history
     version = mlflow.MlflowClient().get_model_version_by_alias(
         promotion_history.params.dataset.model_name, "champion"
     )
-    assert str(version.version) == promotion_history.records["stronger"]["model"]["version"]
+    assert str(version.version) == promotion_history.records["stronger"].model.version
 
 
 def test_gate_refuses_scores_that_do_not_match_the_holdout(promotion_history):
@@ -208,11 +209,11 @@ def _copy(promotion_history, tmp_path) -> LocalMetadataStore:
     return LocalMetadataStore(folder)
 
 
-def _reopened(store, run_id: str) -> dict:
+def _reopened(store, run_id: str) -> RunRecord:
     """A finished run made running again, so the gate may record on it (a copy only)."""
-    record = {**runs.get_run(store, run_id), "status": "running", "promotion": None}
+    record = {**run_record.get_run(store, run_id).to_doc(), "status": "running", "promotion": None}
     store.transact("runs", run_id, lambda _: record)
-    return record
+    return RunRecord.from_doc(record)
 
 
 def test_gate_says_when_the_challenger_already_is_the_champion(
@@ -258,9 +259,9 @@ def test_manual_promotion_makes_the_run_champion_and_keeps_the_gates_verdict(
     decision = gate.manual_promotion(
         store, run_id="run-weaker", params=promotion_history.params, reason="field check"
     )
-    record = runs.get_run(store, "run-weaker")
+    record = run_record.get_run(store, "run-weaker")
     assert decision.manual and decision.reason == "Promoted by hand: field check"
-    assert record["promotion"]["superseded"]["decision"] == "not promoted"
+    assert record.promotion.superseded["decision"] == "not promoted"
     assert decision.previous_champion["run_id"] == "run-stronger"
 
 
@@ -277,7 +278,7 @@ def test_manual_promotion_needs_a_reason(promotion_history, tmp_path):
 def test_manual_promotion_refuses_a_run_without_a_registered_version(promotion_history, tmp_path):
     store = _copy(promotion_history, tmp_path)
     runs.start_run(store, run_id="bare", params={}, param_files=[], origin="test")
-    runs.update_run(store, "bare", model={"run_uri": "runs:/abc/model"})
+    runs.record_model(store, "bare", {"run_uri": "runs:/abc/model"})
     with pytest.raises(gate.PromotionError, match="run 'bare' has no registered model version"):
         gate.manual_promotion(store, run_id="bare", params=promotion_history.params, reason="x")
 
@@ -287,7 +288,7 @@ def test_manual_promotion_refuses_a_run_without_a_registered_version(promotion_h
 
 def _champion_saw(store, groups) -> None:
     """Make the champion's record say it trained on these groups (a copy of the store only)."""
-    pointer_run = runs.get_run(store, "run-stronger")
+    pointer_run = run_record.get_run(store, "run-stronger").to_doc()
     split = {"units": "group", "train_groups": sorted(groups)}
     store.transact("runs", "run-stronger", lambda _: {**pointer_run, "split": split})
 
@@ -316,7 +317,7 @@ def test_gate_leaves_out_the_holdout_rows_the_champion_trained_on(
     assert comparison["left_out_rows"] == int(holdout["scenario_id"].isin(seen).sum())
     assert comparison["rows"] == len(holdout) - comparison["left_out_rows"]
     assert f"{comparison['left_out_rows']:,} left out (3 groups)" in decision.reason
-    recorded = runs.get_run(store, "run-weaker")["promotion"]["comparison"]
+    recorded = run_record.get_run(store, "run-weaker").promotion.get("comparison")
     assert recorded["left_out_groups"] == 3
     assert gate.comparison_frame(decision).loc["groups", "left out"] == 3
 
@@ -340,7 +341,9 @@ def test_gate_says_an_unknown_training_set_may_favour_the_champion(
     promotion_history, local_mlflow, tmp_path
 ):
     store = _copy(promotion_history, tmp_path)
-    old = {k: v for k, v in runs.get_run(store, "run-stronger").items() if k != "split"}
+    old = {
+        k: v for k, v in run_record.get_run(store, "run-stronger").to_doc().items() if k != "split"
+    }
     old["holdout"] = {"sha256": "ef" * 32}
     store.transact("runs", "run-stronger", lambda _: old)
     decision = _gate_weaker(promotion_history, store, load_snapshot=_no_snapshot)
@@ -415,7 +418,8 @@ def test_a_gate_on_a_grown_stream_leaves_out_the_champions_training_period(local
             run_id=f"run-{name}",
             experiment_id=local_mlflow.experiment_id,
         )
-        runs.update_run(store, run["run_id"], split=split.to_dict(), alarm={"threshold": 0.5})
+        runs.record_split(store, run.run_id, split.to_dict())
+        runs.record_training(store, run.run_id, alarm={"threshold": 0.5})
         decisions[name] = gate.gate(
             store=store,
             params=params,
@@ -426,7 +430,7 @@ def test_a_gate_on_a_grown_stream_leaves_out_the_champions_training_period(local
         )
     first, grown = decisions["first"], decisions["grown"]
     assert first.promoted and "event_recall" in first.challenger["metrics"]
-    trained_until = pd.Timestamp(runs.get_run(store, "run-first")["split"]["train_period"][1])
+    trained_until = pd.Timestamp(run_record.get_run(store, "run-first").split["train_period"][1])
     holdout = _stream(60)[0].iloc[-int(0.6 * 60 * 96) :]
     inside = int((holdout["timestamp"] <= trained_until).sum())
     comparison = grown.comparison

@@ -444,7 +444,7 @@ def test_three_pipelines_retrain_against_the_champion_of_the_one_before(
     champion of the day. Pipeline 3's Pages site lists all three runs with their reports,
     fetched from the archive (pipeline 3's pages job has only its own retrain's reports).
     """
-    from leaklib import champion, runs
+    from leaklib import champion, run_record
     from leaklib.metadata import open_metadata_store
 
     command = gitlab_ci_local()
@@ -476,7 +476,8 @@ def test_three_pipelines_retrain_against_the_champion_of_the_one_before(
         )
         log = (result.stdout + result.stderr)[-6000:]
         assert result.returncode == 0, f"pipeline {number}:\n{log}"
-        new = [r for r in runs.list_runs(store) if r["run_id"] not in {s["run_id"] for s in seen}]
+        done = {s["run_id"] for s in seen}
+        new = [r.to_doc() for r in run_record.list_runs(store) if r.run_id not in done]
         assert len(new) == 1, f"pipeline {number} recorded {len(new)} runs:\n{log}"
         assert new[0]["status"] == "succeeded", f"pipeline {number}: {new[0].get('error')}\n{log}"
         seen.append(new[0])

@@ -12,6 +12,7 @@ from mlflow.exceptions import MlflowException, RestException
 from sklearn.linear_model import LogisticRegression
 
 from leaklib import model_registry, tracking
+from leaklib.run_record import RunRecord
 
 
 def _logged_model(experiment_id: str) -> tuple[str, pd.DataFrame]:
@@ -25,12 +26,14 @@ def _logged_model(experiment_id: str) -> tuple[str, pd.DataFrame]:
     return uri, X
 
 
-def _run(run_id: str = "20260101-000000-abcd") -> dict:
-    return {
-        "run_id": run_id,
-        "git": {"commit": "c0ffee", "dirty": False},
-        "snapshot": {"sha256": "ab" * 32},
-    }
+def _run(run_id: str = "20260101-000000-abcd") -> RunRecord:
+    return RunRecord.from_doc(
+        {
+            "run_id": run_id,
+            "git": {"commit": "c0ffee", "dirty": False},
+            "snapshot": {"sha256": "ab" * 32},
+        }
+    )
 
 
 def test_is_unsupported_for_an_unknown_gitlab_route():
@@ -80,14 +83,14 @@ def test_decision_tags_mark_a_manual_promotion_champion():
 
 
 def test_mirror_decision_without_mlflow_ids_changes_nothing():
-    assert model_registry.mirror_decision({"run_id": "r1"}, _decision(), model_name="m") == {
+    assert model_registry.mirror_decision(_run("r1"), _decision(), model_name="m") == {
         "run": False,
         "version": False,
     }
 
 
 def test_mirror_decision_never_fails_on_a_broken_decision():
-    assert model_registry.mirror_decision({"run_id": "r1"}, {}, model_name="m") == {
+    assert model_registry.mirror_decision(_run("r1"), {}, model_name="m") == {
         "run": False,
         "version": False,
     }

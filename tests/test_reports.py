@@ -12,15 +12,22 @@ import nbformat
 import papermill
 import pytest
 
+from leaklib import reports
 from leaklib.metadata import RUNS, LocalMetadataStore
-from leaklib.reports import (
-    ReportError,
-    build_site,
-    render_report,
-    write_index,
-)
+from leaklib.reports import ReportError, build_site
+from leaklib.run_record import RunRecord
 
 RUN_ID = "20261128-211530-3fa2"
+
+
+def render_report(notebook: Path, *, run: dict[str, Any], **options: Any) -> Path:
+    """Render with the run document read as a store's reader reads it."""
+    return reports.render_report(notebook, run=RunRecord.from_doc(run), **options)
+
+
+def write_index(runs: list[dict[str, Any]], **options: Any) -> Path:
+    """Write the index of run documents read as a store's reader reads them."""
+    return reports.write_index([RunRecord.from_doc(run) for run in runs], **options)
 
 
 def run_doc(run_id: str = RUN_ID, **fields: Any) -> dict[str, Any]:

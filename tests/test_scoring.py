@@ -12,6 +12,7 @@ import pytest
 from leaklib import scoring
 from leaklib.metadata import LocalMetadataStore
 from leaklib.params import load
+from leaklib.run_record import RunRecord
 from leaklib.sources import SourceError
 from tests.conftest import copy_smoke_project, leak
 
@@ -36,11 +37,12 @@ def params(project):
     return load([str(project / "parameters/smoke.yaml")])
 
 
-def _champion(project) -> dict:
+def _champion(project) -> RunRecord:
     pointer = json.loads(
         (project / "stores/metadata/champion/leak-detector-smoke.json").read_text()
     )
-    return json.loads((project / f"stores/metadata/runs/{pointer['run_id']}.json").read_text())
+    doc = json.loads((project / f"stores/metadata/runs/{pointer['run_id']}.json").read_text())
+    return RunRecord.from_doc(doc)
 
 
 def _score(project, out, *extra):
@@ -71,9 +73,9 @@ def test_since_scores_the_rows_from_since_with_the_champions_model(project, tmp_
     rows = pd.read_parquet(out)
     record = _champion(project)
     assert len(rows) == 2 * 96 and rows["timestamp"].min() == pd.Timestamp("2019-02-14")
-    assert set(rows["run_id"]) == {record["run_id"]}
-    assert set(rows["model_sha256"]) == {record["model"]["sha256"]}
-    threshold = record["alarm"]["threshold"]
+    assert set(rows["run_id"]) == {record.run_id}
+    assert set(rows["model_sha256"]) == {record.model.sha256}
+    threshold = record.alarm.threshold
     assert (rows["alarm"] == ((rows["probability"] >= threshold) & ~rows["sensor_fault"])).all()
     assert f"added {len(rows)} rows" in done.stdout
     assert "alarms.events.parquet" in done.stdout
@@ -271,7 +273,7 @@ def test_the_row_spacing_is_measured_unless_given(params, project, tmp_path):
 
 
 def test_scoring_with_a_named_run(project, tmp_path):
-    run_id = _champion(project)["run_id"]
+    run_id = _champion(project).run_id
     done = _score(project, tmp_path / "a.parquet", "--run", run_id, "--since", "2019-03-01")
     assert done.returncode == 0 and f"with run {run_id}" in done.stdout
 

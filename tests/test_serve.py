@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from leaklib import champion, runs, scoring, serve
+from leaklib import champion, run_record, runs, scoring, serve
 from leaklib import params as P
 from leaklib.metadata import open_metadata_store
 from tests.conftest import copy_smoke_project
@@ -160,10 +160,10 @@ def _as_json(value):
 
 
 def test_a_run_is_its_record_as_stored(client, project, run_id):
-    stored = runs.get_run(open_metadata_store(str(project / "stores/metadata")), run_id)
+    stored = run_record.get_run(open_metadata_store(str(project / "stores/metadata")), run_id)
     shown = client.get(f"/runs/{run_id}").json()
     assert shown.pop("shown_status") == "succeeded"
-    assert shown == _as_json(stored)
+    assert shown == _as_json(stored.to_doc())
 
 
 def test_an_unknown_run_is_404(client):

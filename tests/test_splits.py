@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from leaklib import splits
+from leaklib.run_record import RunRecord
 from leaklib.splits import SplitError, TrainedOn
 from tests.conftest import make_table
 
@@ -117,13 +118,13 @@ def _snapshots(table: pd.DataFrame, holdout: pd.DataFrame) -> dict[str, pd.DataF
     return {"a" * 64: table, "b" * 64: holdout}
 
 
-def _old_record() -> dict:
-    return {"snapshot": {"sha256": "a" * 64}, "holdout": {"sha256": "b" * 64}}
+def _old_record() -> RunRecord:
+    return RunRecord.from_doc({"snapshot": {"sha256": "a" * 64}, "holdout": {"sha256": "b" * 64}})
 
 
 def test_trained_on_reads_the_training_groups_from_the_record():
     seen = splits.trained_on(
-        {"split": {"units": "group", "train_groups": [1, 2]}},
+        RunRecord.from_doc({"split": {"units": "group", "train_groups": [1, 2]}}),
         group="scenario_id",
         columns=COLUMNS,
         load_snapshot=lambda sha: pytest.fail("the record is enough"),
@@ -239,7 +240,7 @@ def test_a_grown_stream_leaves_out_the_champions_training_period():
     )
     grown = _stream(40)
     challenger = splits.split_by_time(grown, target="leaks", timestamp="timestamp", test_size=0.2)
-    record = {"split": champion.to_dict()}
+    record = RunRecord.from_doc({"split": champion.to_dict()})
     seen = splits.trained_on(
         record,
         group=None,

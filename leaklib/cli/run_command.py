@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from leaklib import runs
+from leaklib import run_record
 from leaklib.cli.options import add_param_options, params_of
 from leaklib.metadata import open_metadata_store
 from leaklib.pipeline import reproduce, runner
+from leaklib.run_record import RunStatus
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -28,12 +29,12 @@ def _run(args: argparse.Namespace) -> int:
     )
     if result.exit_code:  # ended by a signal: the shell's code for it (143 for SIGTERM)
         return result.exit_code
-    return 0 if result.status == "succeeded" else 1
+    return 0 if result.status == RunStatus.SUCCEEDED else 1
 
 
 def _reproduce(args: argparse.Namespace) -> int:
     store = open_metadata_store(params_of(args).metadata_store)
-    record = runs.get_run(store, args.run_id)
+    record = run_record.get_run(store, args.run_id)
     params = reproduce.reproduction_params(record)
     for difference in reproduce.drift(record):
         if args.strict:
@@ -48,10 +49,10 @@ def _reproduce(args: argparse.Namespace) -> int:
     )
     if result.exit_code:
         return result.exit_code
-    again = runs.get_run(store, result.run_id)
-    table = reproduce.compare_metrics(record.get("metrics") or {}, again.get("metrics") or {})
+    again = run_record.get_run(store, result.run_id)
+    table = reproduce.compare_metrics(record.metrics, again.metrics)
     print(table.to_string())
-    same = result.status == "succeeded" and bool(table["identical"].all())
+    same = result.status == RunStatus.SUCCEEDED and bool(table["identical"].all())
     verdict = "identical" if same else f"NOT identical ({int((~table['identical']).sum())} differ)"
     print(f"run {result.run_id} reproduces {args.run_id}: metrics {verdict}")
     return 0 if same else 1

@@ -32,11 +32,12 @@ from pathlib import Path
 from typing import Any
 
 import leaklib
-from leaklib import runs
+from leaklib import run_record, runs
 from leaklib.leak_events import leak_file_hashes
 from leaklib.lineage import lock_hash
 from leaklib.metadata import CACHE, MetadataStore
 from leaklib.params import Params
+from leaklib.run_record import RunRecord
 from leaklib.sources import source_identity
 from leaklib.steps import READS
 
@@ -115,7 +116,7 @@ def step_key(
     *,
     notebook: Path,
     declared: dict[str, Any],
-    run: dict[str, Any],
+    run: RunRecord,
     params: Params,
 ) -> StepKey:
     """Return the cache key of ``step`` for a run whose earlier steps are in ``run``.
@@ -158,7 +159,7 @@ class Lookup:
 
     key: StepKey
     entry: dict[str, Any] | None = None  # the cache document of a hit
-    source: dict[str, Any] | None = None  # the earlier run record of a hit
+    source: RunRecord | None = None  # the earlier run record of a hit
     changed: list[str] = field(default_factory=list)  # inputs that differ from the last entry
 
     @property
@@ -211,9 +212,8 @@ def lookup(store: MetadataStore, key: StepKey) -> Lookup:
         return Lookup(key=key)
     entry = store.get(CACHE, key.key)
     if entry is not None:
-        source = runs.get_run_or_none(store, entry["run_id"])
-        done = ((source or {}).get("steps") or {}).get(key.step) or {}
-        if done.get("status") == "succeeded":
+        source = run_record.get_run_or_none(store, entry["run_id"])
+        if source is not None and source.succeeded(key.step):
             return Lookup(key=key, entry=entry, source=source)
         log.info(
             "cache entry %s names run %s, whose %s did not succeed",
@@ -228,12 +228,13 @@ def lookup(store: MetadataStore, key: StepKey) -> Lookup:
     return Lookup(key=key, changed=_changes(newest.get("components") or {}, key.components))
 
 
-def step_outputs(before: dict[str, Any], after: dict[str, Any]) -> dict[str, list[str] | None]:
+def step_outputs(before: RunRecord, after: RunRecord) -> dict[str, list[str] | None]:
     """Return the fields a step wrote to the run record: a field, or the keys of a merged dict.
 
     ``None`` means the whole field; a list names the keys the step added to a mapping that
-    several steps fill (``metrics``).
+    several steps fill (``metrics``). Compared as stored documents: the field names are data.
     """
+    before, after = before.to_doc(), after.to_doc()
     outputs: dict[str, list[str] | None] = {}
     for name, value in after.items():
         if name in _BOOKKEEPING or before.get(name) == value:

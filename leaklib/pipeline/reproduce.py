@@ -12,49 +12,50 @@ from typing import Any
 
 import pandas as pd
 
-from leaklib import lineage, runs
+from leaklib import lineage
 from leaklib.errors import LeakError
 from leaklib.params import Params, validate
+from leaklib.run_record import RunRecord
 
 
 class ReproduceError(LeakError, RuntimeError):
     """A run cannot be reproduced; the message says what is missing or different."""
 
 
-def reproduction_params(record: dict[str, Any]) -> Params:
+def reproduction_params(record: RunRecord) -> Params:
     """Return the recorded parameters with the source pinned to the recorded snapshot."""
-    snapshot = record.get("snapshot") or {}
-    if not snapshot.get("sha256"):
+    snapshot = record.snapshot
+    if not (snapshot and snapshot.sha256):
         raise ReproduceError(
-            f"run {record['run_id']!r} has no snapshot: its extract step did not succeed"
+            f"run {record.run_id!r} has no snapshot: its extract step did not succeed"
         )
-    values = runs.recorded_params(record)
-    values["dataset"] = {**values["dataset"], "source": f"snapshot:{snapshot['sha256']}"}
-    for key, entry in (record.get("leaks") or {}).items():  # the leak files, as snapshotted
+    values = record.recorded_params()
+    values["dataset"] = {**values["dataset"], "source": f"snapshot:{snapshot.sha256}"}
+    for key, entry in (record.leaks or {}).items():  # the leak files, as snapshotted
         values["dataset"][f"leak_{key}"] = f"snapshot:{entry['sha256']}"
     values["run_id"] = None
     return validate(values)
 
 
-def reproduction_files(record: dict[str, Any]) -> list[str]:
+def reproduction_files(record: RunRecord) -> list[str]:
     """Return the parameter files the run was made from: the reproduction's label in reports.
 
     The parameters themselves come from the record (:func:`reproduction_params`); the files
     only name the set, so a reproduction of a smoke run is not shown as the embedded default.
     """
-    return [str(name) for name in record.get("param_files") or []]
+    return [str(name) for name in record.param_files or []]
 
 
-def drift(record: dict[str, Any]) -> list[str]:
+def drift(record: RunRecord) -> list[str]:
     """Return what differs between the recorded environment and this one (commit, lock)."""
     found = []
-    recorded = (record.get("git") or {}).get("commit")
+    recorded = record.git_commit
     current = lineage.git_info().get("commit")
     if recorded != current:
         found.append(
             f"git commit {str(current)[:12]} differs from the recorded {str(recorded)[:12]}"
         )
-    if record.get("lock_hash") != lineage.lock_hash():
+    if record.lock_hash != lineage.lock_hash():
         found.append("requirements/main.lock differs from the recorded one")
     return found
 

@@ -8,7 +8,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ import papermill
 from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 from nbclient.exceptions import CellTimeoutError
 
-from leaklib import reports, runs, tracking
+from leaklib import reports, run_record, runs, tracking
 from leaklib.errors import LeakError
 from leaklib.kernelspec import KERNEL
 from leaklib.leak_location import localisation_problems
@@ -26,6 +26,7 @@ from leaklib.paths import is_local_path, project_root
 from leaklib.pipeline import cache
 from leaklib.pipeline.guard import Heartbeat, Interrupted, interruptible, stop_kernels
 from leaklib.pipeline.kernel import KernelError, RunKernel, notebook_path
+from leaklib.run_record import RunRecord
 from leaklib.snapshots import open_snapshot_store
 from leaklib.sources import source_problems
 from leaklib.steps import PARAMS
@@ -218,12 +219,10 @@ def run_pipeline(
     run, is recorded as failed with its error, and its executed notebook is rendered all the
     same. SIGTERM or SIGINT marks the current step and the run failed ("interrupted during
     <step>"), renders what exists, and sets the result's ``exit_code``. ``params``, when
-    given, is used as it is instead of loading ``files`` and ``overrides`` (``files`` then only
-    name the parameter set in the record, as a reproduction does). A step whose
-    inputs match a succeeded step of an earlier run is taken from it
-    (:mod:`leaklib.pipeline.cache`) unless ``use_cache`` is false. ``kernel``, when given,
-    is the run's kernel already started (``leak run`` starts it before loading the library);
-    the run closes it.
+    given, is used as it is (``files`` then only name the parameter set, as a reproduction
+    does). A step whose inputs match a succeeded step of an earlier run is taken from it
+    (:mod:`leaklib.pipeline.cache`) unless ``use_cache`` is false. ``kernel``: the run's
+    kernel already started by ``leak run``; the run closes it.
     """
     params, store = _open_run(files, overrides, durable=durable, params=params, origin=origin)
     run_id = params.run_id
@@ -232,67 +231,88 @@ def run_pipeline(
     out_dir.mkdir(parents=True, exist_ok=True)
     progress(f"run {run_id}: {params.dataset.source}")
     executed: dict[str, Path] = {}
-    reused: dict[str, dict[str, Any]] = {}  # step -> the earlier run it was taken from
+    reused: dict[str, RunRecord] = {}  # step -> the earlier run it was taken from
     rendering: dict[str, Future[Path]] = {}  # step -> its report, rendered while the next runs
-    current: list[str] = []  # the step running now, for an interruption's record
-    interrupted: Interrupted | None = None
     kernel = kernel or RunKernel()  # started by the first step that runs, unless already
+    options = {"kernel": kernel, "show_code": show_code}
     with (
         interruptible(),
         ThreadPoolExecutor(1, thread_name_prefix="render") as renderer,
         contextlib.closing(kernel),
     ):
-        try:
-            _run_steps(
-                params,
-                store,
-                out_dir,
-                executed,
-                reused,
-                current,
-                progress,
-                kernel=kernel,
-                use_cache=use_cache,
-                rendering=rendering,
-                renderer=renderer,
-                show_code=show_code,
-            )
-        except Interrupted as stop:
-            interrupted = stop
-            stop_kernels()
-            step = current[-1] if current else runs.STEPS[0]
-            runs.interrupt(store, run_id, step, signal=stop.signal)
-            progress(f"interrupted by {stop.signal} during {step}: recorded, rendering")
-            _collect(out_dir, executed)
+        interrupted = _steps_until_stopped(
+            params,
+            store,
+            out_dir,
+            executed,
+            reused,
+            progress,
+            use_cache=use_cache,
+            rendering=rendering,
+            renderer=renderer,
+            **options,
+        )
         record = runs.close_run(store, run_id)
         try:
             rendered, index = _render(
-                store,
-                record,
-                executed,
-                reused,
-                rendering,
-                kernel=kernel,
-                reports_root=reports_root,
-                show_code=show_code,
+                store, record, executed, reused, rendering, reports_root=reports_root, **options
             )
         except Interrupted as stop:  # the record is final; leave the rendering unfinished
             interrupted = interrupted or stop
             rendered, index = {}, None
+    return _result(record, rendered, index, interrupted=interrupted, progress=progress)
+
+
+def _steps_until_stopped(
+    params: Params,
+    store: Any,
+    out_dir: Path,
+    executed: dict[str, Path],
+    reused: dict[str, RunRecord],
+    progress: Callable[[str], None],
+    **options: Any,
+) -> Interrupted | None:
+    """Run the steps (:func:`_run_steps`); a signal fails the current step and the run.
+
+    Returns the interruption (None when the steps ended on their own), after recording it
+    and collecting the executed notebooks papermill left behind.
+    """
+    current: list[str] = []  # the step running now, for an interruption's record
+    try:
+        _run_steps(params, store, out_dir, executed, reused, current, progress, **options)
+    except Interrupted as stop:
+        stop_kernels()
+        step = current[-1] if current else runs.STEPS[0]
+        runs.interrupt(store, params.run_id, step, signal=stop.signal)
+        progress(f"interrupted by {stop.signal} during {step}: recorded, rendering")
+        _collect(out_dir, executed)
+        return stop
+    return None
+
+
+def _result(
+    record: RunRecord,
+    rendered: dict[str, Path],
+    index: Path | None,
+    *,
+    interrupted: Interrupted | None,
+    progress: Callable[[str], None],
+) -> RunResult:
+    """Say how the run ended and return its result."""
     final = rendered.get("evaluate") or next(reversed(rendered.values()), None)
     shown = final.relative_to(project_root()) if final else "(none)"
-    progress(f"{record['status']}: report {shown}")
+    progress(f"{record.status}: report {shown}")
     return RunResult(
-        run_id=run_id,
-        status=record["status"],
+        run_id=record.run_id,
+        status=record.status.value,
         reports=rendered,
         index=index,
-        error=record.get("error"),
+        error=record.error,
         exit_code=interrupted.exit_code if interrupted else None,
     )
 
 
-def _key(step: str, params: Params, record: dict[str, Any]) -> cache.StepKey | None:
+def _key(step: str, params: Params, record: RunRecord) -> cache.StepKey | None:
     """Return the step's cache key; None when an input cannot be read (the step will say why)."""
     try:
         return cache.step_key(
@@ -318,7 +338,7 @@ def explain(
     params = load(files, overrides, checks=RUN_CHECKS)
     store = open_metadata_store(params.metadata_store)
     store.check()
-    record: dict[str, Any] = {}
+    record = RunRecord()
     lines = []
     for step in runs.STEPS:
         if lines and not lines[-1][1].startswith("cached"):
@@ -331,9 +351,8 @@ def explain(
         found = cache.lookup(store, key)
         lines.append((step, found.explain()))
         if found.hit:
-            record.update(
-                {name: found.source.get(name) for name in found.entry["outputs"]},
-            )
+            outputs = [n for n in found.entry["outputs"] if hasattr(found.source, n)]
+            record = replace(record, **{n: getattr(found.source, n) for n in outputs})
     return lines
 
 
@@ -342,7 +361,7 @@ def _run_steps(
     store: Any,
     out_dir: Path,
     executed: dict[str, Path],
-    reused: dict[str, dict[str, Any]],
+    reused: dict[str, RunRecord],
     current: list[str],
     progress: Callable[[str], None],
     *,
@@ -362,7 +381,7 @@ def _run_steps(
         for number, step in enumerate(runs.STEPS, start=1):
             current.append(step)
             counter = f"[{number}/{len(runs.STEPS)}] {step:<9}"
-            before = runs.get_run(store, run_id)
+            before = run_record.get_run(store, run_id)
             key = _key(step, params, before)
             found = cache.lookup(store, key) if use_cache and key else None
             if found and found.hit:
@@ -381,7 +400,7 @@ def _run_steps(
                 runs.fail_step(store, run_id, step, error=error, duration_s=round(elapsed, 1))
                 progress(f"{counter} FAILED after {elapsed:.1f} s: {error}")
                 return
-            after = runs.get_run(store, run_id)
+            after = run_record.get_run(store, run_id)
             if key:
                 cache.remember(store, key, run_id=run_id, outputs=cache.step_outputs(before, after))
             if number < len(runs.STEPS):  # the last one renders after the run is closed
@@ -401,9 +420,9 @@ def _collect(out_dir: Path, executed: dict[str, Path]) -> None:
 
 def _render(
     store: Any,
-    record: dict[str, Any],
+    record: RunRecord,
     executed: dict[str, Path],
-    reused: dict[str, dict[str, Any]],
+    reused: dict[str, RunRecord],
     rendering: dict[str, Future[Path]],
     *,
     kernel: RunKernel,
@@ -414,7 +433,7 @@ def _render(
 
     A step taken from the cache gets the earlier run's report under this run's header.
     """
-    run_id = record["run_id"]
+    run_id = record.run_id
     rendered: dict[str, Path] = {}
     for step, earlier in reused.items():
         try:
@@ -444,32 +463,30 @@ def _render(
         archive=archived,
     )
     index = reports.write_index(
-        runs.list_runs(store), out_dir=reports_root, reports_root=reports_root
+        run_record.list_runs(store), out_dir=reports_root, reports_root=reports_root
     )
     if "train" not in reused:  # a reused train's MLflow run is the earlier run's
         _attach_to_mlflow(record, rendered, kernel=kernel)
     return {s: rendered[s] for s in runs.STEPS if s in rendered}, index
 
 
-def _archive(record: dict[str, Any], rendered: dict[str, Path]) -> dict[str, dict[str, str]]:
+def _archive(record: RunRecord, rendered: dict[str, Path]) -> dict[str, dict[str, str]]:
     """Write the reports beside the run's snapshots; a storage hiccup is logged, not fatal."""
     try:
-        snapshots = open_snapshot_store(record["params"]["snapshot_store"])
-        return reports.archive_reports(rendered, run_id=record["run_id"], snapshots=snapshots)
+        snapshots = open_snapshot_store(record.params["snapshot_store"])
+        return reports.archive_reports(rendered, run_id=record.run_id, snapshots=snapshots)
     except Exception:  # the run's outcome is recorded already; its reports stay on disk
-        log.exception("reports of run %s could not be archived", record["run_id"])
+        log.exception("reports of run %s could not be archived", record.run_id)
         return {}
 
 
-def _attach_to_mlflow(
-    record: dict[str, Any], rendered: dict[str, Path], *, kernel: RunKernel
-) -> None:
+def _attach_to_mlflow(record: RunRecord, rendered: dict[str, Path], *, kernel: RunKernel) -> None:
     """Attach standalone copies of the reports (links to the site, or none) to the MLflow run.
 
     The run's kernel does it when it is alive: it has MLflow loaded and connected already
     (seconds the runner would spend importing it); otherwise the runner does.
     """
-    mlflow_run = (record.get("mlflow") or {}).get("run_id")
+    mlflow_run = record.mlflow_run_id
     if not (mlflow_run and rendered):
         return
     site = reports.pages_url()
@@ -479,7 +496,7 @@ def _attach_to_mlflow(
             copy = Path(tmp) / path.name
             text = path.read_text(encoding="utf-8")
             copy.write_text(
-                reports.standalone(text, run_id=record["run_id"], site=site), encoding="utf-8"
+                reports.standalone(text, run_id=record.run_id, site=site), encoding="utf-8"
             )
             copies.append(copy)
         index_url = f"{site}/index.html" if site else None

@@ -13,6 +13,7 @@ from typing import Any
 
 from leaklib.errors import LeakError
 from leaklib.paths import ENV_PROJECT_DIR, project_root
+from leaklib.run_record import RunStatus
 from leaklib.serve.security import ENV_TOKEN
 
 log = logging.getLogger(__name__)
@@ -96,7 +97,7 @@ class RunWorker:
             code, line = self._ended[run_id]
         return {
             "run_id": run_id,
-            "status": "failed",
+            "status": RunStatus.FAILED.value,
             "error": f"leak run stopped before recording the run (exit code {code}): {line}",
         }
 

@@ -17,6 +17,7 @@ from leaklib import models, reports
 from leaklib import params as P
 from leaklib.features import derive_dataset
 from leaklib.metadata import LocalMetadataStore, MetadataError
+from leaklib.run_record import RunRecord
 from leaklib.schema import validate_table
 from leaklib.snapshots import LocalSnapshotStore, SnapshotError, canonical_bytes, sha256_hex
 from leaklib.sources import read_source
@@ -100,7 +101,7 @@ def test_a_report_that_does_not_fit_is_not_left_half_written(small_disk):
     nbformat.write(nb, notebook)  # fits; its HTML (styles, template) does not
     run = {"run_id": "r1", "status": "succeeded", "params": {}, "steps": {}}
     with pytest.raises(OSError, match="No space left"):
-        reports.render_report(notebook, run=run, step="extract")
+        reports.render_report(notebook, run=RunRecord.from_doc(run), step="extract")
     assert _files(disk) == ["01_extract.ipynb"]
 
 
@@ -113,10 +114,10 @@ def test_an_index_that_does_not_fit_keeps_the_previous_one_whole(small_disk, tmp
         "steps": {"extract": {"status": "failed"}},  # failed in a step: listed in the index
         "created_at": "2026-01-01T00:00:00+00:00",
     }
-    index = reports.write_index([run], out_dir=disk, reports_root=disk)
+    index = reports.write_index([RunRecord.from_doc(run)], out_dir=disk, reports_root=disk)
     before = index.read_bytes()
     (disk / "filler").write_bytes(b"\0" * (256 * 1024 - len(before) - 8 * 1024))
-    many = [{**run, "run_id": f"r{i}", "error": "x" * 2000} for i in range(200)]
+    many = [RunRecord.from_doc({**run, "run_id": f"r{i}", "error": "x" * 2000}) for i in range(200)]
     with pytest.raises(OSError, match="No space left"):
         reports.write_index(many, out_dir=disk, reports_root=disk)
     assert index.read_bytes() == before

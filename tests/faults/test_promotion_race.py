@@ -15,7 +15,7 @@ import uuid
 import numpy as np
 import pytest
 
-from leaklib import champion, gate, runs
+from leaklib import champion, gate, run_record, runs
 from leaklib import params as P
 from leaklib.metadata import ConflictError, LocalMetadataStore
 from leaklib.metadata.firestore import FirestoreMetadataStore
@@ -35,7 +35,7 @@ class WeakModel:
 
 def _record(store, run_id: str, params: P.Params, sha: str) -> dict:
     runs.start_run(store, run_id=run_id, params=params.to_plain(), param_files=[], origin="test")
-    return runs.update_run(store, run_id, model={"sha256": sha * 32, "store": "unused"})
+    return runs.record_model(store, run_id, {"sha256": sha * 32, "store": "unused"})
 
 
 def _race(store, *, challengers: int = 2):
@@ -111,7 +111,7 @@ def _assert_one_winner(store, name, decisions):
     check_pointer(pointer, {}, found)
     assert not found.problems
     for run_id, decision in decisions.items():  # each run keeps its own decision
-        recorded = runs.get_run(store, run_id)["promotion"]
+        recorded = run_record.get_run(store, run_id).to_doc()["promotion"]
         assert (
             recorded["decision"] == str(decision.decision) and recorded["reason"] == decision.reason
         )
@@ -151,9 +151,9 @@ def test_many_promotions_released_at_once_change_the_pointer_once(backend, tmp_p
             champion.promote(
                 store, run=run, model_name="many", reason="race", expected_champion="run-0"
             )
-            outcome[run["run_id"]] = "won"
+            outcome[run.run_id] = "won"
         except ConflictError as exc:
-            outcome[run["run_id"]] = str(exc)
+            outcome[run.run_id] = str(exc)
 
     threads = [threading.Thread(target=promote, args=(run,)) for run in contenders]
     for thread in threads:

@@ -14,9 +14,10 @@ from urllib.parse import urlparse
 
 import pytest
 
-from leaklib import runs
+from leaklib import run_record, runs
 from leaklib.metadata import MetadataError
 from leaklib.metadata.firestore import FirestoreMetadataStore
+from leaklib.run_record import StepStatus
 from leaklib.snapshots import SnapshotError, sha256_hex
 from leaklib.snapshots.gcs import GCSSnapshotStore
 from tests.faultproxy import FaultProxy
@@ -98,10 +99,10 @@ def test_firestore_rides_out_dropped_connections_for_every_operation(
     firestore_proxy.fail(mode="drop", seconds=1.0)
     runs.start_step(firestore_store, "r1", "extract")
     firestore_proxy.fail(mode="drop", seconds=1.0)
-    assert [r["run_id"] for r in runs.list_runs(firestore_store)] == ["r1"]
+    assert [r.run_id for r in run_record.list_runs(firestore_store)] == ["r1"]
     firestore_proxy.fail(mode="drop", seconds=1.0)
-    record = runs.get_run(firestore_store, "r1")
-    assert record["steps"]["extract"]["status"] == "running"
+    record = run_record.get_run(firestore_store, "r1")
+    assert record.steps["extract"].status is StepStatus.RUNNING
     assert firestore_proxy.failed >= 4
 
 

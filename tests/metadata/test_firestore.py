@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from leaklib import runs
+from leaklib import run_record, runs
 from leaklib.metadata import (
     RUNS,
     ConflictError,
@@ -15,6 +15,7 @@ from leaklib.metadata import (
     open_metadata_store,
 )
 from leaklib.metadata.firestore import FirestoreMetadataStore, decode, encode, parse_firestore_uri
+from leaklib.run_record import RunStatus
 
 pytestmark = pytest.mark.emulators
 
@@ -162,12 +163,12 @@ def test_run_lifecycle_through_open_metadata_store(firestore_project):
         runs.start_step(store, "r1", step)
         runs.finish_step(store, "r1", step)
 
-    record = runs.get_run(store, "r1")
+    record = run_record.get_run(store, "r1")
     assert isinstance(store, FirestoreMetadataStore)
-    assert record["status"] == "succeeded"
-    assert sorted(record["steps"]) == sorted(runs.STEPS)
+    assert record.status is RunStatus.SUCCEEDED
+    assert sorted(record.steps) == sorted(runs.STEPS)
     with pytest.raises(ConflictError, match="is succeeded"):
-        runs.update_run(store, "r1", metrics={"roc_auc": 1.0})
+        runs.record_metrics(store, "r1", {"roc_auc": 1.0})
 
 
 def test_bad_document_ids_are_refused(store):

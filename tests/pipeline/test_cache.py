@@ -12,6 +12,7 @@ from leaklib import params as P
 from leaklib import runs
 from leaklib.metadata import LocalMetadataStore
 from leaklib.pipeline import cache, runner
+from leaklib.run_record import RunRecord
 from tests.conftest import leak
 
 NOTEBOOK = {
@@ -119,8 +120,13 @@ def test_changing_dataset_sample_misses_the_extract_cache(params, table):
 
 def test_step_outputs_name_fields_and_the_keys_of_merged_mappings():
     before = {"status": "running", "metrics": {"cv_a": 1}, "snapshot": {"sha256": "s"}}
-    after = {**before, "metrics": {"cv_a": 1, "holdout_b": 2}, "promotion": {"decision": "x"}}
-    assert cache.step_outputs(before, after) == {"metrics": ["holdout_b"], "promotion": None}
+    after = {
+        **before,
+        "metrics": {"cv_a": 1, "holdout_b": 2},
+        "promotion": {"decision": "promoted"},
+    }
+    outputs = cache.step_outputs(RunRecord.from_doc(before), RunRecord.from_doc(after))
+    assert outputs == {"metrics": ["holdout_b"], "promotion": None}
 
 
 # --- the CLI, on a copy of the session's smoke project -------------------------------------

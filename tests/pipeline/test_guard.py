@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from leaklib import runs
+from leaklib import run_record, runs
 from leaklib.metadata import LocalMetadataStore
 from leaklib.pipeline.guard import Heartbeat, Interrupted, interruptible, stop_kernels
 
@@ -49,19 +49,19 @@ def test_a_second_signal_during_cleanup_is_ignored():
 def test_heartbeat_stamps_the_running_record_until_it_stops(tmp_path):
     store, run_id = _running(tmp_path)
     with Heartbeat(store, run_id, every_s=0.05):
-        first = runs.get_run(store, run_id)["heartbeat_at"]
+        first = run_record.get_run(store, run_id).heartbeat_at
         time.sleep(1.2)
-        later = runs.get_run(store, run_id)["heartbeat_at"]
+        later = run_record.get_run(store, run_id).heartbeat_at
     assert first and later > first  # ISO seconds: at least one more beat a second later
-    stopped = runs.get_run(store, run_id)["heartbeat_at"]
+    stopped = run_record.get_run(store, run_id).heartbeat_at
     time.sleep(1.1)
-    assert runs.get_run(store, run_id)["heartbeat_at"] == stopped
+    assert run_record.get_run(store, run_id).heartbeat_at == stopped
 
 
 def test_heartbeat_leaves_a_finished_run_alone(tmp_path):
     store, run_id = _running(tmp_path)
     runs.close_run(store, run_id)
-    assert runs.heartbeat(store, run_id).get("heartbeat_at") is None
+    assert runs.heartbeat(store, run_id).heartbeat_at is None
 
 
 def test_stop_kernels_ends_kernel_processes_and_spares_other_children():

@@ -10,6 +10,7 @@ import pytest
 
 from leaklib.params import load
 from leaklib.pipeline import reproduce
+from leaklib.run_record import RunRecord
 from leaklib.sources import SourceError, read_source
 from tests.conftest import REPO, copy_smoke_project, leak, make_project
 
@@ -69,7 +70,9 @@ def test_reproduce_names_an_unknown_run(tmp_path):
 
 def test_a_run_without_snapshot_cannot_be_reproduced():
     with pytest.raises(reproduce.ReproduceError, match="has no snapshot: its extract step"):
-        reproduce.reproduction_params({"run_id": "r", "snapshot": None, "params": {}})
+        reproduce.reproduction_params(
+            RunRecord.from_doc({"run_id": "r", "snapshot": None, "params": {}})
+        )
 
 
 def test_reproduction_keeps_the_declared_feature_order():
@@ -81,16 +84,17 @@ def test_reproduction_keeps_the_declared_feature_order():
         "params": {**params, "dataset": {**params["dataset"], "features": shuffled}},
         "feature_order": list(params["dataset"]["features"]),
     }
-    again = reproduce.reproduction_params(record)
+    again = reproduce.reproduction_params(RunRecord.from_doc(record))
     assert list(again.dataset.features) == list(params["dataset"]["features"])
     assert again.dataset.source == "snapshot:" + "ab" * 32 and again.run_id is None
 
 
 def test_a_reproduction_is_labelled_with_the_runs_parameter_files():
-    assert reproduce.reproduction_files({"param_files": ["parameters/smoke.yaml"]}) == [
-        "parameters/smoke.yaml"
-    ]
-    assert reproduce.reproduction_files({"param_files": None}) == []  # the embedded default
+    labelled = RunRecord.from_doc({"param_files": ["parameters/smoke.yaml"]})
+    assert reproduce.reproduction_files(labelled) == ["parameters/smoke.yaml"]
+    assert (
+        reproduce.reproduction_files(RunRecord.from_doc({"param_files": None})) == []
+    )  # the embedded default
 
 
 def test_compare_metrics_says_which_differ():

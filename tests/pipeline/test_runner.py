@@ -23,7 +23,8 @@ import nbformat
 import psutil
 import pytest
 
-from leaklib import reports, runs
+from leaklib import reports
+from leaklib.run_record import ABANDONED_AFTER_S, RunRecord, RunStatus
 from tests.conftest import leak, make_project
 
 pytestmark = pytest.mark.slow
@@ -120,12 +121,14 @@ def test_a_killed_run_shows_as_abandoned_once_its_heartbeat_is_old(project):
 
     record = _records(project)[-1]
     assert record["status"] == "running" and record["heartbeat_at"]
-    assert runs.shown_status(record) == "running"
-    later = datetime.now(UTC) + timedelta(seconds=runs.ABANDONED_AFTER_S + 1)
-    assert runs.shown_status(record, at=later) == "abandoned"
+    assert RunRecord.from_doc(record).shown() is RunStatus.RUNNING
+    later = datetime.now(UTC) + timedelta(seconds=ABANDONED_AFTER_S + 1)
+    assert RunRecord.from_doc(record).shown(at=later) is RunStatus.ABANDONED
 
     old = {**record, "heartbeat_at": (later - timedelta(days=1)).isoformat(timespec="seconds")}
-    index = reports.write_index([old], out_dir=project / "site", reports_root=project / "reports")
+    index = reports.write_index(
+        [RunRecord.from_doc(old)], out_dir=project / "site", reports_root=project / "reports"
+    )
     assert 'leak-status-abandoned">abandoned<' in index.read_text()
 
 

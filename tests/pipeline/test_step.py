@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from leaklib import params as P
-from leaklib import runs
+from leaklib import run_record, runs
 from leaklib.parameter_cells import parameter_cell
 from leaklib.pipeline.step import open_step
 
@@ -29,7 +29,7 @@ def test_by_hand_a_value_replaces_and_a_mapping_sets_only_its_keys(tmp_path):
     assert step.params.dataset.model_name == "mine"
     assert step.params.dataset.source == default.dataset.source  # the keys not given stay
     assert step.params.bigquery == default.bigquery  # {}: the default's whole mapping
-    assert step.run["params"] == step.params.to_plain() and step.run["origin"] == "notebook"
+    assert step.run.params == step.params.to_plain() and step.run.origin == "notebook"
 
 
 def test_a_later_step_by_hand_continues_the_run_with_its_mappings(tmp_path):
@@ -41,7 +41,7 @@ def test_a_later_step_by_hand_continues_the_run_with_its_mappings(tmp_path):
     assert train.params.dataset.model_name == "mine"  # {} in the cell: the run's dataset
     assert train.params.model.name == "random_forest" and train.params.model.params == {}
     assert train.params.seed == 7
-    assert runs.get_run(train.store, train.run_id)["params"]["seed"] == 7
+    assert run_record.get_run(train.store, train.run_id).params["seed"] == 7
 
 
 def test_a_bad_value_in_the_cell_is_refused_naming_its_key(tmp_path):

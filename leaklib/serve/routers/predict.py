@@ -13,6 +13,7 @@ from fastapi import APIRouter, Query
 from leaklib import score_events, score_history, scoring
 from leaklib.leak_events import row_spacing
 from leaklib.params import DatasetSpec
+from leaklib.run_record import RunRecord
 from leaklib.serve.deps import MetadataDep, ModelsDep, ServerDep
 from leaklib.serve.schemas import (
     RUN_ID_PATTERN,
@@ -32,7 +33,7 @@ def _plain(value: Any) -> Any:
 
 
 def _events(
-    done: scoring.Scored, run: dict[str, Any], params: Any, locator: Any = None
+    done: scoring.Scored, run: RunRecord, params: Any, locator: Any = None
 ) -> list[PredictedEvent]:
     """The leak and sensor-fault events of the answered rows (one series, a stream).
 
@@ -93,19 +94,19 @@ def _event(event: dict[str, Any]) -> PredictedEvent:
     )
 
 
-def _locator(models: Any, run: dict[str, Any], metadata: Any) -> Any:
+def _locator(models: Any, run: RunRecord, metadata: Any) -> Any:
     """The run's event locator, read once per model and kept beside it (None: off).
 
     Its signatures come from the stores, never solved per request.
     """
     return models.get(
-        f"locator:{run['model']['sha256']}",
+        f"locator:{run.model.sha256}",
         lambda: score_events.scoring_locator(run, store=metadata),
     )
 
 
 def _predictions(
-    done: scoring.Scored, run: dict[str, Any], params: Any, locator: Any = None
+    done: scoring.Scored, run: RunRecord, params: Any, locator: Any = None
 ) -> Predictions:
     """The scored table as the answer: one prediction per record, in time order."""
     dataset = scoring.recorded_dataset(run)
@@ -132,8 +133,8 @@ def _predictions(
         )
     ]
     return Predictions(
-        run_id=run["run_id"],
-        model_sha256=run["model"]["sha256"],
+        run_id=run.run_id,
+        model_sha256=run.model.sha256,
         threshold=float(scored["threshold"].iloc[0]),
         rows=len(rows),
         alarms=sum(r.alarm for r in rows),
@@ -186,7 +187,7 @@ def build_router(
         history = None
         if body.history:
             history = pd.DataFrame([r.model_dump(by_alias=True) for r in body.history])
-        model = models.get(run["model"]["sha256"], lambda: scoring.load_run_model(run))
+        model = models.get(run.model.sha256, lambda: scoring.load_run_model(run))
         stamp = datetime.now(UTC).isoformat(timespec="seconds")
         allowed = server.params.serve_allowed_locations
         done = score_history.score_newest(

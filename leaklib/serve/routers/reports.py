@@ -3,8 +3,9 @@
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import HTMLResponse
 
-from leaklib import reports, runs
+from leaklib import reports, run_record
 from leaklib.paths import project_root
+from leaklib.run_record import RunStatus
 from leaklib.serve.deps import MetadataDep, WorkerDep
 from leaklib.serve.schemas import RunId, StepName, json_error
 
@@ -26,12 +27,12 @@ router = APIRouter()
 def read_report(
     run_id: RunId, step: StepName, metadata: MetadataDep, worker: WorkerDep
 ) -> HTMLResponse:
-    record = runs.get_run_or_none(metadata, run_id)
+    record = run_record.get_run_or_none(metadata, run_id)
     if record is None:
         raise HTTPException(status_code=404, detail=f"run {run_id!r} not found")
     html = reports.fetch_report(record, step.value, reports_root=project_root() / "reports")
     if html is None:
-        rendering = worker.running() == run_id and record.get("status") != "running"
+        rendering = worker.running() == run_id and record.status is not RunStatus.RUNNING
         later = ": it is being rendered, ask again in a few seconds" if rendering else ""
         raise HTTPException(
             status_code=404, detail=f"run {run_id!r} has no {step.value} report{later}"

@@ -5,8 +5,9 @@ from typing import Annotated, Any
 import yaml
 from fastapi import APIRouter, HTTPException, Query, Response
 
-from leaklib import params, runs
+from leaklib import params, run_record, runs
 from leaklib.params import ParameterError
+from leaklib.run_record import RunRecord
 from leaklib.serve.deps import MetadataDep, Server, ServerDep, WorkerDep
 from leaklib.serve.errors import LocationNotAllowed
 from leaklib.serve.schemas import (
@@ -94,16 +95,17 @@ def start_run(body: RunRequest, response: Response, server: ServerDep, worker: W
     return RunStarted(run_id=run_id, location=f"/runs/{run_id}")
 
 
-def _summary(record: dict[str, Any]) -> RunSummary:
+def _summary(record: RunRecord) -> RunSummary:
+    decision = record.promotion.decision if record.promotion else None
     return RunSummary(
-        run_id=record["run_id"],
-        status=runs.shown_status(record),
-        created_at=record.get("created_at"),
-        finished_at=record.get("finished_at"),
-        origin=record.get("origin"),
-        error=record.get("error"),
-        metrics=record.get("metrics") or {},
-        decision=(record.get("promotion") or {}).get("decision"),
+        run_id=record.run_id,
+        status=record.shown().value,
+        created_at=record.created_at,
+        finished_at=record.finished_at,
+        origin=record.origin,
+        error=record.error,
+        metrics=record.metrics,
+        decision=decision.value if decision else None,
     )
 
 
@@ -123,7 +125,7 @@ def list_runs(
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE, examples=[20])] = 20,
     offset: Annotated[int, Query(ge=0, le=1_000_000, examples=[0])] = 0,
 ) -> RunPage:
-    shown = [_summary(r) for r in runs.list_runs(metadata)]
+    shown = [_summary(r) for r in run_record.list_runs(metadata)]
     if status is not None:
         shown = [s for s in shown if s.status == status.value]
     page = [
@@ -149,11 +151,11 @@ def list_runs(
 def read_run(
     run_id: RunId, server: ServerDep, metadata: MetadataDep, worker: WorkerDep
 ) -> dict[str, Any]:
-    record = runs.get_run_or_none(metadata, run_id)
+    record = run_record.get_run_or_none(metadata, run_id)
     if record is None:
         pending = worker.started_here(run_id)
         if pending is None:
             raise HTTPException(status_code=404, detail=f"run {run_id!r} not found")
         return {**pending, "shown_status": pending["status"]}
-    shown = without_secrets(record, token=server.token)
-    return {**shown, "shown_status": runs.shown_status(record)}
+    shown = without_secrets(record.to_doc(), token=server.token)
+    return {**shown, "shown_status": record.shown().value}
