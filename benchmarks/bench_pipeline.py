@@ -83,7 +83,11 @@ def _tree_rss(process: psutil.Process) -> tuple[int, int]:
 
 
 def measure(command: list[str], *, cwd: Path, env: dict[str, str]) -> dict:
-    """Run a command; return wall seconds, peak tree RSS (MiB), output and per-step figures."""
+    """Run a command; return wall seconds, peak tree RSS (MiB), output and per-step figures.
+
+    ``load`` is the one-minute load average before and after (the machine may be shared).
+    """
+    load_before = round(os.getloadavg()[0], 2)
     started = time.perf_counter()
     child = subprocess.Popen(
         command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
@@ -132,6 +136,7 @@ def measure(command: list[str], *, cwd: Path, env: dict[str, str]) -> dict:
         }
     return {
         "wall": wall,
+        "load": [load_before, round(os.getloadavg()[0], 2)],
         "peak_mib": max((tree for _, tree, _ in samples), default=0) / 2**20,
         "peak_process_mib": max((one for _, _, one in samples), default=0) / 2**20,
         "stdout": "".join(lines),
@@ -140,13 +145,15 @@ def measure(command: list[str], *, cwd: Path, env: dict[str, str]) -> dict:
 
 
 def same_metrics(run: dict[str, float], plain: dict[str, float]) -> bool:
-    """True when every metric both computed is equal (NaN equals NaN), and there are some."""
-    shared = [k for k in plain if k in run]
-    return len(shared) >= 10 and all(
-        run[k] == plain[k]
-        or (run[k] != run[k] and plain[k] != plain[k])
-        or abs(run[k] - plain[k]) < 1e-9
-        for k in shared
+    """True when every metric of the run is in ``plain`` and equal (NaN equals NaN)."""
+    return len(run) >= 10 and all(
+        k in plain
+        and (
+            run[k] == plain[k]
+            or (run[k] != run[k] and plain[k] != plain[k])
+            or abs(run[k] - plain[k]) < 1e-9
+        )
+        for k in run
     )
 
 
@@ -222,8 +229,8 @@ def main() -> None:
 
     cold_flag = [] if args.before_cache else ["--no-cache"]
     seed = measure([*leak, *cold_flag, "-p", "model.params.max_iter", "30"], cwd=project, env=env)
-    champion = record(project, run_id_of(seed["stdout"]))["model"]["sha256"]
-    plain = [sys.executable, str(PLAIN), *extra, *TIMED, "--champion", champion]
+    champion = project / "stores/metadata/runs" / f"{run_id_of(seed['stdout'])}.json"
+    plain = [sys.executable, str(PLAIN), *extra, *TIMED, "--champion", str(champion)]
 
     results: dict = {"pairs": [], "cache": []}
     for number in range(args.pairs):
@@ -250,6 +257,9 @@ def main() -> None:
                 "leak_process_mib": cold["peak_process_mib"],
                 "plain_process_mib": reference["peak_process_mib"],
                 "same_metrics_as_plain": same_metrics(cold_run["metrics"], plain_metrics),
+                "metrics_compared": len(cold_run["metrics"]),
+                "leak_load": cold["load"],
+                "plain_load": reference["load"],
                 "leak_steps": cold["steps"],
             }
         )
