@@ -66,8 +66,8 @@ def make_project(root: Path) -> Path:
     return root
 
 
-def _tree_rss(process: psutil.Process) -> tuple[int, int]:
-    """Return the summed RSS of a process tree and the RSS of its largest process.
+def _tree_rss(process: psutil.Process) -> tuple[int, int, int]:
+    """Return the summed RSS of a process tree, the RSS of its largest process and its root's.
 
     A child counts once it has lived a second: between fork and exec a child shares its
     parent's pages, and a sample taken then would count the parent twice (a git call, a
@@ -79,7 +79,7 @@ def _tree_rss(process: psutil.Process) -> tuple[int, int]:
         with contextlib.suppress(psutil.Error):
             if member is process or member.create_time() < settled:
                 sizes.append(member.memory_info().rss)
-    return sum(sizes), max(sizes, default=0)
+    return sum(sizes), max(sizes, default=0), sizes[0] if sizes else 0
 
 
 def measure(command: list[str], *, cwd: Path, env: dict[str, str]) -> dict:
@@ -93,7 +93,7 @@ def measure(command: list[str], *, cwd: Path, env: dict[str, str]) -> dict:
         command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     watched = psutil.Process(child.pid)
-    samples: list[tuple[float, int, int]] = []  # (time, tree RSS, largest process RSS)
+    samples: list[tuple[float, int, int, int]] = []  # (time, tree, largest process, root)
     marks: list[tuple[float, str, str]] = []  # (time, step, how) as progress lines arrive
     lines: list[str] = []
 
@@ -118,7 +118,7 @@ def measure(command: list[str], *, cwd: Path, env: dict[str, str]) -> dict:
         )
     steps, begin = {}, started
     for moment, step, how in marks:
-        window = [(tree, one) for t, tree, one in samples if begin <= t <= moment] or [(0, 0)]
+        window = [(tree, one) for t, tree, one, _ in samples if begin <= t <= moment] or [(0, 0)]
         steps[step] = {
             "seconds": round(moment - begin, 2),
             "peak_mib": round(max(tree for tree, _ in window) / 2**20),
@@ -127,7 +127,7 @@ def measure(command: list[str], *, cwd: Path, env: dict[str, str]) -> dict:
         }
         begin = moment
     if marks:
-        window = [(tree, one) for t, tree, one in samples if t >= begin] or [(0, 0)]
+        window = [(tree, one) for t, tree, one, _ in samples if t >= begin] or [(0, 0)]
         steps["reports"] = {
             "seconds": round(started + wall - begin, 2),
             "peak_mib": round(max(tree for tree, _ in window) / 2**20),
@@ -137,8 +137,10 @@ def measure(command: list[str], *, cwd: Path, env: dict[str, str]) -> dict:
     return {
         "wall": wall,
         "load": [load_before, round(os.getloadavg()[0], 2)],
-        "peak_mib": max((tree for _, tree, _ in samples), default=0) / 2**20,
-        "peak_process_mib": max((one for _, _, one in samples), default=0) / 2**20,
+        "peak_mib": max((tree for _, tree, _, _ in samples), default=0) / 2**20,
+        "peak_process_mib": max((one for _, _, one, _ in samples), default=0) / 2**20,
+        # the command's own process: for `leak run` the runner, beside its kernel
+        "peak_root_mib": max((root for *_, root in samples), default=0) / 2**20,
         "stdout": "".join(lines),
         "steps": steps,
     }
@@ -256,6 +258,7 @@ def main() -> None:
                 "plain_peak_mib": reference["peak_mib"],
                 "leak_process_mib": cold["peak_process_mib"],
                 "plain_process_mib": reference["peak_process_mib"],
+                "leak_runner_mib": cold["peak_root_mib"],
                 "same_metrics_as_plain": same_metrics(cold_run["metrics"], plain_metrics),
                 "metrics_compared": len(cold_run["metrics"]),
                 "leak_load": cold["load"],
@@ -361,6 +364,23 @@ def _pairs_report(pairs: list[dict], cache: list[dict]) -> list[str]:
         f"{med(p.get('plain_process_mib', 0) for p in pairs):.0f} MiB |",
         f"| ratio (median of {len(pairs)} pairs) | **{wall:.2f}** | **{rss:.2f}** | "
         f"**{one:.2f}** |",
+        "",
+        "| pair | load average (before/after each) | wall ratio | tree ratio | largest-process "
+        "ratio | runner peak | metrics equal (compared) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for number, p in enumerate(pairs, 1):
+        loads = " ".join(
+            "/".join(f"{v:.1f}" for v in p[key]) for key in ("leak_load", "plain_load") if key in p
+        )
+        out.append(
+            f"| {number} | {loads} | {p['leak_wall'] / p['plain_wall']:.3f} | "
+            f"{p['leak_peak_mib'] / p['plain_peak_mib']:.3f} | "
+            f"{p.get('leak_process_mib', 0) / p.get('plain_process_mib', 1):.3f} | "
+            f"{p.get('leak_runner_mib', 0):.0f} MiB | {p['same_metrics_as_plain']} "
+            f"({p.get('metrics_compared', '')}) |"
+        )
+    out += [
         "",
         "| re-run | wall (median) | ratio to cold (median) | reused steps identical |",
         "|---|---|---|---|",

@@ -111,6 +111,8 @@ def _gate_work(
     decision = gate.Decision(
         primary_metric=spec.primary_metric,
         challenger={"metrics": figures},
+        min_improvement=spec.min_improvement,
+        confidence=spec.confidence,
         comparison=comparison.to_dict(),
     )
     if comparison.enough:
@@ -141,6 +143,8 @@ def _gate_work(
                 rows[dataset.target].to_numpy(), mine, theirs, groups=groups, **common
             )
         decision.champion = {"metrics": their_figures}
+        metric = spec.primary_metric
+        decision.difference = round(float(compared[metric] - their_figures[metric]), 6)
         decision.ci_low, decision.ci_high, decision.bootstrap = (
             boot["ci_low"],
             boot["ci_high"],
