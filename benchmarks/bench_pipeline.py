@@ -210,6 +210,11 @@ def main() -> None:
         help="for a checkout older than the step cache: no --no-cache flag, no cache re-runs",
     )
     parser.add_argument(
+        "--pairs-only",
+        action="store_true",
+        help="only the paired cold runs: no cache re-runs (their table is left out)",
+    )
+    parser.add_argument(
         "--report", type=Path, help="print the tables of a results file; run nothing"
     )
     parser.add_argument("-f", dest="files", action="append", default=[])
@@ -238,7 +243,7 @@ def main() -> None:
     for number in range(args.pairs):
         cold = measure([*leak, *cold_flag, *TIMED], cwd=project, env=env)
         reference = measure(plain, cwd=project, env=env)
-        if args.before_cache:
+        if args.before_cache or args.pairs_only:
             warm = evaluate = cold
         else:
             warm = measure([*leak, *TIMED], cwd=project, env=env)
@@ -266,6 +271,12 @@ def main() -> None:
                 "leak_steps": cold["steps"],
             }
         )
+        if args.pairs_only:
+            print(
+                f"pair {number + 1}: {json.dumps(results['pairs'][-1]['leak_steps'])}", flush=True
+            )
+            _save(args.out, results)
+            continue
         results["cache"].append(
             {
                 "cold_wall": cold["wall"],
@@ -380,8 +391,10 @@ def _pairs_report(pairs: list[dict], cache: list[dict]) -> list[str]:
             f"{p.get('leak_runner_mib', 0):.0f} MiB | {p['same_metrics_as_plain']} "
             f"({p.get('metrics_compared', '')}) |"
         )
+    out.append("")
+    if not cache:
+        return out
     out += [
-        "",
         "| re-run | wall (median) | ratio to cold (median) | reused steps identical |",
         "|---|---|---|---|",
         f"| cold (`--no-cache`) | {med(c['cold_wall'] for c in cache):.1f} s | 1.00 | |",
