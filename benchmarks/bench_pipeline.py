@@ -253,7 +253,8 @@ def main() -> None:
         cold_run = record(project, run_id_of(cold["stdout"]))
         warm_run = record(project, run_id_of(warm["stdout"]))
         eval_run = record(project, run_id_of(evaluate["stdout"]))
-        plain_metrics = json.loads(reference["stdout"].strip().splitlines()[-1])["metrics"]
+        plain_out = json.loads(reference["stdout"].strip().splitlines()[-1])
+        plain_metrics = plain_out["metrics"]
         cv = {k: v for k, v in cold_run["metrics"].items() if k.startswith("cv_")}
         results["pairs"].append(
             {
@@ -269,6 +270,7 @@ def main() -> None:
                 "leak_load": cold["load"],
                 "plain_load": reference["load"],
                 "leak_steps": cold["steps"],
+                "plain_steps": plain_out["seconds"],
             }
         )
         if args.pairs_only:
