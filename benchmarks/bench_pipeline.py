@@ -66,8 +66,8 @@ def make_project(root: Path) -> Path:
     return root
 
 
-def _tree_rss(process: psutil.Process) -> tuple[int, int]:
-    """Return the summed RSS of a process tree and the RSS of its largest process.
+def _tree_rss(process: psutil.Process) -> tuple[int, int, int]:
+    """Return the summed RSS of a process tree, the RSS of its largest process and its root's.
 
     A child counts once it has lived a second: between fork and exec a child shares its
     parent's pages, and a sample taken then would count the parent twice (a git call, a
@@ -79,17 +79,21 @@ def _tree_rss(process: psutil.Process) -> tuple[int, int]:
         with contextlib.suppress(psutil.Error):
             if member is process or member.create_time() < settled:
                 sizes.append(member.memory_info().rss)
-    return sum(sizes), max(sizes, default=0)
+    return sum(sizes), max(sizes, default=0), sizes[0] if sizes else 0
 
 
 def measure(command: list[str], *, cwd: Path, env: dict[str, str]) -> dict:
-    """Run a command; return wall seconds, peak tree RSS (MiB), output and per-step figures."""
+    """Run a command; return wall seconds, peak tree RSS (MiB), output and per-step figures.
+
+    ``load`` is the one-minute load average before and after (the machine may be shared).
+    """
+    load_before = round(os.getloadavg()[0], 2)
     started = time.perf_counter()
     child = subprocess.Popen(
         command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     watched = psutil.Process(child.pid)
-    samples: list[tuple[float, int, int]] = []  # (time, tree RSS, largest process RSS)
+    samples: list[tuple[float, int, int, int]] = []  # (time, tree, largest process, root)
     marks: list[tuple[float, str, str]] = []  # (time, step, how) as progress lines arrive
     lines: list[str] = []
 
@@ -114,7 +118,7 @@ def measure(command: list[str], *, cwd: Path, env: dict[str, str]) -> dict:
         )
     steps, begin = {}, started
     for moment, step, how in marks:
-        window = [(tree, one) for t, tree, one in samples if begin <= t <= moment] or [(0, 0)]
+        window = [(tree, one) for t, tree, one, _ in samples if begin <= t <= moment] or [(0, 0)]
         steps[step] = {
             "seconds": round(moment - begin, 2),
             "peak_mib": round(max(tree for tree, _ in window) / 2**20),
@@ -123,7 +127,7 @@ def measure(command: list[str], *, cwd: Path, env: dict[str, str]) -> dict:
         }
         begin = moment
     if marks:
-        window = [(tree, one) for t, tree, one in samples if t >= begin] or [(0, 0)]
+        window = [(tree, one) for t, tree, one, _ in samples if t >= begin] or [(0, 0)]
         steps["reports"] = {
             "seconds": round(started + wall - begin, 2),
             "peak_mib": round(max(tree for tree, _ in window) / 2**20),
@@ -132,21 +136,26 @@ def measure(command: list[str], *, cwd: Path, env: dict[str, str]) -> dict:
         }
     return {
         "wall": wall,
-        "peak_mib": max((tree for _, tree, _ in samples), default=0) / 2**20,
-        "peak_process_mib": max((one for _, _, one in samples), default=0) / 2**20,
+        "load": [load_before, round(os.getloadavg()[0], 2)],
+        "peak_mib": max((tree for _, tree, _, _ in samples), default=0) / 2**20,
+        "peak_process_mib": max((one for _, _, one, _ in samples), default=0) / 2**20,
+        # the command's own process: for `leak run` the runner, beside its kernel
+        "peak_root_mib": max((root for *_, root in samples), default=0) / 2**20,
         "stdout": "".join(lines),
         "steps": steps,
     }
 
 
 def same_metrics(run: dict[str, float], plain: dict[str, float]) -> bool:
-    """True when every metric both computed is equal (NaN equals NaN), and there are some."""
-    shared = [k for k in plain if k in run]
-    return len(shared) >= 10 and all(
-        run[k] == plain[k]
-        or (run[k] != run[k] and plain[k] != plain[k])
-        or abs(run[k] - plain[k]) < 1e-9
-        for k in shared
+    """True when every metric of the run is in ``plain`` and equal (NaN equals NaN)."""
+    return len(run) >= 10 and all(
+        k in plain
+        and (
+            run[k] == plain[k]
+            or (run[k] != run[k] and plain[k] != plain[k])
+            or abs(run[k] - plain[k]) < 1e-9
+        )
+        for k in run
     )
 
 
@@ -201,6 +210,11 @@ def main() -> None:
         help="for a checkout older than the step cache: no --no-cache flag, no cache re-runs",
     )
     parser.add_argument(
+        "--pairs-only",
+        action="store_true",
+        help="only the paired cold runs: no cache re-runs (their table is left out)",
+    )
+    parser.add_argument(
         "--report", type=Path, help="print the tables of a results file; run nothing"
     )
     parser.add_argument("-f", dest="files", action="append", default=[])
@@ -222,14 +236,14 @@ def main() -> None:
 
     cold_flag = [] if args.before_cache else ["--no-cache"]
     seed = measure([*leak, *cold_flag, "-p", "model.params.max_iter", "30"], cwd=project, env=env)
-    champion = record(project, run_id_of(seed["stdout"]))["model"]["sha256"]
-    plain = [sys.executable, str(PLAIN), *extra, *TIMED, "--champion", champion]
+    champion = project / "stores/metadata/runs" / f"{run_id_of(seed['stdout'])}.json"
+    plain = [sys.executable, str(PLAIN), *extra, *TIMED, "--champion", str(champion)]
 
     results: dict = {"pairs": [], "cache": []}
     for number in range(args.pairs):
         cold = measure([*leak, *cold_flag, *TIMED], cwd=project, env=env)
         reference = measure(plain, cwd=project, env=env)
-        if args.before_cache:
+        if args.before_cache or args.pairs_only:
             warm = evaluate = cold
         else:
             warm = measure([*leak, *TIMED], cwd=project, env=env)
@@ -239,7 +253,8 @@ def main() -> None:
         cold_run = record(project, run_id_of(cold["stdout"]))
         warm_run = record(project, run_id_of(warm["stdout"]))
         eval_run = record(project, run_id_of(evaluate["stdout"]))
-        plain_metrics = json.loads(reference["stdout"].strip().splitlines()[-1])["metrics"]
+        plain_out = json.loads(reference["stdout"].strip().splitlines()[-1])
+        plain_metrics = plain_out["metrics"]
         cv = {k: v for k, v in cold_run["metrics"].items() if k.startswith("cv_")}
         results["pairs"].append(
             {
@@ -249,10 +264,21 @@ def main() -> None:
                 "plain_peak_mib": reference["peak_mib"],
                 "leak_process_mib": cold["peak_process_mib"],
                 "plain_process_mib": reference["peak_process_mib"],
+                "leak_runner_mib": cold["peak_root_mib"],
                 "same_metrics_as_plain": same_metrics(cold_run["metrics"], plain_metrics),
+                "metrics_compared": len(cold_run["metrics"]),
+                "leak_load": cold["load"],
+                "plain_load": reference["load"],
                 "leak_steps": cold["steps"],
+                "plain_steps": plain_out["seconds"],
             }
         )
+        if args.pairs_only:
+            print(
+                f"pair {number + 1}: {json.dumps(results['pairs'][-1]['leak_steps'])}", flush=True
+            )
+            _save(args.out, results)
+            continue
         results["cache"].append(
             {
                 "cold_wall": cold["wall"],
@@ -352,6 +378,25 @@ def _pairs_report(pairs: list[dict], cache: list[dict]) -> list[str]:
         f"| ratio (median of {len(pairs)} pairs) | **{wall:.2f}** | **{rss:.2f}** | "
         f"**{one:.2f}** |",
         "",
+        "| pair | load average (before/after each) | wall ratio | tree ratio | largest-process "
+        "ratio | runner peak | metrics equal (compared) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for number, p in enumerate(pairs, 1):
+        loads = " ".join(
+            "/".join(f"{v:.1f}" for v in p[key]) for key in ("leak_load", "plain_load") if key in p
+        )
+        out.append(
+            f"| {number} | {loads} | {p['leak_wall'] / p['plain_wall']:.3f} | "
+            f"{p['leak_peak_mib'] / p['plain_peak_mib']:.3f} | "
+            f"{p.get('leak_process_mib', 0) / p.get('plain_process_mib', 1):.3f} | "
+            f"{p.get('leak_runner_mib', 0):.0f} MiB | {p['same_metrics_as_plain']} "
+            f"({p.get('metrics_compared', '')}) |"
+        )
+    out.append("")
+    if not cache:
+        return out
+    out += [
         "| re-run | wall (median) | ratio to cold (median) | reused steps identical |",
         "|---|---|---|---|",
         f"| cold (`--no-cache`) | {med(c['cold_wall'] for c in cache):.1f} s | 1.00 | |",

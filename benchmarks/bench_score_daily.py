@@ -21,7 +21,12 @@ from leaklib.metadata import open_metadata_store
 from leaklib.params import load
 from leaklib.paths import resolve
 
-CALL_COLUMNS = ["scoring_id", "scored_at", "written_at", "located_by"]  # located_by: the call that ranked
+CALL_COLUMNS = [
+    "scoring_id",
+    "scored_at",
+    "written_at",
+    "located_by",
+]  # located_by: the call that ranked
 FAULTS = "data/l-town-stream.faults.csv"  # the stream's labelled sensor faults
 FIGURES = (
     "event_recall", "event_leaks_detected", "event_false_alarms", "event_false_alarms_per_30d",

@@ -16,8 +16,6 @@ import zipfile
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import skops.io
-
 from leaklib.errors import LeakError
 from leaklib.snapshots import SnapshotStore, sha256_hex
 
@@ -60,6 +58,8 @@ def trusted_types(data: bytes) -> list[str]:
     of gradient boosting). Only scikit-learn's, numpy's and Python's builtin types are
     trusted, and only in a file whose hash matches the one recorded when it was written.
     """
+    import skops.io  # heavy (15 MiB, pytest with it), and the runner needs none
+
     found = skops.io.get_untrusted_types(data=data)
     foreign = [t for t in found if not t.startswith(TRUSTED_PREFIXES)]
     if foreign:
@@ -78,6 +78,8 @@ def canonical_bytes(pipeline: Any) -> bytes:
     the zip entries with the current time; both are replaced by their order of appearance
     and a fixed time.
     """
+    import skops.io  # heavy (15 MiB, pytest with it), and the runner needs none
+
     raw = zipfile.ZipFile(io.BytesIO(skops.io.dumps(pipeline)))
     schema = raw.read("schema.json").decode("utf-8")
     ids = dict.fromkeys(_MEMO_ID.findall(schema))
@@ -121,4 +123,6 @@ def load_model_file(sha256: str, *, store: SnapshotStore) -> Any:
         data = model_store(store).get(sha256)
     except LeakError as exc:  # SnapshotError: missing, unreachable or altered
         raise ModelFileError(f"model {sha256}: {exc}") from exc
+    import skops.io  # heavy (15 MiB, pytest with it), and the runner needs none
+
     return skops.io.loads(data, trusted=trusted_types(data))

@@ -19,13 +19,13 @@ import shutil
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jinja2
 import nbformat
 import yaml
 
-from leaklib import metrics, plots, run_record
+from leaklib import metrics, run_record
 from leaklib.errors import LeakError
 from leaklib.params import ID_PATTERN, default_model_name
 from leaklib.paths import write_atomic
@@ -37,6 +37,9 @@ from leaklib.snapshots import (
     sha256_hex,
 )
 from leaklib.steps import NOTEBOOKS, STEPS, TITLES
+
+if TYPE_CHECKING:
+    from leaklib.plots import Trend
 
 log = logging.getLogger(__name__)
 
@@ -490,7 +493,7 @@ def _metric(run: RunRecord, key: str) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
-def trend_series(runs: Sequence[RunRecord], *, metric: str) -> plots.Trend | None:
+def trend_series(runs: Sequence[RunRecord], *, metric: str) -> Trend | None:
     """Return the holdout ``metric`` of each run, oldest first, with the champion history.
 
     The champion line holds, at each run, the metric of the run promoted last by the time
@@ -509,6 +512,10 @@ def trend_series(runs: Sequence[RunRecord], *, metric: str) -> plots.Trend | Non
         if held:
             champion_line.append((i, held[-1]))
     label = metrics.label(key)
+    # matplotlib and scikit-learn (30 MiB): `leak run` needs them only for this chart, drawn
+    # after the steps, so its runner does not hold them beside the kernel at its peak
+    from leaklib import plots
+
     return plots.Trend(
         points=points,
         champion=champion_line,
@@ -522,6 +529,8 @@ def trend_series(runs: Sequence[RunRecord], *, metric: str) -> plots.Trend | Non
 def trend_chart(runs: Sequence[RunRecord], *, metric: str) -> tuple[str, int, int] | None:
     """Return the trend chart as base64 PNG with its pixel width and height (None: no data)."""
     series = trend_series(runs, metric=metric)
+    from leaklib import plots  # matplotlib: only for the chart (see trend_series)
+
     return plots.trend_png(series) if series else None
 
 

@@ -202,9 +202,7 @@ def score_frame(
     if since is not None:
         keep &= (pd.to_datetime(table[dataset.timestamp]) >= pd.Timestamp(since)).to_numpy()
     sensors = list(found.sensors) if found is not None else list(dataset.features)
-    deviation = score_events.deviations(
-        table, sensors=sensors, derived=run.derived_features or []
-    )
+    deviation = score_events.deviations(table, sensors=sensors, derived=run.derived_features or [])
     return Scored(
         rows=out[keep].reset_index(drop=True),
         deviation=deviation[keep].reset_index(drop=True),

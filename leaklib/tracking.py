@@ -21,7 +21,6 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pandas as pd
 import requests
-import skops.io
 
 from leaklib import models
 from leaklib.errors import LeakError
@@ -241,6 +240,7 @@ def log_model(
     ``metadata`` (the alarm threshold, say) is kept in the model's MLmodel file.
     """
     mlflow = mlflow_module()
+    import skops.io  # heavy (15 MiB, pytest with it), and the runner needs none
     from mlflow.models import infer_signature  # heavy: part of mlflow
 
     signature = infer_signature(example, pipeline.predict_proba(example))
