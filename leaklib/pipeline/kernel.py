@@ -6,6 +6,7 @@ before it loads the rest of the library, so the two overlap.
 
 from __future__ import annotations
 
+import ast
 import json
 import logging
 import threading
@@ -34,24 +35,32 @@ def notebook_path(step: str) -> Path:
 
 
 def warm_up_code() -> str:
-    """Return every notebook's import cells (code cells of import lines only), for the kernel.
+    """Return every notebook's import cells (code cells of import statements only), for the kernel.
 
-    MLflow is added when a notebook imports ``leaklib.tracking``, which loads it on first use.
+    A cell counts when each of its statements is an import (one written over several lines, as
+    ruff formats a long one, included). MLflow is added when a notebook imports
+    ``leaklib.tracking``, which loads it on first use.
     """
     lines: list[str] = []
     for notebook in (notebook_path(step) for step in runs.STEPS):
         for cell in json.loads(notebook.read_text(encoding="utf-8"))["cells"]:
             source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
-            code = [line for line in source.splitlines() if line.strip()]
-            if (
-                cell["cell_type"] == "code"
-                and code
-                and all(line.startswith(("import ", "from ")) for line in code)
-            ):
-                lines += [line for line in code if line not in lines]
+            if cell["cell_type"] == "code":
+                lines += [line for line in _imports_only(source) if line not in lines]
     if any("tracking" in line for line in lines):
         lines.append("import mlflow")
     return "\n".join(lines)
+
+
+def _imports_only(source: str) -> list[str]:
+    """The cell's statements, one line each, when every one is an import (else none)."""
+    try:
+        statements = ast.parse(source).body
+    except SyntaxError:  # a cell magic or shell escape: not an import cell
+        return []
+    if not statements or not all(isinstance(s, ast.Import | ast.ImportFrom) for s in statements):
+        return []
+    return [ast.unparse(statement) for statement in statements]
 
 
 # Run in the run's kernel between two notebooks: what a notebook defined is gone (names, the
