@@ -168,7 +168,7 @@ def test_signatures_are_built_once_then_reused_from_the_stores(tmp_path, grid, m
     def no_solving(*args, **kwargs):
         raise AssertionError("the signatures were solved again")
 
-    monkeypatch.setattr(L, "solve_signatures", no_solving)
+    monkeypatch.setattr(L.matrix, "solve_signatures", no_solving)  # where signatures() calls it
     again = L.signatures(spec, columns=COLUMNS, store=store, index=index, progress=False)
     assert again.reused and again.sha256 == first.sha256
     np.testing.assert_array_equal(again.levels, first.levels)
