@@ -50,15 +50,14 @@ from leaklib import (  # noqa: E402
     modelling,
     models,
     plots,
-    runs,
     schema,
     snapshots,
     sources,
     splits,
 )
-from leaklib.bootstrap import event_bootstrap, paired_bootstrap  # noqa: E402
 from leaklib.metadata import open_metadata_store  # noqa: E402
 from leaklib.params import Params, load  # noqa: E402
+from leaklib.run_record import RunRecord  # noqa: E402
 
 
 def _png_all() -> int:
@@ -76,7 +75,7 @@ def _png_all() -> int:
 
 def _gate_work(
     params: Params,
-    champion_record: dict[str, Any],
+    champion_record: RunRecord,
     *,
     holdout: Any,
     proba: Any,
@@ -117,31 +116,19 @@ def _gate_work(
     )
     if comparison.enough:
         rows, mine = holdout[mask], proba[mask]
-        model = models.load_model_file(champion_record["model"]["sha256"], store=store)
+        model = models.load_model_file(champion_record.model.sha256, store=store)
         theirs = gate.champion_scores(model, rows)
         their_figures, their_events = gate.scored_figures(
             rows,
             theirs,
             params=params,
-            threshold=runs.recorded_threshold(champion_record),
+            threshold=champion_record.threshold,
             leaks=leaks,
         )
         compared, my_events = gate.scored_figures(
             rows, mine, params=params, threshold=threshold, leaks=leaks
         )
-        common = {
-            "metric": spec.primary_metric,
-            "n_bootstrap": spec.n_bootstrap,
-            "seed": params.seed,
-            "confidence": spec.confidence,
-        }
-        if metrics.CATALOGUE[spec.primary_metric].kind == "event":
-            boot = event_bootstrap(my_events, their_events, block=spec.block, **common)
-        else:
-            groups = rows[dataset.group].to_numpy() if dataset.group else None
-            boot = paired_bootstrap(
-                rows[dataset.target].to_numpy(), mine, theirs, groups=groups, **common
-            )
+        boot = gate.bootstrap_difference(params, rows, mine, theirs, (my_events, their_events))
         decision.champion = {"metrics": their_figures}
         metric = spec.primary_metric
         decision.difference = round(float(compared[metric] - their_figures[metric]), 6)
@@ -171,7 +158,9 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     params = load(args.files, [tuple(o) for o in args.overrides])
     dataset = params.dataset
-    champion_record = json.loads(args.champion.read_text()) if args.champion else None
+    champion_record = (
+        RunRecord.from_doc(json.loads(args.champion.read_text())) if args.champion else None
+    )
     # The project's stores: the champion's model file, and the localisation signatures,
     # which the run reuses from them once solved (as the run does, the script reuses them).
     project_snapshots = snapshots.open_snapshot_store(params.snapshot_store)

@@ -255,14 +255,18 @@ def _compared_rows(
     return None
 
 
-def _bootstrap(
+def bootstrap_difference(
     params: Params,
     rows: pd.DataFrame,
     mine: np.ndarray,
     theirs: np.ndarray,
     events: tuple[leak_events.EventResult | None, leak_events.EventResult | None],
 ) -> dict[str, Any]:
-    """Bootstrap the difference in the primary metric: blocks of time for an event metric."""
+    """Bootstrap the challenger's lead in the primary metric on ``rows`` (``mine`` against ``theirs``).
+
+    Blocks of time for an event metric (``events``: both models' event results), the
+    paired bootstrap of rows or groups otherwise.
+    """
     spec, dataset = params.promotion, params.dataset
     common = {
         "metric": spec.primary_metric,
@@ -309,7 +313,7 @@ def _compare(
         compared, my_events = scored_figures(
             rows, mine, params=params, threshold=mine_at, leaks=leaks
         )
-        boot = _bootstrap(params, rows, mine, theirs, (my_events, their_events))
+        boot = bootstrap_difference(params, rows, mine, theirs, (my_events, their_events))
     except (PromotionError, BootstrapError, champion.ChampionError, leak_events.EventError) as exc:
         decision.reason = (
             f"Not promoted: {exc}; compare by hand and use `leak promote` to override."
