@@ -392,7 +392,7 @@ def _promotion_decision(
     *,
     store: MetadataStore,
     params: Params,
-    run: dict[str, Any],
+    run: RunRecord,
     holdout: pd.DataFrame,
     challenger_proba: np.ndarray,
     load_champion: Callable[[dict[str, Any]], Any],
@@ -440,7 +440,7 @@ def _promotion_decision(
 
 
 def _recorded_decision(
-    decision: Decision, *, store: MetadataStore, run: dict[str, Any], name: str
+    decision: Decision, *, store: MetadataStore, run: RunRecord, name: str
 ) -> Decision:
     """Record the decision in the run record and in MLflow's tags, and log it."""
     plain = decision.to_dict()

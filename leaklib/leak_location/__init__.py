@@ -220,7 +220,9 @@ def locate_evaluation(
     if spec is None or not params.dataset.is_stream or not leaks["detected"].astype(bool).any():
         return None
     network = check(params)
-    sigs = signatures(spec, columns=list(frame.columns), store=snapshots, index=store)
+    sigs = signatures(
+        spec, columns=list(frame.columns), store=snapshots, index=store, network=network
+    )
     table, rankings = locate_leaks(
         frame, leaks, sigs=sigs, network=network, spec=spec, timestamp=params.dataset.timestamp
     )
@@ -346,8 +348,13 @@ def event_locator(
     """
     if spec is None or not dataset.is_stream:
         return None
-    sigs = signatures(
-        spec, columns=list(dataset.features), store=snapshots, index=store, progress=False
-    )
     network = read_network(network_file(spec))
+    sigs = signatures(
+        spec,
+        columns=list(dataset.features),
+        store=snapshots,
+        index=store,
+        network=network,
+        progress=False,
+    )
     return Locator(network=network, sigs=sigs, spec=spec, timestamp=str(dataset.timestamp))

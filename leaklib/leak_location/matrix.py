@@ -111,6 +111,7 @@ def signatures(
     columns: Sequence[str],
     store: SnapshotStore,
     index: MetadataStore,
+    network: Network | None = None,
     progress: bool = True,
 ) -> Signatures:
     """Return the signature matrix for a table's pressure sensors, solved once and then reused.
@@ -120,12 +121,13 @@ def signatures(
         columns: The table's columns; its sensor columns must all be in the model.
         store: The snapshot store, whose ``signatures`` folder keeps the matrices.
         index: The metadata store, whose ``signatures`` collection maps a key to its matrix.
+        network: The model file of ``spec`` already read (None: read here).
         progress: Show a tqdm progress bar while solving.
 
     Raises:
         ParameterError: The model file is missing, or a sensor or candidate is not in it.
     """
-    network = read_network(network_file(spec))
+    network = network if network is not None else read_network(network_file(spec))
     sensors = pressure_sensors(columns, network)
     if not sensors:
         raise LocalisationError("the table has no pressure sensor column (p_<node>) to locate by")
