@@ -15,6 +15,17 @@ FEATURES = {
 }
 
 
+def readings(rng, n) -> dict:
+    """The declared columns and the target for ``n`` rows, drawn in a fixed order."""
+    return {
+        "p_a": rng.normal(50, 1, n),
+        "p_b": rng.normal(30, 1, n),
+        "q_in": rng.normal(10, 1, n),
+        "zone": rng.choice(["x", "y"], n),
+        "leaks": rng.integers(0, 2, n),
+    }
+
+
 def series_table(lengths=(14, 11, 9), seed=0) -> pd.DataFrame:
     """Groups of different lengths, rows shuffled, index not a range."""
     rng = np.random.default_rng(seed)
@@ -25,11 +36,7 @@ def series_table(lengths=(14, 11, 9), seed=0) -> pd.DataFrame:
                 {
                     "site": f"s{g}",
                     "time": pd.date_range("2024-01-01", periods=n, freq="15min"),
-                    "p_a": rng.normal(50, 1, n),
-                    "p_b": rng.normal(30, 1, n),
-                    "q_in": rng.normal(10, 1, n),
-                    "zone": rng.choice(["x", "y"], n),
-                    "leaks": rng.integers(0, 2, n),
+                    **readings(rng, n),
                 }
             )
         )
@@ -100,14 +107,7 @@ def stream_table(n=80, seed=0) -> pd.DataFrame:
     """One series without a group column: 20 "days" of 4 rows, rows shuffled."""
     rng = np.random.default_rng(seed)
     table = pd.DataFrame(
-        {
-            "time": pd.date_range("2024-01-01", periods=n, freq="6h"),
-            "p_a": rng.normal(50, 1, n),
-            "p_b": rng.normal(30, 1, n),
-            "q_in": rng.normal(10, 1, n),
-            "zone": rng.choice(["x", "y"], n),
-            "leaks": rng.integers(0, 2, n),
-        }
+        {"time": pd.date_range("2024-01-01", periods=n, freq="6h"), **readings(rng, n)}
     )
     return table.sample(frac=1, random_state=seed)
 
