@@ -22,8 +22,7 @@ import nbformat
 from leaklib.errors import LeakError
 from leaklib.params import Params, defaults
 from leaklib.params.listing import nested_model
-from leaklib.paths import project_root
-from leaklib.steps import NOTEBOOKS, PARAMS, STEPS
+from leaklib.steps import PARAMS, STEPS, notebook_path
 
 HEADER = (
     "# What this step reads (`leak params` explains each); `leak run` injects the run's values.\n"
@@ -108,7 +107,7 @@ def declared_names(nb: nbformat.NotebookNode) -> list[str]:
 
 def notebook_paths() -> list[Path]:
     """Return the steps' notebooks, in run order."""
-    return [project_root() / "notebooks" / f"{NOTEBOOKS[step]}.ipynb" for step in STEPS]
+    return [notebook_path(step) for step in STEPS]
 
 
 def sync_parameter_cells(*, check: bool = False) -> list[Path]:

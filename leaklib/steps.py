@@ -5,6 +5,9 @@ cache, the reports, the API's step names, the notebooks' ``parameters`` cells) r
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+
+from leaklib.paths import project_root
 
 
 @dataclass(frozen=True)
@@ -51,3 +54,8 @@ NOTEBOOKS: dict[str, str] = {step.name: step.notebook for step in CATALOGUE}
 TITLES: dict[str, str] = {step.name: step.title for step in CATALOGUE}
 READS: dict[str, tuple[tuple[str, str], ...]] = {step.name: step.reads for step in CATALOGUE}
 PARAMS: dict[str, tuple[str, ...]] = {step.name: step.params for step in CATALOGUE}
+
+
+def notebook_path(step: str) -> Path:
+    """Return the source notebook of a step: ``notebooks/<name>.ipynb`` in the project."""
+    return project_root() / "notebooks" / f"{NOTEBOOKS[step]}.ipynb"

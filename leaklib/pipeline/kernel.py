@@ -10,28 +10,22 @@ import ast
 import json
 import logging
 import threading
-from pathlib import Path
 from typing import Any
 
 from jupyter_client.blocking import BlockingKernelClient
 from jupyter_client.manager import AsyncKernelManager
 from jupyter_core.utils import run_sync
 
-from leaklib import runs
 from leaklib.errors import LeakError
 from leaklib.kernelspec import KERNEL
 from leaklib.paths import project_root
+from leaklib.steps import STEPS, notebook_path
 
 log = logging.getLogger(__name__)
 
 
 class KernelError(LeakError, RuntimeError):
     """The run's kernel did not answer, or code the runner sent it failed."""
-
-
-def notebook_path(step: str) -> Path:
-    """Return the source notebook of a step."""
-    return project_root() / "notebooks" / f"{runs.NOTEBOOKS[step]}.ipynb"
 
 
 def warm_up_code() -> str:
@@ -42,7 +36,7 @@ def warm_up_code() -> str:
     ``leaklib.tracking``, which loads it on first use.
     """
     lines: list[str] = []
-    for notebook in (notebook_path(step) for step in runs.STEPS):
+    for notebook in (notebook_path(step) for step in STEPS):
         for cell in json.loads(notebook.read_text(encoding="utf-8"))["cells"]:
             source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
             if cell["cell_type"] == "code":

@@ -25,11 +25,11 @@ from leaklib.params import Check, Params, flatten, load, read_yaml, validate
 from leaklib.paths import is_local_path, project_root
 from leaklib.pipeline import cache
 from leaklib.pipeline.guard import Heartbeat, Interrupted, interruptible, stop_kernels
-from leaklib.pipeline.kernel import KernelError, RunKernel, notebook_path
+from leaklib.pipeline.kernel import KernelError, RunKernel
 from leaklib.run_record import RunRecord
 from leaklib.snapshots import open_snapshot_store
 from leaklib.sources import source_problems
-from leaklib.steps import PARAMS
+from leaklib.steps import PARAMS, notebook_path
 
 log = logging.getLogger(__name__)
 
